@@ -1,0 +1,115 @@
+"""Run a plan as a transaction: write-ahead record, execute, verify, or roll back.
+
+apply:   record the undo of each new fact *before* making it; run the steps in order; observe
+         again and require an empty plan. If anything fails, undo the steps that ran (newest
+         first) and restore the record, so the host is as it was.
+destroy: run the recorded undo steps newest first, dropping each from the record as it
+         succeeds, so an interrupted destroy can simply be run again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import faults, hostcheck, record as records
+from .config import locate
+from .errors import HostError, InputError
+from .host import executor
+from .model import Topology
+from .observe import observe
+from .plan import plan, uplink_snapshot
+from .record import Record
+from .steps import Action, Step
+
+
+@dataclass
+class Result:
+    actions: list[Action] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _check_conflicts(topo: Topology, observed, record: Record) -> None:
+    found = hostcheck.conflicts(topo, observed, record)
+    if found:
+        raise InputError(locate(topo.path, found))
+
+
+def compute(topo: Topology, state_root: str) -> tuple[Record, object, list[Action]]:
+    """The plan for `topo` against this host, with no change made."""
+    record = records.load(state_root, topo.name)
+    observed = observe(topo)
+    _check_conflicts(topo, observed, record)
+    return record, observed, plan(topo, observed, record)
+
+
+def apply(topo: Topology, state_root: str) -> Result:
+    record, observed, actions = compute(topo, state_root)
+    if not actions:
+        return Result()
+    original = record.copy()
+    record.file = topo.path
+    for net in topo.networks:
+        if net.mode == "bridge" and net.name not in record.uplinks:
+            record.uplinks[net.name] = uplink_snapshot(net, observed, record)
+    journal: list[Action] = []
+    try:
+        for i, action in enumerate(actions):
+            faults.check(i)
+            if action.kind == "create" and record.add(action.key, action.undo.to_json() if action.undo else None):
+                records.save(state_root, record)
+            journal.append(action)
+            executor.run(action.do)
+            if action.kind == "remove":
+                record.drop(action.key)
+                records.save(state_root, record)
+        left = plan(topo, observe(topo), record)
+        if left:
+            raise HostError("after apply the host still differs: " + "; ".join(a.do.describe() for a in left))
+    except BaseException as exc:
+        undone, failed = _rollback(journal)
+        kept = [e for e in record.entries if e[0] in failed and e[0] not in original.keys()]
+        original.entries.extend(kept)
+        records.save(state_root, original)
+        message = f"apply failed at step {len(journal)} ({journal[-1].do.describe() if journal else 'before any step'}): {exc}"
+        if failed:
+            message += f"; could not undo: {', '.join(sorted(failed))} (kept in the record for destroy)"
+        raise HostError(message, undone) from exc
+    records.save(state_root, record)
+    return Result(actions)
+
+
+def _rollback(journal: list[Action]) -> tuple[list[str], set[str]]:
+    undone, failed = [], set()
+    for action in reversed(journal):
+        if action.undo is None:
+            continue
+        try:
+            executor.run(action.undo)
+            undone.append(action.undo.describe())
+        except Exception:
+            failed.add(action.key)
+    return undone, failed
+
+
+def destroy(name: str, state_root: str, record: Record | None = None) -> Result:
+    """Undo everything recorded for topology `name`. `record` overrides the saved one (--force)."""
+    record = record or records.load(state_root, name)
+    done: list[Action] = []
+    errors = []
+    for key, undo in reversed(list(record.entries)):
+        if undo is not None:
+            step = Step.from_json(undo)
+            try:
+                executor.run(step)
+            except Exception as exc:
+                errors.append(f"{step.describe()}: {exc}")
+                continue
+            done.append(Action(key, "remove", step, None))
+        record.drop(key)
+        records.save(state_root, record)
+    if errors:
+        raise HostError("destroy could not finish (run it again once fixed): " + "; ".join(errors),
+                        [a.do.describe() for a in done])
+    record.uplinks = {}
+    records.remove(state_root, name)
+    return Result(done)

@@ -1,0 +1,164 @@
+"""The command line: parse, call the engine, print, exit. The only module that prints or exits."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from . import apply as engine
+from . import config, record as records, statedir
+from .errors import InputError, KvmnetError
+
+
+def _fail(exc: KvmnetError) -> None:
+    click.echo(f"kvmnet: {exc}" if not isinstance(exc, InputError) else str(exc), err=True)
+    rolled = getattr(exc, "rolled_back", None)
+    if rolled:
+        click.echo("rolled back:", err=True)
+        for line in rolled:
+            click.echo(f"  {line}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _need_root(what: str) -> None:
+    if os.geteuid() != 0:
+        click.echo(f"kvmnet {what}: needs root (CAP_NET_ADMIN to change links, addresses and firewall rules); "
+                   "run it with sudo", err=True)
+        sys.exit(1)
+
+
+def _print_actions(actions, header: str) -> None:
+    click.echo(header)
+    for i, a in enumerate(actions, 1):
+        click.echo(f"  {i:>3}. {a.do.describe()}")
+        click.echo(f"       $ {a.do.command()}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--state-dir", envvar="KVMNET_STATE_DIR", default=None,
+              help="Where kvmnet keeps its records (default /run/kvmnet, or /run/kvmnet/netns/NAME in a named netns).")
+@click.version_option(package_name="kvmnet")
+@click.pass_context
+def main(ctx, state_dir):
+    """Declarative network topologies for QEMU/KVM hosts."""
+    ctx.obj = statedir.resolve(state_dir)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+def validate(file):
+    """Check FILE without touching the host."""
+    try:
+        topo = config.load(file)
+    except KvmnetError as exc:
+        _fail(exc)
+    nets = ", ".join(f"{n.name} ({n.mode})" for n in topo.networks) or "none"
+    click.echo(f"{file}: ok: topology {topo.name}; networks: {nets}; guests: {len(topo.guests)}")
+
+
+@main.command("plan")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.pass_obj
+def plan_cmd(state_root, file, as_json):
+    """Show the steps `apply` would take; change nothing."""
+    try:
+        topo = config.load(file)
+        with statedir.locked(state_root):
+            _, _, actions = engine.compute(topo, state_root)
+    except KvmnetError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps({"topology": topo.name, "steps": [a.to_json() for a in actions]}, indent=1))
+    elif actions:
+        _print_actions(actions, f"{topo.name}: {len(actions)} step(s) to apply {file}:")
+    else:
+        click.echo(f"{topo.name}: in sync with {file}; nothing to do")
+
+
+@main.command("apply")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.pass_obj
+@click.pass_context
+def apply_cmd(ctx, state_root, file, dry_run):
+    """Make the host match FILE (a transaction: all steps, or none)."""
+    if dry_run:
+        ctx.invoke(plan_cmd, file=file, as_json=False)
+        return
+    _need_root("apply")
+    try:
+        topo = config.load(file)
+        with statedir.locked(state_root):
+            result = engine.apply(topo, state_root)
+    except KvmnetError as exc:
+        _fail(exc)
+    if result.actions:
+        _print_actions(result.actions, f"{topo.name}: applied {len(result.actions)} step(s); verified in sync")
+    else:
+        click.echo(f"{topo.name}: already in sync; nothing changed")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True,
+              help="The state record is lost or corrupt: remove what kvmnet creates for FILE, by kvmnet's own names.")
+@click.pass_obj
+def destroy(state_root, file, force):
+    """Remove everything kvmnet created for FILE, and nothing else."""
+    _need_root("destroy")
+    try:
+        topo = config.load(file)
+        with statedir.locked(state_root):
+            forced = None
+            if force:
+                from .forced import forced_record
+                forced = forced_record(topo, state_root)
+            result = engine.destroy(topo.name, state_root, forced)
+    except KvmnetError as exc:
+        _fail(exc)
+    if result.actions:
+        _print_actions(result.actions, f"{topo.name}: destroyed ({len(result.actions)} step(s))")
+    else:
+        click.echo(f"{topo.name}: nothing to destroy")
+
+
+@main.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def status(state_root, file, as_json):
+    """What kvmnet has applied here (and, with FILE, whether the host still matches it)."""
+    try:
+        with statedir.locked(state_root):
+            recs = records.all_records(state_root)
+            out = []
+            for rec in recs:
+                item = {"topology": rec.topology, "file": rec.file, "objects": len(rec.entries),
+                        "firewall": rec.firewall_backend}
+                if file:
+                    topo = config.load(file)
+                    if topo.name != rec.topology:
+                        continue
+                    _, _, actions = engine.compute(topo, state_root)
+                    item["drift"] = [a.do.describe() for a in actions]
+                out.append(item)
+    except KvmnetError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps({"state_dir": state_root, "topologies": out}, indent=1))
+        return
+    if not out:
+        click.echo(f"nothing applied (state dir {state_root})")
+    for item in out:
+        line = f"{item['topology']}: {item['objects']} object(s) from {item['file']}"
+        if "drift" in item:
+            line += "; in sync" if not item["drift"] else f"; drifted: {'; '.join(item['drift'])}"
+        click.echo(line)
+
+
+if __name__ == "__main__":
+    main()

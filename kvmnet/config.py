@@ -1,0 +1,604 @@
+"""TOML topology file -> model.Topology, or InputError listing every problem with file:line: key.
+
+Pure: reads the file it is given and nothing else. Checks that need the host (routes, the
+uplink's existence) live in hostcheck.py and run at plan time, before any change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+
+from . import naming
+from .errors import InputError, Problem
+from .model import (BRIDGED_MODES, MODES, Dhcp, Forward, Guest, GuestFwd, HostFwd, Network,
+                    Nic, SocketNet, Topology, UserNet)
+from .tomlpos import format_path, key_lines, line_of
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_FORWARDS = 20000  # in all; each is one map element, but a file this big is a mistake
+MAX_GUESTS = 4096
+MAX_NETWORKS = 256
+_MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_MISSING = object()
+NIC_MODELS = ("virtio-net-pci", "virtio-net", "e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet",
+              "vmxnet3", "i82559er", "usb-net")
+
+
+class _Reader:
+    """Typed access to the raw TOML dict that records problems instead of raising."""
+
+    def __init__(self, file: str, text: str):
+        self.file = file
+        self.lines = key_lines(text)
+        self.problems: list[Problem] = []
+
+    def error(self, path: tuple, reason: str) -> None:
+        self.problems.append(Problem(self.file, line_of(self.lines, path), format_path(path), reason))
+
+    def table(self, value, path: tuple, allowed: tuple[str, ...]) -> dict:
+        if not isinstance(value, dict):
+            self.error(path, f"must be a table, not {_type_name(value)}")
+            return {}
+        for key in value:
+            if key not in allowed:
+                self.error(path + (key,), f"unknown key (allowed: {', '.join(allowed)})")
+        return value
+
+    def get(self, table: dict, key: str, path: tuple, kind, default=_MISSING):
+        """Return table[key] checked against kind (a type, or a tuple of types); None when
+        missing and optional, or when wrong (the problem is recorded)."""
+        if key not in table:
+            if default is _MISSING:
+                self.error(path + (key,), "is required")
+                return None
+            return default
+        value = table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            wanted = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
+            self.error(path + (key,), f"must be {wanted}, not {_type_name(value)}")
+            return None
+        return value
+
+    def ipv4(self, table: dict, key: str, path: tuple, default=_MISSING) -> IPv4Address | None:
+        text = self.get(table, key, path, str, default)
+        if text is None or isinstance(text, IPv4Address):
+            return text
+        try:
+            addr = ip_address(text)
+        except ValueError:
+            self.error(path + (key,), f"{text!r} is not an IPv4 address")
+            return None
+        if not isinstance(addr, IPv4Address):
+            self.error(path + (key,), f"{text} is IPv6; only IPv4 is supported here")
+            return None
+        return addr
+
+    def ifname(self, table: dict, key: str, path: tuple, default=_MISSING) -> str | None:
+        name = self.get(table, key, path, str, default)
+        if name is not None:
+            why = naming.ifname_problem(name)
+            if why:
+                self.error(path + (key,), why)
+                return None
+        return name
+
+    def port(self, value, path: tuple) -> tuple[int, int] | None:
+        """A port or an inclusive range: 80, or "8000-8010"."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            lo = hi = value
+        elif isinstance(value, str) and re.fullmatch(r"\d{1,5}-\d{1,5}", value.strip()):
+            lo, hi = (int(p) for p in value.strip().split("-"))
+        else:
+            self.error(path, f"must be a port (1-65535) or a range \"LOW-HIGH\", not {value!r}")
+            return None
+        if not (1 <= lo <= 65535 and 1 <= hi <= 65535):
+            self.error(path, f"{value} is outside 1-65535")
+            return None
+        if lo > hi:
+            self.error(path, f"range {value} is reversed")
+            return None
+        return lo, hi
+
+
+_KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "a table",
+               list: "an array"}
+
+
+def _type_name(value) -> str:
+    for kind, name in ((bool, "true or false"), (str, "a string"), (int, "an integer"),
+                       (float, "a float"), (dict, "a table"), (list, "an array")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+# ---------------------------------------------------------------- networks
+
+_COMMON = ("mode",)
+_BRIDGE_KEYS = ("bridge", "stp", "forward_delay", "mtu")
+_ADDR_KEYS = ("subnet", "gateway", "dhcp", "domain", "dns_hosts", "tftp_root", "bootfile",
+              "spoof_protection")
+NETWORK_KEYS = {
+    "nat": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ("forwards",),
+    "routed": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS,
+    "isolated": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS,
+    "bridge": _COMMON + _BRIDGE_KEYS + ("uplink",),
+    "user": _COMMON + ("net", "host", "dns", "dhcpstart", "restrict", "hostname", "domainname",
+                       "hostfwd", "guestfwd", "tftp", "bootfile", "smb", "ipv6"),
+    "socket": _COMMON + ("transport", "address", "port"),
+}
+
+
+def _network(r: _Reader, name: str, raw, path: tuple) -> Network | None:
+    if not naming.OBJECT_NAME_RE.match(name):
+        r.error(path, f"network name {name!r} must be 1-32 letters, digits, '_' or '-'")
+    if not isinstance(raw, dict):
+        r.error(path, f"must be a table, not {_type_name(raw)}")
+        return None
+    mode = r.get(raw, "mode", path, str)
+    if mode is None:
+        return None
+    if mode not in MODES:
+        r.error(path + ("mode",), f"unknown mode {mode!r} (one of {', '.join(MODES)})")
+        return None
+    r.table(raw, path, NETWORK_KEYS[mode])
+    if mode == "user":
+        return Network(name, mode, user=_user_net(r, raw, path))
+    if mode == "socket":
+        return _socket_net(r, name, raw, path)
+    fields: dict = {"bridge": r.ifname(raw, "bridge", path)}
+    stp = r.get(raw, "stp", path, bool, True)
+    delay = r.get(raw, "forward_delay", path, int, 0)
+    if delay is not None and not 0 <= delay <= 30:
+        r.error(path + ("forward_delay",), f"{delay} is outside 0-30 seconds")
+    mtu = r.get(raw, "mtu", path, int, None)
+    if mtu is not None and not 68 <= mtu <= 65535:
+        r.error(path + ("mtu",), f"{mtu} is outside 68-65535")
+    fields.update(stp=bool(stp), forward_delay=delay or 0, mtu=mtu)
+    if mode == "bridge":
+        fields["uplink"] = r.ifname(raw, "uplink", path)
+        return Network(name, mode, **fields)
+    subnet_required = mode != "isolated" or "dhcp" in raw or "gateway" in raw
+    subnet = _subnet(r, raw, path, required=subnet_required)
+    gateway = r.ipv4(raw, "gateway", path, None)
+    if subnet is not None:
+        if gateway is None:
+            gateway = subnet.network_address + 1
+        else:
+            _check_host_address(r, path + ("gateway",), gateway, subnet)
+    dhcp = _dhcp(r, raw.get("dhcp"), path + ("dhcp",), subnet) if "dhcp" in raw else None
+    domain = r.get(raw, "domain", path, str, None)
+    if domain is not None and not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9\-.]{0,250}[A-Za-z0-9])?", domain):
+        r.error(path + ("domain",), f"{domain!r} is not a DNS domain name")
+    dns_hosts = []
+    hosts_raw = r.get(raw, "dns_hosts", path, dict, {})
+    for host, addr in (hosts_raw or {}).items():
+        hpath = path + ("dns_hosts", host)
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9\-.]{0,62})", host):
+            r.error(hpath, f"{host!r} is not a host name")
+        ip = r.ipv4(hosts_raw, host, path + ("dns_hosts",))
+        if ip is not None:
+            dns_hosts.append((host, ip))
+    for key in ("tftp_root", "bootfile"):
+        value = r.get(raw, key, path, str, None)
+        if value is not None and ("\n" in value or "," in value):
+            r.error(path + (key,), "must not contain commas or newlines")
+        fields[key] = value
+    if fields["tftp_root"] is not None and not os.path.isabs(fields["tftp_root"]):
+        r.error(path + ("tftp_root",), "must be an absolute path")
+    fields.update(subnet=subnet, gateway=gateway if subnet else None, dhcp=dhcp, domain=domain,
+                  dns_hosts=tuple(dns_hosts),
+                  spoof_protection=bool(r.get(raw, "spoof_protection", path, bool, False)))
+    return Network(name, mode, **fields)
+
+
+def _subnet(r: _Reader, raw: dict, path: tuple, required: bool) -> IPv4Network | None:
+    text = r.get(raw, "subnet", path, str, _MISSING if required else None)
+    if text is None:
+        return None
+    try:
+        net = ip_network(text, strict=False)
+    except ValueError:
+        r.error(path + ("subnet",), f"{text!r} is not a subnet in CIDR form (like 192.168.122.0/24)")
+        return None
+    if not isinstance(net, IPv4Network):
+        r.error(path + ("subnet",), f"{text} is IPv6; only IPv4 subnets are supported")
+        return None
+    if "/" not in text:
+        r.error(path + ("subnet",), f"{text!r} has no prefix length (like {text}/24)")
+        return None
+    if net.network_address != ip_address(text.split("/")[0].strip()):
+        r.error(path + ("subnet",), f"{text} has host bits set; did you mean {net}?")
+        return None
+    if net.prefixlen < 8 or net.prefixlen > 30:
+        r.error(path + ("subnet",), f"/{net.prefixlen} is outside /8-/30 (a guest network needs a gateway and guests, and no more than a /8)")
+        return None
+    return net
+
+
+def _check_host_address(r: _Reader, path: tuple, addr: IPv4Address, subnet: IPv4Network) -> bool:
+    if addr not in subnet:
+        r.error(path, f"{addr} is outside subnet {subnet}")
+        return False
+    if addr in (subnet.network_address, subnet.broadcast_address):
+        which = "network" if addr == subnet.network_address else "broadcast"
+        r.error(path, f"{addr} is the {which} address of {subnet}")
+        return False
+    return True
+
+
+def _dhcp(r: _Reader, raw, path: tuple, subnet: IPv4Network | None) -> Dhcp | None:
+    raw = r.table(raw, path, ("start", "end", "lease_time"))
+    start, end = r.ipv4(raw, "start", path), r.ipv4(raw, "end", path)
+    lease = r.get(raw, "lease_time", path, str, "1h")
+    if lease is not None and not re.fullmatch(r"\d+[smhdw]?|infinite", lease):
+        r.error(path + ("lease_time",), f"{lease!r} is not a lease time (like 3600, 1h, 2d, infinite)")
+    if start is None or end is None or subnet is None:
+        return None
+    ok = _check_host_address(r, path + ("start",), start, subnet)
+    ok = _check_host_address(r, path + ("end",), end, subnet) and ok
+    if ok and start > end:
+        r.error(path + ("end",), f"range {start}-{end} is reversed")
+        return None
+    return Dhcp(start, end, lease or "1h") if ok else None
+
+
+def _forwards(r: _Reader, net: Network, raw_list, path: tuple, guests_by_name: dict) -> tuple:
+    if not isinstance(raw_list, list):
+        r.error(path, f"must be an array of tables, not {_type_name(raw_list)}")
+        return ()
+    out = []
+    for i, raw in enumerate(raw_list):
+        p = path + (i,)
+        raw = r.table(raw, p, ("proto", "host_port", "host_addr", "guest", "guest_port"))
+        proto = r.get(raw, "proto", p, str, "tcp")
+        if proto not in (None, "tcp", "udp"):
+            r.error(p + ("proto",), f"{proto!r} must be tcp or udp")
+            proto = None
+        host = r.port(raw["host_port"], p + ("host_port",)) if "host_port" in raw else r.get(raw, "host_port", p, int)
+        guest_ports = r.port(raw["guest_port"], p + ("guest_port",)) if "guest_port" in raw else host
+        host_addr = r.ipv4(raw, "host_addr", p, None)
+        target = r.get(raw, "guest", p, str)
+        if host and guest_ports and host[1] - host[0] != guest_ports[1] - guest_ports[0]:
+            r.error(p + ("guest_port",), f"range {guest_ports[0]}-{guest_ports[1]} is not the same size as host_port {host[0]}-{host[1]}")
+            guest_ports = None
+        guest_ip, guest_name = _forward_target(r, net, target, p + ("guest",), guests_by_name)
+        if None not in (proto, host, guest_ports, guest_ip):
+            out.append(Forward(proto, host, guest_ip, guest_ports, guest_name, host_addr))
+    return tuple(out)
+
+
+def _forward_target(r, net: Network, target, path, guests_by_name):
+    if target is None:
+        return None, None
+    try:
+        ip = ip_address(target)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        if net.subnet is not None and _check_host_address(r, path, ip, net.subnet):
+            return ip, None
+        return None, None
+    guest = guests_by_name.get(target)
+    if guest is None:
+        r.error(path, f"unknown guest {target!r}")
+        return None, None
+    ips = [n.ip for n in guest.nics if n.network == net.name and n.ip is not None]
+    if not ips:
+        r.error(path, f"guest {target!r} has no static ip on network {net.name!r}; a port forward needs one (set guests.{target}.nics[].ip)")
+        return None, None
+    return ips[0], target
+
+
+# ---------------------------------------------------------------- user and socket networks
+
+def _user_net(r: _Reader, raw: dict, path: tuple) -> UserNet | None:
+    defaults = UserNet()
+    net = defaults.net
+    if "net" in raw:
+        text = r.get(raw, "net", path, str)
+        net = _user_subnet(r, text, path + ("net",)) if text is not None else None
+    if net is None:
+        return None
+    base = int(net.network_address)
+    host = r.ipv4(raw, "host", path, IPv4Address(base + 2))
+    dns = r.ipv4(raw, "dns", path, IPv4Address(base + 3))
+    dhcpstart = r.ipv4(raw, "dhcpstart", path, IPv4Address(base + 15))
+    for key, value in (("host", host), ("dns", dns), ("dhcpstart", dhcpstart)):
+        if value is not None:
+            _check_host_address(r, path + (key,), value, net)
+    if host is not None and host == dns:
+        r.error(path + ("dns",), f"{dns} must differ from host {host}")
+    restrict = r.get(raw, "restrict", path, bool, False)
+    hostfwd = _hostfwds(r, raw.get("hostfwd", []), path + ("hostfwd",), net, dhcpstart)
+    guestfwd = _guestfwds(r, raw.get("guestfwd", []), path + ("guestfwd",), net)
+    strings = {}
+    for key in ("hostname", "domainname", "tftp", "bootfile", "smb"):
+        value = r.get(raw, key, path, str, None)
+        if value is not None and ("," in value or "\n" in value or not value):
+            r.error(path + (key,), "must be non-empty and contain no commas or newlines (QEMU option syntax)")
+            value = None
+        strings[key] = value
+    for key in ("tftp", "smb"):
+        if strings[key] is not None and not os.path.isabs(strings[key]):
+            r.error(path + (key,), "must be an absolute path")
+    ipv6 = r.get(raw, "ipv6", path, bool, None)
+    return UserNet(net=net, host=host or defaults.host, dns=dns or defaults.dns,
+                   dhcpstart=dhcpstart or defaults.dhcpstart, restrict=bool(restrict),
+                   hostfwd=hostfwd, guestfwd=guestfwd, ipv6=ipv6, **strings)
+
+
+def _user_subnet(r: _Reader, text: str, path: tuple) -> IPv4Network | None:
+    """QEMU's net= takes addr/prefix, addr/mask, or a bare address (then /24)."""
+    try:
+        net = ip_network(text if "/" in text else f"{text}/24", strict=False)
+    except ValueError:
+        r.error(path, f"{text!r} is not addr/prefix or addr/netmask")
+        return None
+    if not isinstance(net, IPv4Network) or net.prefixlen > 30 or net.prefixlen < 8:
+        r.error(path, f"{text} must be an IPv4 network between /8 and /30")
+        return None
+    return net
+
+
+def _hostfwds(r: _Reader, raw_list, path: tuple, net, dhcpstart) -> tuple:
+    if not isinstance(raw_list, list):
+        r.error(path, f"must be an array of tables, not {_type_name(raw_list)}")
+        return ()
+    out, seen = [], {}
+    for i, raw in enumerate(raw_list):
+        p = path + (i,)
+        raw = r.table(raw, p, ("proto", "host_addr", "host_port", "guest_addr", "guest_port"))
+        proto = r.get(raw, "proto", p, str, "tcp")
+        if proto not in (None, "tcp", "udp"):
+            r.error(p + ("proto",), f"{proto!r} must be tcp or udp")
+            proto = None
+        host_addr = r.ipv4(raw, "host_addr", p, None)
+        guest_addr = r.ipv4(raw, "guest_addr", p, None)
+        if guest_addr is not None and guest_addr not in net:
+            r.error(p + ("guest_addr",), f"{guest_addr} is outside net {net}")
+        ports = []
+        for key in ("host_port", "guest_port"):
+            value = r.get(raw, key, p, int)
+            if value is not None and not 1 <= value <= 65535:
+                r.error(p + (key,), f"{value} is outside 1-65535")
+                value = None
+            ports.append(value)
+        if proto and None not in ports:
+            ident = (proto, host_addr, ports[0])
+            if ident in seen:
+                r.error(p + ("host_port",), f"duplicate of hostfwd[{seen[ident]}] ({proto} port {ports[0]})")
+                continue
+            seen[ident] = i
+            out.append(HostFwd(proto, host_addr, ports[0], guest_addr, ports[1]))
+    return tuple(out)
+
+
+def _guestfwds(r: _Reader, raw_list, path: tuple, net) -> tuple:
+    if not isinstance(raw_list, list):
+        r.error(path, f"must be an array of tables, not {_type_name(raw_list)}")
+        return ()
+    out = []
+    for i, raw in enumerate(raw_list):
+        p = path + (i,)
+        raw = r.table(raw, p, ("server_addr", "server_port", "target"))
+        addr = r.ipv4(raw, "server_addr", p)
+        port = r.get(raw, "server_port", p, int)
+        target = r.get(raw, "target", p, str)
+        if addr is not None and addr not in net:
+            r.error(p + ("server_addr",), f"{addr} is outside net {net}")
+        if port is not None and not 1 <= port <= 65535:
+            r.error(p + ("server_port",), f"{port} is outside 1-65535")
+            port = None
+        if target is not None and not (target.startswith("cmd:") or re.fullmatch(r"[A-Za-z0-9.\-]+:\d{1,5}", target)):
+            r.error(p + ("target",), f"{target!r} must be HOST:PORT or cmd:COMMAND")
+            target = None
+        if target is not None and "," in target:
+            r.error(p + ("target",), "must not contain commas (QEMU option syntax)")
+            target = None
+        if None not in (addr, port, target):
+            out.append(GuestFwd(addr, port, target))
+    return tuple(out)
+
+
+def _socket_net(r: _Reader, name: str, raw: dict, path: tuple) -> Network | None:
+    transport = r.get(raw, "transport", path, str)
+    if transport not in (None, "tcp", "udp", "mcast"):
+        r.error(path + ("transport",), f"{transport!r} must be tcp, udp or mcast")
+        return None
+    default_addr = "230.0.0.1" if transport == "mcast" else "127.0.0.1"
+    address = r.ipv4(raw, "address", path, IPv4Address(default_addr))
+    port = r.get(raw, "port", path, int)
+    if port is not None and not 1 <= port <= 65535:
+        r.error(path + ("port",), f"{port} is outside 1-65535")
+        port = None
+    if transport == "mcast" and address is not None and not address.is_multicast:
+        r.error(path + ("address",), f"{address} is not a multicast address (224.0.0.0/4)")
+    if None in (transport, address, port):
+        return None
+    return Network(name, "socket", socket=SocketNet(transport, address, port))
+
+
+# ---------------------------------------------------------------- guests
+
+def _guest(r: _Reader, topology: str, name: str, raw, path: tuple) -> Guest | None:
+    if not naming.OBJECT_NAME_RE.match(name):
+        r.error(path, f"guest name {name!r} must be 1-32 letters, digits, '_' or '-'")
+        return None
+    raw = r.table(raw, path, ("nics",))
+    nics_raw = r.get(raw, "nics", path, list, [])
+    nics = []
+    for i, nic in enumerate(nics_raw or []):
+        p = path + ("nics", i)
+        nic = r.table(nic, p, ("network", "mac", "ip", "model", "tap"))
+        network = r.get(nic, "network", p, str)
+        mac = r.get(nic, "mac", p, str, None)
+        if mac is not None:
+            mac = _mac(r, mac, p + ("mac",))
+        ip = r.ipv4(nic, "ip", p, None)
+        model = r.get(nic, "model", p, str, "virtio-net-pci")
+        if model is not None and model not in NIC_MODELS:
+            r.error(p + ("model",), f"unknown NIC model {model!r} (one of {', '.join(NIC_MODELS)})")
+        tap = r.ifname(nic, "tap", p, None)
+        if network is not None:
+            nics.append(Nic(network, mac or naming.guest_mac(topology, name, i), ip,
+                            model or "virtio-net-pci", tap))
+    return Guest(name, tuple(nics))
+
+
+def _mac(r: _Reader, text: str, path: tuple) -> str | None:
+    mac = text.strip().lower().replace("-", ":")
+    if not _MAC_RE.match(mac):
+        r.error(path, f"{text!r} is not a MAC address (like 52:54:00:12:34:56)")
+        return None
+    if int(mac[:2], 16) & 1:
+        r.error(path, f"{text} is a multicast MAC; a NIC needs a unicast one")
+        return None
+    if mac == "00:00:00:00:00:00":
+        r.error(path, "00:00:00:00:00:00 is not a usable MAC")
+        return None
+    return mac
+
+
+# ---------------------------------------------------------------- cross-checks
+
+def _cross_check(r: _Reader, topology: str, networks: list[Network], guests: list[Guest]) -> list[Guest]:
+    by_name = {n.name: n for n in networks}
+    bridges: dict[str, str] = {}
+    for net in networks:
+        for key in ("bridge", "uplink"):
+            ifname = getattr(net, key)
+            if ifname is None:
+                continue
+            if ifname in bridges:
+                r.error(("networks", net.name, key), f"{ifname} is already used by networks.{bridges[ifname]}")
+            bridges[ifname] = net.name
+    subnets = [(n, n.subnet) for n in networks if n.subnet is not None]
+    for i, (a, sa) in enumerate(subnets):
+        for b, sb in subnets[i + 1:]:
+            if sa.overlaps(sb):
+                r.error(("networks", b.name, "subnet"), f"{sb} overlaps networks.{a.name}.subnet {sa}")
+    socket_members: dict[str, list[str]] = {}
+    macs: dict[str, str] = {}
+    ips: dict[tuple, str] = {}
+    taps: dict[str, str] = {}
+    fixed: list[Guest] = []
+    for guest in guests:
+        nics = []
+        for i, nic in enumerate(guest.nics):
+            p = ("guests", guest.name, "nics", i)
+            where = f"guests.{guest.name}.nics[{i}]"
+            net = by_name.get(nic.network)
+            if net is None:
+                r.error(p + ("network",), f"unknown network {nic.network!r}")
+                continue
+            if nic.mac in macs:
+                r.error(p + ("mac",), f"{nic.mac} is also the MAC of {macs[nic.mac]}")
+            macs[nic.mac] = where
+            if nic.ip is not None:
+                if net.subnet is None or net.mode not in ("nat", "routed", "isolated"):
+                    r.error(p + ("ip",), f"a static ip needs a network with a subnet and DHCP ({nic.network} is {net.mode})")
+                elif _check_host_address(r, p + ("ip",), nic.ip, net.subnet):
+                    if nic.ip == net.gateway:
+                        r.error(p + ("ip",), f"{nic.ip} is the gateway of networks.{net.name}")
+                    elif (net.name, nic.ip) in ips:
+                        r.error(p + ("ip",), f"{nic.ip} is also the ip of {ips[(net.name, nic.ip)]}")
+                    ips[(net.name, nic.ip)] = where
+            if net.mode == "socket":
+                socket_members.setdefault(net.name, []).append(guest.name)
+            if net.bridged:
+                tap = nic.tap or naming.tap_name(topology, guest.name, i)
+                if tap in taps or tap in bridges:
+                    r.error(p + ("tap",), f"tap {tap} is also used by {taps.get(tap) or 'a network'}")
+                taps[tap] = where
+                nic = replace(nic, tap=tap)
+            elif nic.tap is not None:
+                r.error(p + ("tap",), f"only NICs on bridged networks have taps ({nic.network} is {net.mode})")
+            nics.append(nic)
+        fixed.append(Guest(guest.name, tuple(nics)))
+    for name, members in socket_members.items():
+        net = by_name[name]
+        if net.socket.transport in ("tcp", "udp") and len(members) > 2:
+            r.error(("networks", name, "transport"), f"a {net.socket.transport} link joins exactly two guests, but {len(members)} use it ({', '.join(members)}); use transport = \"mcast\"")
+    return fixed
+
+
+def load_text(text: str, file: str, topology_name: str | None = None) -> Topology:
+    r = _Reader(file, text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        raise InputError([Problem(file, int(line.group(1)) if line else None, "", f"TOML syntax error: {exc}")]) from None
+    r.table(data, (), ("name", "firewall", "networks", "guests"))
+    name = r.get(data, "name", (), str, None) or topology_name or naming.topology_name_from_path(file)
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,24}", name):
+        r.error(("name",), f"topology name {name!r} must be 1-24 letters, digits or '_' (set name = \"...\" in the file)")
+    firewall = r.get(data, "firewall", (), str, "auto")
+    if firewall not in (None, "auto", "nftables", "iptables"):
+        r.error(("firewall",), f"{firewall!r} must be auto, nftables or iptables")
+    nets_raw = r.get(data, "networks", (), dict, {}) or {}
+    guests_raw = r.get(data, "guests", (), dict, {}) or {}
+    if len(nets_raw) > MAX_NETWORKS or len(guests_raw) > MAX_GUESTS:
+        raise InputError([Problem(file, None, "", f"too large: at most {MAX_NETWORKS} networks and {MAX_GUESTS} guests")])
+    networks = [n for name_, raw in nets_raw.items()
+                if (n := _network(r, name_, raw, ("networks", name_))) is not None]
+    guests = [g for name_, raw in guests_raw.items()
+              if (g := _guest(r, name, name_, raw, ("guests", name_))) is not None]
+    guests = _cross_check(r, name, networks, guests)
+    guests_by_name = {g.name: g for g in guests}
+    total = 0
+    seen_ports: list[tuple[str, int, int, str]] = []
+    for i, net in enumerate(networks):
+        raw = nets_raw[net.name]
+        if net.mode != "nat" or "forwards" not in raw:
+            continue
+        total += len(raw["forwards"]) if isinstance(raw["forwards"], list) else 0
+        if total > MAX_FORWARDS:
+            raise InputError([Problem(file, line_of(r.lines, ("networks", net.name, "forwards")), f"networks.{net.name}.forwards", f"too many port forwards (at most {MAX_FORWARDS} in all)")])
+        fwds = _forwards(r, net, raw["forwards"], ("networks", net.name, "forwards"), guests_by_name)
+        for j, f in enumerate(fwds):
+            for proto, lo, hi, where in seen_ports:
+                if proto == f.proto and lo <= f.host_ports[1] and f.host_ports[0] <= hi:
+                    r.error(("networks", net.name, "forwards", j, "host_port"), f"{f.proto} host port {_ports(f.host_ports)} overlaps {where}")
+                    break
+            seen_ports.append((f.proto, *f.host_ports, f"networks.{net.name}.forwards[{j}]"))
+        networks[i] = replace(net, forwards=fwds)
+    if r.problems:
+        raise InputError(r.problems)
+    return Topology(name, file, tuple(networks), tuple(guests), firewall or "auto")
+
+
+def _ports(p: tuple[int, int]) -> str:
+    return str(p[0]) if p[0] == p[1] else f"{p[0]}-{p[1]}"
+
+
+def load(path: str) -> Topology:
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_FILE_BYTES:
+            raise InputError([Problem(path, None, "", f"file is {size} bytes; topology files are at most {MAX_FILE_BYTES}")])
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise InputError([Problem(path, None, "", exc.strerror or str(exc))]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError([Problem(path, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
+    return load_text(text, path)
+
+
+def locate(file: str, items: list[tuple[tuple, str]]) -> list[Problem]:
+    """Problems for (key path, reason) pairs found after loading (e.g. host conflicts)."""
+    try:
+        with open(file, encoding="utf-8") as f:
+            lines = key_lines(f.read())
+    except OSError:
+        lines = {}
+    return [Problem(file, line_of(lines, path), format_path(path), reason) for path, reason in items]

@@ -1,0 +1,36 @@
+"""Run one Step on the host."""
+
+from __future__ import annotations
+
+from . import netlink, sysctl
+
+
+def run(step) -> None:
+    a = step.args
+    match step.op:
+        case "bridge.add":
+            netlink.add_bridge(a["name"], a.get("mac"), a.get("mtu"), a["stp"], a["forward_delay"])
+        case "tap.add":
+            netlink.add_tap(a["name"], a["master"], a.get("mac"), a.get("mtu"))
+        case "link.del":
+            netlink.delete_link(a["name"])
+        case "link.set":
+            netlink.set_link(a["name"], **{k: v for k, v in a.items() if k != "name"})
+        case "addr.add":
+            netlink.add_addr(a["link"], a["cidr"])
+        case "addr.del":
+            netlink.del_addr(a["link"], a["cidr"])
+        case "route.add":
+            netlink.add_route(a["route"])
+        case "route.del":
+            netlink.del_route(a["route"])
+        case "sysctl.set":
+            sysctl.write(a["path"], a["value"])
+        case "firewall.apply" | "firewall.delete":
+            from . import firewall
+            firewall.run(step)
+        case "dnsmasq.start" | "dnsmasq.reload" | "dnsmasq.stop":
+            from . import dnsmasq
+            dnsmasq.run(step)
+        case _:
+            raise ValueError(f"unknown step {step.op}")

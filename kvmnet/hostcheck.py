@@ -1,0 +1,47 @@
+"""Conflicts between a topology and the host, found before any change. Pure.
+
+Returns (key path, reason) pairs; the caller turns them into file:line messages.
+"""
+
+from __future__ import annotations
+
+from ipaddress import ip_network
+
+from .model import Topology
+from .observed import Observed
+from .record import Record
+
+
+def conflicts(topo: Topology, observed: Observed, record: Record) -> list[tuple[tuple, str]]:
+    out = []
+    ours = record.keys()
+    owned_links = {k.split(":", 1)[1] for k in ours if k.startswith("link:")}
+    bridges = {n.bridge for n in topo.networks if n.bridged}
+    for net in topo.networks:
+        if not net.bridged:
+            continue
+        link = observed.links.get(net.bridge)
+        if link is not None and net.bridge not in owned_links:
+            out.append((("networks", net.name, "bridge"),
+                        f"{net.bridge} already exists on this host ({link.kind or 'device'}) and kvmnet did not create it"))
+        if net.mode == "bridge":
+            up = observed.links.get(net.uplink)
+            if up is None:
+                out.append((("networks", net.name, "uplink"), f"uplink {net.uplink} does not exist on this host"))
+            elif up.master not in (None, net.bridge):
+                out.append((("networks", net.name, "uplink"), f"uplink {net.uplink} is already a port of {up.master}"))
+            elif up.kind in ("bridge", "tun"):
+                out.append((("networks", net.name, "uplink"), f"uplink {net.uplink} is a {up.kind} device, not a NIC"))
+        if net.subnet is not None:
+            for route in observed.routes:
+                if route.family != 4 or route.dst == "default" or route.dev in bridges or route.dev in owned_links:
+                    continue
+                if ip_network(route.dst).overlaps(net.subnet):
+                    out.append((("networks", net.name, "subnet"),
+                                f"{net.subnet} overlaps the host's route {route.dst} dev {route.dev}"))
+    for guest in topo.guests:
+        for i, nic in enumerate(guest.nics):
+            if nic.tap and nic.tap in observed.links and nic.tap not in owned_links:
+                out.append((("guests", guest.name, "nics", i, "tap"),
+                            f"{nic.tap} already exists on this host and kvmnet did not create it"))
+    return out

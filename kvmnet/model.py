@@ -1,0 +1,134 @@
+"""The topology as immutable values. Built only by config.py; read by everything else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+BRIDGED_MODES = ("nat", "routed", "isolated", "bridge")  # modes that kvmnet builds a bridge for
+MODES = BRIDGED_MODES + ("user", "socket")
+
+
+@dataclass(frozen=True)
+class Dhcp:
+    start: IPv4Address
+    end: IPv4Address
+    lease_time: str = "1h"
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A DNAT port forward: host_ports on the host reach guest_ports on guest_ip."""
+
+    proto: str
+    host_ports: tuple[int, int]  # inclusive range; (p, p) for one port
+    guest_ip: IPv4Address
+    guest_ports: tuple[int, int]
+    guest: str | None = None  # the guest name when given by name
+    host_addr: IPv4Address | None = None  # restrict to one host address (e.g. 127.0.0.1)
+
+
+@dataclass(frozen=True)
+class HostFwd:
+    """QEMU user-mode hostfwd=[proto]:[host_addr]:host_port-[guest_addr]:guest_port."""
+
+    proto: str
+    host_addr: IPv4Address | None
+    host_port: int
+    guest_addr: IPv4Address | None
+    guest_port: int
+
+
+@dataclass(frozen=True)
+class GuestFwd:
+    """QEMU user-mode guestfwd=tcp:server_addr:server_port-target."""
+
+    server_addr: IPv4Address
+    server_port: int
+    target: str  # "cmd:..." or "HOST:PORT"
+
+
+@dataclass(frozen=True)
+class UserNet:
+    net: IPv4Network = IPv4Network("10.0.2.0/24")
+    host: IPv4Address = IPv4Address("10.0.2.2")
+    dns: IPv4Address = IPv4Address("10.0.2.3")
+    dhcpstart: IPv4Address = IPv4Address("10.0.2.15")
+    restrict: bool = False
+    hostname: str | None = None
+    domainname: str | None = None
+    hostfwd: tuple[HostFwd, ...] = ()
+    guestfwd: tuple[GuestFwd, ...] = ()
+    tftp: str | None = None
+    bootfile: str | None = None
+    smb: str | None = None
+    ipv6: bool | None = None
+
+
+@dataclass(frozen=True)
+class SocketNet:
+    transport: str  # tcp | udp | mcast
+    address: IPv4Address
+    port: int
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    mode: str
+    bridge: str | None = None
+    subnet: IPv4Network | None = None
+    gateway: IPv4Address | None = None
+    stp: bool = True
+    forward_delay: int = 0  # seconds
+    mtu: int | None = None
+    uplink: str | None = None
+    domain: str | None = None
+    dns_hosts: tuple[tuple[str, IPv4Address], ...] = ()
+    dhcp: Dhcp | None = None
+    forwards: tuple[Forward, ...] = ()
+    tftp_root: str | None = None
+    bootfile: str | None = None
+    spoof_protection: bool = False
+    user: UserNet | None = None
+    socket: SocketNet | None = None
+
+    @property
+    def gateway_interface(self) -> IPv4Interface | None:
+        if self.gateway is None or self.subnet is None:
+            return None
+        return IPv4Interface(f"{self.gateway}/{self.subnet.prefixlen}")
+
+    @property
+    def bridged(self) -> bool:
+        return self.mode in BRIDGED_MODES
+
+
+@dataclass(frozen=True)
+class Nic:
+    network: str
+    mac: str
+    ip: IPv4Address | None = None
+    model: str = "virtio-net-pci"
+    tap: str | None = None  # derived by naming.tap_name for bridged networks
+
+
+@dataclass(frozen=True)
+class Guest:
+    name: str
+    nics: tuple[Nic, ...] = ()
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    path: str
+    networks: tuple[Network, ...] = ()
+    guests: tuple[Guest, ...] = ()
+    firewall: str = "auto"  # auto | nftables | iptables
+
+    def network(self, name: str) -> Network:
+        return next(n for n in self.networks if n.name == name)
+
+    def guest(self, name: str) -> Guest:
+        return next(g for g in self.guests if g.name == name)

@@ -1,0 +1,82 @@
+"""Every name kvmnet derives: taps, MACs, firewall objects, state paths.
+
+Derived names are deterministic so that re-applying a file finds what an earlier run made,
+and they carry a kvmnet marker so that nothing of anyone else's is ever mistaken for ours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+
+IFNAMSIZ = 15  # bytes, without the trailing NUL
+_IFNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+OBJECT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,31}$")  # networks, guests, topologies
+DEFAULT_STATE_DIR = "/run/kvmnet"
+
+
+def ifname_problem(name: str) -> str | None:
+    """Why the kernel (or our shell-free policy) would reject this interface name, or None."""
+    size = len(name.encode())
+    if size == 0:
+        return "interface name is empty"
+    if size > IFNAMSIZ:
+        return f"{name!r} is {size} bytes; interface names are at most {IFNAMSIZ} bytes (kvmnet never truncates)"
+    if name in (".", "..") or not _IFNAME_RE.match(name):
+        return f"{name!r} is not a valid interface name (letters, digits, '_', '-', '.' only)"
+    return None
+
+
+def _digest(*parts: str) -> bytes:
+    return hashlib.sha256("/".join(parts).encode()).digest()
+
+
+def tap_name(topology: str, guest: str, index: int) -> str:
+    """kn-<guest>-<i> when it fits, else kn<hash>-<i>; both at most 15 bytes."""
+    short = f"kn-{guest}-{index}"
+    if len(short.encode()) <= IFNAMSIZ and ifname_problem(short) is None:
+        return short
+    return f"kn{_digest(topology, guest).hex()[:8]}-{index}"
+
+
+def guest_mac(topology: str, guest: str, index: int) -> str:
+    """52:54:00:xx:xx:xx (QEMU's locally administered prefix) from a hash of the NIC's identity."""
+    tail = _digest(topology, guest, str(index))[:3]
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in tail)
+
+
+def bridge_mac(topology: str, network: str) -> str:
+    """A fixed bridge MAC, so the bridge does not change address as ports come and go."""
+    tail = _digest(topology, "bridge", network)[:3]
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in tail)
+
+
+def tap_host_mac(guest_mac: str) -> str:
+    """libvirt's convention: the host side of a tap is the guest MAC with a high first byte,
+    so the bridge never adopts it and it is easy to pair with the guest by eye."""
+    return "fe" + guest_mac[2:]
+
+
+def topology_name_from_path(path: str) -> str:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return stem.replace("-", "_").replace(".", "_")
+
+
+def state_dir_for(topology: str, root: str) -> str:
+    return os.path.join(root, topology)
+
+
+def nft_table(topology: str) -> str:
+    return f"kvmnet_{topology}".replace("-", "_")
+
+
+def iptables_chain(topology: str, hook: str) -> str:
+    """KN-<topology>-<HOOK>; iptables chain names are at most 28 characters."""
+    return f"KN-{topology}-{hook}"[:28]
+
+
+def dnsmasq_paths(state_dir: str, network: str) -> dict[str, str]:
+    base = os.path.join(state_dir, f"dnsmasq-{network}")
+    return {"conf": base + ".conf", "pid": base + ".pid", "leases": base + ".leases",
+            "hosts": base + ".hosts", "log": base + ".log"}

@@ -1,0 +1,112 @@
+"""The state record: what kvmnet created for one topology and the exact steps that undo it.
+
+Stored as <state-dir>/<topology>/state.json, written atomically (temp file, fsync, rename) and
+always *before* the step it describes runs, so a crash at any point leaves a record that
+covers everything on the host that kvmnet made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+from .errors import InputError
+
+VERSION = 1
+
+
+@dataclass
+class Record:
+    topology: str
+    file: str = ""
+    entries: list = field(default_factory=list)  # [key, undo step as JSON or None], oldest first
+    uplinks: dict = field(default_factory=dict)  # network -> the uplink's original addresses/routes
+    firewall_backend: str | None = None
+
+    def keys(self) -> set[str]:
+        return {k for k, _ in self.entries}
+
+    def undo_of(self, key: str):
+        return next((u for k, u in self.entries if k == key), None)
+
+    def add(self, key: str, undo: dict | None) -> bool:
+        if key in self.keys():
+            return False
+        self.entries.append([key, undo])
+        return True
+
+    def drop(self, key: str) -> None:
+        self.entries = [e for e in self.entries if e[0] != key]
+
+    def to_json(self) -> dict:
+        return {"version": VERSION, "topology": self.topology, "file": self.file, "entries": self.entries,
+                "uplinks": self.uplinks, "firewall_backend": self.firewall_backend}
+
+    def copy(self) -> "Record":
+        return Record.from_json(json.loads(json.dumps(self.to_json())), "")
+
+    @classmethod
+    def from_json(cls, data: dict, path: str) -> "Record":
+        if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("entries"), list):
+            raise InputError(f"{path}: not a kvmnet state record of version {VERSION}")
+        return cls(topology=data["topology"], file=data.get("file", ""), entries=[list(e) for e in data["entries"]],
+                   uplinks=data.get("uplinks", {}), firewall_backend=data.get("firewall_backend"))
+
+
+def path_for(state_root: str, topology: str) -> str:
+    return os.path.join(state_root, topology, "state.json")
+
+
+def load(state_root: str, topology: str) -> Record:
+    path = path_for(state_root, topology)
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return Record(topology)
+    try:
+        return Record.from_json(json.loads(text), path)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: state record is corrupt ({exc}); `kvmnet destroy --force FILE` "
+                         "removes what kvmnet would have created for FILE, by kvmnet's own names") from None
+
+
+def save(state_root: str, record: Record) -> None:
+    path = path_for(state_root, record.topology)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    if not record.entries and not record.uplinks:
+        remove(state_root, record.topology)
+        return
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(record.to_json(), f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def remove(state_root: str, topology: str) -> None:
+    path = path_for(state_root, topology)
+    for p in (path,):
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(os.path.dirname(path))
+    except OSError:
+        pass  # not empty: dnsmasq's lease files stay until destroy removes them
+
+
+def all_records(state_root: str) -> list[Record]:
+    out = []
+    try:
+        names = sorted(os.listdir(state_root))
+    except FileNotFoundError:
+        return out
+    for name in names:
+        if os.path.isfile(path_for(state_root, name)):
+            out.append(load(state_root, name))
+    return out

@@ -1,0 +1,45 @@
+"""Where state lives, and the lock that serializes kvmnet processes sharing it."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+
+from .naming import DEFAULT_STATE_DIR
+
+
+def _netns_name() -> str | None:
+    """The name `ip netns` knows this process's network namespace by, if it has one."""
+    try:
+        mine = os.stat("/proc/self/ns/net")
+        for name in sorted(os.listdir("/run/netns")):
+            st = os.stat(os.path.join("/run/netns", name))
+            if (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
+                return name
+    except OSError:
+        pass
+    return None
+
+
+def resolve(explicit: str | None) -> str:
+    """--state-dir, else $KVMNET_STATE_DIR, else /run/kvmnet (or /run/kvmnet/netns/NAME inside a
+    named network namespace, so that a lab's state never mixes with the host's)."""
+    if explicit:
+        return explicit
+    if os.environ.get("KVMNET_STATE_DIR"):
+        return os.environ["KVMNET_STATE_DIR"]
+    ns = _netns_name()
+    return os.path.join(DEFAULT_STATE_DIR, "netns", ns) if ns else DEFAULT_STATE_DIR
+
+
+@contextmanager
+def locked(state_root: str):
+    """An exclusive flock on <state-dir>/lock; a second kvmnet waits here for the first."""
+    os.makedirs(state_root, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(state_root, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

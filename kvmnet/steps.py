@@ -1,0 +1,132 @@
+"""Steps: one host change each, as data. A plan is a list of them; the state record stores
+the undo steps. Each step says what it does in words and as the `ip`/`sysctl`/`nft` command a
+person would type for the same change."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Step:
+    op: str
+    args: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"op": self.op, "args": self.args}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Step":
+        return cls(data["op"], dict(data.get("args", {})))
+
+    def describe(self) -> str:
+        a = self.args
+        text = _DESCRIBE[self.op]
+        return text(a) if callable(text) else text.format(**a)
+
+    def command(self) -> str:
+        return _COMMANDS[self.op](self.args)
+
+
+@dataclass(frozen=True)
+class Action:
+    """A planned step with the key of the fact it establishes and the step that undoes it.
+
+    kind: "create" (a new thing kvmnet will own: the undo goes into the state record before
+    the step runs), "modify" (repair drift on something kvmnet already owns), "remove" (a
+    recorded thing the file no longer wants: its recorded undo runs, and the key is dropped).
+    """
+
+    key: str
+    kind: str
+    do: Step
+    undo: Step | None
+
+    def to_json(self) -> dict:
+        return {"key": self.key, "kind": self.kind, "do": self.do.to_json(),
+                "undo": self.undo.to_json() if self.undo else None,
+                "describe": self.do.describe(), "command": self.do.command()}
+
+
+def _route_words(r: dict) -> str:
+    words = [r["dst"]]
+    if r.get("gateway"):
+        words += ["via", r["gateway"]]
+    words += ["dev", r["dev"]]
+    if r.get("metric") is not None:
+        words += ["metric", str(r["metric"])]
+    if r.get("proto") and r["proto"] not in ("boot", "static"):
+        words += ["proto", r["proto"]]
+    return " ".join(words)
+
+
+def _link_set_words(a: dict) -> str:
+    words = []
+    if "master" in a:
+        words += ["master", a["master"]] if a["master"] else ["nomaster"]
+    if a.get("mac"):
+        words += ["address", a["mac"]]
+    if a.get("mtu"):
+        words += ["mtu", str(a["mtu"])]
+    if a.get("stp") is not None:
+        words += ["type", "bridge", "stp_state", str(int(a["stp"]))]
+    if a.get("forward_delay") is not None:
+        if "type" not in words:
+            words += ["type", "bridge"]
+        words += ["forward_delay", str(a["forward_delay"] * 100)]
+    if a.get("up") is not None:
+        words += ["up" if a["up"] else "down"]
+    return " ".join(words)
+
+
+def _bridge_add(a: dict) -> str:
+    opts = (f" address {a['mac']}" if a.get("mac") else "") + (f" mtu {a['mtu']}" if a.get("mtu") else "")
+    return (f"ip link add {a['name']}{opts} type bridge stp_state {int(a['stp'])} "
+            f"forward_delay {a['forward_delay'] * 100} && ip link set {a['name']} up")
+
+
+def _tap_add(a: dict) -> str:
+    opts = (f" address {a['mac']}" if a.get("mac") else "") + (f" mtu {a['mtu']}" if a.get("mtu") else "")
+    return (f"ip tuntap add dev {a['name']} mode tap vnet_hdr && "
+            f"ip link set {a['name']}{opts} master {a['master']} up")
+
+
+def _sysctl_name(path: str) -> str:
+    return path.replace("/", ".")
+
+
+_DESCRIBE = {
+    "bridge.add": lambda a: f"create bridge {a['name']} (stp {'on' if a['stp'] else 'off'}, forward delay {a['forward_delay']} s"
+                            + (f", mtu {a['mtu']}" if a.get("mtu") else "") + (f", mac {a['mac']}" if a.get("mac") else "") + ")",
+    "tap.add": lambda a: f"create tap {a['name']} on bridge {a['master']}",
+    "link.del": "delete link {name}",
+    "link.set": lambda a: f"set link {a['name']} " + _link_set_words(a),
+    "addr.add": "add address {cidr} to {link}",
+    "addr.del": "remove address {cidr} from {link}",
+    "route.add": lambda a: f"add route {_route_words(a['route'])}",
+    "route.del": lambda a: f"remove route {_route_words(a['route'])}",
+    "sysctl.set": lambda a: f"set sysctl {_sysctl_name(a['path'])} = {a['value']}",
+    "firewall.apply": lambda a: f"load firewall rules ({a['backend']}: {a['summary']})",
+    "firewall.delete": lambda a: f"remove kvmnet's firewall rules ({a['backend']}: {a['summary']})",
+    "dnsmasq.start": lambda a: f"start dnsmasq for {a['network']} on {a['bridge']}",
+    "dnsmasq.reload": lambda a: f"reload dnsmasq for {a['network']} (configuration changed)",
+    "dnsmasq.stop": lambda a: f"stop dnsmasq for {a['network']}",
+}
+
+_COMMANDS = {
+    "bridge.add": _bridge_add,
+    "tap.add": _tap_add,
+    "link.del": lambda a: f"ip link del {a['name']}",
+    "link.set": lambda a: f"ip link set {a['name']} " + _link_set_words(a),
+    "addr.add": lambda a: f"ip addr add {a['cidr']} dev {a['link']}",
+    "addr.del": lambda a: f"ip addr del {a['cidr']} dev {a['link']}",
+    "route.add": lambda a: f"ip {'-6 ' if a['route']['family'] == 6 else ''}route add {_route_words(a['route'])}",
+    "route.del": lambda a: f"ip {'-6 ' if a['route']['family'] == 6 else ''}route del {_route_words(a['route'])}",
+    "sysctl.set": lambda a: f"sysctl -w {_sysctl_name(a['path'])}={a['value']}",
+    "firewall.apply": lambda a: a["command"],
+    "firewall.delete": lambda a: a["command"],
+    "dnsmasq.start": lambda a: shlex.join(["dnsmasq", f"--conf-file={a['conf']}"]),
+    "dnsmasq.reload": lambda a: f"kill -HUP $(cat {shlex.quote(a['pid_file'])})",
+    "dnsmasq.stop": lambda a: f"kill $(cat {shlex.quote(a['pid_file'])})",
+}

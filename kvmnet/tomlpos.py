@@ -1,0 +1,75 @@
+"""Find the line of a key path in TOML text, for error messages (tomllib gives no positions).
+
+A line scanner, not a parser: it follows [table] and [[array]] headers and `key =` lines,
+which is how topology files are written. Paths it cannot place fall back to their parent.
+"""
+
+from __future__ import annotations
+
+import re
+
+Path = tuple  # of str and int (array index)
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.\s]+?)\s*=")
+
+
+def _split_dotted(text: str) -> list[str]:
+    parts, cur, quote = [], "", None
+    for ch in text:
+        if quote:
+            if ch == quote:
+                quote = None
+            else:
+                cur += ch
+        elif ch in "\"'":
+            quote = ch
+        elif ch == ".":
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur.strip())
+    return parts
+
+
+def key_lines(text: str) -> dict[Path, int]:
+    lines: dict[Path, int] = {}
+    counters: dict[Path, int] = {}
+    table: Path = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            names = _split_dotted(header.group(2))
+            path: list = []
+            for name in names:  # resolve earlier array headers to their current element
+                path.append(name)
+                if tuple(path) in counters:
+                    path.append(counters[tuple(path)])
+            if header.group(1) == "[[":
+                key = tuple(path)
+                counters[key] = counters.get(key, -1) + 1
+                path.append(counters[key])
+            table = tuple(path)
+            lines.setdefault(table, number)
+            continue
+        key = _KEY.match(line)
+        if key and not line.lstrip().startswith("#"):
+            lines.setdefault(table + tuple(_split_dotted(key.group(1))), number)
+    return lines
+
+
+def line_of(lines: dict[Path, int], path: Path) -> int | None:
+    path = tuple(path)
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return None
+
+
+def format_path(path: Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (("." if out else "") + str(part))
+    return out
