@@ -42,11 +42,13 @@ def key_lines(text: str) -> dict[Path, int]:
         if header:
             names = _split_dotted(header.group(2))
             path: list = []
-            for name in names:  # resolve earlier array headers to their current element
+            is_array = header.group(1) == "[["
+            for i, name in enumerate(names):  # resolve earlier array headers to their current element
                 path.append(name)
-                if tuple(path) in counters:
+                last = i == len(names) - 1
+                if tuple(path) in counters and not (is_array and last):
                     path.append(counters[tuple(path)])
-            if header.group(1) == "[[":
+            if is_array:
                 key = tuple(path)
                 counters[key] = counters.get(key, -1) + 1
                 path.append(counters[key])
