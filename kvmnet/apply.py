@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import faults, hostcheck, record as records
+from . import faults, hostcheck, naming, record as records
 from .config import locate
 from .errors import HostError, InputError
-from .host import executor
+from .firewall_plan import SHARED_KEYS
+from .host import executor, firewall
 from .model import Topology
 from .observe import observe
-from .plan import plan, uplink_snapshot
+from .plan import planner, uplink_snapshot
 from .record import Record
 from .steps import Action, Step
 
@@ -34,20 +35,55 @@ def _check_conflicts(topo: Topology, observed, record: Record) -> None:
         raise InputError(locate(topo.path, found))
 
 
-def compute(topo: Topology, state_root: str) -> tuple[Record, object, list[Action]]:
+def choose_backend(topo: Topology, override: str | None, record: Record) -> str:
+    """--firewall, else the file's `firewall`, else what this topology already uses, else nftables."""
+    wanted = override or (topo.firewall if topo.firewall != "auto" else None) or record.firewall_backend
+    if wanted in (None, "nftables"):
+        if not firewall.nft_available():
+            if wanted == "nftables":
+                raise InputError("the nftables backend was asked for, but `nft list tables` fails here")
+            return "iptables"
+        return "nftables"
+    from .host import iptables
+    problem = iptables.unusable_reason()
+    if problem:
+        raise InputError(problem)
+    return "iptables"
+
+
+class Context:
+    """One topology against this host: its state dir, record, backend, observation and plan."""
+
+    def __init__(self, topo: Topology, state_root: str, backend: str | None = None):
+        self.topo, self.root = topo, state_root
+        self.dir = naming.state_dir_for(topo.name, state_root)
+        self.record = records.load(state_root, topo.name)
+        self.backend = choose_backend(topo, backend, self.record)
+        self.refresh()
+        _check_conflicts(topo, self.observed, self.record)
+
+    def refresh(self) -> list[Action]:
+        self.observed = observe(self.topo, self.dir, self.backend)
+        self.planner = planner(self.topo, self.observed, self.record, self.dir, self.backend)
+        self.actions = self.planner.result()
+        return self.actions
+
+
+def compute(topo: Topology, state_root: str, backend: str | None = None) -> tuple[Record, object, list[Action]]:
     """The plan for `topo` against this host, with no change made."""
-    record = records.load(state_root, topo.name)
-    observed = observe(topo)
-    _check_conflicts(topo, observed, record)
-    return record, observed, plan(topo, observed, record)
+    ctx = Context(topo, state_root, backend)
+    return ctx.record, ctx.observed, ctx.actions
 
 
-def apply(topo: Topology, state_root: str) -> Result:
-    record, observed, actions = compute(topo, state_root)
-    if not actions:
+def apply(topo: Topology, state_root: str, backend: str | None = None) -> Result:
+    ctx = Context(topo, state_root, backend)
+    record, observed, actions = ctx.record, ctx.observed, ctx.actions
+    shared = [k for k in ctx.planner.wanted if k in SHARED_KEYS and k not in record.keys()]
+    if not actions and not shared:
         return Result()
     original = record.copy()
     record.file = topo.path
+    record.firewall_backend = ctx.backend
     for net in topo.networks:
         if net.mode == "bridge" and net.name not in record.uplinks:
             record.uplinks[net.name] = uplink_snapshot(net, observed, record)
@@ -62,7 +98,7 @@ def apply(topo: Topology, state_root: str) -> Result:
             if action.kind == "remove":
                 record.drop(action.key)
                 records.save(state_root, record)
-        left = plan(topo, observe(topo), record)
+        left = ctx.refresh()
         if left:
             raise HostError("after apply the host still differs: " + "; ".join(a.do.describe() for a in left))
     except BaseException as exc:
@@ -74,6 +110,8 @@ def apply(topo: Topology, state_root: str) -> Result:
         if failed:
             message += f"; could not undo: {', '.join(sorted(failed))} (kept in the record for destroy)"
         raise HostError(message, undone) from exc
+    for key in shared:  # needed, not made: recorded so a later destroy elsewhere hands it over
+        record.add(key, None)
     records.save(state_root, record)
     return Result(actions)
 
@@ -94,10 +132,16 @@ def _rollback(journal: list[Action]) -> tuple[list[str], set[str]]:
 def destroy(name: str, state_root: str, record: Record | None = None) -> Result:
     """Undo everything recorded for topology `name`. `record` overrides the saved one (--force)."""
     record = record or records.load(state_root, name)
+    others = records.all_records(state_root, exclude=name)
     done: list[Action] = []
     errors = []
     for key, undo in reversed(list(record.entries)):
-        if undo is not None:
+        heir = next((r for r in others if key in r.keys()), None)
+        if heir is not None and undo is not None:
+            # another applied topology still needs this host-wide fact: it inherits the undo
+            heir.entries = [[k, undo if k == key and u is None else u] for k, u in heir.entries]
+            records.save(state_root, heir)
+        elif undo is not None:
             step = Step.from_json(undo)
             try:
                 executor.run(step)

@@ -61,39 +61,45 @@ def validate(file):
 
 @main.command("plan")
 @click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--firewall", type=click.Choice(["nftables", "iptables"]), default=None,
+              help="Firewall backend (default: the file's `firewall`, else nftables where `nft` works).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.pass_obj
-def plan_cmd(state_root, file, as_json):
+def plan_cmd(state_root, file, as_json, firewall=None):
     """Show the steps `apply` would take; change nothing."""
     try:
         topo = config.load(file)
         with statedir.locked(state_root):
-            _, _, actions = engine.compute(topo, state_root)
+            ctx = engine.Context(topo, state_root, firewall)
+            actions = ctx.actions
     except KvmnetError as exc:
         _fail(exc)
     if as_json:
-        click.echo(json.dumps({"topology": topo.name, "steps": [a.to_json() for a in actions]}, indent=1))
+        click.echo(json.dumps({"topology": topo.name, "firewall": ctx.backend,
+                               "steps": [a.to_json() for a in actions]}, indent=1))
     elif actions:
-        _print_actions(actions, f"{topo.name}: {len(actions)} step(s) to apply {file}:")
+        _print_actions(actions, f"{topo.name}: {len(actions)} step(s) to apply {file} (firewall: {ctx.backend}):")
     else:
-        click.echo(f"{topo.name}: in sync with {file}; nothing to do")
+        click.echo(f"{topo.name}: in sync with {file}; nothing to do (firewall: {ctx.backend})")
 
 
 @main.command("apply")
 @click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--firewall", type=click.Choice(["nftables", "iptables"]), default=None,
+              help="Firewall backend (default: the file's `firewall`, else nftables where `nft` works).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.pass_obj
 @click.pass_context
-def apply_cmd(ctx, state_root, file, dry_run):
+def apply_cmd(ctx, state_root, file, firewall, dry_run):
     """Make the host match FILE (a transaction: all steps, or none)."""
     if dry_run:
-        ctx.invoke(plan_cmd, file=file, as_json=False)
+        ctx.invoke(plan_cmd, file=file, as_json=False, firewall=firewall)
         return
     _need_root("apply")
     try:
         topo = config.load(file)
         with statedir.locked(state_root):
-            result = engine.apply(topo, state_root)
+            result = engine.apply(topo, state_root, firewall)
     except KvmnetError as exc:
         _fail(exc)
     if result.actions:
@@ -158,6 +164,31 @@ def status(state_root, file, as_json):
         if "drift" in item:
             line += "; in sync" if not item["drift"] else f"; drifted: {'; '.join(item['drift'])}"
         click.echo(line)
+
+
+@main.command()
+@click.argument("network", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def leases(state_root, network, as_json):
+    """DHCP leases handed out by kvmnet's dnsmasq (all networks, or NETWORK)."""
+    from . import leases as lease_files, naming
+    found = []
+    try:
+        for rec in records.all_records(state_root):
+            tdir = naming.state_dir_for(rec.topology, state_root)
+            for net in lease_files.networks_in(tdir):
+                if network in (None, net):
+                    found += [dict(lease, topology=rec.topology, network=net) for lease in lease_files.read(tdir, net)]
+    except KvmnetError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps({"leases": found}, indent=1))
+        return
+    for lease in found:
+        click.echo(f"{lease['network']:<12} {lease['ip']:<16} {lease['mac']}  {lease['hostname'] or '-'}")
+    if not found:
+        click.echo("no leases")
 
 
 if __name__ == "__main__":

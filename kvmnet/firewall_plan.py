@@ -1,7 +1,76 @@
-"""Firewall and dnsmasq facts for NAT and routed networks (filled in by the NAT issue)."""
+"""Facts for forwarding networks: sysctls, kvmnet's firewall table, and dnsmasq. Pure."""
 
 from __future__ import annotations
 
+from . import naming
+from .model import Topology
+from .observed import Observed
+from .render import dnsmasq as dnsmasq_conf
+from .render import nft
+from .steps import Step
 
-def firewall_actions(topo, observed, backend, sysctl):
-    return []
+SHARED_KEYS = ("sysctl:net/ipv4/ip_forward",)  # host-wide facts several topologies may need
+
+
+def firewall_step(topo: Topology, observed: Observed, backend: str) -> Step | None:
+    """The firewall.apply step, or None when kvmnet's rules on the host are already these."""
+    table = naming.nft_table(topo.name)
+    if not nft.needs_table(topo):
+        return None
+    ruleset = nft.render(topo, table)
+    seen = observed.firewall
+    if (seen.get("exists") and seen.get("rules") == ruleset.rules and seen.get("elements") == ruleset.elements
+            and seen.get("comments") == [f"kvmnet {ruleset.digest}"]):
+        return None
+    return Step("firewall.apply", {
+        "backend": backend, "table": table, "ruleset": ruleset.text, "delete": nft.delete_text(table),
+        "summary": ruleset.summary, "previous": seen.get("text"),
+        "command": f"nft -f - <<'EOF' ... EOF  # {ruleset.summary}"})
+
+
+def dnsmasq_step(topo: Topology, net, observed: Observed, state_dir: str) -> Step | None:
+    paths = naming.dnsmasq_paths(state_dir, net.name)
+    text = dnsmasq_conf.render(topo, net, paths, observed.dnsmasq_user)
+    seen = observed.processes.get(f"dnsmasq:{net.name}", {})
+    if seen.get("pid") and seen.get("conf_text") == text:
+        return None
+    return Step("dnsmasq.start", {
+        "network": net.name, "bridge": net.bridge, "conf": paths["conf"], "conf_text": text,
+        "pid_file": paths["pid"], "leases": paths["leases"], "exe": observed.dnsmasq_exe,
+        "previous": seen.get("conf_text") if seen.get("pid") else None})
+
+
+def dnsmasq_networks(topo: Topology):
+    return [n for n in topo.networks if dnsmasq_conf.needs_dnsmasq(n)]
+
+
+def firewall_actions(topo: Topology, observed: Observed, backend: str, state_dir: str, sysctl):
+    """Yield (key, step or None) after registering the sysctls through `sysctl(path, value)`."""
+    for net in topo.networks:
+        if net.mode in ("nat", "routed"):
+            sysctl("net/ipv4/ip_forward", "1")
+        if net.mode == "nat" and net.forwards:
+            # 127.0.0.1:PORT forwards route a loopback source out of the bridge; the guard
+            # chain drops anything arriving on the bridge for 127/8, so nothing else opens.
+            sysctl(f"net/ipv4/conf/{net.bridge}/route_localnet", "1")
+    if nft.needs_table(topo):
+        yield f"firewall:{backend}:{naming.nft_table(topo.name)}", firewall_step(topo, observed, backend)
+    for net in dnsmasq_networks(topo):
+        yield f"dnsmasq:{net.name}", dnsmasq_step(topo, net, observed, state_dir)
+
+
+def invert_firewall(step: Step) -> Step:
+    a = step.args
+    if a.get("previous"):
+        return Step("firewall.apply", dict(a, ruleset=a["delete"] + a["previous"], previous=None,
+                                           summary="the rules it had before", command="nft -f -  # the previous ruleset"))
+    return Step("firewall.delete", {"backend": a["backend"], "table": a["table"], "delete": a["delete"],
+                                    "summary": f"table inet {a['table']}", "command": f"nft delete table inet {a['table']}"})
+
+
+def invert_dnsmasq(step: Step) -> Step:
+    a = step.args
+    if a.get("previous"):
+        return Step("dnsmasq.start", dict(a, conf_text=a["previous"], previous=None))
+    return Step("dnsmasq.stop", {"network": a["network"], "conf": a["conf"], "pid_file": a["pid_file"],
+                                 "leases": a["leases"], "exe": a["exe"], "purge": True})

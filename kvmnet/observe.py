@@ -1,18 +1,38 @@
 """Read the host into an Observed value: links, addresses, routes, the sysctls the topology
-cares about, kvmnet's own firewall objects and processes."""
+cares about, kvmnet's own firewall objects and dnsmasq processes."""
 
 from __future__ import annotations
 
-from .host import netlink, sysctl
+from . import naming
+from .firewall_plan import dnsmasq_networks
+from .host import dnsmasq, firewall, netlink, procs, sysctl
 from .model import Topology
 from .observed import Observed
 from .plan import sysctl_paths
+from .render.nft import needs_table
 
 
-def observe(topo: Topology | None, extra_sysctls: tuple[str, ...] = (), firewall: dict | None = None,
-            processes: dict | None = None) -> Observed:
+def observe(topo: Topology, state_dir: str, backend: str = "nftables") -> Observed:
     links = netlink.read_links()
-    paths = (sysctl_paths(topo) if topo else []) + list(extra_sysctls)
-    return Observed(links=links, addrs=netlink.read_addrs(links), routes=netlink.read_routes(links),
-                    sysctls={p: sysctl.read(p) for p in paths}, firewall=firewall or {},
-                    processes=processes or {})
+    fw = {}
+    if needs_table(topo):
+        fw = firewall.observe(naming.nft_table(topo.name), backend)
+    exe = dnsmasq.binary()
+    procs = {}
+    for net in dnsmasq_networks(topo):
+        paths = naming.dnsmasq_paths(state_dir, net.name)
+        procs[f"dnsmasq:{net.name}"] = dnsmasq.observe(paths["conf"], paths["pid"], exe)
+    return Observed(listeners=_forward_listeners(topo),links=links, addrs=netlink.read_addrs(links), routes=netlink.read_routes(links),
+                    sysctls={p: sysctl.read(p) for p in sysctl_paths(topo)}, firewall=fw,
+                    processes=procs, dnsmasq_user=dnsmasq.unprivileged_user(), dnsmasq_exe=exe)
+
+
+def _forward_listeners(topo: Topology) -> dict[str, str]:
+    """Sockets already bound on a port the topology forwards (DNAT would shadow them)."""
+    wanted = {(f.proto, port) for net in topo.networks for f in net.forwards
+              for port in range(f.host_ports[0], f.host_ports[1] + 1)}
+    if not wanted:
+        return {}
+    bound = procs.listening()
+    return {f"{proto}/{port}": ", ".join(procs.port_holders(port, proto))
+            for proto, port in sorted(wanted) if (proto, port) in bound}

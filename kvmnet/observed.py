@@ -40,7 +40,10 @@ class Observed:
     routes: tuple = ()  # Route
     sysctls: dict = field(default_factory=dict)  # "net/ipv4/ip_forward" -> "0"; None if absent
     firewall: dict = field(default_factory=dict)  # backend-specific view of kvmnet's own rules
-    processes: dict = field(default_factory=dict)  # "dnsmasq:NET" -> {"pid":..., "conf_hash":...}
+    processes: dict = field(default_factory=dict)  # "dnsmasq:NET" -> {"pid", "conf_text"}
+    listeners: dict = field(default_factory=dict)  # "tcp/8080" -> "1234 (python3)", forwarded ports only
+    dnsmasq_user: str = "nobody"
+    dnsmasq_exe: str = "/usr/sbin/dnsmasq"
 
     def addrs_of(self, link: str) -> frozenset:
         return self.addrs.get(link, frozenset())
@@ -49,7 +52,8 @@ class Observed:
         return {"links": {k: asdict(v) for k, v in self.links.items()},
                 "addrs": {k: sorted(v) for k, v in self.addrs.items()},
                 "routes": [asdict(r) for r in self.routes], "sysctls": self.sysctls,
-                "firewall": self.firewall, "processes": self.processes}
+                "firewall": self.firewall, "processes": self.processes,
+                "listeners": self.listeners, "dnsmasq_user": self.dnsmasq_user, "dnsmasq_exe": self.dnsmasq_exe}
 
     @classmethod
     def from_json(cls, data: dict) -> "Observed":
@@ -57,4 +61,7 @@ class Observed:
                    addrs={k: frozenset(v) for k, v in data.get("addrs", {}).items()},
                    routes=tuple(Route(**r) for r in data.get("routes", [])),
                    sysctls=data.get("sysctls", {}), firewall=data.get("firewall", {}),
-                   processes=data.get("processes", {}))
+                   processes=data.get("processes", {}),
+                   listeners=data.get("listeners", {}),
+                   dnsmasq_user=data.get("dnsmasq_user", "nobody"),
+                   dnsmasq_exe=data.get("dnsmasq_exe", "/usr/sbin/dnsmasq"))

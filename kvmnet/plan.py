@@ -9,7 +9,7 @@ first, so a renamed bridge frees its addresses before the new one takes them.
 from __future__ import annotations
 
 from . import naming
-from .firewall_plan import firewall_actions
+from .firewall_plan import firewall_actions, invert_dnsmasq, invert_firewall
 from .model import Network, Topology
 from .observed import Observed
 from .record import Record
@@ -77,10 +77,9 @@ def invert(step: Step, observed: Observed) -> Step | None:
         old = observed.sysctls.get(a["path"])
         return Step("sysctl.set", {"path": a["path"], "value": old}) if old is not None else None
     if op == "firewall.apply":
-        return Step("firewall.delete", {k: a[k] for k in ("backend", "table", "summary", "command_delete")}
-                    | {"command": a["command_delete"]})
+        return invert_firewall(step)
     if op == "dnsmasq.start":
-        return Step("dnsmasq.stop", {k: a[k] for k in ("network", "pid_file", "exe")})
+        return invert_dnsmasq(step)
     return None
 
 
@@ -168,6 +167,9 @@ class _Planner:
             drift["up"] = True
         self.want(key, Step("link.set", {"name": tap, **drift}) if drift else None, "modify")
 
+    def result(self) -> list[Action]:
+        return self.removals() + self.actions
+
     def removals(self) -> list[Action]:
         out = []
         for key, undo in reversed(self.record.entries):
@@ -178,7 +180,13 @@ class _Planner:
         return out
 
 
-def plan(topo: Topology, observed: Observed, record: Record, firewall_backend: str | None = None) -> list[Action]:
+def plan(topo: Topology, observed: Observed, record: Record, state_dir: str,
+         firewall_backend: str = "nftables") -> list[Action]:
+    return planner(topo, observed, record, state_dir, firewall_backend).result()
+
+
+def planner(topo: Topology, observed: Observed, record: Record, state_dir: str,
+            firewall_backend: str = "nftables") -> "_Planner":
     p = _Planner(topo, observed, record)
     for net in topo.networks:
         if net.mode == "bridge":
@@ -193,6 +201,6 @@ def plan(topo: Topology, observed: Observed, record: Record, firewall_backend: s
             net = topo.network(nic.network)
             if net.bridged:
                 p.tap(net, nic.tap, nic.mac)
-    for key, do in firewall_actions(topo, observed, firewall_backend, p.sysctl):
+    for key, do in firewall_actions(topo, observed, firewall_backend, state_dir, p.sysctl):
         p.want(key, do)
-    return p.removals() + p.actions
+    return p

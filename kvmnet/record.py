@@ -100,13 +100,13 @@ def remove(state_root: str, topology: str) -> None:
         pass  # not empty: dnsmasq's lease files stay until destroy removes them
 
 
-def all_records(state_root: str) -> list[Record]:
+def all_records(state_root: str, exclude: str | None = None) -> list[Record]:
     out = []
     try:
         names = sorted(os.listdir(state_root))
     except FileNotFoundError:
         return out
     for name in names:
-        if os.path.isfile(path_for(state_root, name)):
+        if name != exclude and os.path.isfile(path_for(state_root, name)):
             out.append(load(state_root, name))
     return out

@@ -22,7 +22,7 @@ def render(case: Path) -> str:
     rec_path = case / "record.json"
     record = Record.from_json(json.loads(rec_path.read_text()), str(rec_path)) if rec_path.exists() else Record(topo.name)
     lines = []
-    for a in plan.plan(topo, observed, record):
+    for a in plan.plan(topo, observed, record, f"/run/kvmnet/{topo.name}"):
         lines.append(f"{a.kind:6} {a.key}")
         lines.append(f"       do:   {a.do.command()}")
         lines.append(f"       undo: {a.undo.command() if a.undo else '-'}")

@@ -1,0 +1,108 @@
+"""Start, restart and stop kvmnet's dnsmasq instances; observe whether they run."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import time
+
+from ..errors import HostError
+from . import procs
+
+
+def binary() -> str:
+    return shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+
+
+def unprivileged_user() -> str:
+    for name in ("dnsmasq", "nobody"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    return "root"
+
+
+def running_pid(pid_file: str, conf: str, exe: str) -> int | None:
+    pid = procs.read_pid(pid_file)
+    if pid and procs.is_ours(pid, exe, f"--conf-file={conf}"):
+        return pid
+    return None
+
+
+def observe(conf: str, pid_file: str, exe: str) -> dict:
+    pid = running_pid(pid_file, conf, exe)
+    text = None
+    if pid:
+        try:
+            with open(conf) as f:
+                text = f.read()
+        except OSError:
+            pass
+    return {"pid": pid, "conf_text": text}
+
+
+def _write_private(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def stop(pid_file: str, conf: str, exe: str) -> None:
+    pid = running_pid(pid_file, conf, exe)
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 3
+        while procs.is_ours(pid, exe, f"--conf-file={conf}"):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                break
+            time.sleep(0.005)
+    try:
+        os.unlink(pid_file)
+    except FileNotFoundError:
+        pass
+
+
+def start(a: dict) -> None:
+    stop(a["pid_file"], a["conf"], a["exe"])
+    _write_private(a["conf"], a["conf_text"])
+    if not os.path.exists(a["leases"]):
+        _write_private(a["leases"], "")  # 0600 before dnsmasq creates it world-readable
+    # --conf-file=ours means /etc/dnsmasq.conf and /etc/dnsmasq.d are never read.
+    res = subprocess.run([a["exe"], f"--conf-file={a['conf']}"], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, timeout=10)
+    if res.returncode != 0:
+        detail = res.stderr.strip()
+        holders = []
+        for port, proto in ((53, "udp"), (53, "tcp"), (67, "udp")):
+            who = procs.port_holders(port, proto)
+            if who:
+                holders.append(f"{proto} port {port} is held by {', '.join(who)}")
+        raise HostError(f"dnsmasq for {a['network']} failed to start: {detail}"
+                        + (f" ({'; '.join(holders)})" if holders else ""))
+    # the launcher exits after the daemon wrote its pid file: readiness without polling
+    if running_pid(a["pid_file"], a["conf"], a["exe"]) is None:
+        raise HostError(f"dnsmasq for {a['network']} exited right after starting; see its log")
+
+
+def run(step) -> None:
+    a = step.args
+    if step.op == "dnsmasq.stop":
+        stop(a["pid_file"], a["conf"], a["exe"])
+        if a.get("purge"):
+            for path in (a["conf"], a.get("leases")):
+                if path:
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
+    else:
+        start(a)

@@ -1,0 +1,54 @@
+"""Firewall executor and observer for the nftables backend: one table, one transaction."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+from ..errors import HostError
+
+
+def nft_available() -> bool:
+    if not shutil.which("nft"):
+        return False
+    return subprocess.run(["nft", "list", "tables"], capture_output=True).returncode == 0
+
+
+def load(text: str) -> None:
+    res = subprocess.run(["nft", "-f", "-"], input=text, text=True, capture_output=True)
+    if res.returncode != 0:
+        raise HostError(f"nft rejected the ruleset: {res.stderr.strip()}")
+
+
+def observe(table: str, backend: str = "nftables") -> dict:
+    """{"exists", "rules": {chain: n}, "elements": {map: n}, "comments": sorted set, "text"}."""
+    if backend != "nftables":
+        from . import iptables
+        return iptables.observe(table)
+    res = subprocess.run(["nft", "-j", "list", "table", "inet", table], capture_output=True, text=True)
+    if res.returncode != 0:
+        return {"exists": False}
+    rules: dict[str, int] = {}
+    elements: dict[str, int] = {}
+    comments = set()
+    for item in json.loads(res.stdout)["nftables"]:
+        if "chain" in item:
+            rules.setdefault(item["chain"]["name"], 0)
+        elif "rule" in item:
+            rule = item["rule"]
+            rules[rule["chain"]] = rules.get(rule["chain"], 0) + 1
+            comments.add(rule.get("comment", ""))
+        elif "map" in item:
+            elements[item["map"]["name"]] = len(item["map"].get("elem", []))
+    text = subprocess.run(["nft", "list", "table", "inet", table], capture_output=True, text=True).stdout
+    return {"exists": True, "rules": {k: v for k, v in rules.items() if v},
+            "elements": elements, "comments": sorted(comments), "text": text}
+
+
+def run(step) -> None:
+    if step.args["backend"] != "nftables":
+        from . import iptables
+        iptables.run(step)
+        return
+    load(step.args["ruleset"] if step.op == "firewall.apply" else step.args["delete"])

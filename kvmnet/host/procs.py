@@ -1,0 +1,67 @@
+"""Processes and sockets, read from /proc: who holds a port, is a pid really our dnsmasq."""
+
+from __future__ import annotations
+
+import os
+
+
+def listening() -> dict[tuple[str, int], set[str]]:
+    """(proto, port) -> socket inodes bound in this network namespace (TCP: listening only)."""
+    out: dict[tuple[str, int], set[str]] = {}
+    for proto in ("tcp", "udp"):
+        for family in ("", "6"):
+            try:
+                with open(f"/proc/net/{proto}{family}") as f:
+                    next(f)
+                    for line in f:
+                        cols = line.split()
+                        local, state, inode = cols[1], cols[3], cols[9]
+                        if proto == "tcp" and state != "0A":  # TCP_LISTEN
+                            continue
+                        out.setdefault((proto, int(local.rsplit(":", 1)[1], 16)), set()).add(inode)
+            except FileNotFoundError:
+                continue
+    return out
+
+
+def _listening_inodes(port: int, proto: str) -> set[str]:
+    return listening().get((proto, port), set())
+
+
+def port_holders(port: int, proto: str) -> list[str]:
+    """'pid (comm)' of processes with a socket bound to port; ['unknown process'] if hidden."""
+    inodes = _listening_inodes(port, proto)
+    if not inodes:
+        return []
+    found = []
+    wanted = {f"socket:[{i}]" for i in inodes}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
+                    with open(f"/proc/{pid}/comm") as f:
+                        found.append(f"{pid} ({f.read().strip()})")
+                    break
+        except OSError:
+            continue
+    return found or ["a process in another namespace or unknown"]
+
+
+def is_ours(pid: int, exe: str, marker: str) -> bool:
+    """True only if pid runs `exe` with `marker` in its command line: a recycled pid held by
+    another program is never mistaken for ours (we never trust a pid file alone)."""
+    try:
+        if os.path.realpath(f"/proc/{pid}/exe") != os.path.realpath(exe):
+            return False
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return marker.encode() in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def read_pid(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,1 @@
+"""Pure renderers: topology -> configuration text (nft ruleset, dnsmasq conf, QEMU args)."""

@@ -1,0 +1,127 @@
+"""kvmnet's own nftables table for one topology, as text for one atomic `nft -f -` batch.
+
+Layout (compare libvirt's network_nftables.c and CNI's portmap):
+  prerouting/output (nat, dstnat): DNAT of the host's own addresses through a map
+      (protocol . port -> guest . port), so N port forwards are one rule and one lookup.
+  postrouting (nat, srcnat): MASQUERADE of each NAT subnet going elsewhere (not to multicast
+      or broadcast; TCP/UDP source ports mapped into 1024-65535), of host-local sources DNATed
+      to a guest (127.0.0.1:PORT on the host), and of hairpin traffic (guest -> forwarded port
+      -> guest).
+  forward (filter): out of the subnet, replies back in, DNATed connections in, bridge to
+      bridge; anything else to or from the bridge is rejected.
+  input (filter): DHCP, DNS (and TFTP) from the bridge.
+  guard (filter, raw prerouting): drop packets arriving on a bridge for 127.0.0.0/8, so the
+      route_localnet that 127.0.0.1 forwards need never exposes the host's loopback.
+All chains have policy accept: a kvmnet chain never decides the fate of others' traffic.
+Every rule carries the comment "kvmnet <hash>" so drift (a flushed chain, an edited rule,
+an older ruleset) is one listing and a compare away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from ..model import Network, Topology
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    table: str
+    text: str  # the full batch: create-or-replace of the table
+    digest: str
+    rules: dict  # chain -> number of rules
+    elements: dict  # map -> number of elements
+
+    @property
+    def summary(self) -> str:
+        return f"table inet {self.table}, {sum(self.rules.values())} rules, {sum(self.elements.values())} forwards"
+
+
+def _forward_elements(net: Network):
+    """(proto, host_port, guest_ip, guest_port, host_addr) for each port of each forward."""
+    for f in net.forwards:
+        for offset in range(f.host_ports[1] - f.host_ports[0] + 1):
+            yield f.proto, f.host_ports[0] + offset, f.guest_ip, f.guest_ports[0] + offset, f.host_addr
+
+
+def needs_table(topo: Topology) -> bool:
+    return any(n.mode in ("nat", "routed", "isolated") for n in topo.networks)
+
+
+def render(topo: Topology, table: str) -> Ruleset:
+    chains: dict[str, list[str]] = {"guard": [], "prerouting": [], "output": [], "postrouting": [],
+                                    "forward": [], "input": []}
+    any_map, addr_map = [], []
+    for net in topo.networks:
+        if net.mode not in ("nat", "routed", "isolated"):
+            continue
+        br, sub = net.bridge, net.subnet
+        inp = chains["input"]
+        inp.append(f'iifname "{br}" udp dport 67 accept')
+        inp.append(f'iifname "{br}" meta l4proto {{ tcp, udp }} th dport 53 accept')
+        if net.tftp_root:
+            inp.append(f'iifname "{br}" udp dport 69 accept')
+        fwd = chains["forward"]
+        if net.mode in ("nat", "routed") and sub is not None:
+            fwd.append(f'iifname "{br}" ip saddr {sub} accept')
+            if net.mode == "nat":
+                fwd.append(f'oifname "{br}" ip daddr {sub} ct state established,related accept')
+                fwd.append(f'oifname "{br}" ip daddr {sub} ct status dnat accept')
+            else:
+                fwd.append(f'oifname "{br}" ip daddr {sub} accept')
+        fwd.append(f'iifname "{br}" oifname "{br}" accept')
+        fwd.append(f'iifname "{br}" reject with icmpx type admin-prohibited')
+        fwd.append(f'oifname "{br}" reject with icmpx type admin-prohibited')
+        if net.mode != "nat" or sub is None:
+            continue
+        post = chains["postrouting"]
+        post.append(f"ip saddr {sub} ip daddr 224.0.0.0/24 return")
+        post.append(f"ip saddr {sub} ip daddr 255.255.255.255 return")
+        post.append(f"meta l4proto {{ tcp, udp }} ip saddr {sub} ip daddr != {sub} masquerade to :1024-65535")
+        post.append(f"ip saddr {sub} ip daddr != {sub} masquerade")
+        if net.forwards:
+            post.append(f'oifname "{br}" ip saddr 127.0.0.0/8 ip daddr {sub} ct status dnat masquerade')
+            post.append(f'oifname "{br}" ip saddr {sub} ip daddr {sub} ct status dnat masquerade')
+            chains["guard"].append(f'iifname "{br}" ip daddr 127.0.0.0/8 drop')
+        for proto, hport, gip, gport, haddr in _forward_elements(net):
+            if haddr is None:
+                any_map.append(f"{proto} . {hport} : {gip} . {gport}")
+            else:
+                addr_map.append(f"{haddr} . {proto} . {hport} : {gip} . {gport}")
+    maps = {}
+    if any_map:
+        maps["fwd_any"] = ("inet_proto . inet_service : ipv4_addr . inet_service", any_map)
+        for chain in ("prerouting", "output"):
+            chains[chain].append("fib daddr type local dnat ip to meta l4proto . th dport map @fwd_any")
+    if addr_map:
+        maps["fwd_addr"] = ("ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service", addr_map)
+        for chain in ("prerouting", "output"):
+            chains[chain].append("dnat ip to ip daddr . meta l4proto . th dport map @fwd_addr")
+    hooks = {"guard": "type filter hook prerouting priority raw",
+             "prerouting": "type nat hook prerouting priority dstnat",
+             "output": "type nat hook output priority -100",
+             "postrouting": "type nat hook postrouting priority srcnat",
+             "forward": "type filter hook forward priority filter",
+             "input": "type filter hook input priority filter"}
+    body = []
+    for name, (kind, elems) in maps.items():
+        body.append(f"\tmap {name} {{\n\t\ttype {kind}\n\t\telements = {{\n"
+                    + ",\n".join(f"\t\t\t{e}" for e in elems) + "\n\t\t}\n\t}")
+    unhashed = "\n".join(body) + repr(sorted(chains.items()))
+    digest = hashlib.sha256(unhashed.encode()).hexdigest()[:12]
+    for name, rules in chains.items():
+        if not rules:
+            continue
+        lines = [f"\t\t{hooks[name]}; policy accept;"]
+        lines += [f'\t\t{r} comment "kvmnet {digest}"' for r in rules]
+        body.append(f"\tchain {name} {{\n" + "\n".join(lines) + "\n\t}")
+    text = (f"table inet {table} {{}}\ndelete table inet {table}\n"
+            f"table inet {table} {{\n" + "\n".join(body) + "\n}\n")
+    return Ruleset(table, text, digest, {k: len(v) for k, v in chains.items() if v},
+                   {k: len(v[1]) for k, v in maps.items()})
+
+
+def delete_text(table: str) -> str:
+    """Idempotent removal: create-if-missing, then delete, in one transaction."""
+    return f"table inet {table} {{}}\ndelete table inet {table}\n"
