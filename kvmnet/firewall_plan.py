@@ -17,6 +17,8 @@ def firewall_step(topo: Topology, observed: Observed, backend: str) -> Step | No
     table = naming.nft_table(topo.name)
     if not nft.needs_table(topo):
         return None
+    if backend == "iptables":
+        return _iptables_step(topo, observed)
     ruleset = nft.render(topo, table)
     seen = observed.firewall
     if (seen.get("exists") and seen.get("rules") == ruleset.rules and seen.get("elements") == ruleset.elements
@@ -26,6 +28,19 @@ def firewall_step(topo: Topology, observed: Observed, backend: str) -> Step | No
         "backend": backend, "table": table, "ruleset": ruleset.text, "delete": nft.delete_text(table),
         "summary": ruleset.summary, "previous": seen.get("text"),
         "command": f"nft -f - <<'EOF' ... EOF  # {ruleset.summary}"})
+
+
+def _iptables_step(topo: Topology, observed: Observed) -> Step | None:
+    """Same contract on the iptables backend: kvmnet's own chains, rebuilt per table in one commit."""
+    from .render import iptables as ipt
+
+    ruleset = ipt.render(topo)
+    if observed.firewall.get("digest") == ruleset.digest and observed.firewall.get("intact"):
+        return None
+    return Step("firewall.apply", {
+        "backend": "iptables", "table": ruleset.name, "ruleset": ruleset.to_json(), "summary": ruleset.summary,
+        "previous": observed.firewall.get("saved"), "delete": None,
+        "command": f"iptables-legacy-restore --noflush <<'EOF' ... EOF  # {ruleset.summary}"})
 
 
 def dnsmasq_step(topo: Topology, net, observed: Observed, state_dir: str) -> Step | None:
@@ -61,6 +76,11 @@ def firewall_actions(topo: Topology, observed: Observed, backend: str, state_dir
 
 def invert_firewall(step: Step) -> Step:
     a = step.args
+    if a["backend"] == "iptables":
+        if a.get("previous"):
+            return Step("firewall.apply", dict(a, ruleset=a["previous"], previous=None, summary="the rules it had before"))
+        return Step("firewall.delete", {"backend": "iptables", "table": a["table"], "ruleset": a["ruleset"],
+                                        "summary": f"chains {a['table']}-*", "command": f"(remove chains {a['table']}-* and their jumps)"})
     if a.get("previous"):
         return Step("firewall.apply", dict(a, ruleset=a["delete"] + a["previous"], previous=None,
                                            summary="the rules it had before", command="nft -f -  # the previous ruleset"))

@@ -71,9 +71,15 @@ def nft_table(topology: str) -> str:
     return f"kvmnet_{topology}".replace("-", "_")
 
 
+def iptables_prefix(topology: str) -> str:
+    """KN-<topology>, or KN-<hash> when chains KN-<topology>-POST would pass 28 characters."""
+    prefix = f"KN-{topology}"
+    return prefix if len(prefix) <= 23 else f"KN-{_digest(topology).hex()[:10]}"
+
+
 def iptables_chain(topology: str, hook: str) -> str:
-    """KN-<topology>-<HOOK>; iptables chain names are at most 28 characters."""
-    return f"KN-{topology}-{hook}"[:28]
+    """<prefix>-<HOOK> (HOOK: PRE, OUT, POST, FWD, INP, GRD): at most 28 characters."""
+    return f"{iptables_prefix(topology)}-{hook}"
 
 
 def dnsmasq_paths(state_dir: str, network: str) -> dict[str, str]:

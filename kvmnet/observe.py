@@ -16,7 +16,8 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables") -> Observ
     links = netlink.read_links()
     fw = {}
     if needs_table(topo):
-        fw = firewall.observe(naming.nft_table(topo.name), backend)
+        name = naming.iptables_prefix(topo.name) if backend == "iptables" else naming.nft_table(topo.name)
+        fw = firewall.observe(name, backend)
     exe = dnsmasq.binary()
     procs = {}
     for net in dnsmasq_networks(topo):
