@@ -79,7 +79,8 @@ def apply(topo: Topology, state_root: str, backend: str | None = None) -> Result
     ctx = Context(topo, state_root, backend)
     record, observed, actions = ctx.record, ctx.observed, ctx.actions
     shared = [k for k in ctx.planner.wanted if k in SHARED_KEYS and k not in record.keys()]
-    if not actions and not shared:
+    networks, taps = hook_index(topo)
+    if not actions and not shared and (record.networks, record.taps) == (networks, taps):
         return Result()
     original = record.copy()
     record.file = topo.path
@@ -112,8 +113,15 @@ def apply(topo: Topology, state_root: str, backend: str | None = None) -> Result
         raise HostError(message, undone) from exc
     for key in shared:  # needed, not made: recorded so a later destroy elsewhere hands it over
         record.add(key, None)
+    record.networks, record.taps = networks, taps
     records.save(state_root, record)
     return Result(actions)
+
+
+def hook_index(topo: Topology) -> tuple[dict, dict]:
+    networks = {n.name: {"bridge": n.bridge, "mode": n.mode} for n in topo.networks if n.bridged}
+    taps = {nic.tap: nic.network for g in topo.guests for nic in g.nics if nic.tap}
+    return networks, taps
 
 
 def _rollback(journal: list[Action]) -> tuple[list[str], set[str]]:

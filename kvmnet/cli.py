@@ -191,5 +191,97 @@ def leases(state_root, network, as_json):
         click.echo("no leases")
 
 
+@main.command("qemu-args")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("guest")
+@click.option("--syntax", type=click.Choice(["netdev", "legacy"]), default="netdev",
+              help="-netdev/-device pairs, or the legacy -net nic -net tap form.")
+@click.option("--hooks", is_flag=True, help="script=/downscript= run kvmnet-ifup/-ifdown (QEMU makes the tap).")
+@click.option("--json", "as_json", is_flag=True)
+def qemu_args(file, guest, syntax, hooks, as_json):
+    """Print the QEMU network arguments for GUEST's NICs, one NIC per line."""
+    import shlex
+    from .render.qemu import guest_args
+    from .run import offers
+    try:
+        topo = config.load(file)
+        if guest not in {g.name for g in topo.guests}:
+            raise InputError(f"{file}: no guest {guest!r}")
+        g = topo.guest(guest)
+        fragments = guest_args(topo, g, syntax, hooks, offers("kvm"))
+    except KvmnetError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps({"guest": guest, "nics": [{"network": n.network, "mac": n.mac, "tap": n.tap, "args": f}
+                                                      for n, f in zip(g.nics, fragments)]}, indent=1))
+    else:
+        for fragment in fragments:
+            click.echo(shlex.join(fragment))
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("guest")
+@click.argument("qemu_extra", nargs=-1, type=click.UNPROCESSED)
+@click.option("--dry-run", is_flag=True, help="Print the command and change nothing.")
+@click.option("--syntax", type=click.Choice(["netdev", "legacy"]), default="netdev")
+@click.option("--hooks", is_flag=True, help="Let QEMU create the taps and call kvmnet-ifup/-ifdown.")
+@click.option("--accel", type=click.Choice(["kvm", "tcg"]), default=None, help="Default: KVM if it really works here, else TCG.")
+@click.pass_obj
+def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
+    """Apply FILE if needed, then run GUEST under QEMU with its network arguments [-- extra QEMU args]."""
+    import shlex
+    import signal
+    import subprocess
+    from . import run as runner
+    try:
+        topo = config.load(file)
+        launch = runner.build(topo, guest, list(qemu_extra), syntax, hooks, accel)
+        for note in launch.notes:
+            click.echo(f"kvmnet: {note}", err=True)
+        click.echo(f"kvmnet: {'would run' if dry_run else 'running'}: {shlex.join(launch.argv)}", err=True)
+        if dry_run:
+            return
+        if any(n.bridged for n in topo.networks):
+            _need_root("run")
+            with statedir.locked(state_root):
+                engine.apply(topo, state_root)
+    except KvmnetError as exc:
+        _fail(exc)
+    try:
+        proc = subprocess.Popen(launch.argv)
+    except OSError as exc:
+        click.echo(f"kvmnet: QEMU failed to start: {exc}", err=True)
+        sys.exit(1)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: proc.send_signal(signum))
+    sys.exit(proc.wait())
+
+
+@main.command()
+@click.argument("tap")
+@click.option("--network", default=None, help="Default: $KVMNET_NETWORK, the tap's topology, or the only network.")
+@click.pass_obj
+def ifup(state_root, tap, network):
+    """QEMU script= hook: attach TAP to its network's bridge (applying the network if needed)."""
+    from . import hook
+    try:
+        click.echo(hook.ifup(tap, network, state_root), err=True)
+    except KvmnetError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.argument("tap")
+@click.pass_obj
+def ifdown(state_root, tap):
+    """QEMU downscript= hook: detach TAP; the network stays for other guests."""
+    from . import hook
+    try:
+        click.echo(hook.ifdown(tap, state_root), err=True)
+    except KvmnetError as exc:
+        _fail(exc)
+
+
 if __name__ == "__main__":
     main()

@@ -130,7 +130,7 @@ NETWORK_KEYS = {
     "bridge": _COMMON + _BRIDGE_KEYS + ("uplink",),
     "user": _COMMON + ("net", "host", "dns", "dhcpstart", "restrict", "hostname", "domainname",
                        "hostfwd", "guestfwd", "tftp", "bootfile", "smb", "ipv6"),
-    "socket": _COMMON + ("transport", "address", "port"),
+    "socket": _COMMON + ("transport", "address", "port", "localaddr"),
 }
 
 
@@ -419,9 +419,13 @@ def _socket_net(r: _Reader, name: str, raw: dict, path: tuple) -> Network | None
         port = None
     if transport == "mcast" and address is not None and not address.is_multicast:
         r.error(path + ("address",), f"{address} is not a multicast address (224.0.0.0/4)")
+    localaddr = r.ipv4(raw, "localaddr", path, None)
+    if transport == "udp" and port == 65535:
+        r.error(path + ("port",), "a udp link uses port and port + 1; 65535 leaves no room")
+        port = None
     if None in (transport, address, port):
         return None
-    return Network(name, "socket", socket=SocketNet(transport, address, port))
+    return Network(name, "socket", socket=SocketNet(transport, address, port, localaddr))
 
 
 # ---------------------------------------------------------------- guests
@@ -430,7 +434,23 @@ def _guest(r: _Reader, topology: str, name: str, raw, path: tuple) -> Guest | No
     if not naming.OBJECT_NAME_RE.match(name):
         r.error(path, f"guest name {name!r} must be 1-32 letters, digits, '_' or '-'")
         return None
-    raw = r.table(raw, path, ("nics",))
+    raw = r.table(raw, path, ("nics", "memory", "cpus", "kernel", "initrd", "append", "disk", "qemu_args", "queues"))
+    extra = {}
+    for key, lo, hi in (("memory", 16, 1 << 20), ("cpus", 1, 1024), ("queues", 1, 64)):
+        value = r.get(raw, key, path, int, None)
+        if value is not None and not lo <= value <= hi:
+            r.error(path + (key,), f"{value} is outside {lo}-{hi}")
+        elif value is not None:
+            extra[key] = value
+    for key in ("kernel", "initrd", "append", "disk"):
+        value = r.get(raw, key, path, str, None)
+        if value is not None:
+            extra[key] = value
+    args = r.get(raw, "qemu_args", path, list, [])
+    if args and not all(isinstance(a, str) for a in args):
+        r.error(path + ("qemu_args",), "must be an array of strings")
+    elif args:
+        extra["qemu_args"] = tuple(args)
     nics_raw = r.get(raw, "nics", path, list, [])
     nics = []
     for i, nic in enumerate(nics_raw or []):
@@ -448,7 +468,7 @@ def _guest(r: _Reader, topology: str, name: str, raw, path: tuple) -> Guest | No
         if network is not None:
             nics.append(Nic(network, mac or naming.guest_mac(topology, name, i), ip,
                             model or "virtio-net-pci", tap))
-    return Guest(name, tuple(nics))
+    return Guest(name, tuple(nics), **extra)
 
 
 def _mac(r: _Reader, text: str, path: tuple) -> str | None:
@@ -520,7 +540,7 @@ def _cross_check(r: _Reader, topology: str, networks: list[Network], guests: lis
             elif nic.tap is not None:
                 r.error(p + ("tap",), f"only NICs on bridged networks have taps ({nic.network} is {net.mode})")
             nics.append(nic)
-        fixed.append(Guest(guest.name, tuple(nics)))
+        fixed.append(replace(guest, nics=tuple(nics)))
     for name, members in socket_members.items():
         net = by_name[name]
         if net.socket.transport in ("tcp", "udp") and len(members) > 2:

@@ -68,8 +68,9 @@ class UserNet:
 @dataclass(frozen=True)
 class SocketNet:
     transport: str  # tcp | udp | mcast
-    address: IPv4Address
-    port: int
+    address: IPv4Address  # tcp/udp: where the listener/peers are; mcast: the group
+    port: int  # tcp/mcast: the port; udp: the first guest's port (the second uses port + 1)
+    localaddr: IPv4Address | None = None  # mcast: the interface address to send from
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,15 @@ class Nic:
 class Guest:
     name: str
     nics: tuple[Nic, ...] = ()
+    # what `kvmnet run` needs beyond the network; all optional
+    memory: int = 512  # MiB
+    cpus: int = 1
+    kernel: str | None = None
+    initrd: str | None = None
+    append: str | None = None
+    disk: str | None = None
+    qemu_args: tuple[str, ...] = ()
+    queues: int | None = None  # multiqueue virtio-net on tap NICs
 
 
 @dataclass(frozen=True)

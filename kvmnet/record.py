@@ -23,6 +23,9 @@ class Record:
     entries: list = field(default_factory=list)  # [key, undo step as JSON or None], oldest first
     uplinks: dict = field(default_factory=dict)  # network -> the uplink's original addresses/routes
     firewall_backend: str | None = None
+    # for QEMU's hooks, which must not parse TOML: bridged network -> bridge, tap -> network
+    networks: dict = field(default_factory=dict)
+    taps: dict = field(default_factory=dict)
 
     def keys(self) -> set[str]:
         return {k for k, _ in self.entries}
@@ -41,7 +44,8 @@ class Record:
 
     def to_json(self) -> dict:
         return {"version": VERSION, "topology": self.topology, "file": self.file, "entries": self.entries,
-                "uplinks": self.uplinks, "firewall_backend": self.firewall_backend}
+                "uplinks": self.uplinks, "firewall_backend": self.firewall_backend,
+                "networks": self.networks, "taps": self.taps}
 
     def copy(self) -> "Record":
         return Record.from_json(json.loads(json.dumps(self.to_json())), "")
@@ -51,7 +55,8 @@ class Record:
         if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("entries"), list):
             raise InputError(f"{path}: not a kvmnet state record of version {VERSION}")
         return cls(topology=data["topology"], file=data.get("file", ""), entries=[list(e) for e in data["entries"]],
-                   uplinks=data.get("uplinks", {}), firewall_backend=data.get("firewall_backend"))
+                   uplinks=data.get("uplinks", {}), firewall_backend=data.get("firewall_backend"),
+                   networks=data.get("networks", {}), taps=data.get("taps", {}))
 
 
 def path_for(state_root: str, topology: str) -> str:

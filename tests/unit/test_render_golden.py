@@ -2,13 +2,15 @@
 every shipped topology and the test topologies. Regenerate with KVMNET_UPDATE_GOLDEN=1."""
 
 import os
+import shlex
 from pathlib import Path
 
 import pytest
 
 from kvmnet import config, naming
 from kvmnet.firewall_plan import dnsmasq_networks
-from kvmnet.render import dnsmasq, nft
+from kvmnet.errors import InputError
+from kvmnet.render import dnsmasq, nft, qemu
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "data" / "render"
@@ -23,6 +25,16 @@ def rendered(path: Path) -> dict[str, str]:
     for net in dnsmasq_networks(topo):
         paths = naming.dnsmasq_paths(f"/run/kvmnet/{topo.name}", net.name)
         out[f"dnsmasq-{net.name}.conf"] = dnsmasq.render(topo, net, paths, "nobody")
+    for guest in topo.guests:
+        lines = []
+        for syntax, hooks, offers in (("netdev", False, qemu.HostOffers()), ("netdev", True, qemu.HostOffers(vhost_net=True)),
+                                      ("legacy", True, qemu.HostOffers())):
+            lines.append(f"# --syntax {syntax}{' --hooks' if hooks else ''}{' (vhost-net present)' if offers.vhost_net else ''}")
+            try:
+                lines += [shlex.join(f) for f in qemu.guest_args(topo, guest, syntax, hooks, offers)]
+            except InputError as exc:
+                lines.append(f"error: {exc}")
+        out[f"qemu-{guest.name}.txt"] = "\n".join(lines) + "\n"
     return out
 
 

@@ -1,0 +1,126 @@
+"""kvmnet-ifup / kvmnet-ifdown: QEMU's script= and downscript=, replacing /etc/qemu-ifup.
+
+QEMU runs `SCRIPT TAP` after it opened the tap and `DOWNSCRIPT TAP` before closing it, on every
+guest start and stop, so this path imports only the standard library and kvmnet's light modules
+and sends one netlink request. Only when the network is not applied yet does it load the engine
+(under the state lock, so 50 guests starting at once apply it once).
+
+ifup:   attach TAP to its network's bridge, with the bridge's MTU, and set it up.
+ifdown: detach TAP and set it down, unless the tap belongs to an applied topology (pre-created
+        taps stay with their topology). Never the bridge, rules or dnsmasq: those belong to the
+        network, which outlives any one guest (the seed's ifdown deleted the bridge and flushed
+        the whole nat table).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import naming, record as records, statedir
+from .errors import InputError, KvmnetError
+from .host import rtnl
+
+
+def _find(state_root: str, tap: str, network: str | None):
+    """(record, network name) for TAP: --network, $KVMNET_NETWORK, the tap's record, or the
+    only bridged network applied here."""
+    recs = records.all_records(state_root)
+    network = network or os.environ.get("KVMNET_NETWORK") or None
+    if network is None:
+        network = next((r.taps[tap] for r in recs if tap in r.taps), None)
+    if network is None:
+        names = [n for r in recs for n in r.networks]
+        if len(names) == 1:
+            network = names[0]
+        elif names:
+            raise InputError(f"{tap}: several networks are applied ({', '.join(sorted(names))}); "
+                             "say which with --network or KVMNET_NETWORK")
+    for rec in recs:
+        if network in rec.networks:
+            return rec, network
+    return None, network
+
+
+def _apply_slow_path(state_root: str, network: str | None, rec) -> None:
+    """The network is not applied (or its bridge is gone): apply its topology, once."""
+    path = os.environ.get("KVMNET_TOPOLOGY") or (rec.file if rec else None)
+    if not path:
+        raise InputError(f"network {network or '(unknown)'} is not applied here; run `kvmnet apply FILE` "
+                         "first or set KVMNET_TOPOLOGY=FILE for the hook")
+    from . import apply as engine, config
+
+    topo = config.load(path)
+    with statedir.locked(state_root):
+        engine.apply(topo, state_root)
+
+
+def ifup(tap: str, network: str | None = None, state_root: str | None = None) -> str:
+    why = naming.ifname_problem(tap)
+    if why:
+        raise InputError(why)
+    root = statedir.resolve(state_root)
+    rec, network = _find(root, tap, network)
+    bridge = rec.networks[network]["bridge"] if rec else None
+    if rec is None or rtnl.index_of(bridge) is None:
+        _apply_slow_path(root, network, rec)
+        rec, network = _find(root, tap, network)
+        if rec is None:
+            raise InputError(f"network {network} is not in the applied topology")
+        bridge = rec.networks[network]["bridge"]
+    rtnl.set_link(tap, master=rtnl.index_of(bridge), mtu=rtnl.read_mtu(bridge), up=True)
+    return f"{tap}: attached to {bridge} ({network})"
+
+
+def ifdown(tap: str, state_root: str | None = None) -> str:
+    why = naming.ifname_problem(tap)
+    if why:
+        raise InputError(why)
+    root = statedir.resolve(state_root)
+    if any(tap in r.taps for r in records.all_records(root)):
+        return f"{tap}: belongs to an applied topology; left in place"
+    if rtnl.index_of(tap) is None:
+        return f"{tap}: already gone"
+    try:
+        rtnl.set_link(tap, master=0, up=False)
+    except OSError as exc:  # QEMU may have closed it meanwhile
+        if rtnl.index_of(tap) is not None:
+            raise
+        return f"{tap}: gone ({exc.strerror})"
+    return f"{tap}: detached"
+
+
+def _main(action, argv: list[str]) -> int:
+    args, network, state_dir = [], None, None
+    it = iter(argv)
+    for word in it:
+        if word in ("--network", "-n"):
+            network = next(it, None)
+        elif word.startswith("--network="):
+            network = word.split("=", 1)[1]
+        elif word == "--state-dir":
+            state_dir = next(it, None)
+        else:
+            args.append(word)
+    if len(args) != 1:
+        print(f"usage: {os.path.basename(sys.argv[0])} [--network NET] [--state-dir DIR] TAP", file=sys.stderr)
+        return 2
+    try:
+        message = action(args[0], network, state_dir) if action is ifup else action(args[0], state_dir)
+    except KvmnetError as exc:
+        print(f"kvmnet: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(f"kvmnet: {args[0]}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    if os.environ.get("KVMNET_VERBOSE"):
+        print(message, file=sys.stderr)
+    return 0
+
+
+def ifup_main() -> None:
+    sys.exit(_main(ifup, sys.argv[1:]))
+
+
+def ifdown_main() -> None:
+    sys.exit(_main(ifdown, sys.argv[1:]))

@@ -1,0 +1,67 @@
+"""Build a guest's QEMU command line from the topology and what this host's QEMU offers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+
+from .errors import InputError
+from .host import qemu
+from .model import Topology
+from .render.qemu import HostOffers, guest_args, machine_args
+
+
+@dataclass
+class Launch:
+    argv: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+def hook_paths() -> tuple[str, str]:
+    """kvmnet-ifup/-ifdown next to the running interpreter (the venv), else on PATH."""
+    here = os.path.dirname(os.path.abspath(os.sys.argv[0]))
+    paths = []
+    for name in ("kvmnet-ifup", "kvmnet-ifdown"):
+        local = os.path.join(here, name)
+        paths.append(local if os.access(local, os.X_OK) else shutil.which(name) or name)
+    return paths[0], paths[1]
+
+
+def offers(accel: str) -> HostOffers:
+    ifup, ifdown = hook_paths()
+    return HostOffers(vhost_net=accel == "kvm" and qemu.vhost_net(), ifup=ifup, ifdown=ifdown)
+
+
+def check_backends(topo: Topology, guest_name: str, exe: str) -> list[str]:
+    """Refuse what this QEMU cannot do; warn about what the host lacks."""
+    notes = []
+    backends = qemu.netdev_backends(exe)
+    for nic in topo.guest(guest_name).nics:
+        net = topo.network(nic.network)
+        kind = "tap" if net.bridged else net.mode
+        if kind not in backends:
+            hint = " (QEMU built without slirp)" if kind == "user" else ""
+            raise InputError(f"guests.{guest_name}: network {net.name} needs `-netdev {kind}`, which {exe} does not offer{hint}")
+        if net.mode == "user" and net.user.smb and not shutil.which("smbd"):
+            notes.append(f"warning: networks.{net.name}.smb is set but smbd is not installed; QEMU will fail to share {net.user.smb}")
+    return notes
+
+
+def build(topo: Topology, guest_name: str, extra: list[str], syntax: str = "netdev", hooks: bool = False,
+          accel: str | None = None) -> Launch:
+    if guest_name not in {g.name for g in topo.guests}:
+        raise InputError(f"{topo.path}: no guest {guest_name!r} (guests: {', '.join(g.name for g in topo.guests) or 'none'})")
+    exe = qemu.binary()
+    if exe is None:
+        raise InputError("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86), or set KVMNET_QEMU")
+    notes = check_backends(topo, guest_name, exe)
+    if accel is None:
+        works, why = qemu.kvm_works(exe)
+        accel = "kvm" if works else "tcg"
+        notes.append("accelerator: KVM" if works else f"accelerator: TCG (software emulation, slow): {why}")
+    guest = topo.guest(guest_name)
+    argv = [exe, *machine_args(guest, accel)]
+    for fragment in guest_args(topo, guest, syntax, hooks, offers(accel)):
+        argv += fragment
+    return Launch(argv + list(extra), notes)
