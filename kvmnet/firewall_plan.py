@@ -68,10 +68,22 @@ def firewall_actions(topo: Topology, observed: Observed, backend: str, state_dir
             # 127.0.0.1:PORT forwards route a loopback source out of the bridge; the guard
             # chain drops anything arriving on the bridge for 127/8, so nothing else opens.
             sysctl(f"net/ipv4/conf/{net.bridge}/route_localnet", "1")
+    if observed.host_forward.get("policy") == "DROP":
+        for net in topo.networks:
+            if net.mode in ("nat", "routed"):
+                args = {"bridge": net.bridge, "topology": topo.name}
+                held = _accepts_present(observed.host_forward, net.bridge, topo.name)
+                yield f"fwaccept:{net.bridge}", None if held else Step("fwaccept.add", args)
     if nft.needs_table(topo):
         yield f"firewall:{backend}:{naming.nft_table(topo.name)}", firewall_step(topo, observed, backend)
     for net in dnsmasq_networks(topo):
         yield f"dnsmasq:{net.name}", dnsmasq_step(topo, net, observed, state_dir)
+
+
+def _accepts_present(seen: dict, bridge: str, topology: str) -> bool:
+    """Both of kvmnet's accepts for `bridge` are in the host's FORWARD chain (iptables -S lines)."""
+    want = {f'-A FORWARD -{d} {bridge} -m comment --comment "kvmnet {topology}" -j ACCEPT' for d in "io"}
+    return want <= set(seen.get("rules", []))
 
 
 def invert_firewall(step: Step) -> Step:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from . import naming
 from .firewall_plan import dnsmasq_networks
-from .host import dnsmasq, firewall, netlink, procs, sysctl
+from .host import coexist, dnsmasq, firewall, netlink, procs, sysctl
 from .model import Topology
 from .observed import Observed
 from .plan import sysctl_paths
@@ -23,7 +23,8 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables") -> Observ
     for net in dnsmasq_networks(topo):
         paths = naming.dnsmasq_paths(state_dir, net.name)
         procs[f"dnsmasq:{net.name}"] = dnsmasq.observe(paths["conf"], paths["pid"], exe)
-    return Observed(listeners=_forward_listeners(topo),links=links, addrs=netlink.read_addrs(links), routes=netlink.read_routes(links),
+    forwarding = any(n.mode in ("nat", "routed") for n in topo.networks)
+    return Observed(listeners=_forward_listeners(topo), host_forward=coexist.observe() if forwarding else {},links=links, addrs=netlink.read_addrs(links), routes=netlink.read_routes(links),
                     sysctls={p: sysctl.read(p) for p in sysctl_paths(topo)}, firewall=fw,
                     processes=procs, dnsmasq_user=dnsmasq.unprivileged_user(), dnsmasq_exe=exe)
 

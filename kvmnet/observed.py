@@ -41,6 +41,7 @@ class Observed:
     sysctls: dict = field(default_factory=dict)  # "net/ipv4/ip_forward" -> "0"; None if absent
     firewall: dict = field(default_factory=dict)  # backend-specific view of kvmnet's own rules
     processes: dict = field(default_factory=dict)  # "dnsmasq:NET" -> {"pid", "conf_text"}
+    host_forward: dict = field(default_factory=dict)  # the host's filter FORWARD: policy, kvmnet's accepts
     listeners: dict = field(default_factory=dict)  # "tcp/8080" -> "1234 (python3)", forwarded ports only
     dnsmasq_user: str = "nobody"
     dnsmasq_exe: str = "/usr/sbin/dnsmasq"
@@ -53,7 +54,7 @@ class Observed:
                 "addrs": {k: sorted(v) for k, v in self.addrs.items()},
                 "routes": [asdict(r) for r in self.routes], "sysctls": self.sysctls,
                 "firewall": self.firewall, "processes": self.processes,
-                "listeners": self.listeners, "dnsmasq_user": self.dnsmasq_user, "dnsmasq_exe": self.dnsmasq_exe}
+                "listeners": self.listeners, "host_forward": self.host_forward, "dnsmasq_user": self.dnsmasq_user, "dnsmasq_exe": self.dnsmasq_exe}
 
     @classmethod
     def from_json(cls, data: dict) -> "Observed":
@@ -62,6 +63,6 @@ class Observed:
                    routes=tuple(Route(**r) for r in data.get("routes", [])),
                    sysctls=data.get("sysctls", {}), firewall=data.get("firewall", {}),
                    processes=data.get("processes", {}),
-                   listeners=data.get("listeners", {}),
+                   listeners=data.get("listeners", {}), host_forward=data.get("host_forward", {}),
                    dnsmasq_user=data.get("dnsmasq_user", "nobody"),
                    dnsmasq_exe=data.get("dnsmasq_exe", "/usr/sbin/dnsmasq"))

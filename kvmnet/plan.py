@@ -70,7 +70,8 @@ def invert(step: Step, observed: Observed) -> Step | None:
                 value = getattr(link, attr)
                 old[attr] = (value or "") if attr == "master" else value
         return Step("link.set", old)
-    pairs = {"addr.add": "addr.del", "addr.del": "addr.add", "route.add": "route.del", "route.del": "route.add"}
+    pairs = {"addr.add": "addr.del", "addr.del": "addr.add", "route.add": "route.del", "route.del": "route.add",
+             "fwaccept.add": "fwaccept.del", "fwaccept.del": "fwaccept.add"}
     if op in pairs:
         return Step(pairs[op], dict(a))
     if op == "sysctl.set":

@@ -109,8 +109,9 @@ _DESCRIBE = {
     "sysctl.set": lambda a: f"set sysctl {_sysctl_name(a['path'])} = {a['value']}",
     "firewall.apply": lambda a: f"load firewall rules ({a['backend']}: {a['summary']})",
     "firewall.delete": lambda a: f"remove kvmnet's firewall rules ({a['backend']}: {a['summary']})",
+    "fwaccept.add": lambda a: f"accept {a['bridge']}'s traffic in the host's filter FORWARD chain (policy DROP)",
+    "fwaccept.del": lambda a: f"remove kvmnet's accepts for {a['bridge']} from the host's filter FORWARD chain",
     "dnsmasq.start": lambda a: f"start dnsmasq for {a['network']} on {a['bridge']}",
-    "dnsmasq.reload": lambda a: f"reload dnsmasq for {a['network']} (configuration changed)",
     "dnsmasq.stop": lambda a: f"stop dnsmasq for {a['network']}",
 }
 
@@ -126,7 +127,8 @@ _COMMANDS = {
     "sysctl.set": lambda a: f"sysctl -w {_sysctl_name(a['path'])}={a['value']}",
     "firewall.apply": lambda a: a["command"],
     "firewall.delete": lambda a: a["command"],
+    "fwaccept.add": lambda a: " && ".join(f"iptables -I FORWARD {x} {a['bridge']} -m comment --comment 'kvmnet {a['topology']}' -j ACCEPT" for x in ("-i", "-o")),
+    "fwaccept.del": lambda a: " && ".join(f"iptables -D FORWARD {x} {a['bridge']} -m comment --comment 'kvmnet {a['topology']}' -j ACCEPT" for x in ("-i", "-o")),
     "dnsmasq.start": lambda a: shlex.join(["dnsmasq", f"--conf-file={a['conf']}"]),
-    "dnsmasq.reload": lambda a: f"kill -HUP $(cat {shlex.quote(a['pid_file'])})",
     "dnsmasq.stop": lambda a: f"kill $(cat {shlex.quote(a['pid_file'])})",
 }

@@ -29,7 +29,10 @@ def run(step) -> None:
         case "firewall.apply" | "firewall.delete":
             from . import firewall
             firewall.run(step)
-        case "dnsmasq.start" | "dnsmasq.reload" | "dnsmasq.stop":
+        case "fwaccept.add" | "fwaccept.del":
+            from . import coexist
+            coexist.run(step)
+        case "dnsmasq.start" | "dnsmasq.stop":
             from . import dnsmasq
             dnsmasq.run(step)
         case _:

@@ -1,0 +1,115 @@
+"""kvmnet next to Docker and libvirt: their rules stay byte-identical (apart from kvmnet's two
+commented accepts in a DROP-policy FORWARD chain, removed on destroy), their dnsmasq is never
+touched, and NAT guests still get out and are reached under Docker's FORWARD policy DROP."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers.natlab import HELPERS, NatLab
+from helpers.netns import snapshot_diff
+
+pytestmark = pytest.mark.root
+TOPOLOGY = Path(__file__).resolve().parents[1] / "data" / "topologies" / "nat-lab.toml"
+
+DOCKER = """
+iptables -P FORWARD DROP
+iptables -N DOCKER
+iptables -N DOCKER-USER
+iptables -N DOCKER-ISOLATION-STAGE-1
+iptables -A FORWARD -j DOCKER-USER
+iptables -A FORWARD -j DOCKER-ISOLATION-STAGE-1
+iptables -A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+iptables -A FORWARD -o docker0 -j DOCKER
+iptables -A DOCKER-USER -j RETURN
+iptables -A DOCKER-ISOLATION-STAGE-1 -j RETURN
+iptables -t nat -N DOCKER
+iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+iptables -t nat -A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
+iptables -t nat -A POSTROUTING -s 10.200.0.0/16 -j MASQUERADE -m comment --comment user-rule
+"""
+LIBVIRT = """
+table inet libvirt_network {
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    iifname "virbr9" ip saddr 10.9.9.0/24 counter accept
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr 10.9.9.0/24 ip daddr != 10.9.9.0/24 masquerade
+  }
+}
+"""
+
+
+def _foreign(ns) -> str:
+    """Every rule that is not kvmnet's, without counters."""
+    nft = ns.run("nft", "list", "ruleset").stdout
+    nft = re.sub(r"table inet kvmnet_\w+ \{.*?\n\}\n", "", nft, flags=re.S)
+    # iptables-nft's tables are compared through iptables-save, which shows rule comments
+    nft = re.sub(r"table ip (filter|nat|mangle|raw) \{.*?\n\}\n", "", nft, flags=re.S)
+    nft = re.sub(r"counter packets \d+ bytes \d+", "counter", nft)
+    nft = "\n".join(l for l in nft.splitlines() if "kvmnet" not in l)
+    save = ns.run("iptables-save").stdout
+    save = "\n".join(re.sub(r"\[\d+:\d+\]", "", l) for l in save.splitlines()
+                     if not l.startswith("#") and "kvmnet" not in l)
+    return nft + "\n---\n" + save
+
+
+@pytest.fixture(scope="module")
+def lab():
+    lab = NatLab(TOPOLOGY)
+    try:
+        lab.host.sh(DOCKER.strip().replace("\n", " && "))
+        lab.host.run("nft", "-f", "-", input=LIBVIRT)
+        # someone else's dnsmasq, on someone else's bridge
+        lab.host.sh("ip link add virbr9 type bridge && sysctl -qw net.ipv6.conf.virbr9.disable_ipv6=1 && ip addr add 10.9.9.1/24 dev virbr9 && ip link set virbr9 up")
+        lab.host.run("dnsmasq", "--conf-file=/dev/null", "--interface=virbr9", "--bind-interfaces",
+                     "--except-interface=lo", "--dhcp-range=10.9.9.10,10.9.9.20", "--pid-file=/dev/null",
+                     "--dhcp-leasefile=/dev/null")
+        lab.foreign_dnsmasq = [p for p in lab.host.processes() if "dnsmasq" in p]
+        lab.before = lab.host.snapshot()
+        lab.foreign = _foreign(lab.host)
+        lab.apply()
+        lab.web = lab.add_client("web", "52:54:00:12:34:56")
+        yield lab
+    finally:
+        lab.close()
+
+
+def test_guests_work_under_docker_forward_drop(lab):
+    assert lab.web.fetch("http://10.0.0.1/") == "wan saw 10.0.0.2\n"
+    out = lab.wan.run(sys.executable, str(HELPERS / "fetch.py"), "http://10.0.0.2:8080/", check=False).stdout
+    assert out == "web saw 10.0.0.1\n"
+
+
+def test_only_kvmnets_commented_accepts_are_added(lab):
+    rules = lab.host.run("iptables", "-S", "FORWARD").stdout.splitlines()
+    ours = [r for r in rules if "kvmnet" in r]
+    assert sorted(ours) == ['-A FORWARD -i virbr0 -m comment --comment "kvmnet natlab" -j ACCEPT',
+                            '-A FORWARD -o virbr0 -m comment --comment "kvmnet natlab" -j ACCEPT']
+    assert "-P FORWARD DROP" in rules
+    assert _foreign(lab.host) == lab.foreign
+
+
+def test_reapply_adds_no_duplicates(lab):
+    lab.apply()
+    lab.apply()
+    assert sum("kvmnet" in r for r in lab.host.run("iptables", "-S", "FORWARD").stdout.splitlines()) == 2
+
+
+def test_other_dnsmasq_untouched_and_destroy_restores_everything(lab):
+    assert [p for p in lab.host.processes() if "dnsmasq" in p and p in lab.foreign_dnsmasq] == lab.foreign_dnsmasq
+    lab.remove_clients()
+    assert lab.kvmnet("destroy", str(TOPOLOGY)).returncode == 0
+    assert _foreign(lab.host) == lab.foreign
+    after = lab.host.snapshot()
+    after["nft"] = re.sub(r"counter packets \d+ bytes \d+", "", after["nft"])
+    before = dict(lab.before, nft=re.sub(r"counter packets \d+ bytes \d+", "", lab.before["nft"]))
+    after["iptables"] = re.sub(r"\[\d+:\d+\]", "", after["iptables"])
+    before["iptables"] = re.sub(r"\[\d+:\d+\]", "", before["iptables"])
+    assert after == before, snapshot_diff(before, after)
+    lab.apply()
