@@ -133,6 +133,30 @@ def destroy(state_root, file, force):
 
 
 @main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def check(state_root, file, as_json):
+    """Exit 0 if the host matches FILE, 1 (listing the differences) if it drifted."""
+    try:
+        topo = config.load(file)
+        with statedir.locked(state_root):
+            ctx = engine.Context(topo, state_root)
+    except KvmnetError as exc:
+        _fail(exc)
+    drift = [{"key": a.key, "repair": a.do.describe()} for a in ctx.actions]
+    if as_json:
+        click.echo(json.dumps({"topology": topo.name, "in_sync": not drift, "drift": drift}, indent=1))
+    elif drift:
+        click.echo(f"{topo.name}: drifted from {file}; `kvmnet apply` would:")
+        for d in drift:
+            click.echo(f"  {d['key']}: {d['repair']}")
+    else:
+        click.echo(f"{topo.name}: in sync with {file}")
+    sys.exit(1 if drift else 0)
+
+
+@main.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj

@@ -1,0 +1,115 @@
+"""Faults on a NAT network: a failure before every step rolls back exactly; dnsmasq that cannot
+bind, dies, or whose pid is recycled; drift that `kvmnet check` reports and apply repairs."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers.netns import snapshot_diff
+
+pytestmark = pytest.mark.root
+TOPOLOGY = Path(__file__).resolve().parents[1] / "data" / "topologies" / "nat-lab.toml"
+
+
+def _steps(netns):
+    res = netns.kvmnet("plan", "--json", str(TOPOLOGY))
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)["steps"]
+
+
+def _dnsmasq(netns):
+    return [p for p in netns.processes() if p.endswith("dnsmasq")]
+
+
+def test_failure_before_every_step_rolls_back(netns):
+    netns.add_uplink("wan0", "10.0.0.2/24", "10.0.0.1")
+    before = netns.snapshot()
+    n = len(_steps(netns))
+    assert n >= 8
+    for k in range(n):
+        res = netns.kvmnet("apply", str(TOPOLOGY), env={"KVMNET_FAULT_AT": str(k)})
+        assert res.returncode == 1 and "injected fault" in res.stderr, res.stderr
+        after = netns.snapshot()
+        assert after == before, f"after a failure at step {k}:\n" + snapshot_diff(before, after)
+
+
+def test_dnsmasq_port_taken_fails_with_holder_and_rolls_back(netns):
+    holder = subprocess.Popen(["ip", "netns", "exec", netns.name, sys.executable, "-c",
+                               "import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                               "s.bind(('0.0.0.0', 67)); print('bound', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "bound"
+        before = netns.snapshot()
+        res = netns.kvmnet("apply", str(TOPOLOGY))
+        assert res.returncode == 1
+        assert "dnsmasq for default failed to start" in res.stderr
+        assert "udp port 67 is held by" in res.stderr and "python" in res.stderr, res.stderr
+        assert "rolled back" in res.stderr
+        after = netns.snapshot()
+        assert after == before, snapshot_diff(before, after)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_killed_dnsmasq_is_reported_restarted_and_keeps_leases(netns):
+    assert netns.kvmnet("apply", str(TOPOLOGY)).returncode == 0
+    leases = netns.state_dir / "natlab" / "dnsmasq-default.leases"
+    leases.write_text("4000000000 52:54:00:12:34:56 192.168.122.10 web *\n")
+    pid = int(_dnsmasq(netns)[0].split()[0])
+    import os
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    check = netns.kvmnet("check", str(TOPOLOGY))
+    assert check.returncode == 1 and "dnsmasq:default" in check.stdout, check.stdout
+    assert netns.kvmnet("apply", str(TOPOLOGY)).returncode == 0
+    assert len(_dnsmasq(netns)) == 1
+    assert netns.kvmnet("check", str(TOPOLOGY)).returncode == 0
+    out = json.loads(netns.kvmnet("leases", "--json").stdout)["leases"]
+    assert [(l["mac"], l["ip"]) for l in out] == [("52:54:00:12:34:56", "192.168.122.10")]
+    netns.kvmnet("destroy", str(TOPOLOGY))
+
+
+def test_recycled_pid_is_never_signalled(netns):
+    assert netns.kvmnet("apply", str(TOPOLOGY)).returncode == 0
+    pid_file = netns.state_dir / "natlab" / "dnsmasq-default.pid"
+    real = int(pid_file.read_text())
+    import os
+    os.kill(real, signal.SIGKILL)
+    time.sleep(0.2)
+    bystander = subprocess.Popen(["ip", "netns", "exec", netns.name, "sleep", "60"])
+    try:
+        time.sleep(0.2)
+        sleeper = [p for p in netns.processes() if p.endswith("sleep")][0].split()[0]
+        pid_file.write_text(sleeper + "\n")  # the pid now belongs to someone else
+        assert netns.kvmnet("destroy", str(TOPOLOGY)).returncode == 0
+        assert bystander.poll() is None, "kvmnet signalled a process that was not its dnsmasq"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+@pytest.mark.parametrize("damage,key", [
+    ("nft flush chain inet kvmnet_natlab postrouting", "firewall:"),
+    ("nft delete table inet kvmnet_natlab", "firewall:"),
+    ("ip link set kn-web-0 nomaster", "link:kn-web-0"),
+    ("ip link del virbr0", "link:virbr0"),
+    ("sysctl -qw net.ipv4.ip_forward=0", "sysctl:net/ipv4/ip_forward"),
+])
+def test_check_detects_drift_and_apply_repairs(netns, damage, key):
+    assert netns.kvmnet("apply", str(TOPOLOGY)).returncode == 0
+    assert netns.kvmnet("check", str(TOPOLOGY)).returncode == 0
+    netns.sh(damage)
+    check = netns.kvmnet("check", str(TOPOLOGY))
+    assert check.returncode == 1 and key in check.stdout, check.stdout
+    res = netns.kvmnet("apply", str(TOPOLOGY))
+    assert res.returncode == 0, res.stderr
+    assert netns.kvmnet("check", str(TOPOLOGY)).returncode == 0
+    assert len(_dnsmasq(netns)) == 1
+    netns.kvmnet("destroy", str(TOPOLOGY))
