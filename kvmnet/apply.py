@@ -57,6 +57,7 @@ class Context:
     def __init__(self, topo: Topology, state_root: str, backend: str | None = None):
         self.topo, self.root = topo, state_root
         self.dir = naming.state_dir_for(topo.name, state_root)
+        records.clear_stale(state_root, topo.name)
         self.record = records.load(state_root, topo.name)
         self.backend = choose_backend(topo, backend, self.record)
         self.refresh()
@@ -96,6 +97,7 @@ def apply(topo: Topology, state_root: str, backend: str | None = None) -> Result
                 records.save(state_root, record)
             journal.append(action)
             executor.run(action.do)
+            faults.check(f"{i}+")
             if action.kind == "remove":
                 record.drop(action.key)
                 records.save(state_root, record)
@@ -143,7 +145,8 @@ def destroy(name: str, state_root: str, record: Record | None = None) -> Result:
     others = records.all_records(state_root, exclude=name)
     done: list[Action] = []
     errors = []
-    for key, undo in reversed(list(record.entries)):
+    for i, (key, undo) in enumerate(reversed(list(record.entries))):
+        faults.check(f"d{i}")
         heir = next((r for r in others if key in r.keys()), None)
         if heir is not None and undo is not None:
             # another applied topology still needs this host-wide fact: it inherits the undo

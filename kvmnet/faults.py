@@ -1,7 +1,8 @@
 """Test-only fault points, driven by the environment (the reliability suite uses them).
 
 KVMNET_FAULT_AT=N  fail before running step N (0-based) of an apply, to exercise rollback.
-KVMNET_CRASH_AT=N  SIGKILL this process before step N, to exercise crash recovery.
+KVMNET_CRASH_AT=P  SIGKILL this process at point P, to exercise crash recovery: "N" before
+                   apply step N, "N+" right after it ran, "dN" before destroy step N.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import signal
 from .errors import HostError
 
 
-def check(index: int) -> None:
-    if os.environ.get("KVMNET_CRASH_AT") == str(index):
+def check(point: int | str) -> None:
+    if os.environ.get("KVMNET_CRASH_AT") == str(point):
         os.kill(os.getpid(), signal.SIGKILL)
-    if os.environ.get("KVMNET_FAULT_AT") == str(index):
-        raise HostError(f"injected fault before step {index} (KVMNET_FAULT_AT)")
+    if os.environ.get("KVMNET_FAULT_AT") == str(point):
+        raise HostError(f"injected fault before step {point} (KVMNET_FAULT_AT)")

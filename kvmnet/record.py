@@ -77,6 +77,22 @@ def load(state_root: str, topology: str) -> Record:
                          "removes what kvmnet would have created for FILE, by kvmnet's own names") from None
 
 
+def clear_stale(state_root: str, topology: str) -> None:
+    """Temp files of a writer that was killed mid-write (callers hold the state lock, so no
+    live writer can own one)."""
+    directory = os.path.dirname(path_for(state_root, topology))
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if ".tmp" in name:
+            try:
+                os.unlink(os.path.join(directory, name))
+            except FileNotFoundError:
+                pass
+
+
 def save(state_root: str, record: Record) -> None:
     path = path_for(state_root, record.topology)
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
