@@ -23,6 +23,13 @@ def _fail(exc: KvmnetError) -> None:
     sys.exit(exc.exit_code)
 
 
+def _load(file: str):
+    """config.load plus warnings about the file itself (printed, never fatal)."""
+    for warning in config.file_warnings(file):
+        click.echo(f"kvmnet: {warning}", err=True)
+    return config.load(file)
+
+
 def _need_root(what: str) -> None:
     if os.geteuid() != 0:
         click.echo(f"kvmnet {what}: needs root (CAP_NET_ADMIN to change links, addresses and firewall rules); "
@@ -52,7 +59,7 @@ def main(ctx, state_dir):
 def validate(file):
     """Check FILE without touching the host."""
     try:
-        topo = config.load(file)
+        topo = _load(file)
     except KvmnetError as exc:
         _fail(exc)
     nets = ", ".join(f"{n.name} ({n.mode})" for n in topo.networks) or "none"
@@ -68,7 +75,7 @@ def validate(file):
 def plan_cmd(state_root, file, as_json, firewall=None):
     """Show the steps `apply` would take; change nothing."""
     try:
-        topo = config.load(file)
+        topo = _load(file)
         with statedir.locked(state_root):
             ctx = engine.Context(topo, state_root, firewall)
             actions = ctx.actions
@@ -97,7 +104,7 @@ def apply_cmd(ctx, state_root, file, firewall, dry_run):
         return
     _need_root("apply")
     try:
-        topo = config.load(file)
+        topo = _load(file)
         with statedir.locked(state_root):
             result = engine.apply(topo, state_root, firewall)
     except KvmnetError as exc:
@@ -117,7 +124,7 @@ def destroy(state_root, file, force):
     """Remove everything kvmnet created for FILE, and nothing else."""
     _need_root("destroy")
     try:
-        topo = config.load(file)
+        topo = _load(file)
         with statedir.locked(state_root):
             forced = None
             if force:
@@ -139,7 +146,7 @@ def destroy(state_root, file, force):
 def check(state_root, file, as_json):
     """Exit 0 if the host matches FILE, 1 (listing the differences) if it drifted."""
     try:
-        topo = config.load(file)
+        topo = _load(file)
         with statedir.locked(state_root):
             ctx = engine.Context(topo, state_root)
     except KvmnetError as exc:
@@ -170,7 +177,7 @@ def status(state_root, file, as_json):
                 item = {"topology": rec.topology, "file": rec.file, "objects": len(rec.entries),
                         "firewall": rec.firewall_backend}
                 if file:
-                    topo = config.load(file)
+                    topo = _load(file)
                     if topo.name != rec.topology:
                         continue
                     _, _, actions = engine.compute(topo, state_root)
@@ -228,7 +235,7 @@ def qemu_args(file, guest, syntax, hooks, as_json):
     from .render.qemu import guest_args
     from .run import offers
     try:
-        topo = config.load(file)
+        topo = _load(file)
         if guest not in {g.name for g in topo.guests}:
             raise InputError(f"{file}: no guest {guest!r}")
         g = topo.guest(guest)
@@ -259,7 +266,7 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
     import subprocess
     from . import run as runner
     try:
-        topo = config.load(file)
+        topo = _load(file)
         launch = runner.build(topo, guest, list(qemu_extra), syntax, hooks, accel)
         for note in launch.notes:
             click.echo(f"kvmnet: {note}", err=True)

@@ -622,3 +622,14 @@ def locate(file: str, items: list[tuple[tuple, str]]) -> list[Problem]:
     except OSError:
         lines = {}
     return [Problem(file, line_of(lines, path), format_path(path), reason) for path, reason in items]
+
+
+def file_warnings(path: str) -> list[str]:
+    """Things about the file itself an admin should hear about before applying it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return []
+    if mode & 0o002:
+        return [f"{path}: warning: the file is world-writable; anyone on this host can change what kvmnet applies as root"]
+    return []

@@ -32,7 +32,13 @@ def observe(table: str, backend: str = "nftables") -> dict:
     rules: dict[str, int] = {}
     elements: dict[str, int] = {}
     comments = set()
-    for item in json.loads(res.stdout)["nftables"]:
+    items = json.loads(res.stdout)["nftables"]
+    bridge = subprocess.run(["nft", "-j", "list", "table", "bridge", table], capture_output=True, text=True)
+    if bridge.returncode == 0:
+        items += [dict(rule=dict(i["rule"], chain="bridge:" + i["rule"]["chain"])) if "rule" in i else
+                  dict(chain=dict(i["chain"], name="bridge:" + i["chain"]["name"])) if "chain" in i else i
+                  for i in json.loads(bridge.stdout)["nftables"]]
+    for item in items:
         if "chain" in item:
             rules.setdefault(item["chain"]["name"], 0)
         elif "rule" in item:
@@ -42,6 +48,8 @@ def observe(table: str, backend: str = "nftables") -> dict:
         elif "map" in item:
             elements[item["map"]["name"]] = len(item["map"].get("elem", []))
     text = subprocess.run(["nft", "list", "table", "inet", table], capture_output=True, text=True).stdout
+    if bridge.returncode == 0:
+        text += subprocess.run(["nft", "list", "table", "bridge", table], capture_output=True, text=True).stdout
     return {"exists": True, "rules": {k: v for k, v in rules.items() if v},
             "elements": elements, "comments": sorted(comments), "text": text}
 

@@ -12,6 +12,11 @@ Layout (compare libvirt's network_nftables.c and CNI's portmap):
   input (filter): DHCP, DNS (and TFTP) from the bridge.
   guard (filter, raw prerouting): drop packets arriving on a bridge for 127.0.0.0/8, so the
       route_localnet that 127.0.0.1 forwards need never exposes the host's loopback.
+  table bridge kvmnet_<topology>, chain antispoof (only with spoof_protection = true): frames
+      from a guest's tap must carry its MAC, and its static IP (or 0.0.0.0 while it asks for
+      a lease, or an address in the subnet if it has no static one), in IP and ARP alike, as
+      libvirt's clean-traffic filter does. A bridge-family chain is needed: guest-to-guest
+      frames never reach the inet hooks.
 All chains have policy accept: a kvmnet chain never decides the fate of others' traffic.
 Every rule carries the comment "kvmnet <hash>" so drift (a flushed chain, an edited rule,
 an older ruleset) is one listing and a compare away.
@@ -89,6 +94,7 @@ def render(topo: Topology, table: str) -> Ruleset:
                 any_map.append(f"{proto} . {hport} : {gip} . {gport}")
             else:
                 addr_map.append(f"{haddr} . {proto} . {hport} : {gip} . {gport}")
+    antispoof = _antispoof_rules(topo)
     maps = {}
     if any_map:
         maps["fwd_any"] = ("inet_proto . inet_service : ipv4_addr . inet_service", any_map)
@@ -108,7 +114,7 @@ def render(topo: Topology, table: str) -> Ruleset:
     for name, (kind, elems) in maps.items():
         body.append(f"\tmap {name} {{\n\t\ttype {kind}\n\t\telements = {{\n"
                     + ",\n".join(f"\t\t\t{e}" for e in elems) + "\n\t\t}\n\t}")
-    unhashed = "\n".join(body) + repr(sorted(chains.items()))
+    unhashed = "\n".join(body) + repr(sorted(chains.items())) + repr(antispoof)
     digest = hashlib.sha256(unhashed.encode()).hexdigest()[:12]
     for name, rules in chains.items():
         if not rules:
@@ -118,10 +124,32 @@ def render(topo: Topology, table: str) -> Ruleset:
         body.append(f"\tchain {name} {{\n" + "\n".join(lines) + "\n\t}")
     text = (f"table inet {table} {{}}\ndelete table inet {table}\n"
             f"table inet {table} {{\n" + "\n".join(body) + "\n}\n")
-    return Ruleset(table, text, digest, {k: len(v) for k, v in chains.items() if v},
-                   {k: len(v[1]) for k, v in maps.items()})
+    rules = {k: len(v) for k, v in chains.items() if v}
+    if antispoof:
+        lines = "\n".join(f'\t\t{r} comment "kvmnet {digest}"' for r in antispoof)
+        text += (f"table bridge {table} {{}}\ndelete table bridge {table}\ntable bridge {table} {{\n"
+                 f"\tchain antispoof {{\n\t\ttype filter hook prerouting priority -200; policy accept;\n{lines}\n\t}}\n}}\n")
+        rules["bridge:antispoof"] = len(antispoof)
+    return Ruleset(table, text, digest, rules, {k: len(v[1]) for k, v in maps.items()})
+
+
+def _antispoof_rules(topo: Topology) -> list[str]:
+    rules = []
+    for guest in topo.guests:
+        for nic in guest.nics:
+            net = topo.network(nic.network)
+            if not (net.spoof_protection and nic.tap and net.subnet):
+                continue
+            tap = nic.tap
+            allowed = f"{{ 0.0.0.0, {nic.ip} }}" if nic.ip else f"{{ 0.0.0.0, {net.subnet} }}"
+            rules.append(f'iifname "{tap}" ether saddr != {nic.mac} drop')
+            rules.append(f'iifname "{tap}" ether type ip ip saddr != {allowed} drop')
+            rules.append(f'iifname "{tap}" ether type arp arp saddr ether != {nic.mac} drop')
+            rules.append(f'iifname "{tap}" ether type arp arp saddr ip != {allowed} drop')
+    return rules
 
 
 def delete_text(table: str) -> str:
-    """Idempotent removal: create-if-missing, then delete, in one transaction."""
-    return f"table inet {table} {{}}\ndelete table inet {table}\n"
+    """Idempotent removal (create-if-missing, then delete) of both of kvmnet's tables, in one
+    transaction."""
+    return "".join(f"table {family} {table} {{}}\ndelete table {family} {table}\n" for family in ("inet", "bridge"))

@@ -63,9 +63,11 @@ class NatLab:
         return res
 
     def add_client(self, name: str, mac: str, bridge: str = "virbr0", serve: bool = True) -> Client:
+        """A namespace on a veth port c-NAME of the bridge. If the topology names its guest's tap
+        c-NAME, the veth takes the tap's place (the stand-in guest then gets the tap's rules)."""
         ns = self._ns("kn-c")
         port = f"c-{name}"[:15]
-        self.host.sh(f"ip link add {port} type veth peer name eth0 netns {ns.name} && "
+        self.host.sh(f"ip link del {port} 2>/dev/null; ip link add {port} type veth peer name eth0 netns {ns.name} && "
                      f"ip link set {port} master {bridge} up")
         ns.sh(f"ip link set eth0 address {mac} up")
         res = ns.run("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "8", "-T", "1",
