@@ -1,0 +1,1 @@
+"""Test helpers that boot real (tiny) guests: see labkit.guest."""
