@@ -34,3 +34,11 @@ def netns():
 @pytest.fixture
 def topo_dir():
     return ROOT / "topologies"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Let fixtures see whether their test failed (labs keep artefacts then)."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
