@@ -9,7 +9,7 @@ destroy: run the recorded undo steps newest first, dropping each from the record
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import faults, hostcheck, naming, record as records
 from .config import locate
@@ -65,9 +65,19 @@ class Context:
 
     def refresh(self) -> list[Action]:
         self.observed = observe(self.topo, self.dir, self.backend)
+        self._plan()
+        fw = self.observed.firewall
+        if (self.backend == "nftables" and fw.get("exists") and "text" not in fw
+                and any(a.do.op == "firewall.apply" for a in self.actions)):
+            # the table will change: keep its current text so a rollback can put it back
+            table = naming.nft_table(self.topo.name)
+            self.observed = replace(self.observed, firewall=dict(fw, text=firewall.listing(table)))
+            self._plan()
+        return self.actions
+
+    def _plan(self) -> None:
         self.planner = planner(self.topo, self.observed, self.record, self.dir, self.backend)
         self.actions = self.planner.result()
-        return self.actions
 
 
 def compute(topo: Topology, state_root: str, backend: str | None = None) -> tuple[Record, object, list[Action]]:
@@ -90,11 +100,15 @@ def apply(topo: Topology, state_root: str, backend: str | None = None) -> Result
         if net.mode == "bridge" and net.name not in record.uplinks:
             record.uplinks[net.name] = uplink_snapshot(net, observed, record)
     journal: list[Action] = []
+    # write-ahead: the record covers every object this run may create before the first step
+    # runs (one write, not one per step: 1000 taps would otherwise rewrite it 1000 times)
+    for action in actions:
+        if action.kind == "create":
+            record.add(action.key, action.undo.to_json() if action.undo else None)
+    records.save(state_root, record)
     try:
         for i, action in enumerate(actions):
             faults.check(i)
-            if action.kind == "create" and record.add(action.key, action.undo.to_json() if action.undo else None):
-                records.save(state_root, record)
             journal.append(action)
             executor.run(action.do)
             faults.check(f"{i}+")
@@ -145,22 +159,22 @@ def destroy(name: str, state_root: str, record: Record | None = None) -> Result:
     others = records.all_records(state_root, exclude=name)
     done: list[Action] = []
     errors = []
-    for i, (key, undo) in enumerate(reversed(list(record.entries))):
+    for i, (keys, step) in enumerate(_destroy_steps(record)):
         faults.check(f"d{i}")
-        heir = next((r for r in others if key in r.keys()), None)
-        if heir is not None and undo is not None:
+        heir = next((r for r in others if keys[0] in r.keys()), None) if step else None
+        if heir is not None:
             # another applied topology still needs this host-wide fact: it inherits the undo
-            heir.entries = [[k, undo if k == key and u is None else u] for k, u in heir.entries]
+            heir.entries = [[k, step.to_json() if k == keys[0] and u is None else u] for k, u in heir.entries]
             records.save(state_root, heir)
-        elif undo is not None:
-            step = Step.from_json(undo)
+        elif step is not None:
             try:
                 executor.run(step)
             except Exception as exc:
                 errors.append(f"{step.describe()}: {exc}")
                 continue
-            done.append(Action(key, "remove", step, None))
-        record.drop(key)
+            done.append(Action(keys[0], "remove", step, None))
+        for key in keys:
+            record.drop(key)
         records.save(state_root, record)
     if errors:
         raise HostError("destroy could not finish (run it again once fixed): " + "; ".join(errors),
@@ -168,3 +182,19 @@ def destroy(name: str, state_root: str, record: Record | None = None) -> Result:
     record.uplinks = {}
     records.remove(state_root, name)
     return Result(done)
+
+
+def _destroy_steps(record: Record):
+    """(keys, undo step) newest first; the topology's taps go together, as one link group."""
+    taps = [(k, u) for k, u in record.entries
+            if u and u["op"] == "link.del" and u["args"]["name"] in record.taps]
+    grouped = False
+    for key, undo in reversed(list(record.entries)):
+        if taps and any(key == k for k, _ in taps):
+            if not grouped:
+                grouped = True
+                names = [u["args"]["name"] for _, u in taps]
+                yield [k for k, _ in taps], Step("links.del_group", {"group": naming.link_group(record.topology),
+                                                                     "names": names})
+            continue
+        yield [key], Step.from_json(undo) if undo else None

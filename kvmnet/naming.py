@@ -52,6 +52,13 @@ def bridge_mac(topology: str, network: str) -> str:
     return "52:54:00:" + ":".join(f"{b:02x}" for b in tail)
 
 
+def link_group(topology: str) -> int:
+    """The netlink link group of a topology's taps, so destroy can delete them in one request
+    (~0.5 ms per tap instead of ~20 ms one by one). kvmnet checks the group holds nothing but
+    its own taps before it deletes by group."""
+    return 0x4B4E0000 | int.from_bytes(_digest(topology, "group")[:2], "big")
+
+
 def tap_host_mac(guest_mac: str) -> str:
     """libvirt's convention: the host side of a tap is the guest MAC with a high first byte,
     so the bridge never adopts it and it is easy to pair with the guest by eye."""

@@ -16,6 +16,7 @@ class Link:
     mac: str
     stp: bool | None = None  # bridges only
     forward_delay: int | None = None  # seconds, bridges only
+    group: int = 0
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,8 @@ def invert(step: Step, observed: Observed) -> Step | None:
             return Step("bridge.add", {"name": link.name, "mac": link.mac, "mtu": link.mtu,
                                        "stp": link.stp, "forward_delay": link.forward_delay})
         if link.kind == "tun":
-            return Step("tap.add", {"name": link.name, "master": link.master or "", "mac": link.mac, "mtu": link.mtu})
+            return Step("tap.add", {"name": link.name, "master": link.master or "", "mac": link.mac, "mtu": link.mtu,
+                                    "group": link.group})
         return None
     if op == "link.set":
         link = observed.links.get(a["name"])
@@ -157,7 +158,8 @@ class _Planner:
         key = f"link:{tap}"
         mac = naming.tap_host_mac(guest_mac)
         if link is None:
-            self.want(key, Step("tap.add", {"name": tap, "master": net.bridge, "mac": mac, "mtu": net.mtu}))
+            self.want(key, Step("tap.add", {"name": tap, "master": net.bridge, "mac": mac, "mtu": net.mtu,
+                                            "group": naming.link_group(self.topo.name)}))
             return
         drift = {}
         if link.master != net.bridge:

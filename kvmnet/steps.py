@@ -88,8 +88,9 @@ def _bridge_add(a: dict) -> str:
 
 def _tap_add(a: dict) -> str:
     opts = (f" address {a['mac']}" if a.get("mac") else "") + (f" mtu {a['mtu']}" if a.get("mtu") else "")
+    group = f" group {a['group']}" if a.get("group") else ""
     return (f"ip tuntap add dev {a['name']} mode tap vnet_hdr && "
-            f"ip link set {a['name']}{opts} master {a['master']} up")
+            f"ip link set {a['name']}{opts} master {a['master']}{group} up")
 
 
 def _sysctl_name(path: str) -> str:
@@ -101,6 +102,7 @@ _DESCRIBE = {
                             + (f", mtu {a['mtu']}" if a.get("mtu") else "") + (f", mac {a['mac']}" if a.get("mac") else "") + ")",
     "tap.add": lambda a: f"create tap {a['name']} on bridge {a['master']}",
     "link.del": "delete link {name}",
+    "links.del_group": lambda a: f"delete {len(a['names'])} taps (link group {a['group']})",
     "link.set": lambda a: f"set link {a['name']} " + _link_set_words(a),
     "addr.add": "add address {cidr} to {link}",
     "addr.del": "remove address {cidr} from {link}",
@@ -119,6 +121,7 @@ _COMMANDS = {
     "bridge.add": _bridge_add,
     "tap.add": _tap_add,
     "link.del": lambda a: f"ip link del {a['name']}",
+    "links.del_group": lambda a: f"ip link del group {a['group']}",
     "link.set": lambda a: f"ip link set {a['name']} " + _link_set_words(a),
     "addr.add": lambda a: f"ip addr add {a['cidr']} dev {a['link']}",
     "addr.del": lambda a: f"ip addr del {a['cidr']} dev {a['link']}",

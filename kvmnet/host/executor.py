@@ -11,9 +11,12 @@ def run(step) -> None:
         case "bridge.add":
             netlink.add_bridge(a["name"], a.get("mac"), a.get("mtu"), a["stp"], a["forward_delay"])
         case "tap.add":
-            netlink.add_tap(a["name"], a["master"], a.get("mac"), a.get("mtu"))
+            netlink.add_tap(a["name"], a["master"], a.get("mac"), a.get("mtu"), a.get("group"))
         case "link.del":
             netlink.delete_link(a["name"])
+        case "links.del_group":
+            for name in netlink.delete_group(a["group"], a["names"]):
+                netlink.delete_link(name)
         case "link.set":
             netlink.set_link(a["name"], **{k: v for k, v in a.items() if k != "name"})
         case "addr.add":

@@ -47,11 +47,19 @@ def observe(table: str, backend: str = "nftables") -> dict:
             comments.add(rule.get("comment", ""))
         elif "map" in item:
             elements[item["map"]["name"]] = len(item["map"].get("elem", []))
-    text = subprocess.run(["nft", "list", "table", "inet", table], capture_output=True, text=True).stdout
-    if bridge.returncode == 0:
-        text += subprocess.run(["nft", "list", "table", "bridge", table], capture_output=True, text=True).stdout
     return {"exists": True, "rules": {k: v for k, v in rules.items() if v},
-            "elements": elements, "comments": sorted(comments), "text": text}
+            "elements": elements, "comments": sorted(comments)}
+
+
+def listing(table: str) -> str:
+    """kvmnet's tables as loadable text: what a rollback of a changed ruleset restores. Read only
+    when a change is planned, so a no-op apply costs one JSON listing."""
+    text = ""
+    for family in ("inet", "bridge"):
+        res = subprocess.run(["nft", "list", "table", family, table], capture_output=True, text=True)
+        if res.returncode == 0:
+            text += res.stdout
+    return text
 
 
 def run(step) -> None:

@@ -60,7 +60,8 @@ def _foreign(ns) -> str:
 
 
 @pytest.fixture(scope="module")
-def lab():
+def lab(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("foreign-dnsmasq")
     lab = NatLab(TOPOLOGY)
     try:
         lab.host.sh(DOCKER.strip().replace("\n", " && "))
@@ -68,8 +69,9 @@ def lab():
         # someone else's dnsmasq, on someone else's bridge
         lab.host.sh("ip link add virbr9 type bridge && sysctl -qw net.ipv6.conf.virbr9.disable_ipv6=1 && ip addr add 10.9.9.1/24 dev virbr9 && ip link set virbr9 up")
         lab.host.run("dnsmasq", "--conf-file=/dev/null", "--interface=virbr9", "--bind-interfaces",
-                     "--except-interface=lo", "--dhcp-range=10.9.9.10,10.9.9.20", "--pid-file=/dev/null",
-                     "--dhcp-leasefile=/dev/null")
+                     "--except-interface=lo", "--dhcp-range=10.9.9.10,10.9.9.20",
+                     # never /dev/null here: dnsmasq replaces its pid file (it would delete /dev/null)
+                     f"--pid-file={tmp}/foreign.pid", f"--dhcp-leasefile={tmp}/foreign.leases")
         lab.foreign_dnsmasq = [p for p in lab.host.processes() if "dnsmasq" in p]
         lab.before = lab.host.snapshot()
         lab.foreign = _foreign(lab.host)

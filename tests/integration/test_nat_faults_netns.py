@@ -101,3 +101,17 @@ def test_check_detects_drift_and_apply_repairs(netns, damage, key):
     assert netns.kvmnet("check", str(TOPOLOGY)).returncode == 0
     assert len(_dnsmasq(netns)) == 1
     netns.kvmnet("destroy", str(TOPOLOGY))
+
+
+def test_failed_change_restores_the_previous_ruleset(netns, tmp_path):
+    assert netns.kvmnet("apply", str(TOPOLOGY)).returncode == 0
+    ruleset = netns.run("nft", "list", "ruleset").stdout
+    changed = tmp_path / "natlab.toml"
+    changed.write_text(TOPOLOGY.read_text() + '\n[[networks.default.forwards]]\nhost_port = 2222\nguest = "web"\nguest_port = 22\n')
+    steps = json.loads(netns.kvmnet("plan", "--json", str(changed)).stdout)["steps"]
+    assert [s["do"]["op"] for s in steps] == ["firewall.apply"]
+    res = netns.kvmnet("apply", str(changed), env={"KVMNET_FAULT_AT": "0+"})  # fail right after the new rules loaded
+    assert res.returncode == 1 and "rolled back" in res.stderr
+    assert netns.run("nft", "list", "ruleset").stdout == ruleset
+    assert netns.kvmnet("check", str(TOPOLOGY)).returncode == 0
+    netns.kvmnet("destroy", str(TOPOLOGY))

@@ -1,0 +1,292 @@
+"""kvmnet's own iptables chains for one topology: the same behaviour as render/nft.py, as data.
+
+Pure: no iptc here (kvmnet/host/iptables.py loads it). Each rule is a list of iptables arguments
+in the canonical order `iptables-save` prints them (-s -d -i -o -p, matches, comment, -j), so
+what kvmnet renders, what it loads and what `iptables-legacy-save` shows are the same text.
+
+Chains (<prefix> = naming.iptables_prefix(topology), e.g. KN-natlab):
+  <prefix>-GRD   raw PREROUTING    drop packets arriving on a bridge for 127.0.0.0/8 (networks
+                                   with port forwards: their bridge has route_localnet on)
+  <prefix>-FWD   filter FORWARD    out of the subnet, replies back in, DNATed connections in,
+                                   bridge to bridge; anything else to or from a bridge rejected
+  <prefix>-INP   filter INPUT      DHCP, DNS (and TFTP) from the bridge
+  <prefix>-PRE   nat PREROUTING    DNAT of forwarded ports on the host's own addresses
+  <prefix>-OUT   nat OUTPUT        the same for connections the host itself makes
+  <prefix>-POST  nat POSTROUTING   MASQUERADE (as nft: not multicast/broadcast, TCP/UDP source
+                                   ports into 1024-65535), localhost forwards, hairpin
+A chain exists only when it has rules. Each built-in chain gets one jump,
+`-m comment --comment kvmnet -j <chain>`, inserted at the top (see host/iptables.py).
+
+Every kvmnet rule carries `-m comment --comment "kvmnet <digest> <n>/<total>"`: <digest> names
+the ruleset (sha256 of the rules without comments), <n> is the number of rules its chain
+must hold and <total> the number of kvmnet rules in all chains. A listing alone then tells
+whether the chains are intact (a flushed or deleted chain, a lost or added rule shows as a
+count that no longer adds up) without knowing the topology.
+
+Differences from the nftables table, none of them visible to guests:
+  - a port forward is one DNAT rule per port (a map lookup in nft); an identical host and
+    guest port range (9000-9002 -> 9000-9002) is one rule with --dport 9000:9002;
+  - `meta l4proto { tcp, udp }` becomes one rule per protocol;
+  - IPv4 only (the nft table is inet, but kvmnet's bridges have IPv6 disabled);
+  - no spoof_protection (nft's bridge-family chain has no python-iptables equivalent):
+    render() refuses such a topology rather than apply it unprotected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+from .. import naming
+from ..errors import InputError
+from ..model import Network, Topology
+
+# hook suffix -> (table, built-in chain), in the order chains are listed within a table
+HOOKS = {
+    "GRD": ("raw", "PREROUTING"),
+    "FWD": ("filter", "FORWARD"),
+    "INP": ("filter", "INPUT"),
+    "PRE": ("nat", "PREROUTING"),
+    "OUT": ("nat", "OUTPUT"),
+    "POST": ("nat", "POSTROUTING"),
+}
+TABLES = ("raw", "filter", "nat")  # apply order: guard and filter before any DNAT opens a port
+JUMP_COMMENT = "kvmnet"
+DNAT_ON_LOCAL = ["-m", "addrtype", "--dst-type", "LOCAL"]
+
+
+def chain_names(prefix: str) -> dict[str, tuple[str, str, str]]:
+    """Every chain kvmnet may own for `prefix`: name -> (hook, table, built-in chain)."""
+    return {f"{prefix}-{hook}": (hook, table, builtin) for hook, (table, builtin) in HOOKS.items()}
+
+
+def jump_rule(chain: str) -> list[str]:
+    return ["-m", "comment", "--comment", JUMP_COMMENT, "-j", chain]
+
+
+def rule_comment(argv: list[str]) -> str | None:
+    """The value of a rule's --comment, or None."""
+    for i, tok in enumerate(argv[:-1]):
+        if tok == "--comment" and i > 0:
+            return argv[i + 1]
+    return None
+
+
+def parse_comment(text: str | None) -> tuple[str, int, int] | None:
+    """"kvmnet <digest> <n>/<total>" -> (digest, n, total); None if it is not kvmnet's."""
+    if not text:
+        return None
+    words = text.split()
+    if len(words) != 3 or words[0] != "kvmnet" or len(words[1]) != 12 or "/" not in words[2]:
+        return None
+    n, _, total = words[2].partition("/")
+    if not (n.isdigit() and total.isdigit()):
+        return None
+    try:
+        int(words[1], 16)
+    except ValueError:
+        return None
+    return words[1], int(n), int(total)
+
+
+def _with_comment(argv: list[str], comment: str) -> list[str]:
+    """Insert the comment match before the target, where iptables-save prints it."""
+    for i, tok in enumerate(argv):
+        if tok in ("-j", "-g"):
+            return argv[:i] + ["-m", "comment", "--comment", comment] + argv[i:]
+    return argv + ["-m", "comment", "--comment", comment]
+
+
+def _ports(lo: int, hi: int) -> str:
+    return str(lo) if lo == hi else f"{lo}:{hi}"
+
+
+def _cidr(value) -> str:
+    text = str(value)
+    return text if "/" in text else text + "/32"
+
+
+def _dnat_rules(net: Network):
+    """(any-address rules, host_addr rules) for one network's forwards."""
+    anyaddr, byaddr = [], []
+    for f in net.forwards:
+        (hlo, hhi), (glo, ghi) = f.host_ports, f.guest_ports
+        if (hlo, hhi) == (glo, ghi) and hlo != hhi:
+            # 1:1 identical range: DNAT keeps the destination port when it is in the range
+            pieces = [(hlo, hhi, f"{f.guest_ip}:{glo}-{ghi}")]
+        else:
+            pieces = [(hlo + i, hlo + i, f"{f.guest_ip}:{glo + i}") for i in range(hhi - hlo + 1)]
+        for lo, hi, dest in pieces:
+            match = ["-p", f.proto, "-m", f.proto, "--dport", _ports(lo, hi)]
+            target = ["-j", "DNAT", "--to-destination", dest]
+            if f.host_addr is None:
+                anyaddr.append(match + DNAT_ON_LOCAL + target)
+            else:
+                byaddr.append(["-d", _cidr(f.host_addr)] + match + target)
+    return anyaddr, byaddr
+
+
+def _forward_ports(topo: Topology) -> int:
+    return sum(f.host_ports[1] - f.host_ports[0] + 1 for n in topo.networks if n.mode == "nat" and n.subnet
+               for f in n.forwards)
+
+
+def bare_rules(topo: Topology) -> dict[str, list[list[str]]]:
+    """hook -> rules without comments, in nft's order (render/nft.py is the reference)."""
+    chains: dict[str, list[list[str]]] = {hook: [] for hook in HOOKS}
+    anyaddr, byaddr = [], []
+    for net in topo.networks:
+        if net.mode not in ("nat", "routed", "isolated"):
+            continue
+        br, sub = net.bridge, str(net.subnet) if net.subnet is not None else None
+        inp = chains["INP"]
+        inp.append(["-i", br, "-p", "udp", "-m", "udp", "--dport", "67", "-j", "ACCEPT"])
+        inp.append(["-i", br, "-p", "tcp", "-m", "tcp", "--dport", "53", "-j", "ACCEPT"])
+        inp.append(["-i", br, "-p", "udp", "-m", "udp", "--dport", "53", "-j", "ACCEPT"])
+        if net.tftp_root:
+            inp.append(["-i", br, "-p", "udp", "-m", "udp", "--dport", "69", "-j", "ACCEPT"])
+        fwd = chains["FWD"]
+        if net.mode in ("nat", "routed") and sub is not None:
+            fwd.append(["-s", sub, "-i", br, "-j", "ACCEPT"])
+            if net.mode == "nat":
+                fwd.append(["-d", sub, "-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"])
+                fwd.append(["-d", sub, "-o", br, "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"])
+            else:
+                fwd.append(["-d", sub, "-o", br, "-j", "ACCEPT"])
+        fwd.append(["-i", br, "-o", br, "-j", "ACCEPT"])
+        fwd.append(["-i", br, "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"])
+        fwd.append(["-o", br, "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"])
+        if net.mode != "nat" or sub is None:
+            continue
+        post = chains["POST"]
+        post.append(["-s", sub, "-d", "224.0.0.0/24", "-j", "RETURN"])
+        post.append(["-s", sub, "-d", "255.255.255.255/32", "-j", "RETURN"])
+        for proto in ("tcp", "udp"):
+            post.append(["-s", sub, "!", "-d", sub, "-p", proto, "-j", "MASQUERADE", "--to-ports", "1024-65535"])
+        post.append(["-s", sub, "!", "-d", sub, "-j", "MASQUERADE"])
+        if net.forwards:
+            post.append(["-s", "127.0.0.0/8", "-d", sub, "-o", br, "-m", "conntrack", "--ctstate", "DNAT",
+                         "-j", "MASQUERADE"])
+            post.append(["-s", sub, "-d", sub, "-o", br, "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"])
+            chains["GRD"].append(["-d", "127.0.0.0/8", "-i", br, "-j", "DROP"])
+        a, b = _dnat_rules(net)
+        anyaddr += a
+        byaddr += b
+    # as in nft: the any-address lookup first, then the per-address one (config forbids overlaps)
+    for hook in ("PRE", "OUT"):
+        chains[hook] = anyaddr + byaddr
+    return {hook: rules for hook, rules in chains.items() if rules}
+
+
+@dataclass(frozen=True)
+class IptRuleset:
+    name: str  # the chain prefix, KN-<topology>
+    digest: str
+    chains: dict = field(default_factory=dict)  # chain name -> rules (argv lists, with comments)
+    jumps: dict = field(default_factory=dict)  # chain name -> jump rule argv (without the built-in chain)
+    forwards: int = 0
+
+    @property
+    def rules(self) -> int:
+        return sum(len(r) for r in self.chains.values())
+
+    @property
+    def summary(self) -> str:
+        return f"chains {self.name}-*, {self.rules} rules, {self.forwards} forwards"
+
+    def tables(self) -> dict[str, dict]:
+        """table -> {"chains": {name: rules}, "jumps": {built-in chain: argv}}, tables with chains only."""
+        owned = chain_names(self.name)
+        out: dict[str, dict] = {}
+        for table in TABLES:
+            chains = {c: r for c, r in self.chains.items() if owned.get(c, (None, None))[1] == table}
+            if chains:
+                out[table] = {"chains": chains,
+                              "jumps": {owned[c][2]: self.jumps[c] for c in chains if c in self.jumps}}
+        return out
+
+    def to_json(self) -> dict:
+        return {"format": "kvmnet-iptables/1", "name": self.name, "digest": self.digest,
+                "forwards": self.forwards, "tables": self.tables()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "IptRuleset":
+        chains, jumps = {}, {}
+        owned = chain_names(data["name"])
+        for table, body in data.get("tables", {}).items():
+            for name, rules in body.get("chains", {}).items():
+                chains[name] = [list(r) for r in rules]
+            for builtin, argv in body.get("jumps", {}).items():
+                target = argv[-1] if argv else None
+                if target in owned and owned[target][1:] == (table, builtin):
+                    jumps[target] = list(argv)
+        return cls(data["name"], data.get("digest") or "", chains, jumps, data.get("forwards", 0))
+
+    def text(self) -> str:
+        """`iptables-legacy-restore --noflush` input with the same effect (display, golden files)."""
+        out = []
+        owned = chain_names(self.name)
+        for table, body in self.tables().items():
+            out.append(f"*{table}")
+            out += [f":{c} - [0:0]" for c in body["chains"]]
+            for builtin, argv in body["jumps"].items():
+                out.append(f"-I {builtin} 1 {save_args(argv)}")
+            for chain, rules in body["chains"].items():
+                assert owned[chain][1] == table
+                out += [f"-A {chain} {save_args(r)}" for r in rules]
+            out.append("COMMIT")
+        return "\n".join(out) + "\n"
+
+
+def save_args(argv: list[str]) -> str:
+    """argv as iptables-save prints it: --comment values quoted as xtables_save_string does."""
+    words = []
+    for i, tok in enumerate(argv):
+        if i > 0 and argv[i - 1] == "--comment" and not (tok and all(c.isascii() and (c.isalnum() or c in "-_") for c in tok)):
+            words.append('"' + "".join("\\" + c if c in "\"\\'" else c for c in tok) + '"')
+        else:
+            words.append(tok)
+    return " ".join(words)
+
+
+_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
+_ESCAPE = re.compile(r"\\(.)")
+
+
+def split_save(line: str) -> list[str]:
+    """Words of an iptables-save line: blank-separated, "..." with \\" and \\\\ escapes (as
+    xtables_save_string writes them). Much faster than shlex for thousands of rules."""
+    if '"' not in line:
+        return line.split()
+    return [_ESCAPE.sub(r"\1", m.group(1)) if m.group(2) is None else m.group(2) for m in _TOKEN.finditer(line)]
+
+
+def parse_save_line(line: str) -> tuple[str, list[str]]:
+    """"-A CHAIN args..." (iptables-save output) -> (CHAIN, argv)."""
+    words = split_save(line)
+    return words[1], words[2:]
+
+
+def render(topo: Topology) -> IptRuleset:
+    spoofed = [nic.network for g in topo.guests for nic in g.nics  # render/nft.py's condition
+               if nic.tap and topo.network(nic.network).spoof_protection and topo.network(nic.network).subnet]
+    if spoofed:
+        # nft does this in a bridge-family chain; python-iptables cannot write ebtables, and
+        # silently applying the topology without its protection would be worse than refusing
+        raise InputError(f"{topo.path}: network {spoofed[0]!r} has spoof_protection = true, which needs the "
+                         "nftables backend (bridge-level rules); the iptables backend cannot provide it: "
+                         "use --firewall nftables or drop spoof_protection")
+    prefix = naming.iptables_prefix(topo.name)
+    bare = bare_rules(topo)
+    digest = hashlib.sha256(json.dumps(bare, sort_keys=True).encode()).hexdigest()[:12]
+    total = sum(len(r) for r in bare.values())
+    chains = {}
+    for hook in HOOKS:  # table order, then hook order within the table
+        if hook in bare:
+            comment = f"kvmnet {digest} {len(bare[hook])}/{total}"
+            chains[f"{prefix}-{hook}"] = [_with_comment(r, comment) for r in bare[hook]]
+    ordered = {c: chains[c] for t in TABLES for c, (_, table, _) in chain_names(prefix).items()
+               if table == t and c in chains}
+    return IptRuleset(prefix, digest, ordered, {c: jump_rule(c) for c in ordered}, _forward_ports(topo))
