@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
 class Problem:
-    file: str
-    line: int | None
-    path: str
-    reason: str
+    """One thing wrong with an input: where (file, line, key path) and why. (A plain class:
+    errors are imported on QEMU's hook path, where dataclasses' import cost shows.)"""
+
+    __slots__ = ("file", "line", "path", "reason")
+
+    def __init__(self, file: str, line: int | None, path: str, reason: str):
+        self.file, self.line, self.path, self.reason = file, line, path, reason
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Problem) and str(self) == str(other)
+
+    def __repr__(self) -> str:
+        return f"Problem({str(self)!r})"
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file

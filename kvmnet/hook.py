@@ -17,15 +17,49 @@ from __future__ import annotations
 import os
 import sys
 
-from . import naming, record as records, statedir
+from . import statedir
 from .errors import InputError, KvmnetError
 from .host import rtnl
+from .ifname import problem as ifname_problem
+
+
+class _Applied:
+    """One applied topology as its hook index tells it (record.py writes the index beside
+    state.json; parsing state.json itself would import json, re and enum: ~10 ms)."""
+
+    def __init__(self, text: str):
+        self.file, self.networks, self.taps = "", {}, {}
+        for line in text.splitlines():
+            kind, _, rest = line.partition(" ")
+            if kind == "file":
+                self.file = rest
+            elif kind == "network":
+                name, bridge = rest.split(" ")
+                self.networks[name] = {"bridge": bridge}
+            elif kind == "tap":
+                tap, network = rest.split(" ")
+                self.taps[tap] = network
+
+
+def _applied(state_root: str) -> list[_Applied]:
+    out = []
+    try:
+        names = sorted(os.listdir(state_root))
+    except FileNotFoundError:
+        return out
+    for name in names:
+        try:
+            with open(os.path.join(state_root, name, "hooks")) as f:
+                out.append(_Applied(f.read()))
+        except OSError:
+            continue
+    return out
 
 
 def _find(state_root: str, tap: str, network: str | None):
     """(record, network name) for TAP: --network, $KVMNET_NETWORK, the tap's record, or the
     only bridged network applied here."""
-    recs = records.all_records(state_root)
+    recs = _applied(state_root)
     network = network or os.environ.get("KVMNET_NETWORK") or None
     if network is None:
         network = next((r.taps[tap] for r in recs if tap in r.taps), None)
@@ -56,7 +90,7 @@ def _apply_slow_path(state_root: str, network: str | None, rec) -> None:
 
 
 def ifup(tap: str, network: str | None = None, state_root: str | None = None) -> str:
-    why = naming.ifname_problem(tap)
+    why = ifname_problem(tap)
     if why:
         raise InputError(why)
     root = statedir.resolve(state_root)
@@ -73,11 +107,11 @@ def ifup(tap: str, network: str | None = None, state_root: str | None = None) ->
 
 
 def ifdown(tap: str, state_root: str | None = None) -> str:
-    why = naming.ifname_problem(tap)
+    why = ifname_problem(tap)
     if why:
         raise InputError(why)
     root = statedir.resolve(state_root)
-    if any(tap in r.taps for r in records.all_records(root)):
+    if any(tap in r.taps for r in _applied(root)):
         return f"{tap}: belongs to an applied topology; left in place"
     if rtnl.index_of(tap) is None:
         return f"{tap}: already gone"

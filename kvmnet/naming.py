@@ -10,22 +10,9 @@ import hashlib
 import os
 import re
 
-IFNAMSIZ = 15  # bytes, without the trailing NUL
-_IFNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+from .ifname import IFNAMSIZ, problem as ifname_problem  # noqa: F401  (re-exported)
+
 OBJECT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,31}$")  # networks, guests, topologies
-DEFAULT_STATE_DIR = "/run/kvmnet"
-
-
-def ifname_problem(name: str) -> str | None:
-    """Why the kernel (or our shell-free policy) would reject this interface name, or None."""
-    size = len(name.encode())
-    if size == 0:
-        return "interface name is empty"
-    if size > IFNAMSIZ:
-        return f"{name!r} is {size} bytes; interface names are at most {IFNAMSIZ} bytes (kvmnet never truncates)"
-    if name in (".", "..") or not _IFNAME_RE.match(name):
-        return f"{name!r} is not a valid interface name (letters, digits, '_', '-', '.' only)"
-    return None
 
 
 def _digest(*parts: str) -> bytes:

@@ -106,11 +106,28 @@ def save(state_root: str, record: Record) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    _write_hook_index(os.path.dirname(path), record)
+
+
+HOOK_INDEX = "hooks"
+
+
+def _write_hook_index(directory: str, record: Record) -> None:
+    """What QEMU's hooks need, one fact per line ("network NAME BRIDGE", "tap TAP NETWORK",
+    "file PATH"): reading it needs neither json nor re, which the hook path cannot afford."""
+    lines = [f"file {record.file}"]
+    lines += [f"network {name} {net['bridge']}" for name, net in sorted(record.networks.items())]
+    lines += [f"tap {tap} {network}" for tap, network in sorted(record.taps.items())]
+    tmp = os.path.join(directory, f"{HOOK_INDEX}.tmp.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, os.path.join(directory, HOOK_INDEX))
 
 
 def remove(state_root: str, topology: str) -> None:
     path = path_for(state_root, topology)
-    for p in (path,):
+    for p in (path, os.path.join(os.path.dirname(path), HOOK_INDEX)):
         try:
             os.unlink(p)
         except FileNotFoundError:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import fcntl
 import os
-from contextlib import contextmanager
 
-from .naming import DEFAULT_STATE_DIR
+DEFAULT_STATE_DIR = "/run/kvmnet"
 
 
 def _netns_name() -> str | None:
@@ -33,13 +32,18 @@ def resolve(explicit: str | None) -> str:
     return os.path.join(DEFAULT_STATE_DIR, "netns", ns) if ns else DEFAULT_STATE_DIR
 
 
-@contextmanager
-def locked(state_root: str):
-    """An exclusive flock on <state-dir>/lock; a second kvmnet waits here for the first."""
-    os.makedirs(state_root, mode=0o700, exist_ok=True)
-    fd = os.open(os.path.join(state_root, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+class locked:
+    """`with locked(dir):` holds an exclusive flock on <state-dir>/lock; a second kvmnet waits
+    there for the first. (A class, not contextlib: this module is on QEMU's hook path.)"""
+
+    def __init__(self, state_root: str):
+        self.state_root = state_root
+
+    def __enter__(self):
+        os.makedirs(self.state_root, mode=0o700, exist_ok=True)
+        self.fd = os.open(os.path.join(self.state_root, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)

@@ -201,7 +201,7 @@ class IptRuleset:
         owned = chain_names(self.name)
         out: dict[str, dict] = {}
         for table in TABLES:
-            chains = {c: r for c, r in self.chains.items() if owned.get(c, (None, None))[1] == table}
+            chains = {c: r for c, r in self.chains.items() if owned.get(c, (None, None, None))[1] == table}
             if chains:
                 out[table] = {"chains": chains,
                               "jumps": {owned[c][2]: self.jumps[c] for c in chains if c in self.jumps}}
@@ -227,14 +227,12 @@ class IptRuleset:
     def text(self) -> str:
         """`iptables-legacy-restore --noflush` input with the same effect (display, golden files)."""
         out = []
-        owned = chain_names(self.name)
         for table, body in self.tables().items():
             out.append(f"*{table}")
             out += [f":{c} - [0:0]" for c in body["chains"]]
             for builtin, argv in body["jumps"].items():
                 out.append(f"-I {builtin} 1 {save_args(argv)}")
             for chain, rules in body["chains"].items():
-                assert owned[chain][1] == table
                 out += [f"-A {chain} {save_args(r)}" for r in rules]
             out.append("COMMIT")
         return "\n".join(out) + "\n"
