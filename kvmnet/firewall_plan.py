@@ -68,7 +68,8 @@ def firewall_actions(topo: Topology, observed: Observed, backend: str, state_dir
             # 127.0.0.1:PORT forwards route a loopback source out of the bridge; the guard
             # chain drops anything arriving on the bridge for 127/8, so nothing else opens.
             sysctl(f"net/ipv4/conf/{net.bridge}/route_localnet", "1")
-    if observed.host_forward.get("policy") == "DROP":
+    # the iptables backend jumps to its FWD chain from the top of FORWARD: no extra accepts
+    if backend != "iptables" and observed.host_forward.get("policy") == "DROP":
         for net in topo.networks:
             if net.mode in ("nat", "routed"):
                 args = {"bridge": net.bridge, "topology": topo.name}
@@ -91,7 +92,7 @@ def invert_firewall(step: Step) -> Step:
     if a["backend"] == "iptables":
         if a.get("previous"):
             return Step("firewall.apply", dict(a, ruleset=a["previous"], previous=None, summary="the rules it had before"))
-        return Step("firewall.delete", {"backend": "iptables", "table": a["table"], "ruleset": a["ruleset"],
+        return Step("firewall.delete", {"backend": "iptables", "table": a["table"],
                                         "summary": f"chains {a['table']}-*", "command": f"(remove chains {a['table']}-* and their jumps)"})
     if a.get("previous"):
         return Step("firewall.apply", dict(a, ruleset=a["delete"] + a["previous"], previous=None,

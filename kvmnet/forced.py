@@ -34,6 +34,10 @@ def forced_record(topo: Topology, state_root: str, backend: str = "nftables") ->
         add(f"firewall:{backend}:{table}", Step("firewall.delete", {
             "backend": backend, "table": table, "delete": nft.delete_text(table),
             "summary": f"table inet {table}", "command": f"nft delete table inet {table}"}))
+        prefix = naming.iptables_prefix(topo.name)
+        add(f"firewall:iptables:{table}", Step("firewall.delete", {
+            "backend": "iptables", "table": prefix, "summary": f"chains {prefix}-*",
+            "command": f"(remove chains {prefix}-* and their jumps)"}))
     sdir = naming.state_dir_for(topo.name, state_root)
     for net in dnsmasq_networks(topo):
         paths = naming.dnsmasq_paths(sdir, net.name)
