@@ -10,6 +10,7 @@ from .render import nft
 from .steps import Step
 
 SHARED_KEYS = ("sysctl:net/ipv4/ip_forward",)  # host-wide facts several topologies may need
+BR_NF_CALL = "net/bridge/bridge-nf-call-iptables"  # br_netfilter: bridged frames meet iptables
 
 
 def firewall_step(topo: Topology, observed: Observed, backend: str) -> Step | None:
@@ -68,12 +69,12 @@ def firewall_actions(topo: Topology, observed: Observed, backend: str, state_dir
             # 127.0.0.1:PORT forwards route a loopback source out of the bridge; the guard
             # chain drops anything arriving on the bridge for 127/8, so nothing else opens.
             sysctl(f"net/ipv4/conf/{net.bridge}/route_localnet", "1")
-    # the iptables backend jumps to its FWD chain from the top of FORWARD: no extra accepts
-    if backend != "iptables" and observed.host_forward.get("policy") == "DROP":
+    if observed.host_forward.get("policy") == "DROP":
         for net in topo.networks:
-            if net.mode in ("nat", "routed"):
-                args = {"bridge": net.bridge, "topology": topo.name}
-                held = _accepts_present(observed.host_forward, net.bridge, topo.name)
+            specs = _forward_accepts(net, topo.name, backend, observed)
+            if specs:
+                held = all(_save_line(spec) in observed.host_forward.get("rules", []) for spec in specs)
+                args = {"bridge": net.bridge, "topology": topo.name, "specs": specs}
                 yield f"fwaccept:{net.bridge}", None if held else Step("fwaccept.add", args)
     if nft.needs_table(topo):
         yield f"firewall:{backend}:{naming.nft_table(topo.name)}", firewall_step(topo, observed, backend)
@@ -81,10 +82,24 @@ def firewall_actions(topo: Topology, observed: Observed, backend: str, state_dir
         yield f"dnsmasq:{net.name}", dnsmasq_step(topo, net, observed, state_dir)
 
 
-def _accepts_present(seen: dict, bridge: str, topology: str) -> bool:
-    """Both of kvmnet's accepts for `bridge` are in the host's FORWARD chain (iptables -S lines)."""
-    want = {f'-A FORWARD -{d} {bridge} -m comment --comment "kvmnet {topology}" -j ACCEPT' for d in "io"}
-    return want <= set(seen.get("rules", []))
+def _forward_accepts(net, topology: str, backend: str, observed: Observed) -> list[list[str]]:
+    """Accept rules a network needs in a DROP-policy filter FORWARD (Docker's):
+    nat/routed: in and out of the bridge (kvmnet's own table still rejects what it must); the
+    iptables backend needs none, its FWD chain is jumped to from the top of FORWARD.
+    bridge mode: bridged frames between ports, which pass FORWARD when br_netfilter's
+    bridge-nf-call-iptables is 1 (Docker's DROP would cut guests off the LAN)."""
+    comment = ["-m", "comment", "--comment", f"kvmnet {topology}"]
+    if net.mode in ("nat", "routed") and backend != "iptables":
+        return [["-i", net.bridge, *comment, "-j", "ACCEPT"], ["-o", net.bridge, *comment, "-j", "ACCEPT"]]
+    if net.mode == "bridge" and observed.sysctls.get(BR_NF_CALL) == "1":
+        return [["-i", net.bridge, "-o", net.bridge, *comment, "-j", "ACCEPT"]]
+    return []
+
+
+def _save_line(spec: list[str]) -> str:
+    """The rule as `iptables -S FORWARD` prints it."""
+    words = [f'"{w}"' if " " in w else w for w in spec]
+    return "-A FORWARD " + " ".join(words)
 
 
 def invert_firewall(step: Step) -> Step:

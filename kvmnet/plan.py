@@ -25,6 +25,8 @@ def sysctl_paths(topo: Topology) -> list[str]:
     """Every sysctl the plan may compare, so observe() can read just those."""
     paths = []
     for net in topo.networks:
+        if net.mode == "bridge":
+            paths.append("net/bridge/bridge-nf-call-iptables")
         if net.mode in ("nat", "routed", "isolated"):
             paths.append(f"net/ipv6/conf/{net.bridge}/disable_ipv6")
         if net.mode in ("nat", "routed"):

@@ -130,8 +130,8 @@ _COMMANDS = {
     "sysctl.set": lambda a: f"sysctl -w {_sysctl_name(a['path'])}={a['value']}",
     "firewall.apply": lambda a: a["command"],
     "firewall.delete": lambda a: a["command"],
-    "fwaccept.add": lambda a: " && ".join(f"iptables -I FORWARD {x} {a['bridge']} -m comment --comment 'kvmnet {a['topology']}' -j ACCEPT" for x in ("-i", "-o")),
-    "fwaccept.del": lambda a: " && ".join(f"iptables -D FORWARD {x} {a['bridge']} -m comment --comment 'kvmnet {a['topology']}' -j ACCEPT" for x in ("-i", "-o")),
+    "fwaccept.add": lambda a: " && ".join(shlex.join(["iptables", "-I", "FORWARD", "1", *spec]) for spec in a["specs"]),
+    "fwaccept.del": lambda a: " && ".join(shlex.join(["iptables", "-D", "FORWARD", *spec]) for spec in a["specs"]),
     "dnsmasq.start": lambda a: shlex.join(["dnsmasq", f"--conf-file={a['conf']}"]),
     "dnsmasq.stop": lambda a: f"kill $(cat {shlex.quote(a['pid_file'])})",
 }

@@ -35,14 +35,9 @@ def observe() -> dict:
     return {"policy": policy, "rules": rules}
 
 
-def rule_specs(bridge: str, topology: str) -> list[list[str]]:
-    comment = ["-m", "comment", "--comment", f"kvmnet {topology}"]
-    return [["-i", bridge, *comment, "-j", "ACCEPT"], ["-o", bridge, *comment, "-j", "ACCEPT"]]
-
-
 def run(step) -> None:
-    bridge, topology = step.args["bridge"], step.args["topology"]
-    for spec in rule_specs(bridge, topology):
+    bridge = step.args["bridge"]
+    for spec in step.args["specs"]:
         exists = _iptables("-C", "FORWARD", *spec).returncode == 0
         if step.op == "fwaccept.add" and not exists:
             res = _iptables("-I", "FORWARD", "1", *spec)

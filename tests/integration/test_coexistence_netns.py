@@ -115,3 +115,44 @@ def test_other_dnsmasq_untouched_and_destroy_restores_everything(lab):
     before["iptables"] = re.sub(r"\[\d+:\d+\]", "", before["iptables"])
     assert after == before, snapshot_diff(before, after)
     lab.apply()
+
+
+def test_bridge_mode_guests_reach_the_lan_under_docker_drop_with_br_netfilter(netns, tmp_path):
+    """br_netfilter (bridge-nf-call-iptables=1, on by default here) sends bridged frames through
+    FORWARD, where Docker's DROP policy would cut bridge-mode guests off their LAN."""
+    from helpers.netns import Netns
+    lan, guest = Netns("kn-lan"), Netns("kn-g")
+    try:
+        assert netns.run("sysctl", "-n", "net.bridge.bridge-nf-call-iptables").stdout.strip() == "1"
+        netns.sh(f"ip link add eth0 type veth peer name eth0 netns {lan.name} && ip addr add 10.9.0.2/24 dev eth0 && "
+                 "ip link set eth0 up && ip route add default via 10.9.0.1")
+        lan.sh("ip addr add 10.9.0.1/24 dev eth0 && ip link set eth0 up")
+        lan.run("dnsmasq", "--conf-file=/dev/null", "--interface=eth0", "--bind-interfaces", "--no-ping",
+                f"--pid-file={tmp_path}/lan.pid", f"--dhcp-leasefile={tmp_path}/lan.leases", "--dhcp-range=10.9.0.100,10.9.0.199,1h")
+        subprocess.Popen(["ip", "netns", "exec", lan.name, sys.executable, str(HELPERS / "httpd.py"), "80", "lan"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        netns.sh(DOCKER.strip().replace("\n", " && "))
+        res = netns.kvmnet("apply", str(TOPOLOGY.parents[3] / "topologies" / "bridge.toml"))
+        assert res.returncode == 0, res.stderr
+        assert "-i br0 -o br0" in netns.run("iptables", "-S", "FORWARD").stdout
+        netns.sh(f"ip link add port0 type veth peer name eth0 netns {guest.name} && ip link set port0 master br0 up")
+        guest.sh("ip link set eth0 up")
+        lease = guest.run("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "10", "-T", "1",
+                          "-s", str(HELPERS / "udhcpc.script"), check=False, timeout=40).stdout
+        assert "LEASE ip=10.9.0.1" in lease, lease
+        out = guest.run(sys.executable, str(HELPERS / "fetch.py"), "http://10.9.0.1/", "5", check=False).stdout
+        assert out.startswith("lan saw 10.9.0.1"), out
+        # the accept is what makes it work: without it Docker's policy drops the bridged frames
+        netns.sh('iptables -D FORWARD -i br0 -o br0 -m comment --comment "kvmnet bridge" -j ACCEPT')
+        out = guest.run(sys.executable, str(HELPERS / "fetch.py"), "http://10.9.0.1/", "1", check=False).stdout
+        assert out.startswith("ERROR"), out
+        assert netns.kvmnet("check", str(TOPOLOGY.parents[3] / "topologies" / "bridge.toml")).returncode == 1
+        assert netns.kvmnet("apply", str(TOPOLOGY.parents[3] / "topologies" / "bridge.toml")).returncode == 0
+        out = guest.run(sys.executable, str(HELPERS / "fetch.py"), "http://10.9.0.1/", "5", check=False).stdout
+        assert out.startswith("lan saw 10.9.0.1"), out
+        netns.sh("ip link del port0")
+        assert netns.kvmnet("destroy", str(TOPOLOGY.parents[3] / "topologies" / "bridge.toml")).returncode == 0
+        assert "kvmnet" not in netns.run("iptables", "-S", "FORWARD").stdout
+    finally:
+        guest.delete()
+        lan.delete()
