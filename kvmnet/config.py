@@ -22,7 +22,9 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_FORWARDS = 20000  # in all; each is one map element, but a file this big is a mistake
 MAX_GUESTS = 4096
 MAX_NETWORKS = 256
-_MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", re.ASCII)
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?", re.ASCII)
+MAX_NICS = 64  # per guest: more than a PCI bus holds, and derived tap names stay within 15 bytes
 _MISSING = object()
 NIC_MODELS = ("virtio-net-pci", "virtio-net", "e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet",
               "vmxnet3", "i82559er", "usb-net")
@@ -35,6 +37,7 @@ class _Reader:
         self.file = file
         self.lines = key_lines(text)
         self.problems: list[Problem] = []
+        self.derived_macs: set[tuple[str, int]] = set()  # (guest, nic index) whose MAC kvmnet chose
 
     def error(self, path: tuple, reason: str) -> None:
         self.problems.append(Problem(self.file, line_of(self.lines, path), format_path(path), reason))
@@ -62,6 +65,9 @@ class _Reader:
             wanted = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
             self.error(path + (key,), f"must be {wanted}, not {_type_name(value)}")
             return None
+        if isinstance(value, str) and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            self.error(path + (key,), "must not contain control characters (newlines, NUL, ...)")
+            return None
         return value
 
     def ipv4(self, table: dict, key: str, path: tuple, default=_MISSING) -> IPv4Address | None:
@@ -87,11 +93,25 @@ class _Reader:
                 return None
         return name
 
+    def array(self, value, path: tuple) -> list:
+        """An array of tables (forwards, hostfwd, ...); [] with a problem if it is not one."""
+        if not isinstance(value, list):
+            self.error(path, f"must be an array of tables, not {_type_name(value)}")
+            return []
+        return value
+
+    def proto(self, table: dict, path: tuple) -> str | None:
+        proto = self.get(table, "proto", path, str, "tcp")
+        if proto not in (None, "tcp", "udp"):
+            self.error(path + ("proto",), f"{proto!r} must be tcp or udp")
+            return None
+        return proto
+
     def port(self, value, path: tuple) -> tuple[int, int] | None:
         """A port or an inclusive range: 80, or "8000-8010"."""
         if isinstance(value, int) and not isinstance(value, bool):
             lo = hi = value
-        elif isinstance(value, str) and re.fullmatch(r"\d{1,5}-\d{1,5}", value.strip()):
+        elif isinstance(value, str) and re.fullmatch(r"\d{1,5}-\d{1,5}", value.strip(), re.ASCII):
             lo, hi = (int(p) for p in value.strip().split("-"))
         else:
             self.error(path, f"must be a port (1-65535) or a range \"LOW-HIGH\", not {value!r}")
@@ -135,7 +155,7 @@ NETWORK_KEYS = {
 
 
 def _network(r: _Reader, name: str, raw, path: tuple) -> Network | None:
-    if not naming.OBJECT_NAME_RE.match(name):
+    if not naming.OBJECT_NAME_RE.fullmatch(name):
         r.error(path, f"network name {name!r} must be 1-32 letters, digits, '_' or '-'")
     if not isinstance(raw, dict):
         r.error(path, f"must be a table, not {_type_name(raw)}")
@@ -173,13 +193,13 @@ def _network(r: _Reader, name: str, raw, path: tuple) -> Network | None:
             _check_host_address(r, path + ("gateway",), gateway, subnet)
     dhcp = _dhcp(r, raw.get("dhcp"), path + ("dhcp",), subnet) if "dhcp" in raw else None
     domain = r.get(raw, "domain", path, str, None)
-    if domain is not None and not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9\-.]{0,250}[A-Za-z0-9])?", domain):
+    if domain is not None and (len(domain) > 253 or not all(_LABEL.fullmatch(l) for l in domain.split("."))):
         r.error(path + ("domain",), f"{domain!r} is not a DNS domain name")
     dns_hosts = []
     hosts_raw = r.get(raw, "dns_hosts", path, dict, {})
     for host, addr in (hosts_raw or {}).items():
         hpath = path + ("dns_hosts", host)
-        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9\-.]{0,62})", host):
+        if not all(_LABEL.fullmatch(l) for l in host.split(".")):
             r.error(hpath, f"{host!r} is not a host name")
         ip = r.ipv4(hosts_raw, host, path + ("dns_hosts",))
         if ip is not None:
@@ -236,7 +256,7 @@ def _dhcp(r: _Reader, raw, path: tuple, subnet: IPv4Network | None) -> Dhcp | No
     raw = r.table(raw, path, ("start", "end", "lease_time"))
     start, end = r.ipv4(raw, "start", path), r.ipv4(raw, "end", path)
     lease = r.get(raw, "lease_time", path, str, "1h")
-    if lease is not None and not re.fullmatch(r"\d+[smhdw]?|infinite", lease):
+    if lease is not None and not re.fullmatch(r"\d+[smhdw]?|infinite", lease, re.ASCII):
         r.error(path + ("lease_time",), f"{lease!r} is not a lease time (like 3600, 1h, 2d, infinite)")
     if start is None or end is None or subnet is None:
         return None
@@ -249,17 +269,11 @@ def _dhcp(r: _Reader, raw, path: tuple, subnet: IPv4Network | None) -> Dhcp | No
 
 
 def _forwards(r: _Reader, net: Network, raw_list, path: tuple, guests_by_name: dict) -> tuple:
-    if not isinstance(raw_list, list):
-        r.error(path, f"must be an array of tables, not {_type_name(raw_list)}")
-        return ()
     out = []
-    for i, raw in enumerate(raw_list):
+    for i, raw in enumerate(r.array(raw_list, path)):
         p = path + (i,)
         raw = r.table(raw, p, ("proto", "host_port", "host_addr", "guest", "guest_port"))
-        proto = r.get(raw, "proto", p, str, "tcp")
-        if proto not in (None, "tcp", "udp"):
-            r.error(p + ("proto",), f"{proto!r} must be tcp or udp")
-            proto = None
+        proto = r.proto(raw, p)
         host = r.port(raw["host_port"], p + ("host_port",)) if "host_port" in raw else r.get(raw, "host_port", p, int)
         guest_ports = r.port(raw["guest_port"], p + ("guest_port",)) if "guest_port" in raw else host
         host_addr = r.ipv4(raw, "host_addr", p, None)
@@ -269,7 +283,7 @@ def _forwards(r: _Reader, net: Network, raw_list, path: tuple, guests_by_name: d
             guest_ports = None
         guest_ip, guest_name = _forward_target(r, net, target, p + ("guest",), guests_by_name)
         if None not in (proto, host, guest_ports, guest_ip):
-            out.append(Forward(proto, host, guest_ip, guest_ports, guest_name, host_addr))
+            out.append(Forward(proto, host, guest_ip, guest_ports, guest_name, host_addr, i))
     return tuple(out)
 
 
@@ -282,6 +296,9 @@ def _forward_target(r, net: Network, target, path, guests_by_name):
         ip = None
     if ip is not None:
         if net.subnet is not None and _check_host_address(r, path, ip, net.subnet):
+            if ip == net.gateway:
+                r.error(path, f"{ip} is the gateway (the host itself), not a guest")
+                return None, None
             return ip, None
         return None, None
     guest = guests_by_name.get(target)
@@ -314,6 +331,8 @@ def _user_net(r: _Reader, raw: dict, path: tuple) -> UserNet | None:
             _check_host_address(r, path + (key,), value, net)
     if host is not None and host == dns:
         r.error(path + ("dns",), f"{dns} must differ from host {host}")
+    if host is not None and host == dhcpstart:
+        r.error(path + ("dhcpstart",), f"{dhcpstart} is the host address; guests' addresses start after it")
     restrict = r.get(raw, "restrict", path, bool, False)
     hostfwd = _hostfwds(r, raw.get("hostfwd", []), path + ("hostfwd",), net, dhcpstart)
     guestfwd = _guestfwds(r, raw.get("guestfwd", []), path + ("guestfwd",), net)
@@ -347,21 +366,17 @@ def _user_subnet(r: _Reader, text: str, path: tuple) -> IPv4Network | None:
 
 
 def _hostfwds(r: _Reader, raw_list, path: tuple, net, dhcpstart) -> tuple:
-    if not isinstance(raw_list, list):
-        r.error(path, f"must be an array of tables, not {_type_name(raw_list)}")
-        return ()
     out, seen = [], {}
-    for i, raw in enumerate(raw_list):
+    for i, raw in enumerate(r.array(raw_list, path)):
         p = path + (i,)
         raw = r.table(raw, p, ("proto", "host_addr", "host_port", "guest_addr", "guest_port"))
-        proto = r.get(raw, "proto", p, str, "tcp")
-        if proto not in (None, "tcp", "udp"):
-            r.error(p + ("proto",), f"{proto!r} must be tcp or udp")
-            proto = None
+        proto = r.proto(raw, p)
         host_addr = r.ipv4(raw, "host_addr", p, None)
         guest_addr = r.ipv4(raw, "guest_addr", p, None)
         if guest_addr is not None and guest_addr not in net:
             r.error(p + ("guest_addr",), f"{guest_addr} is outside net {net}")
+        elif guest_addr is not None:
+            _check_host_address(r, p + ("guest_addr",), guest_addr, net)
         ports = []
         for key in ("host_port", "guest_port"):
             value = r.get(raw, key, p, int)
@@ -380,11 +395,8 @@ def _hostfwds(r: _Reader, raw_list, path: tuple, net, dhcpstart) -> tuple:
 
 
 def _guestfwds(r: _Reader, raw_list, path: tuple, net) -> tuple:
-    if not isinstance(raw_list, list):
-        r.error(path, f"must be an array of tables, not {_type_name(raw_list)}")
-        return ()
     out = []
-    for i, raw in enumerate(raw_list):
+    for i, raw in enumerate(r.array(raw_list, path)):
         p = path + (i,)
         raw = r.table(raw, p, ("server_addr", "server_port", "target"))
         addr = r.ipv4(raw, "server_addr", p)
@@ -395,8 +407,12 @@ def _guestfwds(r: _Reader, raw_list, path: tuple, net) -> tuple:
         if port is not None and not 1 <= port <= 65535:
             r.error(p + ("server_port",), f"{port} is outside 1-65535")
             port = None
-        if target is not None and not (target.startswith("cmd:") or re.fullmatch(r"[A-Za-z0-9.\-]+:\d{1,5}", target)):
+        hostport = re.fullmatch(r"[A-Za-z0-9.\-]+:(\d{1,5})", target or "", re.ASCII)
+        if target is not None and not (target.startswith("cmd:") and target[4:].strip() or hostport):
             r.error(p + ("target",), f"{target!r} must be HOST:PORT or cmd:COMMAND")
+            target = None
+        elif hostport and not 1 <= int(hostport.group(1)) <= 65535:
+            r.error(p + ("target",), f"port {hostport.group(1)} is outside 1-65535")
             target = None
         if target is not None and "," in target:
             r.error(p + ("target",), "must not contain commas (QEMU option syntax)")
@@ -431,7 +447,7 @@ def _socket_net(r: _Reader, name: str, raw: dict, path: tuple) -> Network | None
 # ---------------------------------------------------------------- guests
 
 def _guest(r: _Reader, topology: str, name: str, raw, path: tuple) -> Guest | None:
-    if not naming.OBJECT_NAME_RE.match(name):
+    if not naming.OBJECT_NAME_RE.fullmatch(name):
         r.error(path, f"guest name {name!r} must be 1-32 letters, digits, '_' or '-'")
         return None
     raw = r.table(raw, path, ("nics", "memory", "cpus", "kernel", "initrd", "append", "disk", "qemu_args", "queues"))
@@ -452,6 +468,9 @@ def _guest(r: _Reader, topology: str, name: str, raw, path: tuple) -> Guest | No
     elif args:
         extra["qemu_args"] = tuple(args)
     nics_raw = r.get(raw, "nics", path, list, [])
+    if nics_raw and len(nics_raw) > MAX_NICS:
+        r.error(path + ("nics",), f"{len(nics_raw)} NICs; a guest has at most {MAX_NICS}")
+        nics_raw = []
     nics = []
     for i, nic in enumerate(nics_raw or []):
         p = path + ("nics", i)
@@ -465,6 +484,8 @@ def _guest(r: _Reader, topology: str, name: str, raw, path: tuple) -> Guest | No
         if model is not None and model not in NIC_MODELS:
             r.error(p + ("model",), f"unknown NIC model {model!r} (one of {', '.join(NIC_MODELS)})")
         tap = r.ifname(nic, "tap", p, None)
+        if mac is None and "mac" not in nic:
+            r.derived_macs.add((name, i))
         if network is not None:
             nics.append(Nic(network, mac or naming.guest_mac(topology, name, i), ip,
                             model or "virtio-net-pci", tap))
@@ -473,7 +494,7 @@ def _guest(r: _Reader, topology: str, name: str, raw, path: tuple) -> Guest | No
 
 def _mac(r: _Reader, text: str, path: tuple) -> str | None:
     mac = text.strip().lower().replace("-", ":")
-    if not _MAC_RE.match(mac):
+    if not _MAC_RE.fullmatch(mac):
         r.error(path, f"{text!r} is not a MAC address (like 52:54:00:12:34:56)")
         return None
     if int(mac[:2], 16) & 1:
@@ -517,6 +538,10 @@ def _cross_check(r: _Reader, topology: str, networks: list[Network], guests: lis
             if net is None:
                 r.error(p + ("network",), f"unknown network {nic.network!r}")
                 continue
+            salt = 0
+            while nic.mac in macs and (guest.name, i) in r.derived_macs:
+                salt += 1  # 24 hash bits collide now and then: derive again, deterministically
+                nic = replace(nic, mac=naming.guest_mac(topology, guest.name, i, salt))
             if nic.mac in macs:
                 r.error(p + ("mac",), f"{nic.mac} is also the MAC of {macs[nic.mac]}")
             macs[nic.mac] = where
@@ -530,7 +555,10 @@ def _cross_check(r: _Reader, topology: str, networks: list[Network], guests: lis
                         r.error(p + ("ip",), f"{nic.ip} is also the ip of {ips[(net.name, nic.ip)]}")
                     ips[(net.name, nic.ip)] = where
             if net.mode == "socket":
-                socket_members.setdefault(net.name, []).append(guest.name)
+                if guest.name in socket_members.get(net.name, []):
+                    r.error(p + ("network",), f"guest {guest.name} already has a NIC on socket network {net.name}")
+                else:
+                    socket_members.setdefault(net.name, []).append(guest.name)
             if net.bridged:
                 tap = nic.tap or naming.tap_name(topology, guest.name, i)
                 if tap in taps or tap in bridges:
@@ -541,6 +569,15 @@ def _cross_check(r: _Reader, topology: str, networks: list[Network], guests: lis
                 r.error(p + ("tap",), f"only NICs on bridged networks have taps ({nic.network} is {net.mode})")
             nics.append(nic)
         fixed.append(replace(guest, nics=tuple(nics)))
+    bound: dict[tuple, str] = {}
+    for net in networks:
+        if net.mode == "socket" and net.socket.transport in ("tcp", "udp"):
+            s = net.socket
+            for port in (s.port, s.port + 1) if s.transport == "udp" else (s.port,):
+                key = (s.transport if s.transport == "tcp" else "udp", str(s.address), port)
+                if key in bound:
+                    r.error(("networks", net.name, "port"), f"{key[0]} {s.address}:{port} is also used by networks.{bound[key]}")
+                bound[key] = net.name
     for name, members in socket_members.items():
         net = by_name[name]
         if net.socket.transport in ("tcp", "udp") and len(members) > 2:
@@ -549,6 +586,10 @@ def _cross_check(r: _Reader, topology: str, networks: list[Network], guests: lis
 
 
 def load_text(text: str, file: str, topology_name: str | None = None) -> Topology:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError([Problem(file, None, "", f"not valid Unicode text ({exc.reason} at {exc.start})")]) from None
     r = _Reader(file, text)
     try:
         data = tomllib.loads(text)
@@ -556,8 +597,10 @@ def load_text(text: str, file: str, topology_name: str | None = None) -> Topolog
         line = re.search(r"line (\d+)", str(exc))
         raise InputError([Problem(file, int(line.group(1)) if line else None, "", f"TOML syntax error: {exc}")]) from None
     r.table(data, (), ("name", "firewall", "networks", "guests"))
-    name = r.get(data, "name", (), str, None) or topology_name or naming.topology_name_from_path(file)
-    if not re.fullmatch(r"[A-Za-z0-9_]{1,24}", name):
+    name = r.get(data, "name", (), str, None)
+    if name is None:
+        name = topology_name or naming.topology_name_from_path(file)
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,24}", name, re.ASCII):
         r.error(("name",), f"topology name {name!r} must be 1-24 letters, digits or '_' (set name = \"...\" in the file)")
     firewall = r.get(data, "firewall", (), str, "auto")
     if firewall not in (None, "auto", "nftables", "iptables"):
@@ -573,7 +616,7 @@ def load_text(text: str, file: str, topology_name: str | None = None) -> Topolog
     guests = _cross_check(r, name, networks, guests)
     guests_by_name = {g.name: g for g in guests}
     total = 0
-    seen_ports: list[tuple[str, int, int, str]] = []
+    ports: list[tuple[str, int, int, str, tuple]] = []  # proto, low, high, where, key path
     for i, net in enumerate(networks):
         raw = nets_raw[net.name]
         if net.mode != "nat" or "forwards" not in raw:
@@ -582,16 +625,29 @@ def load_text(text: str, file: str, topology_name: str | None = None) -> Topolog
         if total > MAX_FORWARDS:
             raise InputError([Problem(file, line_of(r.lines, ("networks", net.name, "forwards")), f"networks.{net.name}.forwards", f"too many port forwards (at most {MAX_FORWARDS} in all)")])
         fwds = _forwards(r, net, raw["forwards"], ("networks", net.name, "forwards"), guests_by_name)
-        for j, f in enumerate(fwds):
-            for proto, lo, hi, where in seen_ports:
-                if proto == f.proto and lo <= f.host_ports[1] and f.host_ports[0] <= hi:
-                    r.error(("networks", net.name, "forwards", j, "host_port"), f"{f.proto} host port {_ports(f.host_ports)} overlaps {where}")
-                    break
-            seen_ports.append((f.proto, *f.host_ports, f"networks.{net.name}.forwards[{j}]"))
+        ports += [(f.proto, *f.host_ports, f"networks.{net.name}.forwards[{f.index}]",
+                   ("networks", net.name, "forwards", f.index, "host_port")) for f in fwds]
         networks[i] = replace(net, forwards=fwds)
+    _check_port_overlaps(r, ports)
     if r.problems:
         raise InputError(r.problems)
     return Topology(name, file, tuple(networks), tuple(guests), firewall or "auto")
+
+
+def _check_port_overlaps(r: _Reader, ports: list) -> None:
+    """Host port ranges may not overlap per protocol: a sort and one sweep, not all pairs
+    (20000 forwards would take seconds)."""
+    by_order = sorted(ports, key=lambda p: (p[0], p[1], p[4]))
+    reach: dict[str, tuple[int, str]] = {}  # proto -> (highest port so far, where)
+    flagged = []
+    for proto, lo, hi, where, path in by_order:
+        top = reach.get(proto)
+        if top and lo <= top[0]:
+            flagged.append((path, f"{proto} host port {_ports((lo, hi))} overlaps {top[1]}"))
+        if not top or hi > top[0]:
+            reach[proto] = (hi, where)
+    for path, reason in sorted(flagged, key=lambda f: f[0]):
+        r.error(path, reason)
 
 
 def _ports(p: tuple[int, int]) -> str:

@@ -39,11 +39,11 @@ def conflicts(topo: Topology, observed: Observed, record: Record) -> list[tuple[
                 if ip_network(route.dst).overlaps(net.subnet):
                     out.append((("networks", net.name, "subnet"),
                                 f"{net.subnet} overlaps the host's route {route.dst} dev {route.dev}"))
-        for i, fwd in enumerate(net.forwards):
+        for fwd in net.forwards:
             for port in range(fwd.host_ports[0], fwd.host_ports[1] + 1):
                 holder = observed.listeners.get(f"{fwd.proto}/{port}")
                 if holder:
-                    out.append((("networks", net.name, "forwards", i, "host_port"),
+                    out.append((("networks", net.name, "forwards", fwd.index, "host_port"),
                                 f"{fwd.proto} port {port} is already in use on this host by {holder}"))
                     break
     for guest in topo.guests:

@@ -26,6 +26,7 @@ class Forward:
     guest_ports: tuple[int, int]
     guest: str | None = None  # the guest name when given by name
     host_addr: IPv4Address | None = None  # restrict to one host address (e.g. 127.0.0.1)
+    index: int = 0  # position in the file's forwards array, for messages
 
 
 @dataclass(frozen=True)

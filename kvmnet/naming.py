@@ -12,7 +12,7 @@ import re
 
 from .ifname import IFNAMSIZ, problem as ifname_problem  # noqa: F401  (re-exported)
 
-OBJECT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,31}$")  # networks, guests, topologies
+OBJECT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,31}", re.ASCII)  # networks, guests: use fullmatch
 
 
 def _digest(*parts: str) -> bytes:
@@ -27,9 +27,10 @@ def tap_name(topology: str, guest: str, index: int) -> str:
     return f"kn{_digest(topology, guest).hex()[:8]}-{index}"
 
 
-def guest_mac(topology: str, guest: str, index: int) -> str:
-    """52:54:00:xx:xx:xx (QEMU's locally administered prefix) from a hash of the NIC's identity."""
-    tail = _digest(topology, guest, str(index))[:3]
+def guest_mac(topology: str, guest: str, index: int, salt: int = 0) -> str:
+    """52:54:00:xx:xx:xx (QEMU's locally administered prefix) from a hash of the NIC's identity;
+    `salt` > 0 only when that collides with another NIC's MAC."""
+    tail = _digest(topology, guest, str(index), *([str(salt)] if salt else []))[:3]
     return "52:54:00:" + ":".join(f"{b:02x}" for b in tail)
 
 

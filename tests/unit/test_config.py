@@ -145,7 +145,7 @@ CASES = [
     ('[networks.s]\nmode = "socket"\ntransport = "tcp"\nport = 1\n[guests.a]\nmemory = 1\n', "t.toml:6: guests.a.memory: 1 is outside 16-1048576"),
     ('[networks.s]\nmode = "socket"\ntransport = "tcp"\nport = 1\n[guests.a]\n[[guests.a.nics]]\nnetwork = "s"\ntap = "x"\n',
      "t.toml:8: guests.a.nics[0].tap: only NICs on bridged networks have taps"),
-    ('[networks."../x"]\nmode = "isolated"\nbridge = "b"\n', "networks.../x: network name '../x' must be"),
+    ('[networks."../x"]\nmode = "isolated"\nbridge = "b"\n', 'networks."../x": network name \'../x\' must be'),
     ('[networks.default\nmode = "nat"\n', "t.toml:1: TOML syntax error"),
     ('name = "a b"\n', "t.toml:1: name: topology name 'a b' must be"),
 ]
