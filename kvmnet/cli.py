@@ -191,7 +191,7 @@ def status(state_root, file, as_json):
     if not out:
         click.echo(f"nothing applied (state dir {state_root})")
     for item in out:
-        line = f"{item['topology']}: {item['objects']} object(s) from {item['file']}"
+        line = f"{item['topology']}: {item['objects']} object(s) from {item['file']} (firewall: {item['firewall'] or 'none'})"
         if "drift" in item:
             line += "; in sync" if not item["drift"] else f"; drifted: {'; '.join(item['drift'])}"
         click.echo(line)
