@@ -110,5 +110,5 @@ def machine_args(guest: Guest, accel: str) -> list[str]:
     if guest.append:
         args += ["-append", guest.append]
     if guest.disk:
-        args += ["-drive", _opts("file=" + guest.disk.replace(",", ",,"), [("if", "virtio")])]
+        args += ["-drive", f"file={guest.disk.replace(',', ',,')},if=virtio"]
     return args + list(guest.qemu_args)

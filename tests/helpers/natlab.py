@@ -4,6 +4,7 @@ standing in for a guest (the labs with real guests boot QEMU instead)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -92,3 +93,21 @@ class NatLab:
         self.kvmnet("destroy", str(self.topology))
         for ns in reversed(self.spaces):
             ns.delete()
+
+
+@contextlib.contextmanager
+def running_lab(topology: Path, backend: str = "nftables", prepare=None):
+    """A NatLab applied, with the guests "web" (MAC 52:54:00:12:34:56) and "other" (a MAC no
+    topology pins) as clients; `prepare(lab)` runs first (foreign rules, canaries). lab.before is
+    the host namespace's snapshot just before apply. Always closed."""
+    lab = NatLab(topology, backend)
+    try:
+        if prepare:
+            prepare(lab)
+        lab.before = lab.host.snapshot()
+        lab.apply()
+        lab.web = lab.add_client("web", "52:54:00:12:34:56")
+        lab.other = lab.add_client("other", "52:54:00:00:00:77")
+        yield lab
+    finally:
+        lab.close()

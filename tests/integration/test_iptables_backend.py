@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.natlab import NatLab
+from helpers.natlab import NatLab, running_lab
 from helpers.netns import KVMNET, ROOT, snapshot_diff
 from kvmnet import config
 from kvmnet.render import iptables as ipt
@@ -106,19 +106,15 @@ def replaces(ns, *args, env=None) -> tuple[subprocess.CompletedProcess, list[str
     return res, [l.split('"')[1].rstrip("\\0") for l in text.splitlines() if "IPT_SO_SET_REPLACE" in l]
 
 
+def _canary(lab):
+    lab.host.run("iptables-legacy-restore", "--noflush", input=CANARY)
+    lab.canary = foreign(lab.host)
+
+
 @pytest.fixture(scope="module")
 def lab():
-    lab = NatLab(TOPOLOGY, "iptables")
-    try:
-        lab.host.run("iptables-legacy-restore", "--noflush", input=CANARY)
-        lab.canary = foreign(lab.host)
-        lab.before = lab.host.snapshot()
-        lab.apply()
-        lab.web = lab.add_client("web", "52:54:00:12:34:56")
-        lab.other = lab.add_client("other", "52:54:00:00:00:77")
+    with running_lab(TOPOLOGY, "iptables", _canary) as lab:
         yield lab
-    finally:
-        lab.close()
 
 
 def test_loaded_rules_are_the_rendered_ones_with_jumps_first(lab):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.natlab import NatLab
+from helpers.natlab import running_lab
 from helpers.netns import snapshot_diff
 
 pytestmark = pytest.mark.root
@@ -28,19 +28,15 @@ table ip nat {
 """
 
 
-@pytest.fixture(scope="module", params=["nftables"])
-def lab(request):
-    lab = NatLab(TOPOLOGY, request.param)
-    try:
-        lab.host.run("nft", "-f", "-", input=CANARY)
-        lab.canary = lab.host.run("nft", "list", "ruleset").stdout
-        lab.before = lab.host.snapshot()
-        lab.apply()
-        lab.web = lab.add_client("web", "52:54:00:12:34:56")
-        lab.other = lab.add_client("other", "52:54:00:00:00:77")
+def _canary(lab):
+    lab.host.run("nft", "-f", "-", input=CANARY)
+    lab.canary = lab.host.run("nft", "list", "ruleset").stdout
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with running_lab(TOPOLOGY, "nftables", _canary) as lab:
         yield lab
-    finally:
-        lab.close()
 
 
 def test_static_and_dynamic_leases(lab):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.natlab import HELPERS, NatLab
+from helpers.natlab import HELPERS, running_lab
 
 pytestmark = pytest.mark.root
 DATA = Path(__file__).resolve().parents[1] / "data" / "topologies"
@@ -18,14 +18,8 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "topologies"
 
 @pytest.fixture(scope="module")
 def lab():
-    lab = NatLab(DATA / "antispoof.toml")
-    try:
-        lab.apply()
-        lab.web = lab.add_client("web", "52:54:00:12:34:56")
-        lab.other = lab.add_client("other", "52:54:00:00:00:77")
+    with running_lab(DATA / "antispoof.toml") as lab:
         yield lab
-    finally:
-        lab.close()
 
 
 def _dnsmasq_pid(lab):
