@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.natlab import NatLab, running_lab
+from helpers.natlab import running_lab
 from helpers.netns import KVMNET, ROOT, snapshot_diff
 from kvmnet import config
 from kvmnet.render import iptables as ipt
