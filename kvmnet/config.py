@@ -34,10 +34,18 @@ class _Reader:
     """Typed access to the raw TOML dict that records problems instead of raising."""
 
     def __init__(self, file: str, text: str):
-        self.file = file
-        self.lines = key_lines(text)
+        self.file, self.text = file, text
+        self._lines: dict | None = None
         self.problems: list[Problem] = []
         self.derived_macs: set[tuple[str, int]] = set()  # (guest, nic index) whose MAC kvmnet chose
+
+    @property
+    def lines(self) -> dict:
+        """Key path -> line, computed only once there is a problem to place (a valid file with
+        thousands of forwards should not pay for a scan it never uses)."""
+        if self._lines is None:
+            self._lines = key_lines(self.text)
+        return self._lines
 
     def error(self, path: tuple, reason: str) -> None:
         self.problems.append(Problem(self.file, line_of(self.lines, path), format_path(path), reason))

@@ -17,7 +17,7 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables") -> Observ
     fw = {}
     if needs_table(topo):
         name = naming.iptables_prefix(topo.name) if backend == "iptables" else naming.nft_table(topo.name)
-        fw = firewall.observe(name, backend)
+        fw = firewall.observe(name, backend, bridge_table=any(n.spoof_protection for n in topo.networks))
     exe = dnsmasq.binary()
     procs = {}
     for net in dnsmasq_networks(topo):

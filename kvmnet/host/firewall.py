@@ -10,9 +10,9 @@ from ..errors import HostError
 
 
 def nft_available() -> bool:
-    if not shutil.which("nft"):
-        return False
-    return subprocess.run(["nft", "list", "tables"], capture_output=True).returncode == 0
+    """`nft` is installed (whether the kernel takes its rules shows at the first load, which
+    fails the apply cleanly; a probe here would cost a process on every run)."""
+    return shutil.which("nft") is not None
 
 
 def load(text: str) -> None:
@@ -21,7 +21,7 @@ def load(text: str) -> None:
         raise HostError(f"nft rejected the ruleset: {res.stderr.strip()}")
 
 
-def observe(table: str, backend: str = "nftables") -> dict:
+def observe(table: str, backend: str = "nftables", bridge_table: bool = True) -> dict:
     """{"exists", "rules": {chain: n}, "elements": {map: n}, "comments": sorted set, "text"}."""
     if backend != "nftables":
         from . import iptables
@@ -33,8 +33,9 @@ def observe(table: str, backend: str = "nftables") -> dict:
     elements: dict[str, int] = {}
     comments = set()
     items = json.loads(res.stdout)["nftables"]
-    bridge = subprocess.run(["nft", "-j", "list", "table", "bridge", table], capture_output=True, text=True)
-    if bridge.returncode == 0:
+    if bridge_table:  # only topologies with spoof_protection have one; no process otherwise
+        bridge = subprocess.run(["nft", "-j", "list", "table", "bridge", table], capture_output=True, text=True)
+    if bridge_table and bridge.returncode == 0:
         items += [dict(rule=dict(i["rule"], chain="bridge:" + i["rule"]["chain"])) if "rule" in i else
                   dict(chain=dict(i["chain"], name="bridge:" + i["chain"]["name"])) if "chain" in i else i
                   for i in json.loads(bridge.stdout)["nftables"]]

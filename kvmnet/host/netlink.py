@@ -1,4 +1,6 @@
-"""Links, addresses and routes through pyroute2: one IPRoute socket per process.
+"""Links, addresses and routes: changes through pyroute2 (one IPRoute socket per process,
+imported only when something changes); reads and taps through kvmnet.host.rtnl, a small stdlib
+rtnetlink client, because pyroute2's per-request and decoding costs dominated at scale (see rtnl).
 
 Idempotent primitives: "already there" is success for an add, "already gone" for a delete.
 """
@@ -9,6 +11,7 @@ import errno
 import socket
 
 from ..observed import Link, Route
+from . import rtnl
 
 _IFF_UP = 0x1
 _MAIN_TABLE = 254
@@ -39,49 +42,35 @@ def _index(name: str) -> int | None:
 
 
 def read_links() -> dict[str, Link]:
-    msgs = list(_ip().get_links())
-    names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in msgs}
-    links = {}
-    for m in msgs:
-        info = m.get_attr("IFLA_LINKINFO")
-        kind = info.get_attr("IFLA_INFO_KIND") if info else None
-        stp = delay = None
-        if kind == "bridge":
-            data = info.get_attr("IFLA_INFO_DATA")
-            stp = bool(data.get_attr("IFLA_BR_STP_STATE"))
-            delay = data.get_attr("IFLA_BR_FORWARD_DELAY") // 100  # kernel keeps centiseconds
-        name = names[m["index"]]
-        links[name] = Link(name=name, index=m["index"], kind=kind or "", mtu=m.get_attr("IFLA_MTU"),
-                           up=bool(m["flags"] & _IFF_UP), master=names.get(m.get_attr("IFLA_MASTER")),
-                           mac=m.get_attr("IFLA_ADDRESS") or "", stp=stp, forward_delay=delay,
-                           group=m.get_attr("IFLA_GROUP") or 0)
-    return links
+    raw = rtnl.dump_links()
+    names = {l["index"]: l["name"] for l in raw}
+    return {l["name"]: Link(name=l["name"], index=l["index"], kind=l["kind"], mtu=l["mtu"],
+                            up=bool(l["flags"] & _IFF_UP), master=names.get(l["master"]), mac=l["mac"],
+                            stp=l["stp"], forward_delay=l["forward_delay"], group=l["group"])
+            for l in raw}
 
 
 def read_addrs(links: dict[str, Link]) -> dict[str, frozenset[str]]:
     names = {link.index: link.name for link in links.values()}
     out: dict[str, set[str]] = {}
-    for a in _ip().get_addr():
-        if a["family"] == socket.AF_INET6 and a["scope"] != 0:
+    for a in rtnl.dump_addrs():
+        if a["family"] == 6 and a["scope"] != 0:
             continue  # link-local and host-scope IPv6 are the kernel's, not configuration
-        addr = a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS")
-        out.setdefault(names.get(a["index"], str(a["index"])), set()).add(f"{addr}/{a['prefixlen']}")
+        out.setdefault(names.get(a["index"], str(a["index"])), set()).add(f"{a['address']}/{a['prefixlen']}")
     return {k: frozenset(v) for k, v in out.items()}
 
 
 def read_routes(links: dict[str, Link]) -> tuple[Route, ...]:
     names = {link.index: link.name for link in links.values()}
     out = []
-    for family in (socket.AF_INET, socket.AF_INET6):
-        for r in _ip().get_routes(family=family, table=_MAIN_TABLE):
-            if r.get_attr("RTA_TABLE", r["table"]) != _MAIN_TABLE or r["type"] != 1:  # unicast only
+    for family, version in ((socket.AF_INET, 4), (socket.AF_INET6, 6)):
+        for r in rtnl.dump_routes(family):
+            if r["table"] != _MAIN_TABLE or r["type"] != 1:  # unicast routes of the main table only
                 continue
-            dst = r.get_attr("RTA_DST")
-            dst = f"{dst}/{r['dst_len']}" if dst else "default"
-            out.append(Route(family=4 if family == socket.AF_INET else 6, dst=dst,
-                             dev=names.get(r.get_attr("RTA_OIF"), ""), gateway=r.get_attr("RTA_GATEWAY"),
-                             metric=r.get_attr("RTA_PRIORITY"), proto=_PROTO_NAMES.get(r["proto"], str(r["proto"])),
-                             scope=r["scope"], prefsrc=r.get_attr("RTA_PREFSRC")))
+            dst = f"{r['dst']}/{r['dst_len']}" if r["dst"] else "default"
+            out.append(Route(family=version, dst=dst, dev=names.get(r["oif"], ""), gateway=r["gateway"],
+                             metric=r["metric"], proto=_PROTO_NAMES.get(r["proto"], str(r["proto"])),
+                             scope=r["scope"], prefsrc=r["prefsrc"]))
     return tuple(out)
 
 
@@ -105,23 +94,17 @@ def add_bridge(name: str, mac: str | None, mtu: int | None, stp: bool, forward_d
 
 
 def add_tap(name: str, master: str, mac: str | None, mtu: int | None, group: int | None = None) -> None:
-    # vnet_hdr as libvirt does, so QEMU can use offloads; no packet-info header.
-    _ignore((errno.EEXIST,), _ip().link, "add", ifname=name, kind="tuntap", mode="tap",
-            ifr={"no_pi": True, "vnet_hdr": True})
-    attrs = {"master": _index(master), "state": "up"}
-    if mac:
-        attrs["address"] = mac
-    if mtu:
-        attrs["mtu"] = mtu
-    if group:
-        attrs["group"] = group
-    _ip().link("set", index=_index(name), **attrs)  # one request for all of it
+    rtnl.create_tap(name)
+    bridge = _index(master)
+    if bridge is None:
+        raise OSError(errno.ENODEV, f"bridge {master} does not exist")
+    rtnl.set_link(name, master=bridge, mac=mac, mtu=mtu, group=group or None, up=True)  # one request
 
 
 def delete_group(group: int, names: list[str]) -> list[str]:
     """Delete the links `names` in one request when group `group` holds exactly those (never
     anyone else's); returns the names still to delete one by one."""
-    members = {l.name for l in read_links().values() if l.group == group}
+    members = {l["name"] for l in rtnl.dump_links() if l["group"] == group}
     if not members or not members <= set(names):
         return list(names)
     _ignore((errno.ENODEV,), _ip().link, "del", index=0, group=group)

@@ -122,12 +122,13 @@ def render(topo: Topology, table: str) -> Ruleset:
         lines = [f"\t\t{hooks[name]}; policy accept;"]
         lines += [f'\t\t{r} comment "kvmnet {digest}"' for r in rules]
         body.append(f"\tchain {name} {{\n" + "\n".join(lines) + "\n\t}")
-    text = (f"table inet {table} {{}}\ndelete table inet {table}\n"
-            f"table inet {table} {{\n" + "\n".join(body) + "\n}\n")
+    # both of kvmnet's tables are replaced in the batch, so turning spoof_protection off also
+    # removes the bridge table (observe only lists it for topologies that use it)
+    text = (delete_text(table) + f"table inet {table} {{\n" + "\n".join(body) + "\n}\n")
     rules = {k: len(v) for k, v in chains.items() if v}
     if antispoof:
         lines = "\n".join(f'\t\t{r} comment "kvmnet {digest}"' for r in antispoof)
-        text += (f"table bridge {table} {{}}\ndelete table bridge {table}\ntable bridge {table} {{\n"
+        text += (f"table bridge {table} {{\n"
                  f"\tchain antispoof {{\n\t\ttype filter hook prerouting priority -200; policy accept;\n{lines}\n\t}}\n}}\n")
         rules["bridge:antispoof"] = len(antispoof)
     return Ruleset(table, text, digest, rules, {k: len(v[1]) for k, v in maps.items()})
