@@ -26,7 +26,6 @@ from .steps import Action, Step
 @dataclass
 class Result:
     actions: list[Action] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 def _check_conflicts(topo: Topology, observed, record: Record) -> None:
@@ -41,7 +40,7 @@ def choose_backend(topo: Topology, override: str | None, record: Record) -> str:
     if wanted in (None, "nftables"):
         if not firewall.nft_available():
             if wanted == "nftables":
-                raise InputError("the nftables backend was asked for, but `nft list tables` fails here")
+                raise InputError("the nftables backend was asked for, but `nft` is not installed (apt-get install nftables)")
             return "iptables"
         return "nftables"
     from .host import iptables
