@@ -17,14 +17,14 @@ def _fetch(ns, url, timeout=5):
     return ns.run(PY, str(HELPERS / "fetch.py"), url, str(timeout), check=False).stdout
 
 
-def test_bridge_mode_guest_on_the_lan(make_lab):
+def test_bridge_mode_guest_on_the_lan(make_lab, tmp_path):
     lab = make_lab(TOPO / "bridge.toml")
     lan = lab._ns("kn-lan")
     lab.host.sh(f"ip link add eth0 type veth peer name eth0 netns {lan.name} && "
                 "ip addr add 10.9.0.2/24 dev eth0 && ip link set eth0 up && ip route add 10.9.0.0/16 via 10.9.0.1 dev eth0")
     lan.sh("ip addr add 10.9.0.1/24 dev eth0 && ip link set eth0 up")
     lan.run("dnsmasq", "--conf-file=/dev/null", "--interface=eth0", "--bind-interfaces", "--no-ping",
-            f"--pid-file=/tmp/{lan.name}.pid", f"--dhcp-leasefile=/tmp/{lan.name}.leases",
+            f"--pid-file={tmp_path}/lan.pid", f"--dhcp-leasefile={tmp_path}/lan.leases",
             "--dhcp-range=10.9.0.100,10.9.0.199,1h", "--dhcp-option=option:router,10.9.0.1")
     lab.host.settle()
     before = lab.host.snapshot()
