@@ -10,13 +10,14 @@ import os
 import re
 import tomllib
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from ipaddress import IPv4Network, ip_address, ip_network
 
 from . import naming
 from .errors import InputError, Problem
-from .model import (BRIDGED_MODES, MODES, Dhcp, Forward, Guest, GuestFwd, HostFwd, Network,
-                    Nic, SocketNet, Topology, UserNet)
+from .config_qemu import socket_net, user_net
+from .model import MODES, Dhcp, Forward, Guest, Network, Nic, Topology
 from .tomlpos import format_path, key_lines, line_of
+from .tomlread import MISSING, Reader, check_host_address, type_name
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_FORWARDS = 20000  # in all; each is one map element, but a file this big is a mistake
@@ -25,124 +26,8 @@ MAX_NETWORKS = 256
 _MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", re.ASCII)
 _LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?", re.ASCII)
 MAX_NICS = 64  # per guest: more than a PCI bus holds, and derived tap names stay within 15 bytes
-_MISSING = object()
 NIC_MODELS = ("virtio-net-pci", "virtio-net", "e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet",
               "vmxnet3", "i82559er", "usb-net")
-
-
-class _Reader:
-    """Typed access to the raw TOML dict that records problems instead of raising."""
-
-    def __init__(self, file: str, text: str):
-        self.file, self.text = file, text
-        self._lines: dict | None = None
-        self.problems: list[Problem] = []
-        self.derived_macs: set[tuple[str, int]] = set()  # (guest, nic index) whose MAC kvmnet chose
-
-    @property
-    def lines(self) -> dict:
-        """Key path -> line, computed only once there is a problem to place (a valid file with
-        thousands of forwards should not pay for a scan it never uses)."""
-        if self._lines is None:
-            self._lines = key_lines(self.text)
-        return self._lines
-
-    def error(self, path: tuple, reason: str) -> None:
-        self.problems.append(Problem(self.file, line_of(self.lines, path), format_path(path), reason))
-
-    def table(self, value, path: tuple, allowed: tuple[str, ...]) -> dict:
-        if not isinstance(value, dict):
-            self.error(path, f"must be a table, not {_type_name(value)}")
-            return {}
-        for key in value:
-            if key not in allowed:
-                self.error(path + (key,), f"unknown key (allowed: {', '.join(allowed)})")
-        return value
-
-    def get(self, table: dict, key: str, path: tuple, kind, default=_MISSING):
-        """Return table[key] checked against kind (a type, or a tuple of types); None when
-        missing and optional, or when wrong (the problem is recorded)."""
-        if key not in table:
-            if default is _MISSING:
-                self.error(path + (key,), "is required")
-                return None
-            return default
-        value = table[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            wanted = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
-            self.error(path + (key,), f"must be {wanted}, not {_type_name(value)}")
-            return None
-        if isinstance(value, str) and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-            self.error(path + (key,), "must not contain control characters (newlines, NUL, ...)")
-            return None
-        return value
-
-    def ipv4(self, table: dict, key: str, path: tuple, default=_MISSING) -> IPv4Address | None:
-        text = self.get(table, key, path, str, default)
-        if text is None or isinstance(text, IPv4Address):
-            return text
-        try:
-            addr = ip_address(text)
-        except ValueError:
-            self.error(path + (key,), f"{text!r} is not an IPv4 address")
-            return None
-        if not isinstance(addr, IPv4Address):
-            self.error(path + (key,), f"{text} is IPv6; only IPv4 is supported here")
-            return None
-        return addr
-
-    def ifname(self, table: dict, key: str, path: tuple, default=_MISSING) -> str | None:
-        name = self.get(table, key, path, str, default)
-        if name is not None:
-            why = naming.ifname_problem(name)
-            if why:
-                self.error(path + (key,), why)
-                return None
-        return name
-
-    def array(self, value, path: tuple) -> list:
-        """An array of tables (forwards, hostfwd, ...); [] with a problem if it is not one."""
-        if not isinstance(value, list):
-            self.error(path, f"must be an array of tables, not {_type_name(value)}")
-            return []
-        return value
-
-    def proto(self, table: dict, path: tuple) -> str | None:
-        proto = self.get(table, "proto", path, str, "tcp")
-        if proto not in (None, "tcp", "udp"):
-            self.error(path + ("proto",), f"{proto!r} must be tcp or udp")
-            return None
-        return proto
-
-    def port(self, value, path: tuple) -> tuple[int, int] | None:
-        """A port or an inclusive range: 80, or "8000-8010"."""
-        if isinstance(value, int) and not isinstance(value, bool):
-            lo = hi = value
-        elif isinstance(value, str) and re.fullmatch(r"\d{1,5}-\d{1,5}", value.strip(), re.ASCII):
-            lo, hi = (int(p) for p in value.strip().split("-"))
-        else:
-            self.error(path, f"must be a port (1-65535) or a range \"LOW-HIGH\", not {value!r}")
-            return None
-        if not (1 <= lo <= 65535 and 1 <= hi <= 65535):
-            self.error(path, f"{value} is outside 1-65535")
-            return None
-        if lo > hi:
-            self.error(path, f"range {value} is reversed")
-            return None
-        return lo, hi
-
-
-_KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "a table",
-               list: "an array"}
-
-
-def _type_name(value) -> str:
-    for kind, name in ((bool, "true or false"), (str, "a string"), (int, "an integer"),
-                       (float, "a float"), (dict, "a table"), (list, "an array")):
-        if isinstance(value, kind):
-            return name
-    return type(value).__name__
 
 
 # ---------------------------------------------------------------- networks
@@ -162,11 +47,11 @@ NETWORK_KEYS = {
 }
 
 
-def _network(r: _Reader, name: str, raw, path: tuple) -> Network | None:
+def _network(r: Reader, name: str, raw, path: tuple) -> Network | None:
     if not naming.OBJECT_NAME_RE.fullmatch(name):
         r.error(path, f"network name {name!r} must be 1-32 letters, digits, '_' or '-'")
     if not isinstance(raw, dict):
-        r.error(path, f"must be a table, not {_type_name(raw)}")
+        r.error(path, f"must be a table, not {type_name(raw)}")
         return None
     mode = r.get(raw, "mode", path, str)
     if mode is None:
@@ -176,9 +61,9 @@ def _network(r: _Reader, name: str, raw, path: tuple) -> Network | None:
         return None
     r.table(raw, path, NETWORK_KEYS[mode])
     if mode == "user":
-        return Network(name, mode, user=_user_net(r, raw, path))
+        return Network(name, mode, user=user_net(r, raw, path))
     if mode == "socket":
-        return _socket_net(r, name, raw, path)
+        return socket_net(r, name, raw, path)
     fields: dict = {"bridge": r.ifname(raw, "bridge", path)}
     stp = r.get(raw, "stp", path, bool, True)
     delay = r.get(raw, "forward_delay", path, int, 0)
@@ -198,7 +83,7 @@ def _network(r: _Reader, name: str, raw, path: tuple) -> Network | None:
         if gateway is None:
             gateway = subnet.network_address + 1
         else:
-            _check_host_address(r, path + ("gateway",), gateway, subnet)
+            check_host_address(r, path + ("gateway",), gateway, subnet)
     dhcp = _dhcp(r, raw.get("dhcp"), path + ("dhcp",), subnet) if "dhcp" in raw else None
     domain = r.get(raw, "domain", path, str, None)
     if domain is not None and (len(domain) > 253 or not all(_LABEL.fullmatch(l) for l in domain.split("."))):
@@ -225,8 +110,8 @@ def _network(r: _Reader, name: str, raw, path: tuple) -> Network | None:
     return Network(name, mode, **fields)
 
 
-def _subnet(r: _Reader, raw: dict, path: tuple, required: bool) -> IPv4Network | None:
-    text = r.get(raw, "subnet", path, str, _MISSING if required else None)
+def _subnet(r: Reader, raw: dict, path: tuple, required: bool) -> IPv4Network | None:
+    text = r.get(raw, "subnet", path, str, MISSING if required else None)
     if text is None:
         return None
     try:
@@ -249,18 +134,7 @@ def _subnet(r: _Reader, raw: dict, path: tuple, required: bool) -> IPv4Network |
     return net
 
 
-def _check_host_address(r: _Reader, path: tuple, addr: IPv4Address, subnet: IPv4Network) -> bool:
-    if addr not in subnet:
-        r.error(path, f"{addr} is outside subnet {subnet}")
-        return False
-    if addr in (subnet.network_address, subnet.broadcast_address):
-        which = "network" if addr == subnet.network_address else "broadcast"
-        r.error(path, f"{addr} is the {which} address of {subnet}")
-        return False
-    return True
-
-
-def _dhcp(r: _Reader, raw, path: tuple, subnet: IPv4Network | None) -> Dhcp | None:
+def _dhcp(r: Reader, raw, path: tuple, subnet: IPv4Network | None) -> Dhcp | None:
     raw = r.table(raw, path, ("start", "end", "lease_time"))
     start, end = r.ipv4(raw, "start", path), r.ipv4(raw, "end", path)
     lease = r.get(raw, "lease_time", path, str, "1h")
@@ -268,15 +142,15 @@ def _dhcp(r: _Reader, raw, path: tuple, subnet: IPv4Network | None) -> Dhcp | No
         r.error(path + ("lease_time",), f"{lease!r} is not a lease time (like 3600, 1h, 2d, infinite)")
     if start is None or end is None or subnet is None:
         return None
-    ok = _check_host_address(r, path + ("start",), start, subnet)
-    ok = _check_host_address(r, path + ("end",), end, subnet) and ok
+    ok = check_host_address(r, path + ("start",), start, subnet)
+    ok = check_host_address(r, path + ("end",), end, subnet) and ok
     if ok and start > end:
         r.error(path + ("end",), f"range {start}-{end} is reversed")
         return None
     return Dhcp(start, end, lease or "1h") if ok else None
 
 
-def _forwards(r: _Reader, net: Network, raw_list, path: tuple, guests_by_name: dict) -> tuple:
+def _forwards(r: Reader, net: Network, raw_list, path: tuple, guests_by_name: dict) -> tuple:
     out = []
     for i, raw in enumerate(r.array(raw_list, path)):
         p = path + (i,)
@@ -303,7 +177,7 @@ def _forward_target(r, net: Network, target, path, guests_by_name):
     except ValueError:
         ip = None
     if ip is not None:
-        if net.subnet is not None and _check_host_address(r, path, ip, net.subnet):
+        if net.subnet is not None and check_host_address(r, path, ip, net.subnet):
             if ip == net.gateway:
                 r.error(path, f"{ip} is the gateway (the host itself), not a guest")
                 return None, None
@@ -320,141 +194,9 @@ def _forward_target(r, net: Network, target, path, guests_by_name):
     return ips[0], target
 
 
-# ---------------------------------------------------------------- user and socket networks
-
-def _user_net(r: _Reader, raw: dict, path: tuple) -> UserNet | None:
-    defaults = UserNet()
-    net = defaults.net
-    if "net" in raw:
-        text = r.get(raw, "net", path, str)
-        net = _user_subnet(r, text, path + ("net",)) if text is not None else None
-    if net is None:
-        return None
-    base = int(net.network_address)
-    host = r.ipv4(raw, "host", path, IPv4Address(base + 2))
-    dns = r.ipv4(raw, "dns", path, IPv4Address(base + 3))
-    dhcpstart = r.ipv4(raw, "dhcpstart", path, IPv4Address(base + 15))
-    for key, value in (("host", host), ("dns", dns), ("dhcpstart", dhcpstart)):
-        if value is not None:
-            _check_host_address(r, path + (key,), value, net)
-    if host is not None and host == dns:
-        r.error(path + ("dns",), f"{dns} must differ from host {host}")
-    if host is not None and host == dhcpstart:
-        r.error(path + ("dhcpstart",), f"{dhcpstart} is the host address; guests' addresses start after it")
-    restrict = r.get(raw, "restrict", path, bool, False)
-    hostfwd = _hostfwds(r, raw.get("hostfwd", []), path + ("hostfwd",), net, dhcpstart)
-    guestfwd = _guestfwds(r, raw.get("guestfwd", []), path + ("guestfwd",), net)
-    strings = {}
-    for key in ("hostname", "domainname", "tftp", "bootfile", "smb"):
-        value = r.get(raw, key, path, str, None)
-        if value is not None and ("," in value or "\n" in value or not value):
-            r.error(path + (key,), "must be non-empty and contain no commas or newlines (QEMU option syntax)")
-            value = None
-        strings[key] = value
-    for key in ("tftp", "smb"):
-        if strings[key] is not None and not os.path.isabs(strings[key]):
-            r.error(path + (key,), "must be an absolute path")
-    ipv6 = r.get(raw, "ipv6", path, bool, None)
-    return UserNet(net=net, host=host or defaults.host, dns=dns or defaults.dns,
-                   dhcpstart=dhcpstart or defaults.dhcpstart, restrict=bool(restrict),
-                   hostfwd=hostfwd, guestfwd=guestfwd, ipv6=ipv6, **strings)
-
-
-def _user_subnet(r: _Reader, text: str, path: tuple) -> IPv4Network | None:
-    """QEMU's net= takes addr/prefix, addr/mask, or a bare address (then /24)."""
-    try:
-        net = ip_network(text if "/" in text else f"{text}/24", strict=False)
-    except ValueError:
-        r.error(path, f"{text!r} is not addr/prefix or addr/netmask")
-        return None
-    if not isinstance(net, IPv4Network) or net.prefixlen > 30 or net.prefixlen < 8:
-        r.error(path, f"{text} must be an IPv4 network between /8 and /30")
-        return None
-    return net
-
-
-def _hostfwds(r: _Reader, raw_list, path: tuple, net, dhcpstart) -> tuple:
-    out, seen = [], {}
-    for i, raw in enumerate(r.array(raw_list, path)):
-        p = path + (i,)
-        raw = r.table(raw, p, ("proto", "host_addr", "host_port", "guest_addr", "guest_port"))
-        proto = r.proto(raw, p)
-        host_addr = r.ipv4(raw, "host_addr", p, None)
-        guest_addr = r.ipv4(raw, "guest_addr", p, None)
-        if guest_addr is not None and guest_addr not in net:
-            r.error(p + ("guest_addr",), f"{guest_addr} is outside net {net}")
-        elif guest_addr is not None:
-            _check_host_address(r, p + ("guest_addr",), guest_addr, net)
-        ports = []
-        for key in ("host_port", "guest_port"):
-            value = r.get(raw, key, p, int)
-            if value is not None and not 1 <= value <= 65535:
-                r.error(p + (key,), f"{value} is outside 1-65535")
-                value = None
-            ports.append(value)
-        if proto and None not in ports:
-            ident = (proto, host_addr, ports[0])
-            if ident in seen:
-                r.error(p + ("host_port",), f"duplicate of hostfwd[{seen[ident]}] ({proto} port {ports[0]})")
-                continue
-            seen[ident] = i
-            out.append(HostFwd(proto, host_addr, ports[0], guest_addr, ports[1]))
-    return tuple(out)
-
-
-def _guestfwds(r: _Reader, raw_list, path: tuple, net) -> tuple:
-    out = []
-    for i, raw in enumerate(r.array(raw_list, path)):
-        p = path + (i,)
-        raw = r.table(raw, p, ("server_addr", "server_port", "target"))
-        addr = r.ipv4(raw, "server_addr", p)
-        port = r.get(raw, "server_port", p, int)
-        target = r.get(raw, "target", p, str)
-        if addr is not None and addr not in net:
-            r.error(p + ("server_addr",), f"{addr} is outside net {net}")
-        if port is not None and not 1 <= port <= 65535:
-            r.error(p + ("server_port",), f"{port} is outside 1-65535")
-            port = None
-        hostport = re.fullmatch(r"[A-Za-z0-9.\-]+:(\d{1,5})", target or "", re.ASCII)
-        if target is not None and not (target.startswith("cmd:") and target[4:].strip() or hostport):
-            r.error(p + ("target",), f"{target!r} must be HOST:PORT or cmd:COMMAND")
-            target = None
-        elif hostport and not 1 <= int(hostport.group(1)) <= 65535:
-            r.error(p + ("target",), f"port {hostport.group(1)} is outside 1-65535")
-            target = None
-        if target is not None and "," in target:
-            r.error(p + ("target",), "must not contain commas (QEMU option syntax)")
-            target = None
-        if None not in (addr, port, target):
-            out.append(GuestFwd(addr, port, target))
-    return tuple(out)
-
-
-def _socket_net(r: _Reader, name: str, raw: dict, path: tuple) -> Network | None:
-    transport = r.get(raw, "transport", path, str)
-    if transport not in (None, "tcp", "udp", "mcast"):
-        r.error(path + ("transport",), f"{transport!r} must be tcp, udp or mcast")
-        return None
-    default_addr = "230.0.0.1" if transport == "mcast" else "127.0.0.1"
-    address = r.ipv4(raw, "address", path, IPv4Address(default_addr))
-    port = r.get(raw, "port", path, int)
-    if port is not None and not 1 <= port <= 65535:
-        r.error(path + ("port",), f"{port} is outside 1-65535")
-        port = None
-    if transport == "mcast" and address is not None and not address.is_multicast:
-        r.error(path + ("address",), f"{address} is not a multicast address (224.0.0.0/4)")
-    localaddr = r.ipv4(raw, "localaddr", path, None)
-    if transport == "udp" and port == 65535:
-        r.error(path + ("port",), "a udp link uses port and port + 1; 65535 leaves no room")
-        port = None
-    if None in (transport, address, port):
-        return None
-    return Network(name, "socket", socket=SocketNet(transport, address, port, localaddr))
-
-
 # ---------------------------------------------------------------- guests
 
-def _guest(r: _Reader, topology: str, name: str, raw, path: tuple) -> Guest | None:
+def _guest(r: Reader, topology: str, name: str, raw, path: tuple) -> Guest | None:
     if not naming.OBJECT_NAME_RE.fullmatch(name):
         r.error(path, f"guest name {name!r} must be 1-32 letters, digits, '_' or '-'")
         return None
@@ -500,7 +242,7 @@ def _guest(r: _Reader, topology: str, name: str, raw, path: tuple) -> Guest | No
     return Guest(name, tuple(nics), **extra)
 
 
-def _mac(r: _Reader, text: str, path: tuple) -> str | None:
+def _mac(r: Reader, text: str, path: tuple) -> str | None:
     mac = text.strip().lower().replace("-", ":")
     if not _MAC_RE.fullmatch(mac):
         r.error(path, f"{text!r} is not a MAC address (like 52:54:00:12:34:56)")
@@ -516,7 +258,7 @@ def _mac(r: _Reader, text: str, path: tuple) -> str | None:
 
 # ---------------------------------------------------------------- cross-checks
 
-def _cross_check(r: _Reader, topology: str, networks: list[Network], guests: list[Guest]) -> list[Guest]:
+def _cross_check(r: Reader, topology: str, networks: list[Network], guests: list[Guest]) -> list[Guest]:
     by_name = {n.name: n for n in networks}
     bridges: dict[str, str] = {}
     for net in networks:
@@ -556,7 +298,7 @@ def _cross_check(r: _Reader, topology: str, networks: list[Network], guests: lis
             if nic.ip is not None:
                 if net.subnet is None or net.mode not in ("nat", "routed", "isolated"):
                     r.error(p + ("ip",), f"a static ip needs a network with a subnet and DHCP ({nic.network} is {net.mode})")
-                elif _check_host_address(r, p + ("ip",), nic.ip, net.subnet):
+                elif check_host_address(r, p + ("ip",), nic.ip, net.subnet):
                     if nic.ip == net.gateway:
                         r.error(p + ("ip",), f"{nic.ip} is the gateway of networks.{net.name}")
                     elif (net.name, nic.ip) in ips:
@@ -598,7 +340,7 @@ def load_text(text: str, file: str, topology_name: str | None = None) -> Topolog
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InputError([Problem(file, None, "", f"not valid Unicode text ({exc.reason} at {exc.start})")]) from None
-    r = _Reader(file, text)
+    r = Reader(file, text)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -642,7 +384,7 @@ def load_text(text: str, file: str, topology_name: str | None = None) -> Topolog
     return Topology(name, file, tuple(networks), tuple(guests), firewall or "auto")
 
 
-def _check_port_overlaps(r: _Reader, ports: list) -> None:
+def _check_port_overlaps(r: Reader, ports: list) -> None:
     """Host port ranges may not overlap per protocol: a sort and one sweep, not all pairs
     (20000 forwards would take seconds)."""
     by_order = sorted(ports, key=lambda p: (p[0], p[1], p[4]))

@@ -58,12 +58,15 @@ def _write_private(path: str, text: str) -> None:
 def stop(pid_file: str, conf: str, exe: str) -> None:
     pid = running_pid(pid_file, conf, exe)
     if pid:
+        started = procs.start_time(pid)
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 3
-        while procs.is_ours(pid, exe, f"--conf-file={conf}"):
+        # wait until it is gone or a zombie: only then are its sockets closed (its /proc exe link
+        # disappears earlier, while it exits, and a restart would then find port 67 still bound)
+        while not procs.exited(pid, started):
             if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                break
+                os.kill(pid, signal.SIGKILL)  # the same process (pid and start time checked)
+                deadline += 3
             time.sleep(0.005)
     try:
         os.unlink(pid_file)

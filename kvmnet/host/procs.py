@@ -59,6 +59,27 @@ def is_ours(pid: int, exe: str, marker: str) -> bool:
         return False
 
 
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()  # fields after the command name
+    except (OSError, IndexError):
+        return None
+
+
+def start_time(pid: int) -> str | None:
+    """When the process started (clock ticks since boot): with the pid, its identity."""
+    fields = _stat(pid)
+    return fields[19] if fields else None
+
+
+def exited(pid: int, started: str | None) -> bool:
+    """That process is gone or a zombie (its files, sockets included, are closed by then);
+    a pid reused by a newer process counts as gone."""
+    fields = _stat(pid)
+    return fields is None or fields[0] in ("Z", "X") or fields[19] != started
+
+
 def read_pid(path: str) -> int | None:
     try:
         with open(path) as f:

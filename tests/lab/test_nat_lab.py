@@ -1,7 +1,6 @@
 """Scenarios 1, 2 and 7 of the labs: the seed's NAT network (topologies/nat.toml) with real
 guests, on both firewall backends."""
 
-import os
 import sys
 from pathlib import Path
 

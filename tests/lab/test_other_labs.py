@@ -1,7 +1,6 @@
 """Scenarios 3-6 of the labs: bridge mode with a LAN's own DHCP server, an isolated network,
 QEMU user-mode networking, and socket links between guests."""
 
-import subprocess
 import textwrap
 
 import pytest

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.natlab import HELPERS, running_lab
+from helpers.natlab import running_lab
 
 pytestmark = pytest.mark.root
 DATA = Path(__file__).resolve().parents[1] / "data" / "topologies"

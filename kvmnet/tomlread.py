@@ -1,0 +1,139 @@
+"""Typed reading of a parsed TOML document that records problems (with file, line and key
+path) instead of raising, so the loader reports every problem of a file in one run."""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Address, IPv4Network, ip_address
+
+from . import naming
+from .errors import Problem
+from .tomlpos import format_path, key_lines, line_of
+
+MISSING = object()
+
+
+class Reader:
+    """Typed access to the raw TOML dict that records problems instead of raising."""
+
+    def __init__(self, file: str, text: str):
+        self.file, self.text = file, text
+        self._lines: dict | None = None
+        self.problems: list[Problem] = []
+        self.derived_macs: set[tuple[str, int]] = set()  # (guest, nic index) whose MAC kvmnet chose
+
+    @property
+    def lines(self) -> dict:
+        """Key path -> line, computed only once there is a problem to place (a valid file with
+        thousands of forwards should not pay for a scan it never uses)."""
+        if self._lines is None:
+            self._lines = key_lines(self.text)
+        return self._lines
+
+    def error(self, path: tuple, reason: str) -> None:
+        self.problems.append(Problem(self.file, line_of(self.lines, path), format_path(path), reason))
+
+    def table(self, value, path: tuple, allowed: tuple[str, ...]) -> dict:
+        if not isinstance(value, dict):
+            self.error(path, f"must be a table, not {type_name(value)}")
+            return {}
+        for key in value:
+            if key not in allowed:
+                self.error(path + (key,), f"unknown key (allowed: {', '.join(allowed)})")
+        return value
+
+    def get(self, table: dict, key: str, path: tuple, kind, default=MISSING):
+        """Return table[key] checked against kind (a type, or a tuple of types); None when
+        missing and optional, or when wrong (the problem is recorded)."""
+        if key not in table:
+            if default is MISSING:
+                self.error(path + (key,), "is required")
+                return None
+            return default
+        value = table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            wanted = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
+            self.error(path + (key,), f"must be {wanted}, not {type_name(value)}")
+            return None
+        if isinstance(value, str) and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            self.error(path + (key,), "must not contain control characters (newlines, NUL, ...)")
+            return None
+        return value
+
+    def ipv4(self, table: dict, key: str, path: tuple, default=MISSING) -> IPv4Address | None:
+        text = self.get(table, key, path, str, default)
+        if text is None or isinstance(text, IPv4Address):
+            return text
+        try:
+            addr = ip_address(text)
+        except ValueError:
+            self.error(path + (key,), f"{text!r} is not an IPv4 address")
+            return None
+        if not isinstance(addr, IPv4Address):
+            self.error(path + (key,), f"{text} is IPv6; only IPv4 is supported here")
+            return None
+        return addr
+
+    def ifname(self, table: dict, key: str, path: tuple, default=MISSING) -> str | None:
+        name = self.get(table, key, path, str, default)
+        if name is not None:
+            why = naming.ifname_problem(name)
+            if why:
+                self.error(path + (key,), why)
+                return None
+        return name
+
+    def array(self, value, path: tuple) -> list:
+        """An array of tables (forwards, hostfwd, ...); [] with a problem if it is not one."""
+        if not isinstance(value, list):
+            self.error(path, f"must be an array of tables, not {type_name(value)}")
+            return []
+        return value
+
+    def proto(self, table: dict, path: tuple) -> str | None:
+        proto = self.get(table, "proto", path, str, "tcp")
+        if proto not in (None, "tcp", "udp"):
+            self.error(path + ("proto",), f"{proto!r} must be tcp or udp")
+            return None
+        return proto
+
+    def port(self, value, path: tuple) -> tuple[int, int] | None:
+        """A port or an inclusive range: 80, or "8000-8010"."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            lo = hi = value
+        elif isinstance(value, str) and re.fullmatch(r"\d{1,5}-\d{1,5}", value.strip(), re.ASCII):
+            lo, hi = (int(p) for p in value.strip().split("-"))
+        else:
+            self.error(path, f"must be a port (1-65535) or a range \"LOW-HIGH\", not {value!r}")
+            return None
+        if not (1 <= lo <= 65535 and 1 <= hi <= 65535):
+            self.error(path, f"{value} is outside 1-65535")
+            return None
+        if lo > hi:
+            self.error(path, f"range {value} is reversed")
+            return None
+        return lo, hi
+
+
+_KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "a table",
+               list: "an array"}
+
+
+def type_name(value) -> str:
+    for kind, name in ((bool, "true or false"), (str, "a string"), (int, "an integer"),
+                       (float, "a float"), (dict, "a table"), (list, "an array")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def check_host_address(r: Reader, path: tuple, addr: IPv4Address, subnet: IPv4Network) -> bool:
+    if addr not in subnet:
+        r.error(path, f"{addr} is outside subnet {subnet}")
+        return False
+    if addr in (subnet.network_address, subnet.broadcast_address):
+        which = "network" if addr == subnet.network_address else "broadcast"
+        r.error(path, f"{addr} is the {which} address of {subnet}")
+        return False
+    return True
