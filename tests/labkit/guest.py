@@ -4,9 +4,9 @@ The guest (scripts/build-test-guest + scripts/guest-init) takes a DHCP lease
 on every NIC and prints parseable markers on ttyS0, which we log to a file;
 ttyS1 is a root shell that QEMU exposes on a unix socket.
 
-    from labkit.guest import Guest, netns, nic_args, http_get
+    from labkit.guest import Guest, nic_args, http_get
 
-    with netns() as ns, Guest("web", nic_args("user", 0), netns=ns) as g:
+    with Guest("web", nic_args("user", 0), netns="some-netns") as g:   # a namespace you made
         assert g.leases()["eth0"]["ip"] == "10.0.2.15/24"
         rc, out = g.run("ping -c1 -W2 10.0.2.2")
 
@@ -83,18 +83,6 @@ def nic_args(netdev: str, idx: int, model: str = "virtio-net-pci") -> list[str]:
 
 def mac(idx: int) -> str:
     return f"52:54:00:4b:4e:{idx:02x}"
-
-
-@contextlib.contextmanager
-def netns(prefix: str = "kn-guest"):
-    """A throwaway network namespace with lo up; always deleted."""
-    name = f"{prefix}-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def http_get(url: str, netns: str | None = None, timeout: float = 10) -> str:

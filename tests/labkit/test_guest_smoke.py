@@ -3,7 +3,7 @@ leases, answers ping/HTTP and runs commands.  Everything runs inside a
 throwaway network namespace; QEMU user-mode networking needs no host setup."""
 import pytest
 
-from .guest import Guest, GuestError, http_get, mac, netns, nic_args, skip_reason
+from .guest import Guest, GuestError, http_get, mac, nic_args, skip_reason
 
 _skip = skip_reason()
 pytestmark = [pytest.mark.root, pytest.mark.slow,
@@ -11,9 +11,9 @@ pytestmark = [pytest.mark.root, pytest.mark.slow,
 
 
 @pytest.fixture
-def ns():
-    with netns() as name:
-        yield name
+def ns(netns):
+    """The suite's throwaway namespace (tests/conftest.py), by name."""
+    return netns.name
 
 
 def test_user_net_lease_ping_http_and_commands(ns):
