@@ -43,11 +43,7 @@ class _Applied:
 
 def _applied(state_root: str) -> list[_Applied]:
     out = []
-    try:
-        names = sorted(os.listdir(state_root))
-    except FileNotFoundError:
-        return out
-    for name in names:
+    for name in statedir.topologies(state_root):
         try:
             with open(os.path.join(state_root, name, "hooks")) as f:
                 out.append(_Applied(f.read()))

@@ -67,17 +67,13 @@ def nft_table(topology: str) -> str:
 
 
 def iptables_prefix(topology: str) -> str:
-    """KN-<topology>, or KN-<hash> when chains KN-<topology>-POST would pass 28 characters."""
+    """KN-<topology>, or KN-<hash> when chains KN-<topology>-POST would pass 28 characters
+    (render/iptables.py names the chains <prefix>-{PRE,OUT,POST,FWD,INP,GRD})."""
     prefix = f"KN-{topology}"
     return prefix if len(prefix) <= 23 else f"KN-{_digest(topology).hex()[:10]}"
 
 
-def iptables_chain(topology: str, hook: str) -> str:
-    """<prefix>-<HOOK> (HOOK: PRE, OUT, POST, FWD, INP, GRD): at most 28 characters."""
-    return f"{iptables_prefix(topology)}-{hook}"
-
 
 def dnsmasq_paths(state_dir: str, network: str) -> dict[str, str]:
     base = os.path.join(state_dir, f"dnsmasq-{network}")
-    return {"conf": base + ".conf", "pid": base + ".pid", "leases": base + ".leases",
-            "hosts": base + ".hosts", "log": base + ".log"}
+    return {"conf": base + ".conf", "pid": base + ".pid", "leases": base + ".leases"}

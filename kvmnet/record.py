@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 
 from .errors import InputError
+from .statedir import topologies
 
 VERSION = 1
 
@@ -29,9 +30,6 @@ class Record:
 
     def keys(self) -> set[str]:
         return {k for k, _ in self.entries}
-
-    def undo_of(self, key: str):
-        return next((u for k, u in self.entries if k == key), None)
 
     def add(self, key: str, undo: dict | None) -> bool:
         if key in self.keys():
@@ -140,11 +138,7 @@ def remove(state_root: str, topology: str) -> None:
 
 def all_records(state_root: str, exclude: str | None = None) -> list[Record]:
     out = []
-    try:
-        names = sorted(os.listdir(state_root))
-    except FileNotFoundError:
-        return out
-    for name in names:
+    for name in topologies(state_root):
         if name != exclude and os.path.isfile(path_for(state_root, name)):
             out.append(load(state_root, name))
     return out

@@ -32,6 +32,14 @@ def resolve(explicit: str | None) -> str:
     return os.path.join(DEFAULT_STATE_DIR, "netns", ns) if ns else DEFAULT_STATE_DIR
 
 
+def topologies(state_root: str) -> list[str]:
+    """Names of the per-topology directories under the state dir (sorted; none if it is missing)."""
+    try:
+        return sorted(n for n in os.listdir(state_root) if os.path.isdir(os.path.join(state_root, n)))
+    except FileNotFoundError:
+        return []
+
+
 class locked:
     """`with locked(dir):` holds an exclusive flock on <state-dir>/lock; a second kvmnet waits
     there for the first. (A class, not contextlib: this module is on QEMU's hook path.)"""
