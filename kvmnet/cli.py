@@ -8,8 +8,9 @@ import sys
 
 import click
 
-from . import apply as engine
-from . import config, record as records, statedir
+from .engine import transaction as engine
+from . import config
+from .engine import record as records, statedir
 from .errors import InputError, KvmnetError
 
 
@@ -128,7 +129,7 @@ def destroy(state_root, file, force):
         with statedir.locked(state_root):
             forced = None
             if force:
-                from .forced import forced_record
+                from .engine.forced import forced_record
                 forced = forced_record(topo, state_root)
             result = engine.destroy(topo.name, state_root, forced)
     except KvmnetError as exc:
@@ -203,7 +204,8 @@ def status(state_root, file, as_json):
 @click.pass_obj
 def leases(state_root, network, as_json):
     """DHCP leases handed out by kvmnet's dnsmasq (all networks, or NETWORK)."""
-    from . import leases as lease_files, naming
+    from .host import leases as lease_files
+    from . import naming
     found = []
     try:
         for rec in records.all_records(state_root):
@@ -233,7 +235,7 @@ def qemu_args(file, guest, syntax, hooks, as_json):
     """Print the QEMU network arguments for GUEST's NICs, one NIC per line."""
     import shlex
     from .render.qemu import guest_args
-    from .run import offers
+    from .engine.qemu_command import offers
     try:
         topo = _load(file)
         if guest not in {g.name for g in topo.guests}:
@@ -264,7 +266,7 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
     import shlex
     import signal
     import subprocess
-    from . import run as runner
+    from .engine import qemu_command as runner
     try:
         topo = _load(file)
         launch = runner.build(topo, guest, list(qemu_extra), syntax, hooks, accel)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import statedir
+from .engine import statedir
 from .errors import InputError, KvmnetError
 from .host import rtnl
 from .ifname import problem as ifname_problem
@@ -78,7 +78,8 @@ def _apply_slow_path(state_root: str, network: str | None, rec) -> None:
     if not path:
         raise InputError(f"network {network or '(unknown)'} is not applied here; run `kvmnet apply FILE` "
                          "first or set KVMNET_TOPOLOGY=FILE for the hook")
-    from . import apply as engine, config
+    from .engine import transaction as engine
+    from . import config
 
     topo = config.load(path)
     with statedir.locked(state_root):

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-BRIDGED_MODES = ("nat", "routed", "isolated", "bridge")  # modes that kvmnet builds a bridge for
+# Network modes, by what kvmnet does for them on the host:
+ROUTING_MODES = ("nat", "routed")  # the host forwards the subnet's traffic (ip_forward)
+VIRTUAL_MODES = ROUTING_MODES + ("isolated",)  # kvmnet's own subnet: gateway address, dnsmasq, firewall
+BRIDGED_MODES = VIRTUAL_MODES + ("bridge",)  # kvmnet builds a bridge (bridge mode: onto an uplink)
 MODES = BRIDGED_MODES + ("user", "socket")
 
 

@@ -590,7 +590,7 @@ def bytecode_cache() -> str:
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run([PY, "-m", "compileall", "-q", str(REPO / "kvmnet")], capture_output=True)
     # importing only (no network access): fills the cache for the libraries kvmnet loads
-    subprocess.run([PY, "-c", "import kvmnet.cli, kvmnet.apply, kvmnet.hook, kvmnet.observe, kvmnet.host.executor, "
+    subprocess.run([PY, "-c", "import kvmnet.cli, kvmnet.engine.transaction, kvmnet.hook, kvmnet.engine.observe, kvmnet.host.executor, "
                     "kvmnet.host.firewall, kvmnet.host.dnsmasq, kvmnet.host.coexist, kvmnet.host.netlink, pyroute2, iptc"],
                    capture_output=True)
     return prefix

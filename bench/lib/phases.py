@@ -135,11 +135,11 @@ def instrument() -> None:
     wrap("kvmnet.config", "load", "config: parse + validate")
     wrap("kvmnet.config", "file_warnings", "config: parse + validate")
     for fn in ("load", "save", "all_records", "clear_stale", "remove"):
-        wrap("kvmnet.record", fn, lambda *a, **k: None if _inside_exec() else "state record (json, fsync)")
-    wrap("kvmnet.apply", "choose_backend", "observe: choose backend (nft list tables)")
-    wrap("kvmnet.apply", "observe", lambda *a, **k: _prefix() + "observe: other")
-    wrap("kvmnet.apply", "planner", lambda *a, **k: _prefix() + "plan")
-    wrap("kvmnet.hostcheck", "conflicts", "plan: host conflict check")
+        wrap("kvmnet.engine.record", fn, lambda *a, **k: None if _inside_exec() else "state record (json, fsync)")
+    wrap("kvmnet.engine.transaction", "choose_backend", "observe: choose backend (nft list tables)")
+    wrap("kvmnet.engine.transaction", "observe", lambda *a, **k: _prefix() + "observe: other")
+    wrap("kvmnet.engine.transaction", "planner", lambda *a, **k: _prefix() + "plan")
+    wrap("kvmnet.engine.hostcheck", "conflicts", "plan: host conflict check")
     for fn in ("read_links", "read_addrs", "read_routes"):
         wrap("kvmnet.host.netlink", fn, _obs("netlink dumps"))
     wrap("kvmnet.host.firewall", "observe", _obs("firewall (nft list)"))
@@ -193,7 +193,7 @@ def main() -> int:
     IMPORTS["kvmnet.cli (click, kvmnet)"] = _perf() - t
     # kvmnet's own lazily imported modules, so they can be wrapped (cheap: pyroute2 and iptc
     # stay lazy, they are only imported inside functions)
-    for name in ("kvmnet.apply", "kvmnet.config", "kvmnet.record", "kvmnet.hostcheck", "kvmnet.host.netlink",
+    for name in ("kvmnet.engine.transaction", "kvmnet.config", "kvmnet.engine.record", "kvmnet.engine.hostcheck", "kvmnet.host.netlink",
                  "kvmnet.host.firewall", "kvmnet.host.coexist", "kvmnet.host.dnsmasq", "kvmnet.host.procs",
                  "kvmnet.render.nft", "kvmnet.render.dnsmasq", "kvmnet.host.executor"):
         try:

@@ -381,11 +381,11 @@ def cold_nat(p: dict) -> dict:
         run([KVMNET, "destroy", NAT_TOML], env=kv_env(st))
     run(["ip", "link", "del", "kvbseed0"], check=False)
     dhcp = first_offer(p["peers"][0], tmp, p["dhcp_runs"]) if p.get("dhcp_runs") and p.get("peers") else None
-    imports = importtime(run([PY, "-X", "importtime", "-c", "import kvmnet.cli, kvmnet.apply, pyroute2"]).stderr)
+    imports = importtime(run([PY, "-X", "importtime", "-c", "import kvmnet.cli, kvmnet.engine.transaction, pyroute2"]).stderr)
 
     res = {
         "first_lease": dhcp or {"status": "skipped"},
-        "apply_importtime": dict(imports, note="python -X importtime -c 'import kvmnet.cli, kvmnet.apply, pyroute2' (one run)"),
+        "apply_importtime": dict(imports, note="python -X importtime -c 'import kvmnet.cli, kvmnet.engine.transaction, pyroute2' (one run)"),
         "bridge_stp": {k: dict(v, new_port_forwards_after_s=2 * v["forward_delay_s"] if v.get("stp_state") else 0)
                        for k, v in stp.items() if v},
         "kvmnet apply (CLI)": stats(samples["kvmnet"]),

@@ -11,6 +11,7 @@ import time
 
 from ..errors import HostError
 from . import procs
+from .files import write_private
 
 
 def binary() -> str:
@@ -46,15 +47,6 @@ def observe(conf: str, pid_file: str, exe: str) -> dict:
     return {"pid": pid, "conf_text": text}
 
 
-def _write_private(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def stop(pid_file: str, conf: str, exe: str) -> None:
     pid = running_pid(pid_file, conf, exe)
     if pid:
@@ -76,9 +68,10 @@ def stop(pid_file: str, conf: str, exe: str) -> None:
 
 def start(a: dict) -> None:
     stop(a["pid_file"], a["conf"], a["exe"])
-    _write_private(a["conf"], a["conf_text"])
+    os.makedirs(os.path.dirname(a["conf"]), mode=0o700, exist_ok=True)
+    write_private(a["conf"], a["conf_text"])
     if not os.path.exists(a["leases"]):
-        _write_private(a["leases"], "")  # 0600 before dnsmasq creates it world-readable
+        write_private(a["leases"], "")  # 0600 before dnsmasq creates it world-readable
     # --conf-file=ours means /etc/dnsmasq.conf and /etc/dnsmasq.d are never read.
     res = subprocess.run([a["exe"], f"--conf-file={a['conf']}"], capture_output=True, text=True,
                          stdin=subprocess.DEVNULL, timeout=10)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..model import Network, Topology
+from ..model import Network, Topology, VIRTUAL_MODES
 
 
 def needs_dnsmasq(net: Network) -> bool:
-    return net.mode in ("nat", "routed", "isolated") and net.subnet is not None and (
+    return net.mode in VIRTUAL_MODES and net.subnet is not None and (
         net.dhcp is not None or net.domain is not None or bool(net.dns_hosts))
 
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 from .. import naming
 from ..errors import InputError
-from ..model import Network, Topology
+from ..model import Network, ROUTING_MODES, Topology, VIRTUAL_MODES
 
 # hook suffix -> (table, built-in chain), in the order chains are listed within a table
 HOOKS = {
@@ -138,7 +138,7 @@ def bare_rules(topo: Topology) -> dict[str, list[list[str]]]:
     chains: dict[str, list[list[str]]] = {hook: [] for hook in HOOKS}
     anyaddr, byaddr = [], []
     for net in topo.networks:
-        if net.mode not in ("nat", "routed", "isolated"):
+        if net.mode not in VIRTUAL_MODES:
             continue
         br, sub = net.bridge, str(net.subnet) if net.subnet is not None else None
         inp = chains["INP"]
@@ -148,7 +148,7 @@ def bare_rules(topo: Topology) -> dict[str, list[list[str]]]:
         if net.tftp_root:
             inp.append(["-i", br, "-p", "udp", "-m", "udp", "--dport", "69", "-j", "ACCEPT"])
         fwd = chains["FWD"]
-        if net.mode in ("nat", "routed") and sub is not None:
+        if net.mode in ROUTING_MODES and sub is not None:
             fwd.append(["-s", sub, "-i", br, "-j", "ACCEPT"])
             if net.mode == "nat":
                 fwd.append(["-d", sub, "-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"])

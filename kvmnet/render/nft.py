@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from ..model import Network, Topology
+from ..model import Network, ROUTING_MODES, Topology, VIRTUAL_MODES
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def _forward_elements(net: Network):
 
 
 def needs_table(topo: Topology) -> bool:
-    return any(n.mode in ("nat", "routed", "isolated") for n in topo.networks)
+    return any(n.mode in VIRTUAL_MODES for n in topo.networks)
 
 
 def render(topo: Topology, table: str) -> Ruleset:
@@ -59,7 +59,7 @@ def render(topo: Topology, table: str) -> Ruleset:
                                     "forward": [], "input": []}
     any_map, addr_map = [], []
     for net in topo.networks:
-        if net.mode not in ("nat", "routed", "isolated"):
+        if net.mode not in VIRTUAL_MODES:
             continue
         br, sub = net.bridge, net.subnet
         inp = chains["input"]
@@ -68,7 +68,7 @@ def render(topo: Topology, table: str) -> Ruleset:
         if net.tftp_root:
             inp.append(f'iifname "{br}" udp dport 69 accept')
         fwd = chains["forward"]
-        if net.mode in ("nat", "routed") and sub is not None:
+        if net.mode in ROUTING_MODES and sub is not None:
             fwd.append(f'iifname "{br}" ip saddr {sub} accept')
             if net.mode == "nat":
                 fwd.append(f'oifname "{br}" ip daddr {sub} ct state established,related accept')

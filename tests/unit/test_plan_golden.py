@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kvmnet import config, plan
+from kvmnet import config
+from kvmnet.engine import plan
 from kvmnet.observed import Observed
-from kvmnet.record import Record
+from kvmnet.engine.record import Record
 
 CASES = Path(__file__).resolve().parents[1] / "data" / "plans"
 

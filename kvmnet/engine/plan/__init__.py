@@ -8,12 +8,12 @@ first, so a renamed bridge frees its addresses before the new one takes them.
 
 from __future__ import annotations
 
-from . import naming
-from .firewall_plan import firewall_actions, invert_dnsmasq, invert_firewall
-from .model import Network, Topology
-from .observed import Observed
-from .record import Record
-from .steps import Action, Step
+from ... import naming
+from .forwarding import firewall_actions, invert_dnsmasq, invert_firewall
+from ...model import Network, ROUTING_MODES, Topology, VIRTUAL_MODES
+from ...observed import Observed
+from ..record import Record
+from ..steps import Action, Step
 
 
 def effective_forward_delay(stp: bool, delay: int) -> int:
@@ -27,9 +27,9 @@ def sysctl_paths(topo: Topology) -> list[str]:
     for net in topo.networks:
         if net.mode == "bridge":
             paths.append("net/bridge/bridge-nf-call-iptables")
-        if net.mode in ("nat", "routed", "isolated"):
+        if net.mode in VIRTUAL_MODES:
             paths.append(f"net/ipv6/conf/{net.bridge}/disable_ipv6")
-        if net.mode in ("nat", "routed"):
+        if net.mode in ROUTING_MODES:
             paths.append("net/ipv4/ip_forward")
         if net.mode == "nat" and net.forwards:
             paths.append(f"net/ipv4/conf/{net.bridge}/route_localnet")

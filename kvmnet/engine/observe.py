@@ -3,13 +3,13 @@ cares about, kvmnet's own firewall objects and dnsmasq processes."""
 
 from __future__ import annotations
 
-from . import naming
-from .firewall_plan import dnsmasq_networks
-from .host import coexist, dnsmasq, firewall, netlink, procs, sysctl
-from .model import Topology
-from .observed import Observed
+from .. import naming
+from .plan.forwarding import dnsmasq_networks
+from ..host import coexist, dnsmasq, firewall, netlink, procs, sysctl
+from ..model import ROUTING_MODES, Topology
+from ..observed import Observed
 from .plan import sysctl_paths
-from .render.nft import needs_table
+from ..render.nft import needs_table
 
 
 def observe(topo: Topology, state_dir: str, backend: str = "nftables") -> Observed:
@@ -23,7 +23,7 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables") -> Observ
     for net in dnsmasq_networks(topo):
         paths = naming.dnsmasq_paths(state_dir, net.name)
         procs[f"dnsmasq:{net.name}"] = dnsmasq.observe(paths["conf"], paths["pid"], exe)
-    forwarding = any(n.mode in ("nat", "routed", "bridge") for n in topo.networks)
+    forwarding = any(n.mode in ROUTING_MODES + ("bridge",) for n in topo.networks)
     return Observed(listeners=_forward_listeners(topo), host_forward=coexist.observe() if forwarding else {},links=links, addrs=netlink.read_addrs(links), routes=netlink.read_routes(links),
                     sysctls={p: sysctl.read(p) for p in sysctl_paths(topo)}, firewall=fw,
                     processes=procs, dnsmasq_user=dnsmasq.unprivileged_user(), dnsmasq_exe=exe)

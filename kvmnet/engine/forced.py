@@ -8,12 +8,12 @@ original addresses and routes, sysctls' original values) is left as it is.
 
 from __future__ import annotations
 
-from . import naming
-from .firewall_plan import dnsmasq_networks
-from .host import dnsmasq
-from .model import Topology
+from .. import naming
+from .plan.forwarding import dnsmasq_networks
+from ..host import dnsmasq
+from ..model import Topology
 from .record import Record
-from .render import nft
+from ..render import nft
 from .steps import Step
 
 

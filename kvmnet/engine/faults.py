@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 
-from .errors import HostError
+from ..errors import HostError
 
 
 def check(point: int | str) -> None:

@@ -11,7 +11,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from .errors import InputError
+from ..errors import InputError
+from ..host.files import write_private
 from .statedir import topologies
 
 VERSION = 1
@@ -97,13 +98,7 @@ def save(state_root: str, record: Record) -> None:
     if not record.entries and not record.uplinks:
         remove(state_root, record.topology)
         return
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(record.to_json(), f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_private(path, json.dumps(record.to_json(), indent=1), durable=True)
     _write_hook_index(os.path.dirname(path), record)
 
 
@@ -116,11 +111,7 @@ def _write_hook_index(directory: str, record: Record) -> None:
     lines = [f"file {record.file}"]
     lines += [f"network {name} {net['bridge']}" for name, net in sorted(record.networks.items())]
     lines += [f"tap {tap} {network}" for tap, network in sorted(record.taps.items())]
-    tmp = os.path.join(directory, f"{HOOK_INDEX}.tmp.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, os.path.join(directory, HOOK_INDEX))
+    write_private(os.path.join(directory, HOOK_INDEX), "\n".join(lines) + "\n")
 
 
 def remove(state_root: str, topology: str) -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from . import faults, hostcheck, naming, record as records
-from .config import locate
-from .errors import HostError, InputError
-from .firewall_plan import SHARED_KEYS
-from .host import executor, firewall
-from .model import Topology
+from . import faults, hostcheck, record as records
+from .. import naming
+from ..config import locate
+from ..errors import HostError, InputError
+from .plan.forwarding import SHARED_KEYS
+from ..host import executor, firewall
+from ..model import Topology
 from .observe import observe
 from .plan import planner, uplink_snapshot
 from .record import Record
@@ -43,7 +44,7 @@ def choose_backend(topo: Topology, override: str | None, record: Record) -> str:
                 raise InputError("the nftables backend was asked for, but `nft` is not installed (apt-get install nftables)")
             return "iptables"
         return "nftables"
-    from .host import iptables
+    from ..host import iptables
     problem = iptables.unusable_reason()
     if problem:
         raise InputError(problem)

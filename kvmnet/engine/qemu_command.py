@@ -6,10 +6,10 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from .errors import InputError
-from .host import qemu
-from .model import Topology
-from .render.qemu import HostOffers, guest_args, machine_args
+from ..errors import InputError
+from ..host import qemu
+from ..model import Topology
+from ..render.qemu import HostOffers, guest_args, machine_args
 
 
 @dataclass

@@ -7,7 +7,7 @@ import os
 import re
 from ipaddress import IPv4Address, IPv4Network, ip_network
 
-from .model import GuestFwd, HostFwd, Network, SocketNet, UserNet
+from ..model import GuestFwd, HostFwd, Network, SocketNet, UserNet
 from .tomlread import Reader, check_host_address
 
 

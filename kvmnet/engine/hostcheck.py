@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from ipaddress import ip_network
 
-from .model import Topology
-from .observed import Observed
+from ..model import Topology
+from ..observed import Observed
 from .record import Record
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from . import naming
-from .model import Topology
-from .observed import Observed
-from .render import dnsmasq as dnsmasq_conf
-from .render import nft
-from .steps import Step
+from ... import naming
+from ...model import ROUTING_MODES, Topology
+from ...observed import Observed
+from ...render import dnsmasq as dnsmasq_conf
+from ...render import nft
+from ..steps import Step
 
 SHARED_KEYS = ("sysctl:net/ipv4/ip_forward",)  # host-wide facts several topologies may need
 BR_NF_CALL = "net/bridge/bridge-nf-call-iptables"  # br_netfilter: bridged frames meet iptables
@@ -33,7 +33,7 @@ def firewall_step(topo: Topology, observed: Observed, backend: str) -> Step | No
 
 def _iptables_step(topo: Topology, observed: Observed) -> Step | None:
     """Same contract on the iptables backend: kvmnet's own chains, rebuilt per table in one commit."""
-    from .render import iptables as ipt
+    from ...render import iptables as ipt
 
     ruleset = ipt.render(topo)
     if observed.firewall.get("digest") == ruleset.digest and observed.firewall.get("intact"):
@@ -63,7 +63,7 @@ def dnsmasq_networks(topo: Topology):
 def firewall_actions(topo: Topology, observed: Observed, backend: str, state_dir: str, sysctl):
     """Yield (key, step or None) after registering the sysctls through `sysctl(path, value)`."""
     for net in topo.networks:
-        if net.mode in ("nat", "routed"):
+        if net.mode in ROUTING_MODES:
             sysctl("net/ipv4/ip_forward", "1")
         if net.mode == "nat" and net.forwards:
             # 127.0.0.1:PORT forwards route a loopback source out of the bridge; the guard
@@ -89,7 +89,7 @@ def _forward_accepts(net, topology: str, backend: str, observed: Observed) -> li
     bridge mode: bridged frames between ports, which pass FORWARD when br_netfilter's
     bridge-nf-call-iptables is 1 (Docker's DROP would cut guests off the LAN)."""
     comment = ["-m", "comment", "--comment", f"kvmnet {topology}"]
-    if net.mode in ("nat", "routed") and backend != "iptables":
+    if net.mode in ROUTING_MODES and backend != "iptables":
         return [["-i", net.bridge, *comment, "-j", "ACCEPT"], ["-o", net.bridge, *comment, "-j", "ACCEPT"]]
     if net.mode == "bridge" and observed.sysctls.get(BR_NF_CALL) == "1":
         return [["-i", net.bridge, "-o", net.bridge, *comment, "-j", "ACCEPT"]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from . import naming
+from .. import naming
 
 
 def parse(text: str) -> list[dict]:

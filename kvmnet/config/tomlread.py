@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from ipaddress import IPv4Address, IPv4Network, ip_address
 
-from . import naming
-from .errors import Problem
+from .. import naming
+from ..errors import Problem
 from .tomlpos import format_path, key_lines, line_of
 
 MISSING = object()

@@ -12,10 +12,10 @@ import tomllib
 from dataclasses import replace
 from ipaddress import IPv4Network, ip_address, ip_network
 
-from . import naming
-from .errors import InputError, Problem
-from .config_qemu import socket_net, user_net
-from .model import MODES, Dhcp, Forward, Guest, Network, Nic, Topology
+from .. import naming
+from ..errors import InputError, Problem
+from .qemu_modes import socket_net, user_net
+from ..model import Dhcp, Forward, Guest, MODES, Network, Nic, Topology, VIRTUAL_MODES
 from .tomlpos import format_path, key_lines, line_of
 from .tomlread import MISSING, Reader, check_host_address, type_name
 
@@ -296,7 +296,7 @@ def _cross_check(r: Reader, topology: str, networks: list[Network], guests: list
                 r.error(p + ("mac",), f"{nic.mac} is also the MAC of {macs[nic.mac]}")
             macs[nic.mac] = where
             if nic.ip is not None:
-                if net.subnet is None or net.mode not in ("nat", "routed", "isolated"):
+                if net.subnet is None or net.mode not in VIRTUAL_MODES:
                     r.error(p + ("ip",), f"a static ip needs a network with a subnet and DHCP ({nic.network} is {net.mode})")
                 elif check_host_address(r, p + ("ip",), nic.ip, net.subnet):
                     if nic.ip == net.gateway:
