@@ -16,7 +16,7 @@ from .. import naming
 from ..config import locate
 from ..errors import HostError, InputError
 from .plan.forwarding import SHARED_KEYS
-from ..host import executor, firewall
+from ..host import executor, nftables
 from ..model import Topology
 from .observe import observe
 from .plan import planner, uplink_snapshot
@@ -39,12 +39,12 @@ def choose_backend(topo: Topology, override: str | None, record: Record) -> str:
     """--firewall, else the file's `firewall`, else what this topology already uses, else nftables."""
     wanted = override or (topo.firewall if topo.firewall != "auto" else None) or record.firewall_backend
     if wanted in (None, "nftables"):
-        if not firewall.nft_available():
+        if not nftables.nft_available():
             if wanted == "nftables":
                 raise InputError("the nftables backend was asked for, but `nft` is not installed (apt-get install nftables)")
             return "iptables"
         return "nftables"
-    from ..host import iptables
+    from ..host import iptables_probe as iptables
     problem = iptables.unusable_reason()
     if problem:
         raise InputError(problem)
@@ -71,7 +71,7 @@ class Context:
                 and any(a.do.op == "firewall.apply" for a in self.actions)):
             # the table will change: keep its current text so a rollback can put it back
             table = naming.nft_table(self.topo.name)
-            self.observed = replace(self.observed, firewall=dict(fw, text=firewall.listing(table)))
+            self.observed = replace(self.observed, firewall=dict(fw, text=nftables.listing(table)))
             self._plan()
         return self.actions
 

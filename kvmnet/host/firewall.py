@@ -1,71 +1,23 @@
-"""Firewall executor and observer for the nftables backend: one table, one transaction."""
+"""kvmnet's firewall rules on the host, whichever backend holds them: this module only picks the
+backend module (nftables.py, or iptables*.py for legacy xtables) for each observe and step."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 
-from ..errors import HostError
-
-
-def nft_available() -> bool:
-    """`nft` is installed (whether the kernel takes its rules shows at the first load, which
-    fails the apply cleanly; a probe here would cost a process on every run)."""
-    return shutil.which("nft") is not None
-
-
-def load(text: str) -> None:
-    res = subprocess.run(["nft", "-f", "-"], input=text, text=True, capture_output=True)
-    if res.returncode != 0:
-        raise HostError(f"nft rejected the ruleset: {res.stderr.strip()}")
-
-
-def observe(table: str, backend: str = "nftables", bridge_table: bool = True) -> dict:
-    """{"exists", "rules": {chain: n}, "elements": {map: n}, "comments": sorted set, "text"}."""
-    if backend != "nftables":
-        from . import iptables
-        return iptables.observe(table)
-    res = subprocess.run(["nft", "-j", "list", "table", "inet", table], capture_output=True, text=True)
-    if res.returncode != 0:
-        return {"exists": False}
-    rules: dict[str, int] = {}
-    elements: dict[str, int] = {}
-    comments = set()
-    items = json.loads(res.stdout)["nftables"]
-    if bridge_table:  # only topologies with spoof_protection have one; no process otherwise
-        bridge = subprocess.run(["nft", "-j", "list", "table", "bridge", table], capture_output=True, text=True)
-    if bridge_table and bridge.returncode == 0:
-        items += [dict(rule=dict(i["rule"], chain="bridge:" + i["rule"]["chain"])) if "rule" in i else
-                  dict(chain=dict(i["chain"], name="bridge:" + i["chain"]["name"])) if "chain" in i else i
-                  for i in json.loads(bridge.stdout)["nftables"]]
-    for item in items:
-        if "chain" in item:
-            rules.setdefault(item["chain"]["name"], 0)
-        elif "rule" in item:
-            rule = item["rule"]
-            rules[rule["chain"]] = rules.get(rule["chain"], 0) + 1
-            comments.add(rule.get("comment", ""))
-        elif "map" in item:
-            elements[item["map"]["name"]] = len(item["map"].get("elem", []))
-    return {"exists": True, "rules": {k: v for k, v in rules.items() if v},
-            "elements": elements, "comments": sorted(comments)}
-
-
-def listing(table: str) -> str:
-    """kvmnet's tables as loadable text: what a rollback of a changed ruleset restores. Read only
-    when a change is planned, so a no-op apply costs one JSON listing."""
-    text = ""
-    for family in ("inet", "bridge"):
-        res = subprocess.run(["nft", "list", "table", family, table], capture_output=True, text=True)
-        if res.returncode == 0:
-            text += res.stdout
-    return text
+def observe(name: str, backend: str = "nftables", bridge_table: bool = True) -> dict:
+    """The backend's view of kvmnet's own rules for one topology (see each backend's observe)."""
+    if backend == "iptables":
+        from . import iptables_read
+        return iptables_read.observe(name)
+    from . import nftables
+    return nftables.observe(name, bridge_table)
 
 
 def run(step) -> None:
-    if step.args["backend"] != "nftables":
+    """firewall.apply / firewall.delete on the step's backend."""
+    if step.args["backend"] == "iptables":
         from . import iptables
         iptables.run(step)
-        return
-    load(step.args["ruleset"] if step.op == "firewall.apply" else step.args["delete"])
+    else:
+        from . import nftables
+        nftables.run(step)

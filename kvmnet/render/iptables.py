@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 
 from .. import naming
@@ -247,24 +246,6 @@ def save_args(argv: list[str]) -> str:
         else:
             words.append(tok)
     return " ".join(words)
-
-
-_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
-_ESCAPE = re.compile(r"\\(.)")
-
-
-def split_save(line: str) -> list[str]:
-    """Words of an iptables-save line: blank-separated, "..." with \\" and \\\\ escapes (as
-    xtables_save_string writes them). Much faster than shlex for thousands of rules."""
-    if '"' not in line:
-        return line.split()
-    return [_ESCAPE.sub(r"\1", m.group(1)) if m.group(2) is None else m.group(2) for m in _TOKEN.finditer(line)]
-
-
-def parse_save_line(line: str) -> tuple[str, list[str]]:
-    """"-A CHAIN args..." (iptables-save output) -> (CHAIN, argv)."""
-    words = split_save(line)
-    return words[1], words[2:]
 
 
 def render(topo: Topology) -> IptRuleset:

@@ -130,8 +130,8 @@ def test_loaded_rules_are_the_rendered_ones_with_jumps_first(lab):
 
 
 def test_observe_through_iptc_matches_iptables_legacy_save(lab):
-    code = ("import json; from kvmnet.host import iptables as h; from kvmnet.render.iptables import TABLES;"
-            f"a = h._judge('{PREFIX}', h._read_iptc(list(TABLES), '{PREFIX}')); b = h.observe('{PREFIX}');"
+    code = ("import json; from kvmnet.host import iptables_lib as h, iptables_read as r; from kvmnet.render.iptables import TABLES; from kvmnet.render.iptables_verdict import judge;"
+            f"a = judge('{PREFIX}', h.read_iptc(list(TABLES), '{PREFIX}')); b = r.observe('{PREFIX}');"
             "print(json.dumps([a == b, b['intact'], b['digest']]))")
     out = lab.host.run(sys.executable, "-c", code, env=dict(os.environ, PYTHONPATH=str(ROOT))).stdout
     assert json.loads(out) == [True, True, RULESET.digest]
