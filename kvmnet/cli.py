@@ -31,6 +31,17 @@ def _load(file: str):
     return config.load(file)
 
 
+def _locked(state_root: str, file: str, work):
+    """Load FILE, then run work(topo) holding the state lock; a kvmnet error is printed and
+    exits (2: bad input or a conflict, nothing changed; 1: a failure on the host)."""
+    try:
+        topo = _load(file)
+        with statedir.locked(state_root):
+            return topo, work(topo)
+    except KvmnetError as exc:
+        _fail(exc)
+
+
 def _need_root(what: str) -> None:
     if os.geteuid() != 0:
         click.echo(f"kvmnet {what}: needs root (CAP_NET_ADMIN to change links, addresses and firewall rules); "
@@ -75,13 +86,8 @@ def validate(file):
 @click.pass_obj
 def plan_cmd(state_root, file, as_json, firewall=None):
     """Show the steps `apply` would take; change nothing."""
-    try:
-        topo = _load(file)
-        with statedir.locked(state_root):
-            ctx = engine.Context(topo, state_root, firewall)
-            actions = ctx.actions
-    except KvmnetError as exc:
-        _fail(exc)
+    topo, ctx = _locked(state_root, file, lambda topo: engine.Context(topo, state_root, firewall))
+    actions = ctx.actions
     if as_json:
         click.echo(json.dumps({"topology": topo.name, "firewall": ctx.backend,
                                "steps": [a.to_json() for a in actions]}, indent=1))
@@ -104,16 +110,10 @@ def apply_cmd(ctx, state_root, file, firewall, dry_run):
         ctx.invoke(plan_cmd, file=file, as_json=False, firewall=firewall)
         return
     _need_root("apply")
-    try:
-        topo = _load(file)
-        with statedir.locked(state_root):
-            result = engine.apply(topo, state_root, firewall)
-    except KvmnetError as exc:
-        _fail(exc)
-    if result.actions:
-        _print_actions(result.actions, f"{topo.name}: applied {len(result.actions)} step(s); verified in sync")
-    else:
-        click.echo(f"{topo.name}: already in sync; nothing changed")
+    topo, result = _locked(state_root, file, lambda topo: engine.apply(topo, state_root, firewall))
+    n = len(result.actions)
+    _print_actions(result.actions, f"{topo.name}: applied {n} step(s); verified in sync" if n else
+                   f"{topo.name}: already in sync; nothing changed")
 
 
 @main.command()
@@ -124,20 +124,13 @@ def apply_cmd(ctx, state_root, file, firewall, dry_run):
 def destroy(state_root, file, force):
     """Remove everything kvmnet created for FILE, and nothing else."""
     _need_root("destroy")
-    try:
-        topo = _load(file)
-        with statedir.locked(state_root):
-            forced = None
-            if force:
-                from .engine.forced import forced_record
-                forced = forced_record(topo, state_root)
-            result = engine.destroy(topo.name, state_root, forced)
-    except KvmnetError as exc:
-        _fail(exc)
-    if result.actions:
-        _print_actions(result.actions, f"{topo.name}: destroyed ({len(result.actions)} step(s))")
-    else:
-        click.echo(f"{topo.name}: nothing to destroy")
+
+    def work(topo):
+        from .engine.forced import forced_record
+        return engine.destroy(topo.name, state_root, forced_record(topo, state_root) if force else None)
+    topo, result = _locked(state_root, file, work)
+    n = len(result.actions)
+    _print_actions(result.actions, f"{topo.name}: destroyed ({n} step(s))" if n else f"{topo.name}: nothing to destroy")
 
 
 @main.command()
@@ -146,12 +139,7 @@ def destroy(state_root, file, force):
 @click.pass_obj
 def check(state_root, file, as_json):
     """Exit 0 if the host matches FILE, 1 (listing the differences) if it drifted."""
-    try:
-        topo = _load(file)
-        with statedir.locked(state_root):
-            ctx = engine.Context(topo, state_root)
-    except KvmnetError as exc:
-        _fail(exc)
+    topo, ctx = _locked(state_root, file, lambda topo: engine.Context(topo, state_root))
     drift = [{"key": a.key, "repair": a.do.describe()} for a in ctx.actions]
     if as_json:
         click.echo(json.dumps({"topology": topo.name, "in_sync": not drift, "drift": drift}, indent=1))

@@ -15,10 +15,9 @@ ifdown: detach TAP and set it down, unless the tap belongs to an applied topolog
 from __future__ import annotations
 
 import os
-import sys
 
 from .engine import statedir
-from .errors import InputError, KvmnetError
+from .errors import InputError
 from .host import rtnl
 from .ifname import problem as ifname_problem
 
@@ -119,39 +118,3 @@ def ifdown(tap: str, state_root: str | None = None) -> str:
             raise
         return f"{tap}: gone ({exc.strerror})"
     return f"{tap}: detached"
-
-
-def _main(action, argv: list[str]) -> int:
-    args, network, state_dir = [], None, None
-    it = iter(argv)
-    for word in it:
-        if word in ("--network", "-n"):
-            network = next(it, None)
-        elif word.startswith("--network="):
-            network = word.split("=", 1)[1]
-        elif word == "--state-dir":
-            state_dir = next(it, None)
-        else:
-            args.append(word)
-    if len(args) != 1:
-        print(f"usage: {os.path.basename(sys.argv[0])} [--network NET] [--state-dir DIR] TAP", file=sys.stderr)
-        return 2
-    try:
-        message = action(args[0], network, state_dir) if action is ifup else action(args[0], state_dir)
-    except KvmnetError as exc:
-        print(f"kvmnet: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except OSError as exc:
-        print(f"kvmnet: {args[0]}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    if os.environ.get("KVMNET_VERBOSE"):
-        print(message, file=sys.stderr)
-    return 0
-
-
-def ifup_main() -> None:
-    sys.exit(_main(ifup, sys.argv[1:]))
-
-
-def ifdown_main() -> None:
-    sys.exit(_main(ifdown, sys.argv[1:]))

@@ -54,47 +54,70 @@ def needs_table(topo: Topology) -> bool:
     return any(n.mode in VIRTUAL_MODES for n in topo.networks)
 
 
+HOOKS = {"guard": "type filter hook prerouting priority raw",
+         "prerouting": "type nat hook prerouting priority dstnat",
+         "output": "type nat hook output priority -100",
+         "postrouting": "type nat hook postrouting priority srcnat",
+         "forward": "type filter hook forward priority filter",
+         "input": "type filter hook input priority filter"}
+
+
 def render(topo: Topology, table: str) -> Ruleset:
-    chains: dict[str, list[str]] = {"guard": [], "prerouting": [], "output": [], "postrouting": [],
-                                    "forward": [], "input": []}
+    chains: dict[str, list[str]] = {name: [] for name in HOOKS}
     any_map, addr_map = [], []
     for net in topo.networks:
-        if net.mode not in VIRTUAL_MODES:
-            continue
-        br, sub = net.bridge, net.subnet
-        inp = chains["input"]
-        inp.append(f'iifname "{br}" udp dport 67 accept')
-        inp.append(f'iifname "{br}" meta l4proto {{ tcp, udp }} th dport 53 accept')
-        if net.tftp_root:
-            inp.append(f'iifname "{br}" udp dport 69 accept')
-        fwd = chains["forward"]
-        if net.mode in ROUTING_MODES and sub is not None:
-            fwd.append(f'iifname "{br}" ip saddr {sub} accept')
-            if net.mode == "nat":
-                fwd.append(f'oifname "{br}" ip daddr {sub} ct state established,related accept')
-                fwd.append(f'oifname "{br}" ip daddr {sub} ct status dnat accept')
-            else:
-                fwd.append(f'oifname "{br}" ip daddr {sub} accept')
-        fwd.append(f'iifname "{br}" oifname "{br}" accept')
-        fwd.append(f'iifname "{br}" reject with icmpx type admin-prohibited')
-        fwd.append(f'oifname "{br}" reject with icmpx type admin-prohibited')
-        if net.mode != "nat" or sub is None:
-            continue
-        post = chains["postrouting"]
-        post.append(f"ip saddr {sub} ip daddr 224.0.0.0/24 return")
-        post.append(f"ip saddr {sub} ip daddr 255.255.255.255 return")
-        post.append(f"meta l4proto {{ tcp, udp }} ip saddr {sub} ip daddr != {sub} masquerade to :1024-65535")
-        post.append(f"ip saddr {sub} ip daddr != {sub} masquerade")
-        if net.forwards:
-            post.append(f'oifname "{br}" ip saddr 127.0.0.0/8 ip daddr {sub} ct status dnat masquerade')
-            post.append(f'oifname "{br}" ip saddr {sub} ip daddr {sub} ct status dnat masquerade')
-            chains["guard"].append(f'iifname "{br}" ip daddr 127.0.0.0/8 drop')
-        for proto, hport, gip, gport, haddr in _forward_elements(net):
-            if haddr is None:
-                any_map.append(f"{proto} . {hport} : {gip} . {gport}")
-            else:
-                addr_map.append(f"{haddr} . {proto} . {hport} : {gip} . {gport}")
-    antispoof = _antispoof_rules(topo)
+        if net.mode in VIRTUAL_MODES:
+            _network_rules(net, chains)
+            _forward_entries(net, any_map, addr_map)
+    maps = _maps(chains, any_map, addr_map)
+    return _assemble(table, chains, maps, _antispoof_rules(topo))
+
+
+def _network_rules(net: Network, chains: dict[str, list[str]]) -> None:
+    """One virtual network's input, forward, masquerade and loopback-guard rules."""
+    br, sub = net.bridge, net.subnet
+    inp = chains["input"]
+    inp.append(f'iifname "{br}" udp dport 67 accept')
+    inp.append(f'iifname "{br}" meta l4proto {{ tcp, udp }} th dport 53 accept')
+    if net.tftp_root:
+        inp.append(f'iifname "{br}" udp dport 69 accept')
+    fwd = chains["forward"]
+    if net.mode in ROUTING_MODES and sub is not None:
+        fwd.append(f'iifname "{br}" ip saddr {sub} accept')
+        if net.mode == "nat":
+            fwd.append(f'oifname "{br}" ip daddr {sub} ct state established,related accept')
+            fwd.append(f'oifname "{br}" ip daddr {sub} ct status dnat accept')
+        else:
+            fwd.append(f'oifname "{br}" ip daddr {sub} accept')
+    fwd.append(f'iifname "{br}" oifname "{br}" accept')
+    fwd.append(f'iifname "{br}" reject with icmpx type admin-prohibited')
+    fwd.append(f'oifname "{br}" reject with icmpx type admin-prohibited')
+    if net.mode != "nat" or sub is None:
+        return
+    post = chains["postrouting"]
+    post.append(f"ip saddr {sub} ip daddr 224.0.0.0/24 return")
+    post.append(f"ip saddr {sub} ip daddr 255.255.255.255 return")
+    post.append(f"meta l4proto {{ tcp, udp }} ip saddr {sub} ip daddr != {sub} masquerade to :1024-65535")
+    post.append(f"ip saddr {sub} ip daddr != {sub} masquerade")
+    if net.forwards:
+        post.append(f'oifname "{br}" ip saddr 127.0.0.0/8 ip daddr {sub} ct status dnat masquerade')
+        post.append(f'oifname "{br}" ip saddr {sub} ip daddr {sub} ct status dnat masquerade')
+        chains["guard"].append(f'iifname "{br}" ip daddr 127.0.0.0/8 drop')
+
+
+def _forward_entries(net: Network, any_map: list[str], addr_map: list[str]) -> None:
+    """Port forwards as map elements: on any local address, or on one host address."""
+    if net.mode != "nat" or net.subnet is None:
+        return
+    for proto, hport, gip, gport, haddr in _forward_elements(net):
+        if haddr is None:
+            any_map.append(f"{proto} . {hport} : {gip} . {gport}")
+        else:
+            addr_map.append(f"{haddr} . {proto} . {hport} : {gip} . {gport}")
+
+
+def _maps(chains: dict[str, list[str]], any_map: list[str], addr_map: list[str]) -> dict:
+    """The DNAT maps, each with the one rule per nat chain that looks it up."""
     maps = {}
     if any_map:
         maps["fwd_any"] = ("inet_proto . inet_service : ipv4_addr . inet_service", any_map)
@@ -104,12 +127,11 @@ def render(topo: Topology, table: str) -> Ruleset:
         maps["fwd_addr"] = ("ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service", addr_map)
         for chain in ("prerouting", "output"):
             chains[chain].append("dnat ip to ip daddr . meta l4proto . th dport map @fwd_addr")
-    hooks = {"guard": "type filter hook prerouting priority raw",
-             "prerouting": "type nat hook prerouting priority dstnat",
-             "output": "type nat hook output priority -100",
-             "postrouting": "type nat hook postrouting priority srcnat",
-             "forward": "type filter hook forward priority filter",
-             "input": "type filter hook input priority filter"}
+    return maps
+
+
+def _assemble(table: str, chains: dict[str, list[str]], maps: dict, antispoof: list[str]) -> Ruleset:
+    """The batch text: delete both tables, then the inet table (and the bridge table if any)."""
     body = []
     for name, (kind, elems) in maps.items():
         body.append(f"\tmap {name} {{\n\t\ttype {kind}\n\t\telements = {{\n"
@@ -119,7 +141,7 @@ def render(topo: Topology, table: str) -> Ruleset:
     for name, rules in chains.items():
         if not rules:
             continue
-        lines = [f"\t\t{hooks[name]}; policy accept;"]
+        lines = [f"\t\t{HOOKS[name]}; policy accept;"]
         lines += [f'\t\t{r} comment "kvmnet {digest}"' for r in rules]
         body.append(f"\tchain {name} {{\n" + "\n".join(lines) + "\n\t}")
     # both of kvmnet's tables are replaced in the batch, so turning spoof_protection off also

@@ -72,3 +72,22 @@ def test_the_layering_check_resolves_relative_imports():
     """The check can fail: relative imports resolve to the modules they name."""
     found = dict((m, n) for n, m in _imports(PKG / "engine" / "record.py"))
     assert "kvmnet.host.files" in found and "kvmnet.errors" in found
+
+
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
+
+
+def test_modules_and_functions_stay_short():
+    """Short modules with one job: none over 400 lines, no function over 60."""
+    long = []
+    for path in sorted(PKG.rglob("*.py")):
+        text = path.read_text()
+        name = path.relative_to(PKG.parent)
+        if text.count("\n") > MAX_MODULE_LINES:
+            long.append(f"{name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                size = node.end_lineno - node.lineno + 1
+                if size > MAX_FUNCTION_LINES:
+                    long.append(f"{name}:{node.lineno}: {node.name}() is {size} lines")
+    assert not long, "\n".join(long)
