@@ -31,15 +31,19 @@ import ctypes
 import shutil
 
 from ..errors import HostError
+import re
+
 from ..render.iptables import TABLES, IptRuleset, chain_names
-from .iptables_lib import Encoder, Lib, decode, entries, jumps, table_handle, xtables_lock
+from .iptables_lib import Encoder, Lib, decode, entries, jumps, labels, table_handle, xtables_lock
 from .iptables_probe import present_tables
 from .iptables_read import observe, read_save
+
+_KVMNET_FWD = re.compile(r"KN-.+-FWD")
 
 
 def _sync_table(name: str, prefix: str, want: dict) -> bool:
     """Make table `name` hold exactly `want` ({"chains", "jumps"}) of kvmnet's; True if written."""
-    _, delete_num, _, _ = Lib.get()
+    Lib.get()  # the slow import, once
     owned = {c for c, (_, t, _) in chain_names(prefix).items() if t == name}
     wanted_chains, wanted_jumps = want.get("chains", {}), want.get("jumps", {})
     with table_handle(name) as table:
@@ -70,22 +74,7 @@ def _sync_table(name: str, prefix: str, want: dict) -> bool:
             for argv in rules:
                 table.append_entry(chain, encoder.blob(argv))
             changed = True
-        keep, drop = set(), []
-        for builtin, pos, target, entry in jumps(table, owned):
-            wanted = wanted_jumps.get(builtin)
-            if (wanted and builtin not in keep and target == wanted[-1] and target in wanted_chains
-                    and decode(table, entry) == wanted):
-                keep.add(builtin)
-            else:
-                drop.append((builtin, pos))
-        for builtin, pos in sorted(drop, key=lambda d: -d[1]):  # bottom up: positions stay valid
-            if delete_num(builtin.encode(), ctypes.c_uint(pos), table._handle) != 1:
-                raise HostError(f"cannot remove a jump from {name} {builtin}: {table.strerror()}")
-            changed = True
-        for builtin, argv in wanted_jumps.items():
-            if builtin not in keep:
-                table.insert_entry(builtin, encoder.blob(argv), 0)
-                changed = True
+        changed = _sync_jumps(table, name, prefix, owned, wanted_chains, wanted_jumps, encoder) or changed
         for chain in have:
             if chain not in wanted_chains:
                 table.flush_entries(chain)
@@ -97,6 +86,49 @@ def _sync_table(name: str, prefix: str, want: dict) -> bool:
             except Exception as exc:
                 raise HostError(f"the kernel refused kvmnet's {name} table update: {exc}") from exc
         return changed
+
+
+def _sync_jumps(table, name: str, prefix: str, owned: set[str], wanted_chains: dict, wanted_jumps: dict, encoder) -> bool:
+    """Exactly one jump to each wanted chain from its built-in chain; others to kvmnet's chains go.
+    FWD jumps go first in FORWARD, and FWO jumps below the last FWD jump of any kvmnet topology,
+    so every network's inbound rejects come before any network's outbound accepts."""
+    delete_num = Lib.get()[1]
+    builtin_of = {c: b for c, (_, _, b) in chain_names(prefix).items()}
+    keep, drop = set(), []
+    for builtin, pos, target, entry in jumps(table, owned):
+        wanted = wanted_jumps.get(target)
+        if (wanted and target not in keep and builtin == builtin_of[target] and target in wanted_chains
+                and decode(table, entry) == wanted and not _misplaced(table, builtin, pos, target)):
+            keep.add(target)
+        else:
+            drop.append((builtin, pos))
+    for builtin, pos in sorted(drop, key=lambda d: -d[1]):  # bottom up: positions stay valid
+        if delete_num(builtin.encode(), ctypes.c_uint(pos), table._handle) != 1:
+            raise HostError(f"cannot remove a jump from {name} {builtin}: {table.strerror()}")
+    inserted = False
+    for chain in sorted(wanted_jumps, key=lambda c: c.endswith("-FWO")):  # FWD first: FWO goes below it
+        if chain not in keep:
+            builtin = builtin_of[chain]
+            position = _after_last_fwd(table) if chain.endswith("-FWO") else 0
+            table.insert_entry(builtin, encoder.blob(wanted_jumps[chain]), position)
+            inserted = True
+    return bool(drop) or inserted
+
+
+def _fwd_positions(table) -> list[int]:
+    """Positions in FORWARD of the jumps to any kvmnet topology's FWD chain (read, never touched)."""
+    return [pos for pos, label in enumerate(labels(table, "FORWARD")) if _KVMNET_FWD.fullmatch(label)]
+
+
+def _after_last_fwd(table) -> int:
+    positions = _fwd_positions(table)
+    return positions[-1] + 1 if positions else 0
+
+
+def _misplaced(table, builtin: str, pos: int, target: str) -> bool:
+    """An FWO jump above some kvmnet FWD jump would let outbound accepts pass another network's
+    rejects: it is put back in place."""
+    return target.endswith("-FWO") and any(p > pos for p in _fwd_positions(table))
 
 
 def _delete_chain(table, name: str, chain: str) -> None:

@@ -226,6 +226,15 @@ def entries(table, chain: str) -> list:
     return out
 
 
+def labels(table, chain: str) -> list[str]:
+    """The target of each rule of `chain`, in order ("" for none)."""
+    out = []
+    for entry in entries(table, chain):
+        label = table.get_target(entry)
+        out.append(label.decode() if isinstance(label, bytes) else (label or ""))
+    return out
+
+
 def jumps(table, owned: set[str]) -> list[tuple[str, int, str, object]]:
     """(built-in chain, position, target chain, entry) of every jump to one of `owned`."""
     out = []

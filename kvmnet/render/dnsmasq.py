@@ -19,13 +19,17 @@ def render(topo: Topology, net: Network, paths: dict, user: str) -> str:
         f"user={user}",
         "strict-order",
         "except-interface=lo",
+        # the bridge only, as libvirt does: with bind-dynamic, `interface=` answers what arrives
+        # on the bridge, while a listen-address would answer the gateway address from any
+        # interface (an open resolver for the LAN: CVE-2012-3411)
         f"interface={net.bridge}",
-        f"listen-address={net.gateway}",
         "bind-dynamic",
         "domain-needed",
         "bogus-priv",
         "no-hosts",
     ]
+    if net.mode == "isolated":
+        lines.append("no-resolv")  # upstream DNS would be a channel out of an isolated network
     if net.domain:
         lines += [f"domain={net.domain}", f"local=/{net.domain}/", "expand-hosts"]
     for name, ip in net.dns_hosts:
@@ -41,9 +45,12 @@ def render(topo: Topology, net: Network, paths: dict, user: str) -> str:
             "dhcp-authoritative",
             # kvmnet knows every static address, so skip the 3 s ping before each offer
             "no-ping",
-            f"dhcp-option=option:router,{net.gateway}",
+            # an isolated network has no router: an empty option 3 tells clients so
+            f"dhcp-option=option:router,{net.gateway}" if net.mode != "isolated" else "dhcp-option=3",
             f"dhcp-option=option:dns-server,{net.gateway}",
         ]
+        if net.mtu and net.mtu != 1500:
+            lines.append(f"dhcp-option=option:mtu,{net.mtu}")  # else guests send 1500-byte frames
         for guest in topo.guests:
             for nic in guest.nics:
                 if nic.network == net.name and nic.ip is not None:

@@ -45,7 +45,8 @@ from ..model import Network, ROUTING_MODES, Topology, VIRTUAL_MODES
 # hook suffix -> (table, built-in chain), in the order chains are listed within a table
 HOOKS = {
     "GRD": ("raw", "PREROUTING"),
-    "FWD": ("filter", "FORWARD"),
+    "FWD": ("filter", "FORWARD"),  # cross-bridge accepts, then what may enter each network
+    "FWO": ("filter", "FORWARD"),  # what may leave each network: jumped to below every kvmnet FWD
     "INP": ("filter", "INPUT"),
     "PRE": ("nat", "PREROUTING"),
     "OUT": ("nat", "OUTPUT"),
@@ -132,6 +133,32 @@ def _forward_ports(topo: Topology) -> int:
                for f in n.forwards)
 
 
+REJECT = ["-j", "REJECT", "--reject-with", "icmp-admin-prohibited"]
+
+
+def _cross(net: Network) -> list[list[str]]:
+    return [["-i", net.bridge, "-o", net.bridge, "-j", "ACCEPT"]]
+
+
+def _inbound(net: Network) -> list[list[str]]:
+    """As render/nft.py's: replies and DNATed connections (nat), the routed subnet; else refused."""
+    br, sub = net.bridge, str(net.subnet) if net.subnet is not None else None
+    rules = []
+    if net.mode == "nat" and sub is not None:
+        rules.append(["-d", sub, "-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"])
+        rules.append(["-d", sub, "-o", br, "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"])
+    elif net.mode == "routed" and sub is not None:
+        rules.append(["-d", sub, "-o", br, "-j", "ACCEPT"])
+    return rules + [["-o", br, *REJECT]]
+
+
+def _outbound(net: Network) -> list[list[str]]:
+    rules = []
+    if net.mode in ROUTING_MODES and net.subnet is not None:
+        rules.append(["-s", str(net.subnet), "-i", net.bridge, "-j", "ACCEPT"])
+    return rules + [["-i", net.bridge, *REJECT]]
+
+
 def bare_rules(topo: Topology) -> dict[str, list[list[str]]]:
     """hook -> rules without comments, in nft's order (render/nft.py is the reference)."""
     chains: dict[str, list[list[str]]] = {hook: [] for hook in HOOKS}
@@ -141,22 +168,14 @@ def bare_rules(topo: Topology) -> dict[str, list[list[str]]]:
             continue
         br, sub = net.bridge, str(net.subnet) if net.subnet is not None else None
         inp = chains["INP"]
+        if net.gateway is not None:  # the gateway's services answer on the bridge only
+            for proto, port in (("udp", "53"), ("tcp", "53"), ("udp", "67"), ("udp", "69")):
+                inp.append(["-d", f"{net.gateway}/32", "!", "-i", br, "-p", proto, "-m", proto, "--dport", port, "-j", "DROP"])
         inp.append(["-i", br, "-p", "udp", "-m", "udp", "--dport", "67", "-j", "ACCEPT"])
         inp.append(["-i", br, "-p", "tcp", "-m", "tcp", "--dport", "53", "-j", "ACCEPT"])
         inp.append(["-i", br, "-p", "udp", "-m", "udp", "--dport", "53", "-j", "ACCEPT"])
         if net.tftp_root:
             inp.append(["-i", br, "-p", "udp", "-m", "udp", "--dport", "69", "-j", "ACCEPT"])
-        fwd = chains["FWD"]
-        if net.mode in ROUTING_MODES and sub is not None:
-            fwd.append(["-s", sub, "-i", br, "-j", "ACCEPT"])
-            if net.mode == "nat":
-                fwd.append(["-d", sub, "-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"])
-                fwd.append(["-d", sub, "-o", br, "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"])
-            else:
-                fwd.append(["-d", sub, "-o", br, "-j", "ACCEPT"])
-        fwd.append(["-i", br, "-o", br, "-j", "ACCEPT"])
-        fwd.append(["-i", br, "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"])
-        fwd.append(["-o", br, "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"])
         if net.mode != "nat" or sub is None:
             continue
         post = chains["POST"]
@@ -173,6 +192,9 @@ def bare_rules(topo: Topology) -> dict[str, list[list[str]]]:
         a, b = _dnat_rules(net)
         anyaddr += a
         byaddr += b
+    virtual = [n for n in topo.networks if n.mode in VIRTUAL_MODES]
+    chains["FWD"] = [r for net in virtual for r in _cross(net)] + [r for net in virtual for r in _inbound(net)]
+    chains["FWO"] = [r for net in virtual for r in _outbound(net)]
     # as in nft: the any-address lookup first, then the per-address one (config forbids overlaps)
     for hook in ("PRE", "OUT"):
         chains[hook] = anyaddr + byaddr
@@ -184,7 +206,7 @@ class IptRuleset:
     name: str  # the chain prefix, KN-<topology>
     digest: str
     chains: dict = field(default_factory=dict)  # chain name -> rules (argv lists, with comments)
-    jumps: dict = field(default_factory=dict)  # chain name -> jump rule argv (without the built-in chain)
+    jumps: dict = field(default_factory=dict)  # chain name -> jump rule argv (its built-in chain: HOOKS)
     forwards: int = 0
 
     @property
@@ -196,18 +218,18 @@ class IptRuleset:
         return f"chains {self.name}-*, {self.rules} rules, {self.forwards} forwards"
 
     def tables(self) -> dict[str, dict]:
-        """table -> {"chains": {name: rules}, "jumps": {built-in chain: argv}}, tables with chains only."""
+        """table -> {"chains": {name: rules}, "jumps": {chain: argv}}, tables with chains only."""
         owned = chain_names(self.name)
         out: dict[str, dict] = {}
         for table in TABLES:
             chains = {c: r for c, r in self.chains.items() if owned.get(c, (None, None, None))[1] == table}
             if chains:
                 out[table] = {"chains": chains,
-                              "jumps": {owned[c][2]: self.jumps[c] for c in chains if c in self.jumps}}
+                              "jumps": {c: self.jumps[c] for c in chains if c in self.jumps}}
         return out
 
     def to_json(self) -> dict:
-        return {"format": "kvmnet-iptables/1", "name": self.name, "digest": self.digest,
+        return {"format": "kvmnet-iptables/2", "name": self.name, "digest": self.digest,
                 "forwards": self.forwards, "tables": self.tables()}
 
     @classmethod
@@ -217,9 +239,9 @@ class IptRuleset:
         for table, body in data.get("tables", {}).items():
             for name, rules in body.get("chains", {}).items():
                 chains[name] = [list(r) for r in rules]
-            for builtin, argv in body.get("jumps", {}).items():
-                target = argv[-1] if argv else None
-                if target in owned and owned[target][1:] == (table, builtin):
+            for key, argv in body.get("jumps", {}).items():
+                target = argv[-1] if argv else None  # format 1 keyed jumps by built-in chain
+                if target in owned and owned[target][1] == table and key in (target, owned[target][2]):
                     jumps[target] = list(argv)
         return cls(data["name"], data.get("digest") or "", chains, jumps, data.get("forwards", 0))
 
@@ -229,8 +251,9 @@ class IptRuleset:
         for table, body in self.tables().items():
             out.append(f"*{table}")
             out += [f":{c} - [0:0]" for c in body["chains"]]
-            for builtin, argv in body["jumps"].items():
-                out.append(f"-I {builtin} 1 {save_args(argv)}")
+            # reversed: inserting each at 1 leaves FWD above FWO, as the writer places them
+            for chain, argv in reversed(body["jumps"].items()):
+                out.append(f"-I {chain_names(self.name)[chain][2]} 1 {save_args(argv)}")
             for chain, rules in body["chains"].items():
                 out += [f"-A {chain} {save_args(r)}" for r in rules]
             out.append("COMMIT")

@@ -56,7 +56,7 @@ def judge(prefix: str, snap: dict) -> dict:
                 for c in mine:
                     for t, builtin, argv in jumps.get(c, [])[:1]:
                         if (t, builtin) == owned[c][1:]:
-                            saved_tables[table]["jumps"][builtin] = argv
-        saved = {"format": "kvmnet-iptables/1", "name": prefix, "digest": digest, "tables": saved_tables}
+                            saved_tables[table]["jumps"][c] = argv
+        saved = {"format": "kvmnet-iptables/2", "name": prefix, "digest": digest, "tables": saved_tables}
     return {"exists": True, "digest": digest, "intact": intact, "saved": saved,
             "rules": {c: len(r) for c, r in chains.items()}}

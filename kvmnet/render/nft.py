@@ -7,9 +7,12 @@ Layout (compare libvirt's network_nftables.c and CNI's portmap):
       or broadcast; TCP/UDP source ports mapped into 1024-65535), of host-local sources DNATed
       to a guest (127.0.0.1:PORT on the host), and of hairpin traffic (guest -> forwarded port
       -> guest).
-  forward (filter): out of the subnet, replies back in, DNATed connections in, bridge to
-      bridge; anything else to or from the bridge is rejected.
-  input (filter): DHCP, DNS (and TFTP) from the bridge.
+  forward (filter), in libvirt's order over all networks: bridge to bridge (guest_cross),
+      then into each network (replies, DNATed connections, a routed subnet; else rejected:
+      guest_input), then out of each (its subnet; else rejected: guest_output). So a guest
+      of one network never opens a connection into another.
+  input (filter): DHCP, DNS (and TFTP) from the bridge; the same ports on the gateway
+      address from anywhere else are dropped.
   guard (filter, raw prerouting): drop packets arriving on a bridge for 127.0.0.0/8, so the
       route_localnet that 127.0.0.1 forwards need never exposes the host's loopback.
   table bridge kvmnet_<topology>, chain antispoof (only with spoof_protection = true): frames
@@ -65,33 +68,58 @@ HOOKS = {"guard": "type filter hook prerouting priority raw",
 def render(topo: Topology, table: str) -> Ruleset:
     chains: dict[str, list[str]] = {name: [] for name in HOOKS}
     any_map, addr_map = [], []
-    for net in topo.networks:
-        if net.mode in VIRTUAL_MODES:
-            _network_rules(net, chains)
-            _forward_entries(net, any_map, addr_map)
+    virtual = [n for n in topo.networks if n.mode in VIRTUAL_MODES]
+    # libvirt's order (guest_cross, guest_input, guest_output): every network's cross-bridge
+    # accept, then what may enter each network, then what may leave it; so no network's
+    # outbound accept can let a guest into another network before that network's reject.
+    for part in (_cross, _inbound, _outbound):
+        for net in virtual:
+            chains["forward"] += part(net)
+    for net in virtual:
+        _service_rules(net, chains)
+        _forward_entries(net, any_map, addr_map)
     maps = _maps(chains, any_map, addr_map)
     return _assemble(table, chains, maps, _antispoof_rules(topo))
 
 
-def _network_rules(net: Network, chains: dict[str, list[str]]) -> None:
-    """One virtual network's input, forward, masquerade and loopback-guard rules."""
+def _cross(net: Network) -> list[str]:
+    """Guests of one network talk to each other (bridged frames pass forward under br_netfilter)."""
+    return [f'iifname "{net.bridge}" oifname "{net.bridge}" accept']
+
+
+def _inbound(net: Network) -> list[str]:
+    """Into the network: replies (nat), forwarded ports (nat), its routed subnet (routed); the
+    rest is refused, from the outside and from every other network alike."""
+    br, sub = net.bridge, net.subnet
+    rules = []
+    if net.mode == "nat" and sub is not None:
+        rules.append(f'oifname "{br}" ip daddr {sub} ct state established,related accept')
+        rules.append(f'oifname "{br}" ip daddr {sub} ct status dnat accept')
+    elif net.mode == "routed" and sub is not None:
+        rules.append(f'oifname "{br}" ip daddr {sub} accept')
+    return rules + [f'oifname "{br}" reject with icmpx type admin-prohibited']
+
+
+def _outbound(net: Network) -> list[str]:
+    """Out of the network: its own subnet's traffic on nat and routed networks, nothing else."""
+    rules = []
+    if net.mode in ROUTING_MODES and net.subnet is not None:
+        rules.append(f'iifname "{net.bridge}" ip saddr {net.subnet} accept')
+    return rules + [f'iifname "{net.bridge}" reject with icmpx type admin-prohibited']
+
+
+def _service_rules(net: Network, chains: dict[str, list[str]]) -> None:
+    """DHCP, DNS (and TFTP) on the bridge; masquerade and the loopback guard on nat networks."""
     br, sub = net.bridge, net.subnet
     inp = chains["input"]
+    if net.gateway is not None:
+        # dnsmasq answers on the bridge only; this holds even if it were misconfigured: the
+        # gateway's services are not an open resolver for whatever else routes to the address
+        inp.append(f'iifname != "{br}" ip daddr {net.gateway} meta l4proto {{ tcp, udp }} th dport {{ 53, 67, 69 }} drop')
     inp.append(f'iifname "{br}" udp dport 67 accept')
     inp.append(f'iifname "{br}" meta l4proto {{ tcp, udp }} th dport 53 accept')
     if net.tftp_root:
         inp.append(f'iifname "{br}" udp dport 69 accept')
-    fwd = chains["forward"]
-    if net.mode in ROUTING_MODES and sub is not None:
-        fwd.append(f'iifname "{br}" ip saddr {sub} accept')
-        if net.mode == "nat":
-            fwd.append(f'oifname "{br}" ip daddr {sub} ct state established,related accept')
-            fwd.append(f'oifname "{br}" ip daddr {sub} ct status dnat accept')
-        else:
-            fwd.append(f'oifname "{br}" ip daddr {sub} accept')
-    fwd.append(f'iifname "{br}" oifname "{br}" accept')
-    fwd.append(f'iifname "{br}" reject with icmpx type admin-prohibited')
-    fwd.append(f'oifname "{br}" reject with icmpx type admin-prohibited')
     if net.mode != "nat" or sub is None:
         return
     post = chains["postrouting"]

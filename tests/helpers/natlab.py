@@ -71,11 +71,11 @@ class NatLab:
         self.host.sh(f"ip link del {port} 2>/dev/null; ip link add {port} type veth peer name eth0 netns {ns.name} && "
                      f"ip link set {port} master {bridge} up")
         ns.sh(f"ip link set eth0 address {mac} up")
-        res = ns.run("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "8", "-T", "1",
+        res = ns.run("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "8", "-T", "1", "-O", "mtu",
                      "-s", str(HELPERS / "udhcpc.script"), check=False, timeout=30)
-        found = re.search(r"LEASE ip=(\S+) router=(\S*) dns=(\S*) domain=(\S*)", res.stdout)
+        found = re.search(r"LEASE ip=(\S+) router=(\S*) dns=(\S*) domain=(\S*) mtu=(\S*)", res.stdout)
         assert found, f"no DHCP lease for {name}: {res.stdout} {res.stderr}"
-        lease = dict(zip(("ip", "router", "dns", "domain"), found.groups()))
+        lease = dict(zip(("ip", "router", "dns", "domain", "mtu"), found.groups()))
         if serve:
             for p in (80, 81, 82):
                 self.serve(ns, name, p)

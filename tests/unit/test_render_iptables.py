@@ -60,9 +60,11 @@ def test_chains_hooks_and_names():
     assert rs.name == naming.iptables_prefix("natlab") == "KN-natlab"
     tables = rs.to_json()["tables"]
     assert list(tables) == ["raw", "filter", "nat"]
-    assert tables["raw"]["jumps"] == {"PREROUTING": ipt.jump_rule("KN-natlab-GRD")}
-    assert tables["filter"]["jumps"] == {"FORWARD": ipt.jump_rule("KN-natlab-FWD"), "INPUT": ipt.jump_rule("KN-natlab-INP")}
-    assert set(tables["nat"]["jumps"]) == {"PREROUTING", "OUTPUT", "POSTROUTING"}
+    assert tables["raw"]["jumps"] == {"KN-natlab-GRD": ipt.jump_rule("KN-natlab-GRD")}
+    assert tables["filter"]["jumps"] == {c: ipt.jump_rule(c) for c in ("KN-natlab-FWD", "KN-natlab-FWO", "KN-natlab-INP")}
+    assert set(tables["nat"]["jumps"]) == {"KN-natlab-PRE", "KN-natlab-OUT", "KN-natlab-POST"}
+    assert {c: ipt.chain_names(rs.name)[c][2] for c in tables["filter"]["jumps"]} == {
+        "KN-natlab-FWD": "FORWARD", "KN-natlab-FWO": "FORWARD", "KN-natlab-INP": "INPUT"}
     assert rs.summary == f"chains KN-natlab-*, {rs.rules} rules, 5 forwards"
     # the digest is the first 12 hex digits of sha256 over the bare rules: lower-case hex only
     assert len(rs.digest) == 12 and set(rs.digest) <= set("0123456789abcdef")
@@ -175,8 +177,8 @@ def _snapshot(rs):
     snap = {t: {"chains": {}, "builtins": {}} for t in ipt.TABLES}
     for table, body in rs.to_json()["tables"].items():
         snap[table]["chains"] = {c: [list(r) for r in rules] for c, rules in body["chains"].items()}
-        for builtin, argv in body["jumps"].items():
-            snap[table]["builtins"].setdefault(builtin, []).append(list(argv))
+        for chain, argv in body["jumps"].items():
+            snap[table]["builtins"].setdefault(ipt.chain_names(rs.name)[chain][2], []).append(list(argv))
     snap["filter"]["builtins"].setdefault("FORWARD", []).append(["-s", "1.2.3.4/32", "-j", "ACCEPT"])  # foreign
     return snap
 

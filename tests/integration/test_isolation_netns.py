@@ -1,0 +1,82 @@
+"""Isolation between virtual networks, with real traffic, on both firewall backends.
+
+A guest may reach its own network, the outside (through NAT or routing), forwarded ports, and
+a routed network's subnet (as libvirt allows); never a guest of another NAT or isolated network,
+of the same topology or of another one, in either order of applying them. The gateway's DNS
+answers only on its own bridge, not to a LAN host that routes to the gateway address."""
+
+from pathlib import Path
+
+import pytest
+
+from helpers.natlab import NatLab
+
+pytestmark = pytest.mark.root
+DATA = Path(__file__).resolve().parents[1] / "data" / "topologies"
+FIRST, SECOND = DATA / "isolation-a.toml", DATA / "isolation-b.toml"
+BRIDGES = {"a": "kvb-a", "b": "kvb-b", "c": "kvb-c", "d": "kvb-d", "e": "kvb-e"}
+
+
+@pytest.fixture(scope="module", params=["nftables", "iptables"])
+def lab(request):
+    lab = NatLab(FIRST, request.param)
+    try:
+        lab.apply()
+        res = lab.kvmnet("apply", "--firewall", request.param, str(SECOND))
+        assert res.returncode == 0, res.stdout + res.stderr
+        lab.wan.sh(f"ip route add 10.81.5.0/24 via {lab.WAN_HOST}")  # the LAN routes to the routed network
+        lab.guests = {net: lab.add_client(net, f"52:54:00:81:00:0{i}", bridge)
+                      for i, (net, bridge) in enumerate(sorted(BRIDGES.items()))}
+        yield lab
+    finally:
+        lab.kvmnet("destroy", str(SECOND))
+        lab.close()
+
+
+def _reaches(lab, src: str, dst: str) -> bool:
+    body = lab.guests[src].fetch(f"http://{lab.guests[dst].lease['ip']}/", 1)
+    return body.startswith(f"{dst} saw ")
+
+
+def test_guests_reach_the_outside_and_their_own_network(lab):
+    for net in ("a", "b", "d", "e"):
+        assert lab.guests[net].fetch(f"http://{lab.WAN_PEER}/", 2).startswith("wan saw "), net
+    assert _reaches(lab, "a", "a")
+    assert "ERROR" in lab.guests["c"].fetch(f"http://{lab.WAN_PEER}/", 1)  # isolated
+
+
+@pytest.mark.parametrize("src,dst", [("a", "b"), ("b", "a"), ("a", "c"), ("c", "a"), ("e", "a"),
+                                     ("a", "d"), ("d", "a"), ("d", "b"), ("b", "d"), ("d", "c")])
+def test_no_guest_opens_a_connection_into_another_network(lab, src, dst):
+    body = lab.guests[src].fetch(f"http://{lab.guests[dst].lease['ip']}/", 1)
+    assert "ERROR" in body, f"{src} reached {dst}: {body!r}"
+
+
+def test_leases_tell_the_mtu_and_no_router_on_an_isolated_network(lab):
+    """libvirt's dnsmasq options: option 26 when the MTU is not 1500; an isolated network's
+    clients get no default route (option 3 empty)."""
+    assert lab.guests["b"].lease["mtu"] == "1400" and lab.guests["a"].lease["mtu"] == ""
+    assert lab.guests["c"].lease["router"] == "" and lab.guests["a"].lease["router"] == "10.81.1.1"
+    assert "default" not in lab.guests["c"].ns.run("ip", "route").stdout
+
+
+def test_a_routed_subnet_is_reachable_as_libvirt_routes_it(lab):
+    assert _reaches(lab, "a", "e") and _reaches(lab, "d", "e")
+
+
+def _dns_answered(ns, server: str) -> bool:
+    """Any DNS answer (NXDOMAIN included) from `server`, as busybox nslookup reports it."""
+    out = ns.run("busybox", "nslookup", "-timeout=1", "-retry=1", "nosuchname", server, check=False)
+    text = out.stdout + out.stderr
+    assert ("timed out" in text) != ("can't find" in text or "Name:" in text), text  # one or the other
+    return "timed out" not in text
+
+
+def test_the_gateway_dns_answers_only_on_its_bridge(lab):
+    """A LAN host routing to the NAT subnet asks the gateway: no answer; a guest asks: answered."""
+    lab.wan.sh(f"ip route replace 10.81.1.0/24 via {lab.WAN_HOST}")
+    try:
+        assert not _dns_answered(lab.wan, "10.81.1.1")
+    finally:
+        lab.wan.sh("ip route del 10.81.1.0/24")
+    assert _dns_answered(lab.guests["a"].ns, "10.81.1.1")
