@@ -1,7 +1,7 @@
 """The pyroute2 half of kvmnet's netlink seam: the changes kvmnet.host.netlink does not hand to
 rtnl. One IPRoute socket per process, opened at the first change: importing pyroute2 costs
-110-230 ms, which reads, plans and QEMU's hook never pay. pyroute2's errors (NetlinkError with
-.code) leave this module as kvmnet's NetlinkError (.errno, .op), like rtnl's.
+110-230 ms, which reads, plans and QEMU's hook never pay. pyroute2's errors (its NetlinkError,
+errno in .code) leave this module as kvmnet's NetlinkError (.errno, .op), like rtnl's.
 """
 
 from __future__ import annotations
@@ -11,15 +11,12 @@ import errno
 from .netlink_error import NetlinkError
 
 _ipr = None
-_Refused: type[Exception] = NetlinkError  # pyroute2's NetlinkError, once imported
 
 
 def _open():
-    global _ipr, _Refused
+    global _ipr
     from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError as refused
 
-    _Refused = refused  # before IPRoute(): its own failure is an OSError, handled below
     _ipr = IPRoute()
     return _ipr
 
@@ -28,7 +25,11 @@ def request(op: str, what: str, command: str, **fields) -> None:
     """IPRoute.<what>(command, **fields), e.g. ("add bridge br0", "link", "add", ifname="br0")."""
     try:
         getattr(_ipr or _open(), what)(command, **fields)
-    except _Refused as exc:  # the kernel's errno, in .code
-        raise NetlinkError(exc.code, op) from None
     except OSError as exc:  # the socket itself failed
         raise NetlinkError(exc.errno or errno.EIO, op) from None
+    except Exception as exc:
+        from pyroute2.netlink.exceptions import NetlinkError as Refused  # imported by _open already
+
+        if not isinstance(exc, Refused) or not exc.code:
+            raise
+        raise NetlinkError(exc.code, op) from None
