@@ -1,6 +1,8 @@
-"""Links, addresses and routes: changes through pyroute2 (one IPRoute socket per process,
-imported only when something changes); reads and taps through kvmnet.host.rtnl, a small stdlib
-rtnetlink client, because pyroute2's per-request and decoding costs dominated at scale (see rtnl).
+"""Links, addresses and routes: the one netlink interface of kvmnet (reads for observe, changes
+for the executor). Changes go through pyroute2 (kvmnet.host.netlink_pyroute2, imported at the
+first change); reads, tap creation and tap attach through kvmnet.host.rtnl, a small stdlib
+client, because pyroute2's per-request and decoding costs dominated at scale (see rtnl). Either
+way a failure is a NetlinkError (an OSError with .errno and .op).
 
 Idempotent primitives: "already there" is success for an add, "already gone" for a delete.
 """
@@ -11,35 +13,37 @@ import errno
 import socket
 
 from ..observed import Link, Route
-from . import rtnl
+from . import netlink_pyroute2, rtnl
+from .netlink_error import NetlinkError
+
+__all__ = ["NetlinkError", "index_of", "read_links", "read_addrs", "read_routes", "add_bridge", "add_tap",
+           "set_link", "delete_link", "delete_group", "add_addr", "del_addr", "add_route", "del_route"]
 
 _IFF_UP = 0x1
 _MAIN_TABLE = 254
 _PROTO_NAMES = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 16: "dhcp", 186: "bgp", 188: "ospf"}
 _PROTO_NUMBERS = {v: k for k, v in _PROTO_NAMES.items()}
 
-_ipr = None
+index_of = rtnl.index_of
 
 
-def _ip():
-    global _ipr
-    if _ipr is None:
-        from pyroute2 import IPRoute  # imported here: ~150 ms, and only executors need it
-
-        _ipr = IPRoute()
-    return _ipr
+def _index(name: str, op: str) -> int:
+    idx = rtnl.index_of(name)
+    if idx is None:
+        raise NetlinkError(errno.ENODEV, f"{op}: no link {name}")
+    return idx
 
 
-def _errno(exc) -> int | None:
-    return getattr(exc, "code", None)
-
-
-def _index(name: str) -> int | None:
+def _change(op: str, harmless: tuple[int, ...], what: str, command: str, **fields) -> None:
+    """One change through pyroute2; an error in `harmless` means it was already done."""
     try:
-        return socket.if_nametoindex(name)  # an ioctl: no netlink dump per lookup
-    except OSError:
-        return None
+        netlink_pyroute2.request(op, what, command, **fields)
+    except NetlinkError as exc:
+        if exc.errno not in harmless:
+            raise
 
+
+# -- reads -----------------------------------------------------------------------------------
 
 def read_links() -> dict[str, Link]:
     raw = rtnl.dump_links()
@@ -74,30 +78,22 @@ def read_routes(links: dict[str, Link]) -> tuple[Route, ...]:
     return tuple(out)
 
 
-def _ignore(codes, fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except Exception as exc:  # pyroute2's NetlinkError carries .code
-        if _errno(exc) in codes:
-            return None
-        raise
-
+# -- links -----------------------------------------------------------------------------------
 
 def add_bridge(name: str, mac: str | None, mtu: int | None, stp: bool, forward_delay: int) -> None:
+    op = f"add bridge {name}"
     attrs = {"br_stp_state": int(stp), "br_forward_delay": forward_delay * 100}
     if mac:
         attrs["address"] = mac
     if mtu:
         attrs["mtu"] = mtu
-    _ignore((errno.EEXIST,), _ip().link, "add", ifname=name, kind="bridge", **attrs)
-    _ip().link("set", index=_index(name), state="up")
+    _change(op, (errno.EEXIST,), "link", "add", ifname=name, kind="bridge", **attrs)
+    netlink_pyroute2.request(op, "link", "set", index=_index(name, op), state="up")
 
 
 def add_tap(name: str, master: str, mac: str | None, mtu: int | None, group: int | None = None) -> None:
     rtnl.create_tap(name)
-    bridge = _index(master)
-    if bridge is None:
-        raise OSError(errno.ENODEV, f"bridge {master} does not exist")
+    bridge = _index(master, f"add tap {name}")
     rtnl.set_link(name, master=bridge, mac=mac, mtu=mtu, group=group or None, up=True)  # one request
 
 
@@ -107,82 +103,85 @@ def delete_group(group: int, names: list[str]) -> list[str]:
     members = {l["name"] for l in rtnl.dump_links() if l["group"] == group}
     if not members or not members <= set(names):
         return list(names)
-    _ignore((errno.ENODEV,), _ip().link, "del", index=0, group=group)
-    return [n for n in names if n not in members and _index(n) is not None]
+    _change(f"delete link group {group}", (errno.ENODEV,), "link", "del", index=0, group=group)
+    return [n for n in names if n not in members and rtnl.index_of(n) is not None]
 
 
 def delete_link(name: str) -> None:
-    idx = _index(name)
+    idx = rtnl.index_of(name)
     if idx is not None:
-        _ignore((errno.ENODEV,), _ip().link, "del", index=idx)
+        _change(f"delete link {name}", (errno.ENODEV,), "link", "del", index=idx)
 
 
 def set_link(name: str, *, master: str | None = None, mac: str | None = None, mtu: int | None = None,
              up: bool | None = None, stp: bool | None = None, forward_delay: int | None = None) -> None:
     """Only the given attributes change; master="" detaches the link from its bridge."""
-    idx = _index(name)
-    if idx is None:
-        raise OSError(errno.ENODEV, f"link {name} does not exist")
-    ipr = _ip()
+    op = f"set link {name}"
+    idx = _index(name, op)
     if master is not None:
-        ipr.link("set", index=idx, master=_index(master) if master else 0)
+        netlink_pyroute2.request(op, "link", "set", index=idx, master=_index(master, op) if master else 0)
     if mac:
-        ipr.link("set", index=idx, address=mac)
+        netlink_pyroute2.request(op, "link", "set", index=idx, address=mac)
     if mtu:
-        ipr.link("set", index=idx, mtu=mtu)
+        netlink_pyroute2.request(op, "link", "set", index=idx, mtu=mtu)
     if stp is not None or forward_delay is not None:
         attrs = {}
         if forward_delay is not None:
             attrs["br_forward_delay"] = forward_delay * 100
         if stp is not None:
             attrs["br_stp_state"] = int(stp)
-        ipr.link("set", index=idx, kind="bridge", **attrs)
+        netlink_pyroute2.request(op, "link", "set", index=idx, kind="bridge", **attrs)
     if up is not None:
-        ipr.link("set", index=idx, state="up" if up else "down")
+        netlink_pyroute2.request(op, "link", "set", index=idx, state="up" if up else "down")
 
 
-def _addr_args(link: str, cidr: str) -> dict:
+# -- addresses and routes --------------------------------------------------------------------
+
+def _addr_fields(link: str, cidr: str, op: str) -> dict:
     addr, prefix = cidr.split("/")
-    idx = _index(link)
-    if idx is None:
-        raise OSError(errno.ENODEV, f"link {link} does not exist")
-    return {"index": idx, "address": addr, "prefixlen": int(prefix)}
+    return {"index": _index(link, op), "address": addr, "prefixlen": int(prefix)}
 
 
 def add_addr(link: str, cidr: str) -> None:
-    _ignore((errno.EEXIST,), _ip().addr, "add", **_addr_args(link, cidr))
+    op = f"add address {cidr} to {link}"
+    _change(op, (errno.EEXIST,), "addr", "add", **_addr_fields(link, cidr, op))
 
 
 def del_addr(link: str, cidr: str) -> None:
-    if _index(link) is None:
+    if rtnl.index_of(link) is None:
         return  # the link is gone, and its addresses with it
-    _ignore((errno.EADDRNOTAVAIL, errno.ENOENT), _ip().addr, "del", **_addr_args(link, cidr))
+    op = f"delete address {cidr} from {link}"
+    _change(op, (errno.EADDRNOTAVAIL, errno.ENOENT), "addr", "del", **_addr_fields(link, cidr, op))
 
 
-def _route_args(route: dict) -> dict:
-    args = {"dst": "0.0.0.0/0" if route["family"] == 4 else "::/0"} if route["dst"] == "default" else {"dst": route["dst"]}
-    args["family"] = socket.AF_INET if route["family"] == 4 else socket.AF_INET6
-    args["table"] = _MAIN_TABLE
-    idx = _index(route["dev"])
-    if idx is None:
-        raise OSError(errno.ENODEV, f"link {route['dev']} does not exist")
-    args["oif"] = idx
+def _route_fields(route: dict, op: str) -> dict:
+    default = "0.0.0.0/0" if route["family"] == 4 else "::/0"
+    fields = {"dst": default if route["dst"] == "default" else route["dst"],
+              "family": socket.AF_INET if route["family"] == 4 else socket.AF_INET6,
+              "table": _MAIN_TABLE, "oif": _index(route["dev"], op)}
     if route.get("gateway"):
-        args["gateway"] = route["gateway"]
+        fields["gateway"] = route["gateway"]
     if route.get("metric") is not None:
-        args["priority"] = route["metric"]
+        fields["priority"] = route["metric"]
     if route.get("prefsrc"):
-        args["prefsrc"] = route["prefsrc"]
-    args["proto"] = _PROTO_NUMBERS.get(route.get("proto") or "static", 4)
-    args["scope"] = route.get("scope", 0)
-    return args
+        fields["prefsrc"] = route["prefsrc"]
+    fields["proto"] = _PROTO_NUMBERS.get(route.get("proto") or "static", 4)
+    fields["scope"] = route.get("scope", 0)
+    return fields
+
+
+def _route_op(verb: str, route: dict) -> str:
+    via = f" via {route['gateway']}" if route.get("gateway") else ""
+    return f"{verb} route {route['dst']}{via} dev {route['dev']}"
 
 
 def add_route(route: dict) -> None:
-    _ignore((errno.EEXIST,), _ip().route, "add", **_route_args(route))
+    op = _route_op("add", route)
+    _change(op, (errno.EEXIST,), "route", "add", **_route_fields(route, op))
 
 
 def del_route(route: dict) -> None:
-    if _index(route["dev"]) is None:
+    if rtnl.index_of(route["dev"]) is None:
         return
-    _ignore((errno.ESRCH, errno.ENOENT), _ip().route, "del", **_route_args(route))
+    op = _route_op("delete", route)
+    _change(op, (errno.ESRCH, errno.ENOENT), "route", "del", **_route_fields(route, op))
