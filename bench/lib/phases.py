@@ -226,7 +226,7 @@ def load_kvmnet() -> None:
     imported ones too, so they can be wrapped; pyroute2 and iptc stay lazy), charged to imports."""
     ACCT.push("imports")
     t = _perf()
-    import kvmnet.cli  # noqa: F401
+    import kvmnet.cli  # noqa: F401  (what the `kvmnet` command imports first)
     IMPORTS["kvmnet.cli (click, kvmnet)"] = _perf() - t
     for target in TARGETS:
         resolve(target)
