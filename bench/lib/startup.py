@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from bench.lib.common import PY, percentile, rotate, run, stats, timed
+from bench.lib.common import PY, rotate, run, stats, timed
 
 BASELINE = "python -c pass"
 
@@ -20,11 +20,13 @@ def import_costs(modules: list[str], runs: int) -> dict:
         for v in rotate(variants, r):
             argv = [PY, "-c", "pass"] if v == BASELINE else [PY, "-c", f"import {v}"]
             samples[v].append(timed(argv))
-    base = percentile([s * 1000 for s in samples[BASELINE]], 0.5)
-    out = {"runs": runs, BASELINE: stats(samples[BASELINE]), "over_baseline_ms": {}}
+    base = stats(samples[BASELINE])
+    out = {"runs": runs, BASELINE: base, "over_baseline_ms": {}, "over_baseline_cpu_ms": {}}
     for m in modules:
         out[label(m)] = stats(samples[m])
-        out["over_baseline_ms"][m] = round(out[label(m)]["median_ms"] - base, 3)
+        out["over_baseline_ms"][m] = round(out[label(m)]["median_ms"] - base["median_ms"], 3)
+        # CPU time: steadier than wall time on a shared machine (see common.Sample)
+        out["over_baseline_cpu_ms"][m] = round(out[label(m)]["cpu_median_ms"] - base["cpu_median_ms"], 3)
     return out
 
 
