@@ -121,3 +121,6 @@ def read(path: str | Path, default: str | None = None) -> str | None:
         return Path(path).read_text()
     except OSError:
         return default
+
+
+NAT_TOML = str(REPO / "topologies" / "nat.toml")

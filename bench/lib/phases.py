@@ -3,16 +3,16 @@
     python bench/lib/phases.py OUT.json [--] KVMNET-ARGS...    (e.g. apply topologies/nat.toml)
 
 It runs kvmnet's own click entry point (`kvmnet.cli.main`), exactly the code path of the
-`kvmnet` command, after wrapping the functions kvmnet's engine calls through module attributes
-(config.load, apply.observe/planner/choose_backend, the host observers, the renderers,
-host.executor.run, record.save...). Each wrapper charges its *self* time (time not spent in a
-nested wrapper) to a bucket, so buckets add up to the process's in-process time. Imports are
-charged to "imports" wherever they happen (kvmnet.cli at start, pyroute2 lazily at the first
+`kvmnet` command, after wrapping the kvmnet functions listed in TARGETS (the one table of every
+`module:function` the bench reaches into). Each wrapper charges its *self* time (time not spent
+in a nested wrapper) to a bucket, so buckets add up to the process's in-process time. Imports
+are charged to "imports" wherever they happen (kvmnet.cli at start, pyroute2 lazily at the first
 netlink call), through a wrapper of builtins.__import__.
 
-Anything kvmnet renames or removes is reported under "not_instrumented" (and its time lands in
-the enclosing bucket), so the driver keeps working while kvmnet changes; whatever kvmnet does
-at run time is what gets measured. Executor steps are bucketed by the prefix of their op
+A target kvmnet renamed or moved stops the run with MissingTarget naming `module.function`:
+quietly leaving it out would move its time into the caller's phase and the figures would lie.
+When kvmnet moves a function, update TARGETS. `phases.py --check` only imports and resolves
+every target (the bench's preflight). Executor steps are bucketed by the prefix of their op
 (bridge./tap./link./links./addr./route. -> netlink, sysctl., firewall./fwaccept., dnsmasq.).
 """
 
@@ -53,7 +53,6 @@ ACCT = Acct()
 STATE = {"executed": False}
 OPS: dict[str, int] = {}
 IMPORTS: dict[str, float] = {}  # top-level import statement -> seconds (first time only matters)
-MISSING: list[str] = []
 
 _orig_import = builtins.__import__
 
@@ -96,21 +95,88 @@ def _exec_bucket(step, *a, **k) -> str:
     return f"exec: other ({op})"
 
 
-def wrap(module_name: str, attr: str, bucket) -> None:
-    """Replace module.attr by a wrapper charging its self time to bucket (a name, or a function of
-    the call's arguments returning a name, or None to leave the time to the caller's bucket)."""
+# Every kvmnet function the driver wraps, "module:function" -> (rule, bucket name). Rules:
+#   fixed    always this bucket
+#   record   this bucket, unless called from inside an executor step (then the step's)
+#   verify   this bucket, as "verify: ..." once a step has run (apply's re-observe)
+#   observe  "observe: NAME" (as "verify: observe: NAME" after a step), unless inside a step
+#   exec     an executor step: bucketed by its op (_exec_bucket)
+TARGETS = {
+    "kvmnet.config:load": ("fixed", "config: parse + validate"),
+    "kvmnet.config:file_warnings": ("fixed", "config: parse + validate"),
+    "kvmnet.engine.record:load": ("record", "state record (json, fsync)"),
+    "kvmnet.engine.record:save": ("record", "state record (json, fsync)"),
+    "kvmnet.engine.record:all_records": ("record", "state record (json, fsync)"),
+    "kvmnet.engine.record:clear_stale": ("record", "state record (json, fsync)"),
+    "kvmnet.engine.record:remove": ("record", "state record (json, fsync)"),
+    "kvmnet.engine.transaction:choose_backend": ("fixed", "observe: choose backend (nft list tables)"),
+    "kvmnet.engine.transaction:observe": ("verify", "observe: other"),
+    "kvmnet.engine.transaction:planner": ("verify", "plan"),
+    "kvmnet.engine.hostcheck:conflicts": ("fixed", "plan: host conflict check"),
+    "kvmnet.host.netlink:read_links": ("observe", "netlink dumps"),
+    "kvmnet.host.netlink:read_addrs": ("observe", "netlink dumps"),
+    "kvmnet.host.netlink:read_routes": ("observe", "netlink dumps"),
+    "kvmnet.host.firewall:observe": ("observe", "firewall (nft list)"),
+    "kvmnet.host.firewall:nft_available": ("fixed", "observe: choose backend (nft list tables)"),
+    "kvmnet.host.coexist:observe": ("observe", "iptables -S FORWARD (coexist)"),
+    "kvmnet.host.dnsmasq:observe": ("observe", "dnsmasq"),
+    "kvmnet.host.procs:listening": ("observe", "listening sockets"),
+    "kvmnet.render.nft:render": ("verify", "plan: render nft"),
+    "kvmnet.render.dnsmasq:render": ("verify", "plan: render dnsmasq"),
+    "kvmnet.host.executor:run": ("exec", None),
+}
+
+
+def target_modules() -> list[str]:
+    """The kvmnet modules TARGETS reaches into, in table order."""
+    return list(dict.fromkeys(t.split(":")[0] for t in TARGETS))
+
+
+class MissingTarget(RuntimeError):
+    """A TARGETS entry kvmnet no longer has (renamed or moved)."""
+
+
+def _inside_exec() -> bool:
+    return any(b.startswith("exec: ") for b in ACCT.stack)
+
+
+def _rule(kind: str, name: str | None):
+    """The bucket function of one TARGETS rule (None: leave the time to the caller's bucket)."""
+    if kind == "fixed":
+        return lambda *a, **k: name
+    if kind == "record":
+        return lambda *a, **k: None if _inside_exec() else name
+    if kind == "verify":
+        return lambda *a, **k: _prefix() + name
+    if kind == "observe":
+        return lambda *a, **k: None if _inside_exec() else _prefix() + "observe: " + name
+    if kind == "exec":
+        return _exec_bucket
+    raise ValueError(f"phases.py TARGETS: unknown rule {kind!r}")
+
+
+def resolve(target: str):
+    """`module:function` -> (module, the function), or MissingTarget naming `module.function`."""
+    module_name, attr = target.split(":")
     try:
         module = sys.modules.get(module_name) or __import__(module_name, fromlist=["_"])
-    except Exception:
-        MISSING.append(f"{module_name} (import failed)")
-        return
+    except ImportError as exc:
+        raise MissingTarget(f"{module_name}.{attr}: module {module_name} does not import ({exc}); "
+                            "update TARGETS in bench/lib/phases.py") from exc
     orig = getattr(module, attr, None)
     if orig is None or not callable(orig):
-        MISSING.append(f"{module_name}.{attr}")
-        return
+        raise MissingTarget(f"{module_name}.{attr}: kvmnet has no such function (renamed or moved?); "
+                            "update TARGETS in bench/lib/phases.py")
+    return module, orig
+
+
+def wrap(target: str, bucket) -> None:
+    """Replace the target by a wrapper charging its self time to bucket(*args) (None: leave the
+    time to the caller's bucket)."""
+    module, orig = resolve(target)
 
     def wrapper(*args, **kwargs):
-        name = bucket(*args, **kwargs) if callable(bucket) else bucket
+        name = bucket(*args, **kwargs)
         if name is None:
             return orig(*args, **kwargs)
         ACCT.push(name)
@@ -120,36 +186,12 @@ def wrap(module_name: str, attr: str, bucket) -> None:
             ACCT.pop()
 
     wrapper.__wrapped__ = orig
-    setattr(module, attr, wrapper)
-
-
-def _inside_exec() -> bool:
-    return any(b.startswith("exec: ") for b in ACCT.stack)
-
-
-def _obs(label: str):
-    return lambda *a, **k: None if _inside_exec() else _prefix() + "observe: " + label
+    setattr(module, target.split(":")[1], wrapper)
 
 
 def instrument() -> None:
-    wrap("kvmnet.config", "load", "config: parse + validate")
-    wrap("kvmnet.config", "file_warnings", "config: parse + validate")
-    for fn in ("load", "save", "all_records", "clear_stale", "remove"):
-        wrap("kvmnet.engine.record", fn, lambda *a, **k: None if _inside_exec() else "state record (json, fsync)")
-    wrap("kvmnet.engine.transaction", "choose_backend", "observe: choose backend (nft list tables)")
-    wrap("kvmnet.engine.transaction", "observe", lambda *a, **k: _prefix() + "observe: other")
-    wrap("kvmnet.engine.transaction", "planner", lambda *a, **k: _prefix() + "plan")
-    wrap("kvmnet.engine.hostcheck", "conflicts", "plan: host conflict check")
-    for fn in ("read_links", "read_addrs", "read_routes"):
-        wrap("kvmnet.host.netlink", fn, _obs("netlink dumps"))
-    wrap("kvmnet.host.firewall", "observe", _obs("firewall (nft list)"))
-    wrap("kvmnet.host.firewall", "nft_available", "observe: choose backend (nft list tables)")
-    wrap("kvmnet.host.coexist", "observe", _obs("iptables -S FORWARD (coexist)"))
-    wrap("kvmnet.host.dnsmasq", "observe", _obs("dnsmasq"))
-    wrap("kvmnet.host.procs", "listening", _obs("listening sockets"))
-    wrap("kvmnet.render.nft", "render", lambda *a, **k: _prefix() + "plan: render nft")
-    wrap("kvmnet.render.dnsmasq", "render", lambda *a, **k: _prefix() + "plan: render dnsmasq")
-    wrap("kvmnet.host.executor", "run", _exec_bucket)
+    for target, (kind, name) in TARGETS.items():
+        wrap(target, _rule(kind, name))
 
 
 def group(bucket: str) -> str:
@@ -179,31 +221,24 @@ def group(bucket: str) -> str:
     return "other python"
 
 
-def main() -> int:
-    argv = sys.argv[1:]
-    out_path = argv.pop(0)
-    if argv and argv[0] == "--":
-        argv.pop(0)
-    before = set(sys.modules)
-    builtins.__import__ = _timed_import
-    ACCT.push("other python")
+def load_kvmnet() -> None:
+    """What the `kvmnet` command imports first, then every target's module (kvmnet's lazily
+    imported ones too, so they can be wrapped; pyroute2 and iptc stay lazy), charged to imports."""
     ACCT.push("imports")
     t = _perf()
     import kvmnet.cli  # noqa: F401  (what the `kvmnet` command imports first)
     IMPORTS["kvmnet.cli (click, kvmnet)"] = _perf() - t
-    # kvmnet's own lazily imported modules, so they can be wrapped (cheap: pyroute2 and iptc
-    # stay lazy, they are only imported inside functions)
-    for name in ("kvmnet.engine.transaction", "kvmnet.config", "kvmnet.engine.record", "kvmnet.engine.hostcheck", "kvmnet.host.netlink",
-                 "kvmnet.host.firewall", "kvmnet.host.coexist", "kvmnet.host.dnsmasq", "kvmnet.host.procs",
-                 "kvmnet.render.nft", "kvmnet.render.dnsmasq", "kvmnet.host.executor"):
-        try:
-            __import__(name)
-        except Exception:
-            pass
+    for target in TARGETS:
+        resolve(target)
     ACCT.pop()
-    instrument()
-    import io
+
+
+def run_cli(argv: list[str]) -> tuple[int, str]:
+    """kvmnet.cli.main as the `kvmnet` command runs it: (exit code, its output)."""
     import contextlib
+    import io
+
+    import kvmnet.cli
     rc = 0
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
@@ -214,6 +249,34 @@ def main() -> int:
         except Exception as exc:  # click's own exceptions in non-standalone mode
             print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
             rc = 1
+    return rc, sink.getvalue()
+
+
+def check() -> int:
+    """Resolve every target, wrap nothing: the bench's preflight."""
+    try:
+        for target in TARGETS:
+            resolve(target)
+    except MissingTarget as exc:
+        print(f"bench/lib/phases.py: missing target {exc}", file=sys.stderr)
+        return 1
+    print(f"phases: all {len(TARGETS)} targets resolve")
+    return 0
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    out_path = argv.pop(0)
+    if out_path == "--check":
+        return check()
+    if argv and argv[0] == "--":
+        argv.pop(0)
+    before = set(sys.modules)
+    builtins.__import__ = _timed_import
+    ACCT.push("other python")
+    load_kvmnet()
+    instrument()
+    rc, output = run_cli(argv)
     ACCT.pop()
     total = _perf() - T0
     builtins.__import__ = _orig_import
@@ -222,17 +285,16 @@ def main() -> int:
     phases: dict[str, float] = {}
     for bucket, secs in ACCT.buckets.items():
         phases[group(bucket)] = phases.get(group(bucket), 0.0) + secs
-    loaded = sorted(set(sys.modules) - before - {"json", "io", "contextlib"})
     result = {
-        "argv": argv, "rc": rc, "output": sink.getvalue()[-2000:],
+        "argv": argv, "rc": rc, "output": output[-2000:],
         "total_s": total,
         "phases_s": phases,
         "buckets_s": ACCT.buckets,
         "calls": ACCT.calls,
         "ops": OPS,
         "imports_s": dict(sorted(IMPORTS.items(), key=lambda kv: -kv[1])[:15]),
-        "not_instrumented": MISSING,
-        "modules": loaded,
+        "wrapped": sorted(TARGETS),
+        "modules": sorted(set(sys.modules) - before - {"json", "io", "contextlib"}),
     }
     with open(out_path, "w") as f:
         json.dump(result, f, indent=1)
