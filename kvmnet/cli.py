@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .engine import transaction as engine
+from . import engine
 from . import config
 from .engine import record as records, statedir
 from .errors import InputError, KvmnetError
