@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .engine import transaction as engine
+from . import engine
 from . import config
 from .engine import record as records, statedir
 from .errors import InputError, KvmnetError
@@ -126,8 +126,7 @@ def destroy(state_root, file, force):
     _need_root("destroy")
 
     def work(topo):
-        from .engine.forced import forced_record
-        return engine.destroy(topo.name, state_root, forced_record(topo, state_root) if force else None)
+        return engine.destroy(topo.name, state_root, engine.forced_record(topo, state_root) if force else None)
     topo, result = _locked(state_root, file, work)
     n = len(result.actions)
     _print_actions(result.actions, f"{topo.name}: destroyed ({n} step(s))" if n else f"{topo.name}: nothing to destroy")

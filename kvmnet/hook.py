@@ -77,7 +77,7 @@ def _apply_slow_path(state_root: str, network: str | None, rec) -> None:
     if not path:
         raise InputError(f"network {network or '(unknown)'} is not applied here; run `kvmnet apply FILE` "
                          "first or set KVMNET_TOPOLOGY=FILE for the hook")
-    from .engine import transaction as engine
+    from . import engine
     from . import config
 
     topo = config.load(path)

@@ -9,15 +9,17 @@ original addresses and routes, sysctls' original values) is left as it is.
 from __future__ import annotations
 
 from .. import naming
-from .plan.forwarding import dnsmasq_networks
-from ..host import dnsmasq
+from ..host import system
 from ..model import Topology
-from .record import Record
 from ..render import nft
+from .plan import dnsmasq as dnsmasq_plan
+from .plan.firewall import delete_step
+from .record import Record
 from .steps import Step
 
 
-def forced_record(topo: Topology, state_root: str, backend: str = "nftables") -> Record:
+def forced_record(topo: Topology, state_root: str, backend: str = "nftables", host=None) -> Record:
+    host = host or system.default()
     rec = Record(topo.name, topo.path)
     add = lambda key, step: rec.entries.append([key, step.to_json()])  # noqa: E731
     for net in topo.networks:
@@ -31,17 +33,10 @@ def forced_record(topo: Topology, state_root: str, backend: str = "nftables") ->
                 add(f"link:{nic.tap}", Step("link.del", {"name": nic.tap}))
     if nft.needs_table(topo):
         table = naming.nft_table(topo.name)
-        add(f"firewall:{backend}:{table}", Step("firewall.delete", {
-            "backend": backend, "table": table, "delete": nft.delete_text(table),
-            "summary": f"table inet {table}", "command": f"nft delete table inet {table}"}))
-        prefix = naming.iptables_prefix(topo.name)
-        add(f"firewall:iptables:{table}", Step("firewall.delete", {
-            "backend": "iptables", "table": prefix, "summary": f"chains {prefix}-*",
-            "command": f"(remove chains {prefix}-* and their jumps)"}))
+        add(f"firewall:{backend}:{table}", delete_step(backend, table))
+        add(f"firewall:iptables:{table}", delete_step("iptables", naming.iptables_prefix(topo.name)))
     sdir = naming.state_dir_for(topo.name, state_root)
-    for net in dnsmasq_networks(topo):
-        paths = naming.dnsmasq_paths(sdir, net.name)
-        add(f"dnsmasq:{net.name}", Step("dnsmasq.stop", {
-            "network": net.name, "conf": paths["conf"], "pid_file": paths["pid"], "leases": paths["leases"],
-            "exe": dnsmasq.binary(), "purge": True}))
+    for net in dnsmasq_plan.networks(topo):
+        add(f"dnsmasq:{net.name}", dnsmasq_plan.stop_step(net.name, naming.dnsmasq_paths(sdir, net.name),
+                                                          host.dnsmasq_binary()))
     return rec

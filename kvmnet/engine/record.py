@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..errors import InputError
 from ..host.files import write_private
+from ..model import Topology
 from .statedir import topologies
 
 VERSION = 1
@@ -103,6 +104,13 @@ def save(state_root: str, record: Record) -> None:
 
 
 HOOK_INDEX = "hooks"
+
+
+def hook_index(topo: Topology) -> tuple[dict, dict]:
+    """(bridged network -> {bridge, mode}, tap -> network): the record's part for QEMU's hooks."""
+    networks = {n.name: {"bridge": n.bridge, "mode": n.mode} for n in topo.networks if n.bridged}
+    taps = {nic.tap: nic.network for g in topo.guests for nic in g.nics if nic.tap}
+    return networks, taps
 
 
 def _write_hook_index(directory: str, record: Record) -> None:

@@ -49,6 +49,13 @@ class Action:
                 "describe": self.do.describe(), "command": self.do.command()}
 
 
+@dataclass
+class Result:
+    """What an apply or destroy did: its actions, in the order they ran."""
+
+    actions: list[Action] = field(default_factory=list)
+
+
 def _route_words(r: dict) -> str:
     words = [r["dst"]]
     if r.get("gateway"):

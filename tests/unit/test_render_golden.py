@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kvmnet import config, naming
-from kvmnet.engine.plan.forwarding import dnsmasq_networks
+from kvmnet.engine.plan.dnsmasq import networks as dnsmasq_networks
 from kvmnet.errors import InputError
 from kvmnet.render import dnsmasq, nft, qemu
 

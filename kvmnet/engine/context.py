@@ -1,0 +1,60 @@
+"""One topology against this host: its state dir, record, firewall backend, observation and plan.
+
+Building a Context changes nothing on the host; it refuses (InputError, with file:line) a
+topology that would take over something kvmnet does not own.
+"""
+
+from __future__ import annotations
+
+from .. import naming
+from ..config import locate
+from ..errors import InputError
+from ..host import backend as backends, system
+from ..model import Topology
+from . import hostcheck, record as records
+from .observe import observe
+from .plan import Plan, firewall as firewall_plan, make
+from .steps import Action
+
+
+class Context:
+    def __init__(self, topo: Topology, state_root: str, backend: str | None = None, host=None):
+        self.topo, self.root = topo, state_root
+        self.host = host or system.default()
+        self.dir = naming.state_dir_for(topo.name, state_root)
+        records.clear_stale(state_root, topo.name)
+        self.record = records.load(state_root, topo.name)
+        # --firewall, else the file's `firewall`, else what this topology already uses
+        wanted = backend or (topo.firewall if topo.firewall != "auto" else None) or self.record.firewall_backend
+        self.backend = backends.choose(wanted, self.host)
+        self.refresh()
+        found = hostcheck.conflicts(topo, self.observed, self.record)
+        if found:
+            raise InputError(locate(topo.path, found))
+
+    def refresh(self) -> list[Action]:
+        """Observe the host again and plan against it."""
+        self.observed = observe(self.topo, self.dir, self.backend, self.host)
+        self.plan: Plan = make(self.topo, self.observed, self.record, self.dir, self.backend)
+        self.actions = self.plan.actions
+        return self.actions
+
+    def with_listings(self) -> list[Action]:
+        """The actions with every undo complete: a table that will change is read once, so that
+        a rollback can load the rules it has now."""
+        texts: dict[str, str] = {}
+        out = []
+        for action in self.actions:
+            table = firewall_plan.needs_listing(action)
+            if table is not None:
+                if table not in texts:
+                    texts[table] = self.host.firewall_listing(table)
+                action = firewall_plan.with_listing(action, texts[table])
+            out.append(action)
+        return out
+
+
+def compute(topo: Topology, state_root: str, backend: str | None = None, host=None):
+    """(record, observed, actions): the plan for `topo` against this host, with no change made."""
+    ctx = Context(topo, state_root, backend, host)
+    return ctx.record, ctx.observed, ctx.actions

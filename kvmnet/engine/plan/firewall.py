@@ -1,0 +1,132 @@
+"""Facts about firewalls: kvmnet's own table (nftables, or chains on the iptables backend) and
+its accepts in a host filter FORWARD chain whose policy is DROP. Pure.
+
+Undoing a change to a table that already exists means loading the text it has now. The plan
+does not read it (the listing costs a process, and a no-op apply must not pay it): the undo
+carries LISTING, and the transaction reads the table once, through `with_listing`, before the
+record is written.
+"""
+
+from __future__ import annotations
+
+from ... import naming
+from ...model import ROUTING_MODES, Topology
+from ...observed import Observed
+from ...render import nft
+from ..steps import Action, Step
+from .facts import Facts
+from .sysctls import BR_NF_CALL
+
+LISTING = "listing"  # undo arg: the table whose current text the undo loads (filled before use)
+
+
+def delete_step(backend: str, table: str) -> Step:
+    """Remove kvmnet's table (nftables) or its chains and their jumps (iptables, `table` = prefix)."""
+    if backend == "iptables":
+        return Step("firewall.delete", {"backend": "iptables", "table": table, "summary": f"chains {table}-*",
+                                        "command": f"(remove chains {table}-* and their jumps)"})
+    return Step("firewall.delete", {"backend": backend, "table": table, "delete": nft.delete_text(table),
+                                    "summary": f"table inet {table}", "command": f"nft delete table inet {table}"})
+
+
+def _undo(step: Step, observed: Observed | None = None) -> Step:
+    """Undo of firewall.apply: the rules there before (`previous`, or the table's listing when
+    `previous` is LISTING), else no table at all."""
+    a = step.args
+    if a["backend"] == "iptables":
+        if a.get("previous"):
+            return Step("firewall.apply", dict(a, ruleset=a["previous"], previous=None, summary="the rules it had before"))
+        return delete_step("iptables", a["table"])
+    if a.get("previous") == LISTING:
+        return Step("firewall.apply", dict(a, ruleset=None, previous=None, summary="the rules it had before",
+                                           command="nft -f -  # the previous ruleset", **{LISTING: a["table"]}))
+    return delete_step(a["backend"], a["table"])
+
+
+def _redo(step: Step, observed: Observed | None = None) -> Step | None:
+    """Undo of fwaccept.add/del: the opposite edit of the same rules."""
+    op = {"fwaccept.add": "fwaccept.del", "fwaccept.del": "fwaccept.add"}[step.op]
+    return Step(op, dict(step.args))
+
+
+UNDO = {"firewall.apply": _undo, "fwaccept.add": _redo, "fwaccept.del": _redo}
+
+
+def needs_listing(action: Action) -> str | None:
+    """The table whose current text `action`'s undo still lacks, if any."""
+    return action.undo.args.get(LISTING) if action.undo is not None else None
+
+
+def with_listing(action: Action, text: str) -> Action:
+    """`action` with its undo's ruleset filled in: delete both tables, then load `text`."""
+    args = {k: v for k, v in action.undo.args.items() if k != LISTING}
+    args["ruleset"] = args["delete"] + text
+    return Action(action.key, action.kind, action.do, Step(action.undo.op, args))
+
+
+def _table_step(topo: Topology, observed: Observed, backend: str) -> Step | None:
+    """The firewall.apply step, or None when kvmnet's rules on the host are already these."""
+    if backend == "iptables":
+        return _iptables_step(topo, observed)
+    table = naming.nft_table(topo.name)
+    ruleset = nft.render(topo, table)
+    seen = observed.firewall
+    if (seen.get("exists") and seen.get("rules") == ruleset.rules and seen.get("elements") == ruleset.elements
+            and seen.get("comments") == [f"kvmnet {ruleset.digest}"]):
+        return None
+    return Step("firewall.apply", {
+        "backend": backend, "table": table, "ruleset": ruleset.text, "delete": nft.delete_text(table),
+        "summary": ruleset.summary, "previous": LISTING if seen.get("exists") else None,
+        "command": f"nft -f - <<'EOF' ... EOF  # {ruleset.summary}"})
+
+
+def _iptables_step(topo: Topology, observed: Observed) -> Step | None:
+    """Same contract on the iptables backend: kvmnet's own chains, rebuilt per table in one commit."""
+    from ...render import iptables as ipt
+
+    ruleset = ipt.render(topo)
+    if observed.firewall.get("digest") == ruleset.digest and observed.firewall.get("intact"):
+        return None
+    return Step("firewall.apply", {
+        "backend": "iptables", "table": ruleset.name, "ruleset": ruleset.to_json(), "summary": ruleset.summary,
+        "previous": observed.firewall.get("saved"), "delete": None,
+        "command": f"iptables-legacy-restore --noflush <<'EOF' ... EOF  # {ruleset.summary}"})
+
+
+def table(facts: Facts, topo: Topology, backend: str) -> None:
+    if nft.needs_table(topo):
+        do = _table_step(topo, facts.obs, backend)
+        facts.want(f"firewall:{backend}:{naming.nft_table(topo.name)}", do, _undo(do) if do else None)
+
+
+def accepts(facts: Facts, topo: Topology, backend: str) -> None:
+    """Accepts for each network in a DROP-policy filter FORWARD (Docker's), when it has one."""
+    observed = facts.obs
+    if observed.host_forward.get("policy") != "DROP":
+        return
+    for net in topo.networks:
+        specs = _forward_accepts(net, topo.name, backend, observed)
+        if specs:
+            held = all(_save_line(spec) in observed.host_forward.get("rules", []) for spec in specs)
+            do = None if held else Step("fwaccept.add", {"bridge": net.bridge, "topology": topo.name, "specs": specs})
+            facts.want(f"fwaccept:{net.bridge}", do, _redo(do) if do else None)
+
+
+def _forward_accepts(net, topology: str, backend: str, observed: Observed) -> list[list[str]]:
+    """Accept rules a network needs in a DROP-policy filter FORWARD:
+    nat/routed: in and out of the bridge (kvmnet's own table still rejects what it must); the
+    iptables backend needs none, its FWD chain is jumped to from the top of FORWARD.
+    bridge mode: bridged frames between ports, which pass FORWARD when br_netfilter's
+    bridge-nf-call-iptables is 1 (Docker's DROP would cut guests off the LAN)."""
+    comment = ["-m", "comment", "--comment", f"kvmnet {topology}"]
+    if net.mode in ROUTING_MODES and backend != "iptables":
+        return [["-i", net.bridge, *comment, "-j", "ACCEPT"], ["-o", net.bridge, *comment, "-j", "ACCEPT"]]
+    if net.mode == "bridge" and observed.sysctls.get(BR_NF_CALL) == "1":
+        return [["-i", net.bridge, "-o", net.bridge, *comment, "-j", "ACCEPT"]]
+    return []
+
+
+def _save_line(spec: list[str]) -> str:
+    """The rule as `iptables -S FORWARD` prints it."""
+    words = [f'"{w}"' if " " in w else w for w in spec]
+    return "-A FORWARD " + " ".join(words)

@@ -1,0 +1,145 @@
+"""Facts about links: bridges, taps, an uplink moved into its bridge, addresses and routes. Pure."""
+
+from __future__ import annotations
+
+from ... import naming
+from ...model import Network, Topology
+from ...observed import Observed
+from ..record import Record
+from ..steps import Step
+from .facts import Facts
+
+_LINK_ATTRS = ("master", "mac", "mtu", "up", "stp", "forward_delay")
+
+
+def effective_forward_delay(stp: bool, delay: int) -> int:
+    """With STP on, the kernel clamps the forward delay to 2-30 s (as libvirt's delay=0 gets)."""
+    return min(max(delay, 2), 30) if stp else delay
+
+
+def uplink_snapshot(net: Network, observed: Observed, record: Record) -> dict:
+    """The uplink's IPv4 addresses and routes, as they were before kvmnet first moved them."""
+    if net.name in record.uplinks:
+        return record.uplinks[net.name]
+    link = observed.links.get(net.uplink)
+    addrs = sorted(a for a in observed.addrs_of(net.uplink) if ":" not in a)
+    routes = [r.as_dict() for r in observed.routes
+              if r.dev == net.uplink and r.family == 4 and r.proto != "kernel"]
+    return {"mac": link.mac if link else None, "addrs": addrs, "routes": routes}
+
+
+def _relink(step: Step, observed: Observed) -> Step | None:
+    """Undo of link.set: the attributes it changes, as the link has them now."""
+    link = observed.links.get(step.args["name"])
+    if link is None:
+        return None
+    old = {"name": link.name}
+    for attr in _LINK_ATTRS:
+        if attr in step.args:
+            value = getattr(link, attr)
+            old[attr] = (value or "") if attr == "master" else value
+    return Step("link.set", old)
+
+
+def _recreate(step: Step, observed: Observed) -> Step | None:
+    """Undo of link.del: the bridge or tap made again as it is now (other kinds are not ours)."""
+    link = observed.links.get(step.args["name"])
+    if link is None:
+        return None
+    if link.kind == "bridge":
+        return Step("bridge.add", {"name": link.name, "mac": link.mac, "mtu": link.mtu,
+                                   "stp": link.stp, "forward_delay": link.forward_delay})
+    if link.kind == "tun":
+        return Step("tap.add", {"name": link.name, "master": link.master or "", "mac": link.mac, "mtu": link.mtu,
+                                "group": link.group})
+    return None
+
+
+def _opposite(op: str):
+    return lambda step, observed: Step(op, dict(step.args))
+
+
+# op -> the step that puts back what it changes, judged from the host as observed now
+UNDO = {"bridge.add": lambda step, _: Step("link.del", {"name": step.args["name"]}),
+        "tap.add": lambda step, _: Step("link.del", {"name": step.args["name"]}),
+        "link.del": _recreate, "link.set": _relink,
+        "addr.add": _opposite("addr.del"), "addr.del": _opposite("addr.add"),
+        "route.add": _opposite("route.del"), "route.del": _opposite("route.add")}
+
+
+def _want(facts: Facts, key: str, do: Step | None, kind: str = "create") -> None:
+    facts.want(key, do, UNDO[do.op](do, facts.obs) if do else None, kind)
+
+
+def bridge(facts: Facts, net: Network, mac: str | None) -> None:
+    delay = effective_forward_delay(net.stp, net.forward_delay)
+    link = facts.obs.links.get(net.bridge)
+    key = f"link:{net.bridge}"
+    if link is None:
+        _want(facts, key, Step("bridge.add", {"name": net.bridge, "mac": mac, "mtu": net.mtu,
+                                              "stp": net.stp, "forward_delay": delay}))
+        return
+    drift = {}
+    if net.mtu and link.mtu != net.mtu:
+        drift["mtu"] = net.mtu
+    if mac and link.mac != mac:
+        drift["mac"] = mac
+    if link.stp != net.stp:
+        drift["stp"] = net.stp
+    if link.forward_delay != delay:
+        drift["forward_delay"] = delay
+    if not link.up:
+        drift["up"] = True
+    _want(facts, key, Step("link.set", {"name": net.bridge, **drift}) if drift else None, "modify")
+
+
+def addr(facts: Facts, link: str, cidr: str, present: bool = True) -> None:
+    has = cidr in facts.obs.addrs_of(link)
+    if present:
+        _want(facts, f"addr:{link}:{cidr}", None if has else Step("addr.add", {"link": link, "cidr": cidr}))
+    else:
+        _want(facts, f"noaddr:{link}:{cidr}", Step("addr.del", {"link": link, "cidr": cidr}) if has else None)
+
+
+def route(facts: Facts, route: dict, present: bool = True) -> None:
+    has = any(r.dst == route["dst"] and r.dev == route["dev"] and r.gateway == route.get("gateway")
+              for r in facts.obs.routes)
+    key = f"{'route' if present else 'noroute'}:{route['dev']}:{route['dst']}:{route.get('gateway')}"
+    if present:
+        _want(facts, key, None if has else Step("route.add", {"route": route}))
+    else:
+        _want(facts, key, Step("route.del", {"route": route}) if has else None)
+
+
+def uplink(facts: Facts, net: Network, record: Record) -> None:
+    """Bridge mode: the bridge takes the uplink's MAC, then its addresses and routes."""
+    snap = uplink_snapshot(net, facts.obs, record)
+    link = facts.obs.links.get(net.uplink)
+    bridge(facts, net, snap["mac"])
+    attach = None if link and link.master == net.bridge else Step("link.set", {"name": net.uplink, "master": net.bridge})
+    _want(facts, f"master:{net.uplink}", attach)
+    for cidr in snap["addrs"]:
+        addr(facts, net.bridge, cidr)
+    for r in snap["routes"]:
+        route(facts, r, present=False)
+    for cidr in snap["addrs"]:
+        addr(facts, net.uplink, cidr, present=False)
+    for r in snap["routes"]:
+        route(facts, dict(r, dev=net.bridge))
+
+
+def tap(facts: Facts, topo: Topology, net: Network, name: str, guest_mac: str) -> None:
+    link = facts.obs.links.get(name)
+    key = f"link:{name}"
+    if link is None:
+        _want(facts, key, Step("tap.add", {"name": name, "master": net.bridge, "mac": naming.tap_host_mac(guest_mac),
+                                           "mtu": net.mtu, "group": naming.link_group(topo.name)}))
+        return
+    drift = {}
+    if link.master != net.bridge:
+        drift["master"] = net.bridge
+    if net.mtu and link.mtu != net.mtu:
+        drift["mtu"] = net.mtu
+    if not link.up:
+        drift["up"] = True
+    _want(facts, key, Step("link.set", {"name": name, **drift}) if drift else None, "modify")

@@ -1,0 +1,68 @@
+"""destroy: undo everything recorded for one topology, newest first.
+
+Each undo step is dropped from the record as soon as it succeeds, so an interrupted destroy
+can simply be run again. A host-wide fact another applied topology still needs (ip_forward)
+is not undone: that topology's record inherits the undo. The topology's taps go in one
+request, as one link group.
+"""
+
+from __future__ import annotations
+
+from .. import naming
+from ..errors import HostError
+from ..host import system
+from . import faults, record as records
+from .record import Record
+from .steps import Action, Result, Step
+
+
+def destroy(name: str, state_root: str, record: Record | None = None, host=None) -> Result:
+    """Undo everything recorded for topology `name`. `record` overrides the saved one (--force)."""
+    host = host or system.default()
+    record = record or records.load(state_root, name)
+    others = records.all_records(state_root, exclude=name)
+    done: list[Action] = []
+    errors = []
+    for i, (keys, step) in enumerate(_steps(record)):
+        faults.check(f"d{i}")
+        heir = next((r for r in others if keys[0] in r.keys()), None) if step else None
+        if heir is not None:
+            _hand_over(state_root, heir, keys[0], step)
+        elif step is not None:
+            try:
+                host.run(step)
+            except Exception as exc:
+                errors.append(f"{step.describe()}: {exc}")
+                continue
+            done.append(Action(keys[0], "remove", step, None))
+        for key in keys:
+            record.drop(key)
+        records.save(state_root, record)
+    if errors:
+        raise HostError("destroy could not finish (run it again once fixed): " + "; ".join(errors),
+                        [a.do.describe() for a in done])
+    record.uplinks = {}
+    records.remove(state_root, name)
+    return Result(done)
+
+
+def _hand_over(state_root: str, heir: Record, key: str, step: Step) -> None:
+    """Another applied topology still needs this host-wide fact: it inherits the undo."""
+    heir.entries = [[k, step.to_json() if k == key and u is None else u] for k, u in heir.entries]
+    records.save(state_root, heir)
+
+
+def _steps(record: Record):
+    """(keys, undo step) newest first; the topology's taps go together, as one link group."""
+    taps = [(k, u) for k, u in record.entries
+            if u and u["op"] == "link.del" and u["args"]["name"] in record.taps]
+    grouped = False
+    for key, undo in reversed(list(record.entries)):
+        if taps and any(key == k for k, _ in taps):
+            if not grouped:
+                grouped = True
+                names = [u["args"]["name"] for _, u in taps]
+                yield [k for k, _ in taps], Step("links.del_group", {"group": naming.link_group(record.topology),
+                                                                     "names": names})
+            continue
+        yield [key], Step.from_json(undo) if undo else None

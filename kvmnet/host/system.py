@@ -1,0 +1,72 @@
+"""The host as the engine sees it: one object whose methods read or change this machine.
+
+Every method only delegates to the module that does the work, so the engine can be handed an
+in-memory stand-in instead (tests/helpers/fakehost.py), as knftables.Fake stands in for nft.
+"""
+
+from __future__ import annotations
+
+from . import coexist, dnsmasq, executor, firewall, netlink, nftables, procs, sysctl
+
+
+class System:
+    # links, addresses and routes
+    def links(self):
+        return netlink.read_links()
+
+    def addrs(self, links):
+        return netlink.read_addrs(links)
+
+    def routes(self, links):
+        return netlink.read_routes(links)
+
+    def sysctl(self, path: str) -> str | None:
+        return sysctl.read(path)
+
+    # kvmnet's firewall table, and the host's own filter FORWARD chain
+    def nft_available(self) -> bool:
+        return nftables.nft_available()
+
+    def iptables_problem(self) -> str | None:
+        from . import iptables_probe  # only when that backend is in question
+        return iptables_probe.unusable_reason()
+
+    def firewall(self, name: str, backend: str, bridge_table: bool) -> dict:
+        return firewall.observe(name, backend, bridge_table=bridge_table)
+
+    def firewall_listing(self, table: str) -> str:
+        return nftables.listing(table)
+
+    def host_forward(self) -> dict:
+        return coexist.observe()
+
+    # dnsmasq and sockets
+    def dnsmasq_binary(self) -> str:
+        return dnsmasq.binary()
+
+    def dnsmasq_user(self) -> str:
+        return dnsmasq.unprivileged_user()
+
+    def dnsmasq(self, conf: str, pid_file: str, exe: str) -> dict:
+        return dnsmasq.observe(conf, pid_file, exe)
+
+    def listening(self) -> dict:
+        return procs.listening()
+
+    def port_holders(self, port: int, proto: str) -> list[str]:
+        return procs.port_holders(port, proto)
+
+    # changes
+    def run(self, step) -> None:
+        executor.run(step)
+
+
+_default: System | None = None
+
+
+def default() -> System:
+    """The process-wide host (tests replace this function to hand the engine a fake)."""
+    global _default
+    if _default is None:
+        _default = System()
+    return _default

@@ -1,0 +1,340 @@
+"""An in-memory host for the engine (kvmnet.host.system.System's methods), in the spirit of
+knftables.Fake: it runs every Step op by changing its own state, records the steps it ran,
+and can be told to fail a chosen one, so the transaction, rollback and destroy are testable
+without root. Faithful where the engine depends on it: apply then observe gives an empty plan.
+
+    host = FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
+    engine.apply(topo, state_root, host=host)
+    host.fail(at=3)          # the 4th step from now raises HostError
+    host.fail(op="link.del")  # the next link.del raises (an undo, during a rollback)
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import ipaddress
+import re
+
+from kvmnet.errors import HostError
+from kvmnet.observed import Link, Route
+
+_PER_LINK_SYSCTLS = {"net/ipv6/conf/{}/disable_ipv6": "0", "net/ipv4/conf/{}/route_localnet": "0"}
+_COMMENT = re.compile(r'comment "([^"]*)"\s*$')
+
+
+def _enodev(name: str) -> OSError:
+    return OSError(errno.ENODEV, f"link {name} does not exist")
+
+
+class FakeHost:
+    def __init__(self, nft: bool = True, iptables_problem: str | None = None):
+        self.nft, self.ipt_problem = nft, iptables_problem
+        self.links_: dict[str, dict] = {}
+        self.addrs_: dict[str, set] = {}
+        self.routes_: list[Route] = []
+        self.sysctls = {"net/ipv4/ip_forward": "0"}
+        self.nft_tables: dict[tuple[str, str], dict] = {}  # (family, name) -> {"chains", "maps"}
+        self.ipt_tables: dict[str, dict] = {}  # prefix -> the ruleset JSON it was given
+        self.forward = {"policy": "ACCEPT", "rules": []}  # the host's filter FORWARD (iptables -S lines)
+        self.dnsmasqs: dict[str, dict] = {}  # conf path -> {"pid", "conf_text", "network"}
+        self.listeners: dict[tuple[str, int], list[str]] = {}  # (proto, port) -> holders
+        self.ran: list = []  # steps that succeeded, in order
+        self.failed: list = []  # steps that were made to fail
+        self._rules: list[dict] = []
+        self._calls = self._next_index = self._next_pid = 0
+        self._add_link("lo", kind="", mac="00:00:00:00:00:00", mtu=65536)
+
+    # ------------------------------------------------------------ setting the scene
+
+    def with_nic(self, name: str, mac: str, addrs=(), gateway: str | None = None) -> "FakeHost":
+        self._add_link(name, kind="", mac=mac)
+        for cidr in addrs:
+            self._addr_add(name, cidr)
+        if gateway:
+            self._route_add({"family": 4, "dst": "default", "dev": name, "gateway": gateway, "proto": "dhcp"})
+        return self
+
+    def fail(self, at: int | None = None, op: str | None = None) -> None:
+        """Make the `at`-th run() from now (0-based), or the next step with op `op`, raise."""
+        self._rules.append({"at": None if at is None else self._calls + at, "op": op})
+
+    def state(self) -> dict:
+        """Everything a step can change, as plain data (compare before and after)."""
+        return copy.deepcopy({"links": self.links_, "addrs": {k: v for k, v in self.addrs_.items() if v},
+                              "routes": sorted(map(repr, self.routes_)), "sysctls": self.sysctls,
+                              "nft": self.nft_tables, "ipt": self.ipt_tables, "forward": self.forward,
+                              "dnsmasq": self.dnsmasqs})
+
+    def ops(self) -> list[str]:
+        return [s.op for s in self.ran]
+
+    # ------------------------------------------------------------ System: reads
+
+    def links(self) -> dict[str, Link]:
+        return {name: Link(name=name, **attrs) for name, attrs in self.links_.items()}
+
+    def addrs(self, links) -> dict[str, frozenset]:
+        return {k: frozenset(v) for k, v in self.addrs_.items() if v}
+
+    def routes(self, links) -> tuple:
+        return tuple(self.routes_)
+
+    def sysctl(self, path: str) -> str | None:
+        return self.sysctls.get(path)
+
+    def nft_available(self) -> bool:
+        return self.nft
+
+    def iptables_problem(self) -> str | None:
+        return self.ipt_problem
+
+    def firewall(self, name: str, backend: str, bridge_table: bool) -> dict:
+        if backend == "iptables":
+            rs = self.ipt_tables.get(name)
+            if rs is None:
+                return {"exists": False, "digest": None, "intact": False, "saved": None, "rules": {}}
+            return {"exists": True, "digest": rs.get("digest"), "intact": True, "saved": copy.deepcopy(rs),
+                    "rules": {}}
+        if ("inet", name) not in self.nft_tables:
+            return {"exists": False}
+        rules, elements, comments = {}, {}, set()
+        for family in ("inet", "bridge") if bridge_table else ("inet",):
+            table = self.nft_tables.get((family, name), {"chains": {}, "maps": {}})
+            for chain, body in table["chains"].items():
+                label = chain if family == "inet" else f"bridge:{chain}"
+                if body["rules"]:
+                    rules[label] = len(body["rules"])
+                comments.update(m.group(1) if (m := _COMMENT.search(r)) else "" for r in body["rules"])
+            elements.update({m: len(body["elements"]) for m, body in table["maps"].items()})
+        return {"exists": True, "rules": rules, "elements": elements, "comments": sorted(comments)}
+
+    def firewall_listing(self, table: str) -> str:
+        return "".join(_nft_text(family, table, self.nft_tables[(family, table)])
+                       for family in ("inet", "bridge") if (family, table) in self.nft_tables)
+
+    def host_forward(self) -> dict:
+        return {"policy": self.forward["policy"], "rules": [r for r in self.forward["rules"] if "kvmnet" in r]}
+
+    def dnsmasq_binary(self) -> str:
+        return "/usr/sbin/dnsmasq"
+
+    def dnsmasq_user(self) -> str:
+        return "nobody"
+
+    def dnsmasq(self, conf: str, pid_file: str, exe: str) -> dict:
+        proc = self.dnsmasqs.get(conf)
+        return {"pid": proc["pid"], "conf_text": proc["conf_text"]} if proc else {"pid": None, "conf_text": None}
+
+    def listening(self) -> dict:
+        return {key: {"inode"} for key in self.listeners}
+
+    def port_holders(self, port: int, proto: str) -> list[str]:
+        return list(self.listeners.get((proto, port), []))
+
+    # ------------------------------------------------------------ System: changes
+
+    def run(self, step) -> None:
+        index, self._calls = self._calls, self._calls + 1
+        for rule in self._rules:
+            if rule["at"] == index or (rule["at"] is None and rule["op"] == step.op):
+                self._rules.remove(rule)
+                self.failed.append(step)
+                raise HostError(f"fake host: {step.op} failed (as told)")
+        self._handler(step.op)(step.args)
+        self.ran.append(step)
+
+    def _handler(self, op: str):
+        """Every op host/executor.run knows, as a change of this fake's state."""
+        a_few = {"addr.add": lambda a: self._addr_add(a["link"], a["cidr"]),
+                 "addr.del": lambda a: self._addr_del(a["link"], a["cidr"]),
+                 "route.add": lambda a: self._route_add(a["route"]),
+                 "route.del": lambda a: self._route_del(a["route"]),
+                 "sysctl.set": lambda a: self._sysctl_set(a["path"], a["value"])}
+        if op in a_few:
+            return a_few[op]
+        handler = getattr(self, "_" + op.replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"unknown step {op}")
+        return handler
+
+    # links
+
+    def _add_link(self, name: str, kind: str, mac: str | None = None, mtu: int | None = None, **attrs) -> None:
+        self._next_index += 1
+        self.links_[name] = {"index": self._next_index, "kind": kind, "mtu": mtu or 1500, "up": True,
+                             "master": None, "mac": mac or f"02:fa:ce:00:00:{self._next_index:02x}",
+                             "stp": None, "forward_delay": None, "group": 0, **attrs}
+        for template, value in _PER_LINK_SYSCTLS.items():
+            self.sysctls[template.format(name)] = value
+
+    def _bridge_add(self, a: dict) -> None:
+        if a["name"] not in self.links_:
+            self._add_link(a["name"], "bridge", a.get("mac"), a.get("mtu"), stp=a["stp"],
+                           forward_delay=a["forward_delay"])
+        self.links_[a["name"]]["up"] = True
+
+    def _tap_add(self, a: dict) -> None:
+        if a["master"] not in self.links_:
+            raise _enodev(a["master"])
+        if a["name"] not in self.links_:
+            self._add_link(a["name"], "tun", a.get("mac"), a.get("mtu"))
+        self.links_[a["name"]].update(master=a["master"], group=a.get("group") or 0, up=True)
+
+    def _link_del(self, a: dict) -> None:
+        name = a["name"]
+        if self.links_.pop(name, None) is None:
+            return
+        for link in self.links_.values():
+            if link["master"] == name:
+                link["master"] = None
+        self.addrs_.pop(name, None)
+        self.routes_ = [r for r in self.routes_ if r.dev != name]
+        self.sysctls = {k: v for k, v in self.sysctls.items() if f"/conf/{name}/" not in k}
+
+    def _links_del_group(self, a: dict) -> None:
+        members = {n for n, link in self.links_.items() if link["group"] == a["group"]}
+        for name in members if members and members <= set(a["names"]) else ():
+            self._link_del({"name": name})
+        for name in a["names"]:
+            self._link_del({"name": name})
+
+    def _link_set(self, a: dict) -> None:
+        link = self.links_.get(a["name"])
+        if link is None:
+            raise _enodev(a["name"])
+        if "master" in a:
+            if a["master"] and a["master"] not in self.links_:
+                raise _enodev(a["master"])
+            link["master"] = a["master"] or None
+        for attr in ("mac", "mtu"):
+            if a.get(attr):
+                link[attr] = a[attr]
+        for attr in ("stp", "forward_delay", "up"):
+            if a.get(attr) is not None:
+                link[attr] = a[attr]
+
+    # addresses and routes (an IPv4 address brings its subnet's kernel route, as in Linux)
+
+    def _addr_add(self, link: str, cidr: str) -> None:
+        if link not in self.links_:
+            raise _enodev(link)
+        self.addrs_.setdefault(link, set()).add(cidr)
+        iface = ipaddress.ip_interface(cidr)
+        if iface.version == 4 and iface.network.prefixlen < 32:
+            self._route_add({"family": 4, "dst": str(iface.network), "dev": link, "proto": "kernel",
+                             "scope": 253, "prefsrc": str(iface.ip)})
+
+    def _addr_del(self, link: str, cidr: str) -> None:
+        self.addrs_.get(link, set()).discard(cidr)
+        self.routes_ = [r for r in self.routes_
+                        if not (r.dev == link and r.proto == "kernel" and r.prefsrc == cidr.split("/")[0])]
+
+    def _route_add(self, route: dict) -> None:
+        if route["dev"] not in self.links_:
+            raise _enodev(route["dev"])
+        gateway = route.get("gateway")
+        if gateway and not any(r.dev == route["dev"] and r.proto == "kernel"
+                               and ipaddress.ip_address(gateway) in ipaddress.ip_network(r.dst)
+                               for r in self.routes_):
+            raise OSError(errno.ENETUNREACH, f"gateway {gateway} is not reachable on {route['dev']}")
+        new = Route(**route)
+        if not any(_same_route(r, new) for r in self.routes_):
+            self.routes_.append(new)
+
+    def _route_del(self, route: dict) -> None:
+        gone = Route(**route)
+        self.routes_ = [r for r in self.routes_ if not _same_route(r, gone)]
+
+    def _sysctl_set(self, path: str, value: str) -> None:
+        if path not in self.sysctls:
+            if "/conf/" in path:
+                return  # the interface is gone, as host/sysctl.write allows
+            raise FileNotFoundError(errno.ENOENT, f"/proc/sys/{path}")
+        self.sysctls[path] = value
+
+    # firewall, dnsmasq
+
+    def _firewall_apply(self, a: dict) -> None:
+        if a["backend"] == "iptables":
+            self.ipt_tables[a["table"]] = copy.deepcopy(a["ruleset"])
+        else:
+            _nft_load(self.nft_tables, a["ruleset"])
+
+    def _firewall_delete(self, a: dict) -> None:
+        if a["backend"] == "iptables":
+            self.ipt_tables.pop(a["table"], None)
+        else:
+            _nft_load(self.nft_tables, a["delete"])
+
+    def _fwaccept_add(self, a: dict) -> None:
+        for spec in reversed(a["specs"]):
+            if _save_line(spec) not in self.forward["rules"]:
+                self.forward["rules"].insert(0, _save_line(spec))
+
+    def _fwaccept_del(self, a: dict) -> None:
+        self.forward["rules"] = [r for r in self.forward["rules"] if r not in map(_save_line, a["specs"])]
+
+    def _dnsmasq_start(self, a: dict) -> None:
+        self.dnsmasqs.pop(a["conf"], None)
+        if a["bridge"] not in self.links_:
+            raise HostError(f"dnsmasq for {a['network']} failed to start: unknown interface {a['bridge']}")
+        if ("udp", 67) in self.listeners:
+            raise HostError(f"dnsmasq for {a['network']} failed to start: failed to bind DHCP server socket "
+                            f"(udp port 67 is held by {', '.join(self.listeners[('udp', 67)])})")
+        self._next_pid += 1
+        self.dnsmasqs[a["conf"]] = {"pid": 1000 + self._next_pid, "conf_text": a["conf_text"], "network": a["network"]}
+
+    def _dnsmasq_stop(self, a: dict) -> None:
+        self.dnsmasqs.pop(a["conf"], None)
+
+
+def _same_route(a: Route, b: Route) -> bool:
+    return (a.family, a.dst, a.dev, a.gateway) == (b.family, b.dst, b.dev, b.gateway)
+
+
+def _save_line(spec: list[str]) -> str:
+    return "-A FORWARD " + " ".join(f'"{w}"' if " " in w else w for w in spec)
+
+
+def _nft_load(tables: dict, text: str) -> None:
+    """Run an `nft -f` batch of the shape kvmnet writes: table adds, deletes and table blocks."""
+    stack: list = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        words = line.split()
+        if not stack and words[0] == "delete":
+            if tables.pop((words[2], words[3]), None) is None:
+                raise HostError(f"nft: no such table {words[2]} {words[3]}")
+        elif not stack and words[0] == "table":
+            table = tables.setdefault((words[1], words[2]), {"chains": {}, "maps": {}})
+            if line.endswith("{"):
+                stack.append(table)
+        elif line == "}":
+            stack.pop()
+        elif words[0] in ("chain", "map") and line.endswith("{"):
+            body = {"head": [], "rules": []} if words[0] == "chain" else {"head": [], "elements": []}
+            stack[-1]["chains" if words[0] == "chain" else "maps"][words[1]] = body
+            stack.append(body)
+        elif line.startswith("elements = {"):
+            stack.append(stack[-1]["elements"])
+        elif isinstance(stack[-1], list):
+            stack[-1].append(line.rstrip(","))
+        elif "rules" in stack[-1] and not line.startswith("type "):
+            stack[-1]["rules"].append(line)
+        else:
+            stack[-1]["head"].append(line)
+
+
+def _nft_text(family: str, name: str, table: dict) -> str:
+    """The table as loadable text (what `nft list table` gives, in kvmnet's own layout)."""
+    body = []
+    for mname, m in table["maps"].items():
+        elems = ",\n".join(f"\t\t\t{e}" for e in m["elements"])
+        body.append(f"\tmap {mname} {{\n" + "".join(f"\t\t{h}\n" for h in m["head"])
+                    + f"\t\telements = {{\n{elems}\n\t\t}}\n\t}}")
+    for cname, c in table["chains"].items():
+        body.append(f"\tchain {cname} {{\n" + "".join(f"\t\t{line}\n" for line in c["head"] + c["rules"]) + "\t}")
+    return f"table {family} {name} {{\n" + "\n".join(body) + "\n}\n"

@@ -1,0 +1,301 @@
+"""The transaction against an in-memory host: apply, no-op re-apply, drift repair, rollback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers.fakehost import FakeHost
+
+from kvmnet import config, engine, naming
+from kvmnet.engine import record as records
+from kvmnet.errors import HostError, InputError
+from kvmnet.host import system
+
+ROOT = Path(__file__).resolve().parents[2]
+NAT = ROOT / "topologies" / "nat.toml"
+NAT_CONF = "dnsmasq-default.conf"
+
+
+def load(path) -> object:
+    return config.load(str(path))
+
+
+def uplinked() -> FakeHost:
+    return FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
+
+
+def steps(host: FakeHost) -> list[tuple[str, str]]:
+    """(op, what) for every step the host ran."""
+    out = []
+    for s in host.ran:
+        a = s.args
+        what = a.get("name") or a.get("path") or a.get("cidr") or a.get("network") or a.get("table") \
+            or a.get("bridge") or a["route"]["dst"]
+        out.append((s.op, what))
+    return out
+
+
+EXPECTED = {
+    "nat.toml": [("bridge.add", "virbr0"), ("sysctl.set", "net/ipv6/conf/virbr0/disable_ipv6"),
+                 ("addr.add", "192.168.122.1/24"), ("tap.add", "kn-web-0"), ("tap.add", "kn-other-0"),
+                 ("sysctl.set", "net/ipv4/ip_forward"), ("sysctl.set", "net/ipv4/conf/virbr0/route_localnet"),
+                 ("firewall.apply", "kvmnet_nat"), ("dnsmasq.start", "default")],
+    "isolated.toml": [("bridge.add", "kvmiso0"), ("sysctl.set", "net/ipv6/conf/kvmiso0/disable_ipv6"),
+                      ("addr.add", "10.77.0.1/24"), ("tap.add", "kn-a-0"), ("tap.add", "kn-b-0"),
+                      ("firewall.apply", "kvmnet_isolated"), ("dnsmasq.start", "lab")],
+    "routed.toml": [("bridge.add", "kvmrt0"), ("sysctl.set", "net/ipv6/conf/kvmrt0/disable_ipv6"),
+                    ("addr.add", "10.80.0.1/24"), ("tap.add", "kn-db-0"), ("sysctl.set", "net/ipv4/ip_forward"),
+                    ("firewall.apply", "kvmnet_routed"), ("dnsmasq.start", "lab")],
+    "bridge.toml": [("bridge.add", "br0"), ("link.set", "eth0"), ("addr.add", "192.0.2.10/24"),
+                    ("route.del", "default"), ("addr.del", "192.0.2.10/24"), ("route.add", "default"),
+                    ("tap.add", "kn-vm1-0")],
+    "socket.toml": [], "user.toml": [],
+    "antispoof.toml": [("bridge.add", "virbr0"), ("sysctl.set", "net/ipv6/conf/virbr0/disable_ipv6"),
+                       ("addr.add", "192.168.122.1/24"), ("tap.add", "c-web"), ("tap.add", "c-other"),
+                       ("tap.add", "c-roamer"), ("sysctl.set", "net/ipv4/ip_forward"),
+                       ("firewall.apply", "kvmnet_antispoof"), ("dnsmasq.start", "default")],
+    "nat-lab.toml": [("bridge.add", "virbr0"), ("sysctl.set", "net/ipv6/conf/virbr0/disable_ipv6"),
+                     ("addr.add", "192.168.122.1/24"), ("tap.add", "kn-web-0"), ("tap.add", "kn-other-0"),
+                     ("sysctl.set", "net/ipv4/ip_forward"), ("sysctl.set", "net/ipv4/conf/virbr0/route_localnet"),
+                     ("firewall.apply", "kvmnet_natlab"), ("dnsmasq.start", "default")],
+    "isolation-a.toml": [step for net, n in (("a", 1), ("b", 2), ("c", 3), ("e", 5)) for step in (
+                             ("bridge.add", f"kvb-{net}"), ("sysctl.set", f"net/ipv6/conf/kvb-{net}/disable_ipv6"),
+                             ("addr.add", f"10.81.{n}.1/24"))]
+                        + [("sysctl.set", "net/ipv4/ip_forward"), ("firewall.apply", "kvmnet_isola")]
+                        + [("dnsmasq.start", net) for net in "abce"],
+    "isolation-b.toml": [("bridge.add", "kvb-d"), ("sysctl.set", "net/ipv6/conf/kvb-d/disable_ipv6"),
+                         ("addr.add", "10.81.4.1/24"), ("sysctl.set", "net/ipv4/ip_forward"),
+                         ("firewall.apply", "kvmnet_isolb"), ("dnsmasq.start", "d")],
+}
+FILES = sorted((ROOT / "topologies").glob("*.toml")) + sorted((ROOT / "tests/data/topologies").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_apply_on_an_empty_host_then_reapply_is_a_no_op(path, tmp_path):
+    host = uplinked()
+    topo = load(path)
+    result = engine.apply(topo, str(tmp_path), host=host)
+    assert steps(host) == EXPECTED[path.name]
+    assert [a.do for a in result.actions] == host.ran
+    ran = len(host.ran)
+    assert engine.apply(topo, str(tmp_path), host=host).actions == []
+    assert len(host.ran) == ran
+    assert engine.compute(topo, str(tmp_path), host=host)[2] == []
+
+
+def test_apply_records_every_undo_and_the_hook_index(tmp_path):
+    host = uplinked()
+    engine.apply(load(NAT), str(tmp_path), host=host)
+    rec = records.load(str(tmp_path), "nat")
+    assert rec.file == str(NAT) and rec.firewall_backend == "nftables"
+    undo = dict((k, u and u["op"]) for k, u in rec.entries)
+    assert undo == {"link:virbr0": "link.del", "sysctl:net/ipv6/conf/virbr0/disable_ipv6": None,
+                    "addr:virbr0:192.168.122.1/24": "addr.del", "link:kn-web-0": "link.del",
+                    "link:kn-other-0": "link.del", "sysctl:net/ipv4/ip_forward": "sysctl.set",
+                    "sysctl:net/ipv4/conf/virbr0/route_localnet": None,
+                    "firewall:nftables:kvmnet_nat": "firewall.delete", "dnsmasq:default": "dnsmasq.stop"}
+    assert rec.networks == {"default": {"bridge": "virbr0", "mode": "nat"}}
+    assert rec.taps == {"kn-web-0": "default", "kn-other-0": "default"}
+    hooks = (tmp_path / "nat" / "hooks").read_text()
+    assert hooks == f"file {NAT}\nnetwork default virbr0\ntap kn-other-0 default\ntap kn-web-0 default\n"
+
+
+def _break(host: FakeHost, damage: str) -> None:
+    if damage == "deleted bridge":
+        host._link_del({"name": "virbr0"})
+    elif damage == "detached tap":
+        host.links_["kn-web-0"]["master"] = None
+    elif damage == "changed table":
+        host.nft_tables[("inet", "kvmnet_nat")]["chains"]["forward"]["rules"].pop()
+    elif damage == "dead dnsmasq":
+        host.dnsmasqs.clear()
+    elif damage == "tap down":
+        host.links_["kn-web-0"]["up"] = False
+    elif damage == "bridge mtu":
+        host.links_["virbr0"].update(mtu=1400, stp=False, forward_delay=7, mac="02:00:00:00:00:99", up=False)
+    elif damage == "forwarding off":
+        host.sysctls["net/ipv4/ip_forward"] = "0"
+
+
+REPAIRS = {"deleted bridge": ["bridge.add", "sysctl.set", "addr.add", "link.set", "link.set", "sysctl.set"],
+           "detached tap": ["link.set"], "changed table": ["firewall.apply"], "dead dnsmasq": ["dnsmasq.start"],
+           "tap down": ["link.set"], "bridge mtu": ["link.set"], "forwarding off": ["sysctl.set"]}
+
+
+@pytest.mark.parametrize("damage", sorted(REPAIRS))
+def test_drift_is_seen_and_repaired(damage, tmp_path):
+    host, topo = uplinked(), load(NAT)
+    engine.apply(topo, str(tmp_path), host=host)
+    synced = host.state()
+    _break(host, damage)
+    assert engine.compute(topo, str(tmp_path), host=host)[2] != []
+    host.ran.clear()
+    engine.apply(topo, str(tmp_path), host=host)
+    assert host.ops() == REPAIRS[damage]
+    assert engine.compute(topo, str(tmp_path), host=host)[2] == []
+    if damage in ("detached tap", "changed table", "tap down", "forwarding off"):
+        assert host.state() == synced
+
+
+def test_a_changed_table_is_listed_once_and_its_rollback_restores_it(tmp_path, monkeypatch):
+    host, topo = uplinked(), load(NAT)
+    engine.apply(topo, str(tmp_path), host=host)
+    host.nft_tables[("inet", "kvmnet_nat")]["chains"]["forward"]["rules"].pop()
+    listings = []
+    real = host.firewall_listing
+    monkeypatch.setattr(host, "firewall_listing", lambda t: listings.append(t) or real(t))
+    host.dnsmasqs.clear()
+    damaged = host.state()
+    host.fail(at=1)  # the firewall loads, then the restart of dnsmasq fails
+    with pytest.raises(HostError) as exc:
+        engine.apply(topo, str(tmp_path), host=host)
+    assert listings == ["kvmnet_nat"]
+    assert str(exc.value).startswith("apply failed at step 2 (start dnsmasq for default on virbr0): fake host:")
+    assert host.state() == damaged  # the damaged table is back, exactly as it was
+    assert engine.compute(topo, str(tmp_path), host=host)[2] != []
+
+
+def test_plan_and_check_never_list_the_table(tmp_path, monkeypatch):
+    host, topo = uplinked(), load(NAT)
+    engine.apply(topo, str(tmp_path), host=host)
+    host.nft_tables[("inet", "kvmnet_nat")]["chains"]["forward"]["rules"].pop()
+    monkeypatch.setattr(host, "firewall_listing", lambda t: pytest.fail("listed"))
+    ctx = engine.Context(topo, str(tmp_path), host=host)
+    [action] = ctx.actions
+    assert action.undo.args["listing"] == "kvmnet_nat" and action.undo.command() == "nft -f -  # the previous ruleset"
+
+
+@pytest.mark.parametrize("n", range(len(EXPECTED["nat.toml"])))
+def test_a_failure_at_every_step_rolls_back_exactly(n, tmp_path):
+    host, topo = uplinked(), load(NAT)
+    host.sysctls["net/ipv4/ip_forward"] = "0"
+    before = host.state()
+    host.fail(at=n)
+    with pytest.raises(HostError) as exc:
+        engine.apply(topo, str(tmp_path), host=host)
+    assert str(exc.value).startswith(f"apply failed at step {n + 1} (")
+    assert "could not undo" not in str(exc.value)
+    assert host.state() == before
+    assert not (tmp_path / "nat" / "state.json").exists()
+
+
+def test_a_failed_reapply_restores_the_record(tmp_path):
+    host, topo = uplinked(), load(NAT)
+    engine.apply(topo, str(tmp_path), host=host)
+    saved = (tmp_path / "nat" / "state.json").read_text()
+    host._link_del({"name": "kn-web-0"})
+    host.fail(op="tap.add")
+    with pytest.raises(HostError):
+        engine.apply(topo, str(tmp_path), host=host)
+    assert (tmp_path / "nat" / "state.json").read_text() == saved
+
+
+def test_an_undo_that_fails_stays_in_the_record(tmp_path):
+    host, topo = uplinked(), load(NAT)
+    host.fail(at=2)  # addr.add on virbr0; its undo runs (the step may have half happened), then the bridge's
+    host.fail(op="link.del")  # ... which fails
+    with pytest.raises(HostError) as exc:
+        engine.apply(topo, str(tmp_path), host=host)
+    assert str(exc.value).endswith("could not undo: link:virbr0 (kept in the record for destroy)")
+    rec = records.load(str(tmp_path), "nat")
+    assert rec.entries == [["link:virbr0", {"op": "link.del", "args": {"name": "virbr0"}}]]
+    assert "virbr0" in host.links_ and "192.168.122.1/24" not in host.addrs_.get("virbr0", set())
+    engine.destroy("nat", str(tmp_path), host=host)
+    assert "virbr0" not in host.links_ and not (tmp_path / "nat").exists()
+
+
+def test_a_host_that_does_not_take_a_change_fails_verification(tmp_path, monkeypatch):
+    host, topo = uplinked(), load(NAT)
+    before = host.state()
+    monkeypatch.setattr(host, "_dnsmasq_start", lambda a: None)  # "started", yet never runs
+    with pytest.raises(HostError) as exc:
+        engine.apply(topo, str(tmp_path), host=host)
+    assert str(exc.value).startswith("apply failed at step 9 (start dnsmasq for default on virbr0): "
+                                     "after apply the host still differs: start dnsmasq for default on virbr0")
+    assert host.state() == before
+
+
+def test_the_default_host_is_the_one_system_default_returns(tmp_path, monkeypatch):
+    host = uplinked()
+    monkeypatch.setattr(system, "default", lambda: host)
+    engine.apply(load(NAT), str(tmp_path))
+    assert "virbr0" in host.links_
+    engine.destroy("nat", str(tmp_path))
+    assert "virbr0" not in host.links_
+
+
+def test_system_default_is_one_real_host():
+    assert isinstance(system.default(), system.System) and system.default() is system.default()
+
+
+def test_a_second_topology_sharing_ip_forward_records_it_without_a_step(tmp_path):
+    host = uplinked()
+    engine.apply(load(NAT), str(tmp_path), host=host)
+    host.ran.clear()
+    engine.apply(load(ROOT / "topologies" / "routed.toml"), str(tmp_path), host=host)
+    assert "sysctl.set" not in [s.op for s in host.ran if s.args.get("path") == "net/ipv4/ip_forward"]
+    rec = records.load(str(tmp_path), "routed")
+    assert ["sysctl:net/ipv4/ip_forward", None] in rec.entries
+
+
+def test_a_drop_policy_forward_chain_gets_accepts_that_go_with_the_topology(tmp_path):
+    host, topo = uplinked(), load(NAT)
+    host.forward = {"policy": "DROP", "rules": ["-A FORWARD -j DOCKER-USER"]}
+    before = host.state()
+    engine.apply(topo, str(tmp_path), host=host)
+    assert host.forward["rules"] == [
+        '-A FORWARD -i virbr0 -m comment --comment "kvmnet nat" -j ACCEPT',
+        '-A FORWARD -o virbr0 -m comment --comment "kvmnet nat" -j ACCEPT', "-A FORWARD -j DOCKER-USER"]
+    assert engine.compute(topo, str(tmp_path), host=host)[2] == []
+    engine.destroy("nat", str(tmp_path), host=host)
+    assert host.state() == before
+
+
+def test_bridge_mode_accepts_bridged_frames_when_br_netfilter_sees_them(tmp_path):
+    host = uplinked()
+    host.forward["policy"] = "DROP"
+    host.sysctls["net/bridge/bridge-nf-call-iptables"] = "1"
+    engine.apply(load(ROOT / "topologies" / "bridge.toml"), str(tmp_path), host=host)
+    assert host.forward["rules"] == ['-A FORWARD -i br0 -o br0 -m comment --comment "kvmnet bridge" -j ACCEPT']
+    assert host.links_["br0"]["mac"] == "52:54:00:00:00:01" and host.links_["eth0"]["master"] == "br0"
+    assert host.addrs_["br0"] == {"192.0.2.10/24"} and not host.addrs_["eth0"]
+
+
+def test_the_iptables_backend_on_a_host_without_nft(tmp_path):
+    host, topo = FakeHost(nft=False), load(ROOT / "topologies" / "isolated.toml")
+    before = host.state()
+    engine.apply(topo, str(tmp_path), host=host)
+    [(prefix, ruleset)] = host.ipt_tables.items()
+    assert prefix == naming.iptables_prefix("isolated") and ruleset["format"] == "kvmnet-iptables/2"
+    assert records.load(str(tmp_path), "isolated").firewall_backend == "iptables"
+    assert engine.apply(topo, str(tmp_path), host=host).actions == []
+    engine.destroy("isolated", str(tmp_path), host=host)
+    assert host.state() == before
+
+
+def test_a_changed_iptables_ruleset_rolls_back_to_the_saved_one(tmp_path):
+    host = FakeHost(nft=False)
+    engine.apply(load(ROOT / "topologies" / "isolated.toml"), str(tmp_path), host=host)
+    host.ipt_tables[naming.iptables_prefix("isolated")]["digest"] = "tampered"
+    host.fail(at=1)
+    host.dnsmasqs.clear()
+    tampered = host.state()
+    with pytest.raises(HostError):
+        engine.apply(load(ROOT / "topologies" / "isolated.toml"), str(tmp_path), host=host)
+    assert host.state() == tampered
+
+
+@pytest.mark.parametrize("wanted, nft, problem, expected", [
+    (None, True, None, "nftables"), (None, False, None, "iptables"), ("iptables", True, None, "iptables"),
+    ("nftables", False, None, "the nftables backend was asked for, but `nft` is not installed (apt-get install nftables)"),
+    ("iptables", True, "no legacy iptables here", "no legacy iptables here")])
+def test_backend_choice(wanted, nft, problem, expected, tmp_path):
+    host = FakeHost(nft=nft, iptables_problem=problem)
+    topo = load(ROOT / "topologies" / "isolated.toml")
+    if expected in ("nftables", "iptables"):
+        assert engine.Context(topo, str(tmp_path), wanted, host=host).backend == expected
+    else:
+        with pytest.raises(InputError) as exc:
+            engine.Context(topo, str(tmp_path), wanted, host=host)
+        assert str(exc.value) == expected

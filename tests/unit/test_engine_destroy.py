@@ -1,0 +1,165 @@
+"""destroy against an in-memory host: newest first, the hand-over of shared facts, tap groups,
+--force, interrupted runs, and records that are corrupt or not kvmnet's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers.fakehost import FakeHost
+
+from kvmnet import config, engine, naming
+from kvmnet.engine import record as records
+from kvmnet.errors import HostError, InputError
+
+ROOT = Path(__file__).resolve().parents[2]
+NAT, ROUTED = ROOT / "topologies" / "nat.toml", ROOT / "topologies" / "routed.toml"
+FORWARD = "net/ipv4/ip_forward"
+
+
+def applied(*paths, host=None, root):
+    host = host or FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
+    before = host.state()
+    for path in paths:
+        engine.apply(config.load(str(path)), str(root), host=host)
+    host.ran.clear()
+    return host, before
+
+
+def test_destroy_runs_the_undo_newest_first_and_leaves_the_host_as_before(tmp_path):
+    host, before = applied(NAT, root=tmp_path)
+    result = engine.destroy("nat", str(tmp_path), host=host)
+    assert [s.describe() for s in host.ran] == [
+        "stop dnsmasq for default", "remove kvmnet's firewall rules (nftables: table inet kvmnet_nat)",
+        "set sysctl net.ipv4.ip_forward = 0", f"delete 2 taps (link group {naming.link_group('nat')})",
+        "remove address 192.168.122.1/24 from virbr0", "delete link virbr0"]
+    assert [a.do for a in result.actions] == host.ran
+    assert host.state() == before
+    assert not (tmp_path / "nat").exists()
+
+
+def test_the_taps_go_as_one_link_group(tmp_path):
+    host, _ = applied(NAT, root=tmp_path)
+    engine.destroy("nat", str(tmp_path), host=host)
+    [group] = [s for s in host.ran if s.op == "links.del_group"]
+    assert group.args == {"group": naming.link_group("nat"), "names": ["kn-web-0", "kn-other-0"]}
+    assert group.describe() == f"delete 2 taps (link group {naming.link_group('nat')})"
+    assert not {"kn-web-0", "kn-other-0"} & set(host.links_)
+
+
+def test_a_foreign_link_in_the_group_is_spared(tmp_path):
+    host, _ = applied(NAT, root=tmp_path)
+    host._add_link("theirs", "tun", group=naming.link_group("nat"))
+    engine.destroy("nat", str(tmp_path), host=host)
+    assert "theirs" in host.links_ and "kn-web-0" not in host.links_
+
+
+def test_a_tap_not_in_the_hook_index_is_deleted_on_its_own(tmp_path):
+    host, before = applied(NAT, root=tmp_path)
+    rec = records.load(str(tmp_path), "nat")
+    rec.taps = {"kn-web-0": "default"}
+    records.save(str(tmp_path), rec)
+    engine.destroy("nat", str(tmp_path), host=host)
+    assert [s.args for s in host.ran if s.op.startswith("link")] == [
+        {"name": "kn-other-0"}, {"group": naming.link_group("nat"), "names": ["kn-web-0"]}, {"name": "virbr0"}]
+    assert host.state() == before
+
+
+def test_a_shared_fact_is_handed_over_then_restored_by_the_last(tmp_path):
+    host, before = applied(NAT, ROUTED, root=tmp_path)
+    assert before["sysctls"][FORWARD] == "0" and host.sysctls[FORWARD] == "1"
+    engine.destroy("nat", str(tmp_path), host=host)
+    assert host.sysctls[FORWARD] == "1"  # routed still forwards
+    heir = dict(map(tuple, ((k, json.dumps(u)) for k, u in records.load(str(tmp_path), "routed").entries)))
+    assert json.loads(heir[f"sysctl:{FORWARD}"]) == {"op": "sysctl.set", "args": {"path": FORWARD, "value": "0"}}
+    assert "sysctl.set" not in [s.op for s in host.ran if s.args.get("path") == FORWARD]
+    engine.destroy("routed", str(tmp_path), host=host)
+    assert host.sysctls[FORWARD] == "0"
+    assert host.state() == before
+
+
+def test_the_hand_over_works_in_either_order(tmp_path):
+    host, before = applied(NAT, ROUTED, root=tmp_path)
+    engine.destroy("routed", str(tmp_path), host=host)
+    assert host.sysctls[FORWARD] == "1"
+    engine.destroy("nat", str(tmp_path), host=host)
+    assert host.state() == before
+
+
+def test_a_failed_undo_stops_nothing_else_and_a_second_destroy_finishes(tmp_path):
+    host, before = applied(NAT, root=tmp_path)
+    host.fail(op="firewall.delete")
+    with pytest.raises(HostError) as exc:
+        engine.destroy("nat", str(tmp_path), host=host)
+    assert str(exc.value) == ("destroy could not finish (run it again once fixed): remove kvmnet's firewall rules "
+                              "(nftables: table inet kvmnet_nat): fake host: firewall.delete failed (as told)")
+    assert [k for k, _ in records.load(str(tmp_path), "nat").entries] == ["firewall:nftables:kvmnet_nat"]
+    assert "virbr0" not in host.links_
+    engine.destroy("nat", str(tmp_path), host=host)
+    assert host.state() == before and not (tmp_path / "nat").exists()
+
+
+def test_destroy_of_nothing_does_nothing(tmp_path):
+    host = FakeHost()
+    assert engine.destroy("nat", str(tmp_path), host=host).actions == [] and host.ran == []
+
+
+def test_force_removes_kvmnets_own_names_without_a_record(tmp_path):
+    topo = config.load(str(NAT))
+    host, _ = applied(NAT, root=tmp_path)
+    (tmp_path / "nat" / "state.json").write_text("{not json")
+    with pytest.raises(InputError) as exc:
+        engine.apply(topo, str(tmp_path), host=host)
+    assert str(exc.value) == (f"{tmp_path}/nat/state.json: state record is corrupt (Expecting property name "
+                              "enclosed in double quotes: line 1 column 2 (char 1)); `kvmnet destroy --force FILE` "
+                              "removes what kvmnet would have created for FILE, by kvmnet's own names")
+    forced = engine.forced_record(topo, str(tmp_path), host=host)
+    assert [k for k, _ in forced.entries] == ["link:virbr0", "link:kn-web-0", "link:kn-other-0",
+                                             "firewall:nftables:kvmnet_nat", "firewall:iptables:kvmnet_nat",
+                                             "dnsmasq:default"]
+    engine.destroy("nat", str(tmp_path), forced, host=host)
+    assert not {"virbr0", "kn-web-0", "kn-other-0"} & set(host.links_)
+    assert host.nft_tables == {} and host.dnsmasqs == {}
+    assert host.sysctls[FORWARD] == "1"  # its original value is unknown without the record: left as it is
+
+
+def test_force_in_bridge_mode_detaches_the_uplink(tmp_path):
+    topo = config.load(str(ROOT / "topologies" / "bridge.toml"))
+    forced = engine.forced_record(topo, str(tmp_path), host=FakeHost())
+    assert forced.entries[:2] == [["master:eth0", {"op": "link.set", "args": {"name": "eth0", "master": ""}}],
+                                  ["link:br0", {"op": "link.del", "args": {"name": "br0"}}]]
+
+
+@pytest.mark.parametrize("text, reason", [
+    ('{"version": 99, "entries": []}', "not a kvmnet state record of version 1"),
+    ('["a list"]', "not a kvmnet state record of version 1"),
+    ('{"version": 1, "entries": {}}', "not a kvmnet state record of version 1")])
+def test_a_record_that_is_not_kvmnets_is_refused_by_name(text, reason, tmp_path):
+    (tmp_path / "nat").mkdir()
+    (tmp_path / "nat" / "state.json").write_text(text)
+    with pytest.raises(InputError) as exc:
+        engine.destroy("nat", str(tmp_path), host=FakeHost())
+    assert str(exc.value) == f"{tmp_path}/nat/state.json: {reason}"
+
+
+def test_a_record_missing_its_topology_is_corrupt(tmp_path):
+    (tmp_path / "nat").mkdir()
+    (tmp_path / "nat" / "state.json").write_text('{"version": 1, "entries": []}')
+    with pytest.raises(InputError) as exc:
+        records.load(str(tmp_path), "nat")
+    assert "state record is corrupt ('topology')" in str(exc.value)
+
+
+def test_a_killed_writers_temp_files_are_cleared(tmp_path):
+    host, _ = applied(NAT, root=tmp_path)
+    (tmp_path / "nat" / "state.json.tmp123").write_text("half")
+    engine.compute(config.load(str(NAT)), str(tmp_path), host=host)
+    assert sorted(p.name for p in (tmp_path / "nat").iterdir()) == ["hooks", "state.json"]
+
+
+def test_all_records_lists_the_applied_topologies(tmp_path):
+    applied(NAT, ROUTED, root=tmp_path)
+    (tmp_path / "stray").mkdir()
+    assert [r.topology for r in records.all_records(str(tmp_path))] == ["nat", "routed"]
+    assert [r.topology for r in records.all_records(str(tmp_path), exclude="nat")] == ["routed"]
