@@ -3,7 +3,9 @@ derive.py chooses one once every NIC is known (it must not collide with any of t
 
 from __future__ import annotations
 
-import re
+from string import hexdigits
+
+from netaddr import EUI, AddrFormatError, mac_unix_expanded
 
 from .. import naming
 from ..model import Guest, Nic
@@ -12,7 +14,6 @@ from .tomlread import Reader
 MAX_NICS = 64  # per guest: more than a PCI bus holds, and derived tap names stay within 15 bytes
 NIC_MODELS = ("virtio-net-pci", "virtio-net", "e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet",
               "vmxnet3", "i82559er", "usb-net")
-_MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", re.ASCII)
 _BOUNDS = (("memory", 16, 1 << 20), ("cpus", 1, 1024), ("queues", 1, 64))
 
 
@@ -50,7 +51,7 @@ def _nic(r: Reader, raw, path: tuple) -> Nic | None:
     network = r.get(raw, "network", path, str)
     mac = r.get(raw, "mac", path, str, None)
     if mac is not None:
-        mac = canonical_mac(r, mac, path + ("mac",))
+        mac = _mac(r, mac, path + ("mac",))
     ip = r.ipv4(raw, "ip", path, None)
     model = r.get(raw, "model", path, str, "virtio-net-pci")
     if model is not None and model not in NIC_MODELS:
@@ -61,15 +62,32 @@ def _nic(r: Reader, raw, path: tuple) -> Nic | None:
     return Nic(network, mac, ip, model or "virtio-net-pci", tap)
 
 
-def canonical_mac(r: Reader, text: str, path: tuple) -> str | None:
-    mac = text.strip().lower().replace("-", ":")
-    if not _MAC_RE.fullmatch(mac):
-        r.error(path, f"{text!r} is not a MAC address (like 52:54:00:12:34:56)")
+def _mac(r: Reader, text: str, path: tuple) -> str | None:
+    """Any common spelling (52:54:00:12:34:56, 52-54-00-12-34-56, 5254.0012.3456, 525400123456,
+    upper case) -> 52:54:00:12:34:56: the rest of kvmnet compares MACs as strings."""
+    eui = _eui48(text.strip())
+    if eui is None:
+        r.error(path, f"{text!r} is not a MAC address (like 52:54:00:12:34:56, 52-54-00-12-34-56 or 5254.0012.3456)")
         return None
-    if int(mac[:2], 16) & 1:
+    mac = str(eui)
+    if mac == "ff:ff:ff:ff:ff:ff":
+        r.error(path, f"{text} is the broadcast MAC; a NIC needs a unicast one")
+        return None
+    if eui.words[0] & 1:  # the I/G bit: a group address
         r.error(path, f"{text} is a multicast MAC; a NIC needs a unicast one")
         return None
     if mac == "00:00:00:00:00:00":
-        r.error(path, "00:00:00:00:00:00 is not a usable MAC")
+        r.error(path, f"{text} is not a usable MAC (all zeros)")
         return None
     return mac
+
+
+def _eui48(text: str) -> EUI | None:
+    """netaddr's parse without its zero-padding of short groups: 5254.0012.345 is a typo, not
+    52:54:00:12:03:45."""
+    if sum(c in hexdigits for c in text) != 12:
+        return None
+    try:
+        return EUI(text, version=48, dialect=mac_unix_expanded)
+    except (AddrFormatError, ValueError):
+        return None
