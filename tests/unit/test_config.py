@@ -185,3 +185,23 @@ def test_file_errors(tmp_path):
     bad.write_bytes(b"\xff\xfe")
     with pytest.raises(InputError, match="not UTF-8"):
         config.load(str(bad))
+
+
+def test_locate_places_later_problems_on_their_line(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text(NAT)
+    found = config.locate(str(path), [(("networks", "default", "bridge"), "virbr0 exists and is not kvmnet's")])
+    assert [str(p) for p in found] == [f"{path}:3: networks.default.bridge: virbr0 exists and is not kvmnet's"]
+    gone = config.locate(str(tmp_path / "gone.toml"), [(("networks",), "x")])
+    assert [str(p) for p in gone] == [f"{tmp_path / 'gone.toml'}: networks: x"]
+
+
+def test_world_writable_file_warns(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text(NAT)
+    path.chmod(0o644)
+    assert config.file_warnings(str(path)) == []
+    path.chmod(0o666)
+    assert config.file_warnings(str(path)) == [
+        f"{path}: warning: the file is world-writable; anyone on this host can change what kvmnet applies as root"]
+    assert config.file_warnings(str(tmp_path / "gone.toml")) == []
