@@ -1,4 +1,4 @@
-"""The topology as immutable values. Built only by config.py; read by everything else."""
+"""The topology as immutable values. Built only by config/; read by everything else."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ class Network:
 @dataclass(frozen=True)
 class Nic:
     network: str
-    mac: str
+    mac: str  # lowercase 52:54:00:12:34:56 form (compared as a string); config/derive.py picks one if the file gives none
     ip: IPv4Address | None = None
     model: str = "virtio-net-pci"
     tap: str | None = None  # derived by naming.tap_name for bridged networks

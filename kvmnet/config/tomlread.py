@@ -20,7 +20,6 @@ class Reader:
         self.file, self.text = file, text
         self._lines: dict | None = None
         self.problems: list[Problem] = []
-        self.derived_macs: set[tuple[str, int]] = set()  # (guest, nic index) whose MAC kvmnet chose
 
     @property
     def lines(self) -> dict:

@@ -109,18 +109,21 @@ def test_every_bad_file_is_rejected_with_its_message():
     assert not problems, f"{len(problems)} of {len(EXPECTED)} corpus files not rejected as expected:\n\n" + "\n\n".join(problems)
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.name, marks=pytest.mark.xfail(strict=True, reason=c.xfail))
-                                  for c in KNOWN_BUGS])
-def test_known_loader_bug(case):
-    """In a child process with a timeout: one of these files makes the loader hang."""
-    try:
-        res = subprocess.run(CLI + ["validate", str(case.path)], capture_output=True, text=True, timeout=5,
-                             cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{case.name}: kvmnet validate did not finish in 5 s")
-    assert "Traceback" not in res.stderr, res.stderr
-    assert res.returncode == 2, f"{case.name}: exit {res.returncode} (expected 2 with {case.expect!r})\n{res.stdout}{res.stderr}"
-    assert any(case.expect in line and line.startswith(str(case.path)) for line in res.stderr.splitlines()), res.stderr
+# Collected only while some file is marked `# xfail:` (no known loader bug is left today): an
+# empty parametrization would show as a skip that tells a reader nothing.
+if KNOWN_BUGS:
+    @pytest.mark.parametrize("case", [pytest.param(c, id=c.name, marks=pytest.mark.xfail(strict=True, reason=c.xfail))
+                                      for c in KNOWN_BUGS])
+    def test_known_loader_bug(case):
+        """In a child process with a timeout: such a file may make the loader hang."""
+        try:
+            res = subprocess.run(CLI + ["validate", str(case.path)], capture_output=True, text=True, timeout=5,
+                                 cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{case.name}: kvmnet validate did not finish in 5 s")
+        assert "Traceback" not in res.stderr, res.stderr
+        assert res.returncode == 2, f"{case.name}: exit {res.returncode} (expected 2 with {case.expect!r})\n{res.stdout}{res.stderr}"
+        assert any(case.expect in line and line.startswith(str(case.path)) for line in res.stderr.splitlines()), res.stderr
 
 
 CLI_SAMPLE = ["dhcp-end-outside-subnet.toml", "toml-duplicate-key.toml", "non-utf8-ff-byte.toml",

@@ -190,9 +190,14 @@ port = st.one_of(port_int, port_int,
                  st.builds("{}-{}".format, port_int, port_int),
                  st.builds(lambda a, n: f"{a}-{a + n}", st.integers(1, 65535), st.integers(0, 20)),
                  pick("80", " 80-81 ", "80 - 81", "8000-", "\u0668\u0660-\u0668\u0661", "0x50"))
+MAC_SPELLINGS = (lambda h: ":".join(h[i:i + 2] for i in range(0, 12, 2)),  # 52:54:00:12:34:56
+                 lambda h: "-".join(h[i:i + 2] for i in range(0, 12, 2)).upper(),  # 52-54-00-12-34-56
+                 lambda h: ".".join(h[i:i + 4] for i in range(0, 12, 4)),  # 5254.0012.3456
+                 lambda h: h)  # bare
 mac = st.one_of(pick("52:54:00:12:34:56", "52:54:00:12:34:57", "52:54:00:AA:00:01", "52-54-00-aa-00-01"),
                 pick("53:54:00:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00", "52:54:00:zz:00:01", "", "52:54"),
-                st.binary(min_size=6, max_size=6).map(lambda b: ":".join(f"{x:02x}" for x in b)))
+                pick("5254.0012.3456", "525400123456", "52-54-00-12-34-56", "5254.0012.345", "52540012345", "52:54:0:1:2:3"),
+                st.builds(lambda b, spell: spell(b.hex()), st.binary(min_size=6, max_size=6), pick(*MAC_SPELLINGS)))
 path_text = st.one_of(pick("/srv/tftp", "/srv/a b", "relative/dir", "/a,b", "/x\ny", "", "/srv/\u0000"), st.text(max_size=8))
 guest_ref = st.one_of(pick(*GUEST_NAMES), ipv4)
 text_value = st.one_of(pick("kvm.lan", "lan", "a..b", "-x", "kvm lan", "devbox", "a,b"), st.text(max_size=10))
@@ -318,7 +323,7 @@ def clean_document(draw):
             if n in prefix and draw(st.booleans()):
                 nic["ip"] = f"{prefix[n]}.{draw(st.integers(2, 99))}"
             if draw(st.integers(0, 2)) == 0:
-                nic["mac"] = "52:54:00:" + ":".join(f"{draw(octet):02x}" for _ in range(3))
+                nic["mac"] = draw(pick(*MAC_SPELLINGS))("525400" + "".join(f"{draw(octet):02x}" for _ in range(3)))
             if nets[n]["mode"] in BRIDGED_MODES and draw(st.integers(0, 4)) == 0:
                 nic["tap"] = draw(pick("vnet0", "vnet1", f"tap-{g}"[:15]))
             if draw(st.integers(0, 3)) == 0:

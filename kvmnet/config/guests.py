@@ -1,0 +1,93 @@
+"""[guests.NAME] tables -> model.Guest. A NIC whose file gives no MAC gets mac=None here;
+derive.py chooses one once every NIC is known (it must not collide with any of them)."""
+
+from __future__ import annotations
+
+from string import hexdigits
+
+from netaddr import EUI, AddrFormatError, mac_unix_expanded
+
+from .. import naming
+from ..model import Guest, Nic
+from .tomlread import Reader
+
+MAX_NICS = 64  # per guest: more than a PCI bus holds, and derived tap names stay within 15 bytes
+NIC_MODELS = ("virtio-net-pci", "virtio-net", "e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet",
+              "vmxnet3", "i82559er", "usb-net")
+_BOUNDS = (("memory", 16, 1 << 20), ("cpus", 1, 1024), ("queues", 1, 64))
+
+
+def guest(r: Reader, name: str, raw, path: tuple) -> Guest | None:
+    if not naming.OBJECT_NAME_RE.fullmatch(name):
+        r.error(path, f"guest name {name!r} must be 1-32 letters, digits, '_' or '-'")
+        return None
+    raw = r.table(raw, path, ("nics", "memory", "cpus", "kernel", "initrd", "append", "disk", "qemu_args", "queues"))
+    extra = {}
+    for key, lo, hi in _BOUNDS:
+        value = r.get(raw, key, path, int, None)
+        if value is not None and not lo <= value <= hi:
+            r.error(path + (key,), f"{value} is outside {lo}-{hi}")
+        elif value is not None:
+            extra[key] = value
+    for key in ("kernel", "initrd", "append", "disk"):
+        value = r.get(raw, key, path, str, None)
+        if value is not None:
+            extra[key] = value
+    args = r.get(raw, "qemu_args", path, list, [])
+    if args and not all(isinstance(a, str) for a in args):
+        r.error(path + ("qemu_args",), "must be an array of strings")
+    elif args:
+        extra["qemu_args"] = tuple(args)
+    nics_raw = r.get(raw, "nics", path, list, [])
+    if nics_raw and len(nics_raw) > MAX_NICS:
+        r.error(path + ("nics",), f"{len(nics_raw)} NICs; a guest has at most {MAX_NICS}")
+        nics_raw = []
+    nics = [n for i, nic in enumerate(nics_raw or []) if (n := _nic(r, nic, path + ("nics", i)))]
+    return Guest(name, tuple(nics), **extra)
+
+
+def _nic(r: Reader, raw, path: tuple) -> Nic | None:
+    raw = r.table(raw, path, ("network", "mac", "ip", "model", "tap"))
+    network = r.get(raw, "network", path, str)
+    mac = r.get(raw, "mac", path, str, None)
+    if mac is not None:
+        mac = _mac(r, mac, path + ("mac",))
+    ip = r.ipv4(raw, "ip", path, None)
+    model = r.get(raw, "model", path, str, "virtio-net-pci")
+    if model is not None and model not in NIC_MODELS:
+        r.error(path + ("model",), f"unknown NIC model {model!r} (one of {', '.join(NIC_MODELS)})")
+    tap = r.ifname(raw, "tap", path, None)
+    if network is None:
+        return None
+    return Nic(network, mac, ip, model or "virtio-net-pci", tap)
+
+
+def _mac(r: Reader, text: str, path: tuple) -> str | None:
+    """Any common spelling (52:54:00:12:34:56, 52-54-00-12-34-56, 5254.0012.3456, 525400123456,
+    upper case) -> 52:54:00:12:34:56: the rest of kvmnet compares MACs as strings."""
+    eui = _eui48(text.strip())
+    if eui is None:
+        r.error(path, f"{text!r} is not a MAC address (like 52:54:00:12:34:56, 52-54-00-12-34-56 or 5254.0012.3456)")
+        return None
+    mac = str(eui)
+    if mac == "ff:ff:ff:ff:ff:ff":
+        r.error(path, f"{text} is the broadcast MAC; a NIC needs a unicast one")
+        return None
+    if eui.words[0] & 1:  # the I/G bit: a group address
+        r.error(path, f"{text} is a multicast MAC; a NIC needs a unicast one")
+        return None
+    if mac == "00:00:00:00:00:00":
+        r.error(path, f"{text} is not a usable MAC (all zeros)")
+        return None
+    return mac
+
+
+def _eui48(text: str) -> EUI | None:
+    """netaddr's parse without its zero-padding of short groups: 5254.0012.345 is a typo, not
+    52:54:00:12:03:45."""
+    if sum(c in hexdigits for c in text) != 12:
+        return None
+    try:
+        return EUI(text, version=48, dialect=mac_unix_expanded)
+    except (AddrFormatError, ValueError):
+        return None

@@ -1,0 +1,153 @@
+"""[networks.NAME] tables -> model.Network: bridge settings, subnet, gateway, DHCP and DNS.
+QEMU-only modes (user, socket) are read by qemu_modes.py."""
+
+from __future__ import annotations
+
+import os
+import re
+from ipaddress import IPv4Network, ip_address, ip_network
+
+from .. import naming
+from ..model import Dhcp, MODES, Network
+from .qemu_modes import socket_net, user_net
+from .tomlread import MISSING, Reader, check_host_address, type_name
+
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?", re.ASCII)
+_LEASE = re.compile(r"\d+[smhdw]?|infinite", re.ASCII)
+
+_COMMON = ("mode",)
+_BRIDGE_KEYS = ("bridge", "stp", "forward_delay", "mtu")
+_ADDR_KEYS = ("subnet", "gateway", "dhcp", "domain", "dns_hosts", "tftp_root", "bootfile",
+              "spoof_protection")
+NETWORK_KEYS = {
+    "nat": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ("forwards",),
+    "routed": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS,
+    "isolated": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS,
+    "bridge": _COMMON + _BRIDGE_KEYS + ("uplink",),
+    "user": _COMMON + ("net", "host", "dns", "dhcpstart", "restrict", "hostname", "domainname",
+                       "hostfwd", "guestfwd", "tftp", "bootfile", "smb", "ipv6"),
+    "socket": _COMMON + ("transport", "address", "port", "localaddr"),
+}
+
+
+def network(r: Reader, name: str, raw, path: tuple) -> Network | None:
+    """One network without its forwards (they name guests: forwards.py reads them later)."""
+    if not naming.OBJECT_NAME_RE.fullmatch(name):
+        r.error(path, f"network name {name!r} must be 1-32 letters, digits, '_' or '-'")
+    if not isinstance(raw, dict):
+        r.error(path, f"must be a table, not {type_name(raw)}")
+        return None
+    mode = r.get(raw, "mode", path, str)
+    if mode is None:
+        return None
+    if mode not in MODES:
+        r.error(path + ("mode",), f"unknown mode {mode!r} (one of {', '.join(MODES)})")
+        return None
+    r.table(raw, path, NETWORK_KEYS[mode])
+    if mode == "user":
+        return Network(name, mode, user=user_net(r, raw, path))
+    if mode == "socket":
+        return socket_net(r, name, raw, path)
+    fields = _bridge(r, raw, path)
+    if mode == "bridge":
+        fields["uplink"] = r.ifname(raw, "uplink", path)
+    else:
+        fields.update(_addressing(r, raw, path, mode))
+    return Network(name, mode, **fields)
+
+
+def _bridge(r: Reader, raw: dict, path: tuple) -> dict:
+    bridge = r.ifname(raw, "bridge", path)
+    stp = r.get(raw, "stp", path, bool, True)
+    delay = r.get(raw, "forward_delay", path, int, 0)
+    if delay is not None and not 0 <= delay <= 30:
+        r.error(path + ("forward_delay",), f"{delay} is outside 0-30 seconds")
+    mtu = r.get(raw, "mtu", path, int, None)
+    if mtu is not None and not 68 <= mtu <= 65535:
+        r.error(path + ("mtu",), f"{mtu} is outside 68-65535")
+    return {"bridge": bridge, "stp": bool(stp), "forward_delay": delay or 0, "mtu": mtu}
+
+
+def _addressing(r: Reader, raw: dict, path: tuple, mode: str) -> dict:
+    """What kvmnet's own subnets have: gateway, DHCP, DNS, PXE boot."""
+    subnet_required = mode != "isolated" or "dhcp" in raw or "gateway" in raw
+    subnet = _subnet(r, raw, path, required=subnet_required)
+    gateway = r.ipv4(raw, "gateway", path, None)
+    if subnet is not None:
+        if gateway is None:
+            gateway = subnet.network_address + 1
+        else:
+            check_host_address(r, path + ("gateway",), gateway, subnet)
+    dhcp = _dhcp(r, raw.get("dhcp"), path + ("dhcp",), subnet) if "dhcp" in raw else None
+    domain, dns_hosts = _dns(r, raw, path)
+    fields = {}
+    for key in ("tftp_root", "bootfile"):
+        value = r.get(raw, key, path, str, None)
+        if value is not None and ("\n" in value or "," in value):
+            r.error(path + (key,), "must not contain commas or newlines")
+        fields[key] = value
+    if fields["tftp_root"] is not None and not os.path.isabs(fields["tftp_root"]):
+        r.error(path + ("tftp_root",), "must be an absolute path")
+    fields.update(subnet=subnet, gateway=gateway if subnet else None, dhcp=dhcp, domain=domain,
+                  dns_hosts=dns_hosts,
+                  spoof_protection=bool(r.get(raw, "spoof_protection", path, bool, False)))
+    return fields
+
+
+def _subnet(r: Reader, raw: dict, path: tuple, required: bool) -> IPv4Network | None:
+    text = r.get(raw, "subnet", path, str, MISSING if required else None)
+    if text is None:
+        return None
+    try:
+        net = ip_network(text, strict=False)
+    except ValueError:
+        r.error(path + ("subnet",), f"{text!r} is not a subnet in CIDR form (like 192.168.122.0/24)")
+        return None
+    if not isinstance(net, IPv4Network):
+        r.error(path + ("subnet",), f"{text} is IPv6; only IPv4 subnets are supported")
+        return None
+    if "/" not in text:
+        r.error(path + ("subnet",), f"{text!r} has no prefix length (like {text}/24)")
+        return None
+    if net.network_address != ip_address(text.split("/")[0].strip()):
+        r.error(path + ("subnet",), f"{text} has host bits set; did you mean {net}?")
+        return None
+    if net.prefixlen < 8 or net.prefixlen > 30:
+        r.error(path + ("subnet",), f"/{net.prefixlen} is outside /8-/30 (a guest network needs a gateway and guests, and no more than a /8)")
+        return None
+    return net
+
+
+def _dhcp(r: Reader, raw, path: tuple, subnet: IPv4Network | None) -> Dhcp | None:
+    raw = r.table(raw, path, ("start", "end", "lease_time"))
+    start, end = r.ipv4(raw, "start", path), r.ipv4(raw, "end", path)
+    lease = r.get(raw, "lease_time", path, str, "1h")
+    if lease is not None and not _LEASE.fullmatch(lease):
+        r.error(path + ("lease_time",), f"{lease!r} is not a lease time (like 3600, 1h, 2d, infinite)")
+    if start is None or end is None or subnet is None:
+        return None
+    ok = check_host_address(r, path + ("start",), start, subnet)
+    ok = check_host_address(r, path + ("end",), end, subnet) and ok
+    if ok and start > end:
+        r.error(path + ("end",), f"range {start}-{end} is reversed")
+        return None
+    return Dhcp(start, end, lease or "1h") if ok else None
+
+
+def _dns(r: Reader, raw: dict, path: tuple) -> tuple[str | None, tuple]:
+    domain = r.get(raw, "domain", path, str, None)
+    if domain is not None and (len(domain) > 253 or not _is_dns_name(domain)):
+        r.error(path + ("domain",), f"{domain!r} is not a DNS domain name")
+    dns_hosts = []
+    hosts_raw = r.get(raw, "dns_hosts", path, dict, {})
+    for host in hosts_raw or {}:
+        if not _is_dns_name(host):
+            r.error(path + ("dns_hosts", host), f"{host!r} is not a host name")
+        ip = r.ipv4(hosts_raw, host, path + ("dns_hosts",))
+        if ip is not None:
+            dns_hosts.append((host, ip))
+    return domain, tuple(dns_hosts)
+
+
+def _is_dns_name(name: str) -> bool:
+    return all(_LABEL.fullmatch(label) for label in name.split("."))
