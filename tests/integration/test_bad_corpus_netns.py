@@ -55,14 +55,17 @@ def test_apply_rejects_every_bad_file_and_changes_nothing(netns):
     assert after == before, snapshot_diff(before, after)
 
 
-@pytest.mark.parametrize("path,expect", [
-    pytest.param(p, e, id=p.name, marks=pytest.mark.xfail(strict=True, reason=x)) for p, e, x in CASES if x])
-def test_known_loader_bug_file(netns, path, expect):
-    before = netns.snapshot()
-    env = dict(os.environ, KVMNET_STATE_DIR=str(netns.state_dir), PYTHONPATH=str(ROOT))
-    # netns.kvmnet() with a timeout: one of these files makes the loader hang, another makes
-    # apply create 10000 taps
-    res = netns.run(*KVMNET, "apply", str(path), env=env, check=False, timeout=4)
-    after = netns.snapshot()
-    assert _wrong(path, expect, res) is None, _wrong(path, expect, res)
-    assert after == before, snapshot_diff(before, after)
+# Collected only while some corpus file is marked `# xfail:` (none is today): an empty
+# parametrization would show as a skip that tells a reader nothing.
+if any(x for _, _, x in CASES):
+    @pytest.mark.parametrize("path,expect", [
+        pytest.param(p, e, id=p.name, marks=pytest.mark.xfail(strict=True, reason=x)) for p, e, x in CASES if x])
+    def test_known_loader_bug_file(netns, path, expect):
+        before = netns.snapshot()
+        env = dict(os.environ, KVMNET_STATE_DIR=str(netns.state_dir), PYTHONPATH=str(ROOT))
+        # netns.kvmnet() with a timeout: one of these files makes the loader hang, another makes
+        # apply create 10000 taps
+        res = netns.run(*KVMNET, "apply", str(path), env=env, check=False, timeout=4)
+        after = netns.snapshot()
+        assert _wrong(path, expect, res) is None, _wrong(path, expect, res)
+        assert after == before, snapshot_diff(before, after)
