@@ -83,10 +83,12 @@ def validate(file):
 @click.option("--firewall", type=click.Choice(["nftables", "iptables"]), default=None,
               help="Firewall backend (default: the file's `firewall`, else nftables where `nft` works).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--replace", is_flag=True,
+              help="FILE's topology name is applied here from another file: replace what that file made.")
 @click.pass_obj
-def plan_cmd(state_root, file, as_json, firewall=None):
+def plan_cmd(state_root, file, as_json, firewall=None, replace=False):
     """Show the steps `apply` would take; change nothing."""
-    topo, ctx = _locked(state_root, file, lambda topo: engine.Context(topo, state_root, firewall))
+    topo, ctx = _locked(state_root, file, lambda topo: engine.Context(topo, state_root, firewall, replace=replace))
     actions = ctx.actions
     if as_json:
         click.echo(json.dumps({"topology": topo.name, "firewall": ctx.backend,
@@ -102,15 +104,17 @@ def plan_cmd(state_root, file, as_json, firewall=None):
 @click.option("--firewall", type=click.Choice(["nftables", "iptables"]), default=None,
               help="Firewall backend (default: the file's `firewall`, else nftables where `nft` works).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("--replace", is_flag=True,
+              help="FILE's topology name is applied here from another file: replace what that file made.")
 @click.pass_obj
 @click.pass_context
-def apply_cmd(ctx, state_root, file, firewall, dry_run):
+def apply_cmd(ctx, state_root, file, firewall, dry_run, replace):
     """Make the host match FILE (a transaction: all steps, or none)."""
     if dry_run:
-        ctx.invoke(plan_cmd, file=file, as_json=False, firewall=firewall)
+        ctx.invoke(plan_cmd, file=file, as_json=False, firewall=firewall, replace=replace)
         return
     _need_root("apply")
-    topo, result = _locked(state_root, file, lambda topo: engine.apply(topo, state_root, firewall))
+    topo, result = _locked(state_root, file, lambda topo: engine.apply(topo, state_root, firewall, replace=replace))
     n = len(result.actions)
     _print_actions(result.actions, f"{topo.name}: applied {n} step(s); verified in sync" if n else
                    f"{topo.name}: already in sync; nothing changed")

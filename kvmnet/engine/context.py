@@ -6,6 +6,8 @@ topology that would take over something kvmnet does not own.
 
 from __future__ import annotations
 
+import os
+
 from .. import naming
 from ..config import locate
 from ..errors import InputError
@@ -18,12 +20,15 @@ from .steps import Action
 
 
 class Context:
-    def __init__(self, topo: Topology, state_root: str, backend: str | None = None, host=None):
+    def __init__(self, topo: Topology, state_root: str, backend: str | None = None, host=None,
+                 replace: bool = False):
         self.topo, self.root = topo, state_root
         self.host = host or system.default()
         self.dir = naming.state_dir_for(topo.name, state_root)
         records.clear_stale(state_root, topo.name)
         self.record = records.load(state_root, topo.name)
+        if not replace:
+            _refuse_another_file(topo, self.record)
         # --firewall, else the file's `firewall`, else what this topology already uses
         wanted = backend or (topo.firewall if topo.firewall != "auto" else None) or self.record.firewall_backend
         self.backend = backends.choose(wanted, self.host)
@@ -52,6 +57,17 @@ class Context:
                 action = firewall_plan.with_listing(action, texts[table])
             out.append(action)
         return out
+
+
+def _refuse_another_file(topo: Topology, record) -> None:
+    """Two files with one topology name: applying the second would silently tear down what the
+    first made (its bridges, taps, rules), so that takes --replace."""
+    if not record.entries or not os.path.isabs(record.file or "") or not topo.path:
+        return  # (records before 0.2 kept the path as typed: relative to an unknown cwd)
+    if os.path.realpath(record.file) != os.path.realpath(topo.path):
+        raise InputError(f"{topo.path}: topology {topo.name!r} is applied here from another file, {record.file}; "
+                         f"applying {topo.path} would replace what that file made: say --replace to do so, "
+                         "or give this file another `name`")
 
 
 def compute(topo: Topology, state_root: str, backend: str | None = None, host=None):

@@ -215,14 +215,14 @@ def test_changed_topology_drops_stale_chains_and_failed_apply_rolls_back(netns, 
     text = TOPOLOGY.read_text().split("[[networks.default.forwards]]")[0] + "[guests.web]" + \
         TOPOLOGY.read_text().split("[guests.web]")[1]
     smaller = _variant(tmp_path, text.replace('domain = "kvm.lan"', 'domain = "other.lan"'))
-    steps = [s["do"]["op"] for s in json.loads(netns.kvmnet("plan", "--json", str(smaller)).stdout)["steps"]]
+    steps = [s["do"]["op"] for s in json.loads(netns.kvmnet("plan", "--json", "--replace", str(smaller)).stdout)["steps"]]
     assert "firewall.apply" in steps and steps[-1] != "firewall.apply", steps
     fail_at = str(steps.index("firewall.apply") + 1)
-    res = netns.kvmnet("apply", str(smaller), env={"KVMNET_FAULT_AT": fail_at})
+    res = netns.kvmnet("apply", "--replace", str(smaller), env={"KVMNET_FAULT_AT": fail_at})
     assert res.returncode == 1 and "rolled back" in res.stderr, res.stderr
     assert save(netns) == full, "rollback did not restore the previous chains exactly"
     assert netns.kvmnet("check", str(TOPOLOGY)).returncode == 0
-    assert netns.kvmnet("apply", str(smaller)).returncode == 0
+    assert netns.kvmnet("apply", "--replace", str(smaller)).returncode == 0
     left = {l.split()[1] if l.startswith("-A") else l[1:].split()[0] for l in ours(netns)}
     assert left == {f"{PREFIX}-FWD", f"{PREFIX}-FWO", f"{PREFIX}-INP", f"{PREFIX}-POST", "FORWARD", "INPUT", "POSTROUTING"}, left
     assert netns.kvmnet("check", str(smaller)).returncode == 0

@@ -109,9 +109,9 @@ def test_failed_change_restores_the_previous_ruleset(netns, tmp_path):
     ruleset = netns.run("nft", "list", "ruleset").stdout
     changed = tmp_path / "natlab.toml"
     changed.write_text(TOPOLOGY.read_text() + '\n[[networks.default.forwards]]\nhost_port = 2222\nguest = "web"\nguest_port = 22\n')
-    steps = json.loads(netns.kvmnet("plan", "--json", str(changed)).stdout)["steps"]
+    steps = json.loads(netns.kvmnet("plan", "--json", "--replace", str(changed)).stdout)["steps"]
     assert [s["do"]["op"] for s in steps] == ["firewall.apply"]
-    res = netns.kvmnet("apply", str(changed), env={"KVMNET_FAULT_AT": "0+"})  # fail right after the new rules loaded
+    res = netns.kvmnet("apply", "--replace", str(changed), env={"KVMNET_FAULT_AT": "0+"})  # fail right after the new rules loaded
     assert res.returncode == 1 and "rolled back" in res.stderr
     assert netns.run("nft", "list", "ruleset").stdout == ruleset
     assert netns.kvmnet("check", str(TOPOLOGY)).returncode == 0
