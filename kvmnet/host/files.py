@@ -121,11 +121,12 @@ def open_dir(path: str, create: bool = False) -> int | None:
 
 def unreadable(path: str, exc: OSError) -> StateUnreadable:
     try:
-        owner = f"uid {os.stat(path).st_uid}"
+        uid = os.stat(path).st_uid
+        owner = "root" if uid == 0 else f"uid {uid}"
     except OSError:
         owner = "another user"
-    return StateUnreadable(f"{path}: {exc.strerror or exc}: the state dir belongs to {owner}; "
-                           "run kvmnet as that user (root: sudo), or pass a --state-dir you own")
+    return StateUnreadable(f"cannot read kvmnet's state: {path}: {exc.strerror or exc} (it belongs to {owner}); "
+                           "run kvmnet as that user (sudo kvmnet ...), or pass a --state-dir you own")
 
 
 def read_at(dir_fd: int, name: str, path: str) -> str | None:
