@@ -35,7 +35,7 @@ def test_a_corrupt_record_does_not_block_destroying_another_topology(force, tmp_
     forced = engine.forced_record(routed, str(tmp_path), host=host) if force else None
     engine.destroy("routed", str(tmp_path), forced, host=host)
     assert not (tmp_path / "routed").exists()
-    assert "virbr0" in host.links_ and not {"virbr1", "lab"} & set(host.links_)
+    assert "virbr0" in host.links_ and "kvmrt0" not in host.links_
     with pytest.raises(CorruptRecord):  # its own topology still says what is wrong
         engine.destroy("nat", str(tmp_path), host=host)
 
