@@ -31,12 +31,13 @@ def _load(file: str):
     return config.load(file)
 
 
-def _locked(state_root: str, file: str, work):
-    """Load FILE, then run work(topo) holding the state lock; a kvmnet error is printed and
-    exits (2: bad input or a conflict, nothing changed; 1: a failure on the host)."""
+def _locked(state_root: str, file: str, work, shared: bool = False):
+    """Load FILE, then run work(topo) holding the state lock (`shared`: a verb that writes
+    nothing, which must work without root where it can); a kvmnet error is printed and exits
+    (2: bad input or a conflict, nothing changed; 1: a failure on the host)."""
     try:
         topo = _load(file)
-        with statedir.locked(state_root):
+        with statedir.locked(state_root, shared=shared):
             return topo, work(topo)
     except KvmnetError as exc:
         _fail(exc)
@@ -88,7 +89,8 @@ def validate(file):
 @click.pass_obj
 def plan_cmd(state_root, file, as_json, firewall=None, replace=False):
     """Show the steps `apply` would take; change nothing."""
-    topo, ctx = _locked(state_root, file, lambda topo: engine.Context(topo, state_root, firewall, replace=replace))
+    topo, ctx = _locked(state_root, file, lambda topo: engine.Context(topo, state_root, firewall, replace=replace),
+                        shared=True)
     actions = ctx.actions
     if as_json:
         click.echo(json.dumps({"topology": topo.name, "firewall": ctx.backend,
@@ -142,7 +144,7 @@ def destroy(state_root, file, force):
 @click.pass_obj
 def check(state_root, file, as_json):
     """Exit 0 if the host matches FILE, 1 (listing the differences) if it drifted."""
-    topo, ctx = _locked(state_root, file, lambda topo: engine.Context(topo, state_root))
+    topo, ctx = _locked(state_root, file, lambda topo: engine.Context(topo, state_root), shared=True)
     drift = [{"key": a.key, "repair": a.do.describe()} for a in ctx.actions]
     if as_json:
         click.echo(json.dumps({"topology": topo.name, "in_sync": not drift, "drift": drift}, indent=1))
@@ -161,15 +163,16 @@ def check(state_root, file, as_json):
 @click.pass_obj
 def status(state_root, file, as_json):
     """What kvmnet has applied here (and, with FILE, whether the host still matches it)."""
+    corrupt = []  # a topology's bad record is listed as such, and blocks no other
     try:
-        with statedir.locked(state_root):
-            recs = records.all_records(state_root)
+        topo = _load(file) if file else None
+        with statedir.locked(state_root, shared=True):
+            recs = records.all_records(state_root, corrupt=corrupt)
             out = []
             for rec in recs:
                 item = {"topology": rec.topology, "file": rec.file, "objects": len(rec.entries),
                         "firewall": rec.firewall_backend}
-                if file:
-                    topo = _load(file)
+                if topo:
                     if topo.name != rec.topology:
                         continue
                     _, _, actions = engine.compute(topo, state_root)
@@ -177,10 +180,14 @@ def status(state_root, file, as_json):
                 out.append(item)
     except KvmnetError as exc:
         _fail(exc)
+    bad = [{"topology": os.path.basename(os.path.dirname(c.path)), "corrupt": str(c)} for c in corrupt]
+    bad = [b for b in bad if topo is None or b["topology"] == topo.name]
     if as_json:
-        click.echo(json.dumps({"state_dir": state_root, "topologies": out}, indent=1))
+        click.echo(json.dumps({"state_dir": state_root, "topologies": out + bad}, indent=1))
         return
-    if not out:
+    for item in bad:
+        click.echo(f"{item['topology']}: {item['corrupt']}")
+    if not out and not bad:
         click.echo(f"nothing applied (state dir {state_root})")
     for item in out:
         line = f"{item['topology']}: {item['objects']} object(s) from {item['file']} (firewall: {item['firewall'] or 'none'})"
@@ -197,9 +204,11 @@ def leases(state_root, network, as_json):
     """DHCP leases handed out by kvmnet's dnsmasq (all networks, or NETWORK)."""
     from .host import leases as lease_files
     from . import naming
-    found = []
+    found, corrupt = [], []
     try:
-        for rec in records.all_records(state_root):
+        with statedir.locked(state_root, shared=True):
+            recs = records.all_records(state_root, corrupt=corrupt)
+        for rec in recs:
             tdir = naming.state_dir_for(rec.topology, state_root)
             for net in lease_files.networks_in(tdir):
                 if network in (None, net):

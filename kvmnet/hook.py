@@ -43,11 +43,9 @@ class _Applied:
 def _applied(state_root: str) -> list[_Applied]:
     out = []
     for name in statedir.topologies(state_root):
-        try:
-            with open(os.path.join(state_root, name, "hooks")) as f:
-                out.append(_Applied(f.read()))
-        except OSError:
-            continue
+        text = statedir.read(state_root, name, "hooks")  # trusted files only, no symlinks
+        if text is not None:
+            out.append(_Applied(text))
     return out
 
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 
+from .. import naming
 from ..errors import InputError
+from ..host import files
 from ..host.files import write_private
 from ..model import Topology
-from .statedir import topologies
+from . import statedir
+from .stepschema import SchemaError, Where, check_record
 
 VERSION = 1
 
@@ -48,15 +52,29 @@ class Record:
                 "networks": self.networks, "taps": self.taps}
 
     def copy(self) -> "Record":
-        return Record.from_json(json.loads(json.dumps(self.to_json())), "")
+        return Record.from_json(json.loads(json.dumps(self.to_json())), "")  # ours: no check
 
     @classmethod
-    def from_json(cls, data: dict, path: str) -> "Record":
-        if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("entries"), list):
-            raise InputError(f"{path}: not a kvmnet state record of version {VERSION}")
+    def from_json(cls, data: dict, path: str, where: Where | None = None) -> "Record":
+        """The record in `data`, checked against the closed schema (stepschema.py) when `where`
+        says whose it is: nothing in it runs unless all of it is well-formed."""
+        if where is not None:
+            try:
+                check_record(data, where, VERSION)
+            except SchemaError as exc:
+                raise CorruptRecord(path, str(exc)) from None
         return cls(topology=data["topology"], file=data.get("file", ""), entries=[list(e) for e in data["entries"]],
                    uplinks=data.get("uplinks", {}), firewall_backend=data.get("firewall_backend"),
                    networks=data.get("networks", {}), taps=data.get("taps", {}))
+
+
+class CorruptRecord(InputError):
+    """A record kvmnet cannot trust to undo anything; it affects only its own topology."""
+
+    def __init__(self, path: str, why: str):
+        self.path, self.why = path, why
+        super().__init__(f"{path}: record is corrupt: {why}; `kvmnet destroy --force FILE` removes what "
+                         "kvmnet made from its names")
 
 
 def path_for(state_root: str, topology: str) -> str:
@@ -64,41 +82,47 @@ def path_for(state_root: str, topology: str) -> str:
 
 
 def load(state_root: str, topology: str) -> Record:
+    """The topology's record (empty if none); CorruptRecord unless it is whole and well-formed,
+    UnsafeState unless the state dir and the file are trusted (host/files.py)."""
     path = path_for(state_root, topology)
-    try:
-        with open(path) as f:
-            text = f.read()
-    except FileNotFoundError:
+    text = statedir.read(state_root, topology, "state.json")
+    if text is None:
         return Record(topology)
     try:
-        return Record.from_json(json.loads(text), path)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{path}: state record is corrupt ({exc}); `kvmnet destroy --force FILE` "
-                         "removes what kvmnet would have created for FILE, by kvmnet's own names") from None
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CorruptRecord(path, f"not JSON ({exc})") from None
+    return Record.from_json(data, path, Where(topology, naming.state_dir_for(topology, state_root)))
 
 
 def clear_stale(state_root: str, topology: str) -> None:
     """Temp files of a writer that was killed mid-write (callers hold the state lock, so no
-    live writer can own one)."""
-    directory = os.path.dirname(path_for(state_root, topology))
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
+    live writer can own one). Only `NAME.tmp.PID` regular files directly in the topology's own
+    checked directory: never through a symlink, never anywhere else, never another user's."""
+    dir_fd = files.open_dir(os.path.dirname(path_for(state_root, topology)))
+    if dir_fd is None:
         return
-    for name in names:
-        if ".tmp" in name:
-            try:
-                os.unlink(os.path.join(directory, name))
-            except FileNotFoundError:
-                pass
+    try:
+        for name in os.listdir(dir_fd):
+            if not files.is_temp_name(name):
+                continue
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid():
+                try:
+                    os.unlink(name, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    pass
+    finally:
+        os.close(dir_fd)
 
 
 def save(state_root: str, record: Record) -> None:
     path = path_for(state_root, record.topology)
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     if not record.entries and not record.uplinks:
         remove(state_root, record.topology)
         return
+    # absolute: QEMU runs the hook (which may apply this file) from /, not from where apply ran
+    record.file = os.path.abspath(record.file) if record.file else ""
     write_private(path, json.dumps(record.to_json(), indent=1), durable=True)
     _write_hook_index(os.path.dirname(path), record)
 
@@ -125,19 +149,33 @@ def _write_hook_index(directory: str, record: Record) -> None:
 def remove(state_root: str, topology: str) -> None:
     path = path_for(state_root, topology)
     for p in (path, os.path.join(os.path.dirname(path), HOOK_INDEX)):
-        try:
-            os.unlink(p)
-        except FileNotFoundError:
-            pass
+        files.unlink_private(p)
+    root_fd = files.open_dir(state_root)
+    if root_fd is None:
+        return
     try:
-        os.rmdir(os.path.dirname(path))
+        os.rmdir(topology, dir_fd=root_fd)
     except OSError:
         pass  # not empty: dnsmasq's lease files stay until destroy removes them
+    finally:
+        os.close(root_fd)
 
 
-def all_records(state_root: str, exclude: str | None = None) -> list[Record]:
+def all_records(state_root: str, exclude: str | None = None,
+                corrupt: list[CorruptRecord] | None = None) -> list[Record]:
+    """Every applied topology's record but `exclude`'s. A corrupt one raises CorruptRecord, or,
+    given a `corrupt` list, goes there: one bad record must not block the other topologies."""
     out = []
-    for name in topologies(state_root):
-        if name != exclude and os.path.isfile(path_for(state_root, name)):
-            out.append(load(state_root, name))
+    for name in statedir.topologies(state_root):
+        if name == exclude:
+            continue
+        try:
+            rec = load(state_root, name)
+        except CorruptRecord as exc:
+            if corrupt is None:
+                raise
+            corrupt.append(exc)
+            continue
+        if rec.entries or rec.uplinks or rec.file:
+            out.append(rec)
     return out

@@ -1,9 +1,14 @@
-"""Where state lives, and the lock that serializes kvmnet processes sharing it."""
+"""Where state lives, the lock that serializes kvmnet processes sharing it, and trusted reads
+from it (host/files.py: owned by root or this user, writable by nobody else, no symlinks)."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import stat
+
+from ..host import files
+from ..host.files import StateUnreadable, UnsafeState  # noqa: F401  (re-exported for callers)
 
 DEFAULT_STATE_DIR = "/run/kvmnet"
 
@@ -23,35 +28,86 @@ def _netns_name() -> str | None:
 
 def resolve(explicit: str | None) -> str:
     """--state-dir, else $KVMNET_STATE_DIR, else /run/kvmnet (or /run/kvmnet/netns/NAME inside a
-    named network namespace, so that a lab's state never mixes with the host's)."""
+    named network namespace, so that a lab's state never mixes with the host's). Absolute, so
+    that paths recorded in it hold from any working directory (QEMU runs hooks from /)."""
     if explicit:
-        return explicit
+        return os.path.abspath(explicit)
     if os.environ.get("KVMNET_STATE_DIR"):
-        return os.environ["KVMNET_STATE_DIR"]
+        return os.path.abspath(os.environ["KVMNET_STATE_DIR"])
     ns = _netns_name()
     return os.path.join(DEFAULT_STATE_DIR, "netns", ns) if ns else DEFAULT_STATE_DIR
 
 
 def topologies(state_root: str) -> list[str]:
-    """Names of the per-topology directories under the state dir (sorted; none if it is missing)."""
-    try:
-        return sorted(n for n in os.listdir(state_root) if os.path.isdir(os.path.join(state_root, n)))
-    except FileNotFoundError:
+    """Names of the per-topology directories under the state dir (sorted; none if it is missing).
+    The state dir and each of them must be trusted (UnsafeState otherwise)."""
+    root_fd = files.open_dir(state_root)
+    if root_fd is None:
         return []
+    try:
+        try:
+            names = os.listdir(root_fd)
+        except PermissionError as exc:
+            raise files.unreadable(state_root, exc) from None
+        out = []
+        for name in sorted(names):
+            st = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode):  # the lock, or not a topology
+                files.check_private(st, os.path.join(state_root, name), "file")
+                continue
+            files.check_private(st, os.path.join(state_root, name), "dir")
+            out.append(name)
+        return out
+    finally:
+        os.close(root_fd)
+
+
+def read(state_root: str, topology: str, name: str) -> str | None:
+    """The text of <state-dir>/<topology>/<name>, trusted (None if missing)."""
+    return files.read_private(os.path.join(state_root, topology, name))
 
 
 class locked:
     """`with locked(dir):` holds an exclusive flock on <state-dir>/lock; a second kvmnet waits
-    there for the first. (A class, not contextlib: this module is on QEMU's hook path.)"""
+    there for the first. `shared=True` is for verbs that write nothing: a shared lock when the
+    lock file exists, none when the state dir is missing (nothing created: read-only means it).
+    (A class, not contextlib: this module is on QEMU's hook path.)"""
 
-    def __init__(self, state_root: str):
-        self.state_root = state_root
+    def __init__(self, state_root: str, shared: bool = False):
+        self.state_root, self.shared, self.fd = state_root, shared, None
 
     def __enter__(self):
-        os.makedirs(self.state_root, mode=0o700, exist_ok=True)
-        self.fd = os.open(os.path.join(self.state_root, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        root_fd = files.open_dir(self.state_root, create=not self.shared)
+        if root_fd is None:
+            return self
+        try:
+            self.fd = self._open_lock(root_fd)
+        finally:
+            os.close(root_fd)
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
         return self
 
+    def _open_lock(self, root_fd: int) -> int | None:
+        path = os.path.join(self.state_root, "lock")
+        flags = os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_RDONLY if self.shared else os.O_RDWR | os.O_CREAT)
+        try:
+            fd = os.open("lock", flags, 0o600, dir_fd=root_fd)
+        except FileNotFoundError:
+            return None  # shared, and no writer ever ran here
+        except PermissionError as exc:
+            raise files.unreadable(path, exc) from None
+        except OSError as exc:
+            if exc.errno == 40:
+                raise files.UnsafeState(f"{path}: a symlink; refusing to use the state dir") from None
+            raise
+        try:
+            files.check_private(os.fstat(fd), path, "file")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
     def __exit__(self, *exc) -> None:
-        os.close(self.fd)
+        if self.fd is not None:
+            os.close(self.fd)

@@ -20,7 +20,8 @@ def destroy(name: str, state_root: str, record: Record | None = None, host=None)
     """Undo everything recorded for topology `name`. `record` overrides the saved one (--force)."""
     host = host or system.default()
     record = record or records.load(state_root, name)
-    others = records.all_records(state_root, exclude=name)
+    # another topology's corrupt record must not block this destroy: it inherits nothing
+    others = records.all_records(state_root, exclude=name, corrupt=[])
     done: list[Action] = []
     errors = []
     for i, (keys, step) in enumerate(_steps(record)):

@@ -119,7 +119,7 @@ def test_destroy_force_without_record(netns, topo_dir):
     _apply(netns, topo_dir / "isolated.toml")
     (netns.state_dir / "isolated" / "state.json").write_text("{ truncated")
     res = netns.kvmnet("apply", str(topo_dir / "isolated.toml"))
-    assert res.returncode == 2 and "state record is corrupt" in res.stderr and "destroy --force" in res.stderr
+    assert res.returncode == 2 and "record is corrupt: not JSON" in res.stderr and "destroy --force" in res.stderr
     netns.sh("ip link add bystander type bridge")
     res = netns.kvmnet("destroy", "--force", str(topo_dir / "isolated.toml"))
     assert res.returncode == 0, res.stderr

@@ -111,9 +111,9 @@ def test_force_removes_kvmnets_own_names_without_a_record(tmp_path):
     (tmp_path / "nat" / "state.json").write_text("{not json")
     with pytest.raises(InputError) as exc:
         engine.apply(topo, str(tmp_path), host=host)
-    assert str(exc.value) == (f"{tmp_path}/nat/state.json: state record is corrupt (Expecting property name "
+    assert str(exc.value) == (f"{tmp_path}/nat/state.json: record is corrupt: not JSON (Expecting property name "
                               "enclosed in double quotes: line 1 column 2 (char 1)); `kvmnet destroy --force FILE` "
-                              "removes what kvmnet would have created for FILE, by kvmnet's own names")
+                              "removes what kvmnet made from its names")
     forced = engine.forced_record(topo, str(tmp_path), host=host)
     assert [k for k, _ in forced.entries] == ["link:virbr0", "link:kn-web-0", "link:kn-other-0",
                                              "firewall:nftables:kvmnet_nat", "firewall:iptables:kvmnet_nat",
@@ -133,14 +133,15 @@ def test_force_in_bridge_mode_detaches_the_uplink(tmp_path):
 
 @pytest.mark.parametrize("text, reason", [
     ('{"version": 99, "entries": []}', "not a kvmnet state record of version 1"),
-    ('["a list"]', "not a kvmnet state record of version 1"),
-    ('{"version": 1, "entries": {}}', "not a kvmnet state record of version 1")])
+    ('["a list"]', "not a JSON object"),
+    ('{"version": 1, "topology": "nat", "entries": {}}', "entries must be a list")])
 def test_a_record_that_is_not_kvmnets_is_refused_by_name(text, reason, tmp_path):
     (tmp_path / "nat").mkdir()
     (tmp_path / "nat" / "state.json").write_text(text)
     with pytest.raises(InputError) as exc:
         engine.destroy("nat", str(tmp_path), host=FakeHost())
-    assert str(exc.value) == f"{tmp_path}/nat/state.json: {reason}"
+    assert str(exc.value) == (f"{tmp_path}/nat/state.json: record is corrupt: {reason}; "
+                              "`kvmnet destroy --force FILE` removes what kvmnet made from its names")
 
 
 def test_a_record_missing_its_topology_is_corrupt(tmp_path):
@@ -148,7 +149,7 @@ def test_a_record_missing_its_topology_is_corrupt(tmp_path):
     (tmp_path / "nat" / "state.json").write_text('{"version": 1, "entries": []}')
     with pytest.raises(InputError) as exc:
         records.load(str(tmp_path), "nat")
-    assert "state record is corrupt ('topology')" in str(exc.value)
+    assert "record is corrupt: topology is None, not 'nat' (its directory)" in str(exc.value)
 
 
 def test_a_killed_writers_temp_files_are_cleared(tmp_path):

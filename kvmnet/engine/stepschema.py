@@ -1,0 +1,272 @@
+"""The closed schema of a state record and of every step it may hold.
+
+A record's undo steps run as root, so a record is checked whole when it is loaded, before any of
+it runs: each step's op is one steps.py defines, each argument is one that op takes, of its type,
+and every name or path is one kvmnet itself derives for this topology (a file path in the
+topology's own state dir, a sysctl under /proc/sys/net, kvmnet's own firewall table or chains).
+A record carries no executable path and no command to run: the firewall steps' `command` is the
+text `kvmnet plan` prints, and nothing executes it.
+
+`check_record` raises SchemaError (a ValueError) naming the first thing wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+
+from .. import naming
+from ..ifname import problem as ifname_problem
+from ..observed import Route
+
+
+class SchemaError(ValueError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Where:
+    """What a record's values must agree with: its topology and that topology's state dir."""
+
+    topology: str
+    topo_dir: str
+
+
+# --- value checks: each returns a reason, or None when the value is fine ---------------------
+
+def _type(*types):
+    names = "/".join("null" if t is type(None) else t.__name__ for t in types)
+    # bool is an int in Python; an int argument must not accept true/false
+    return lambda v, w: None if isinstance(v, types) and not (isinstance(v, bool) and bool not in types) \
+        else f"must be {names}, not {type(v).__name__}"
+
+
+_str, _int, _bool = _type(str), _type(int), _type(bool)
+_opt_str, _opt_int, _opt_bool = _type(str, type(None)), _type(int, type(None)), _type(bool, type(None))
+
+
+def _ifname(v, w):
+    return _str(v, w) or ifname_problem(v)
+
+
+def _master(v, w):  # "" means "no master"
+    return _str(v, w) or (ifname_problem(v) if v else None)
+
+
+def _mac(v, w):
+    return _opt_str(v, w) or (None if v is None or re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", v)
+                              else f"{v!r} is not a MAC address")
+
+
+def _cidr(v, w):
+    if _str(v, w):
+        return _str(v, w)
+    try:
+        ipaddress.ip_interface(v)
+    except ValueError:
+        return f"{v!r} is not an address/prefix"
+    return None
+
+
+_ROUTE_FIELDS = {f.name for f in dataclasses.fields(Route)}
+
+
+def _route(v, w):
+    if not isinstance(v, dict):
+        return "must be a route object"
+    extra = set(v) - _ROUTE_FIELDS
+    if extra:
+        return f"unknown route field(s) {', '.join(sorted(extra))}"
+    if v.get("family") not in (4, 6) or not isinstance(v.get("dst"), str):
+        return "a route needs family 4 or 6 and a dst"
+    bad = [k for k, x in v.items() if not isinstance(x, (str, int, type(None)))]
+    return _ifname(v.get("dev"), w) or (f"route field {bad[0]} must be a string or number" if bad else None)
+
+
+def _sysctl_path(v, w):
+    # sysctl.set writes /proc/sys/<path>: anything but a plain path under net/ could write elsewhere
+    if _str(v, w) or not re.fullmatch(r"net(/[A-Za-z0-9_\-][A-Za-z0-9_.\-]*)+", v) or "/../" in f"/{v}/":
+        return f"{v!r} is not a sysctl under /proc/sys/net"
+    return None
+
+
+def _state_file(ext: str):
+    """A file of this network's dnsmasq, in this topology's state dir and nowhere else."""
+    def check(v, w, args):
+        want = naming.dnsmasq_paths(w.topo_dir, args.get("network", ""))[ext]
+        return _str(v, w) or (None if v == want else f"{v!r} is not {want} (outside the topology's state dir)")
+    check.needs_args = True
+    return check
+
+
+_SYSTEM_BIN = ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin")
+
+
+def _dnsmasq_exe(v, w):
+    # transitional: older records name the binary; it is resolved at run time from now on, and
+    # a recorded one is accepted only if it is dnsmasq in a system bin directory
+    if _str(v, w) or os.path.dirname(v) not in _SYSTEM_BIN or os.path.basename(v) != "dnsmasq":
+        return f"{v!r} is not dnsmasq in a system bin directory"
+    return None
+
+
+def _backend(v, w):
+    return None if v in ("nftables", "iptables") else f"{v!r} is not a firewall backend"
+
+
+def _specs(v, w):
+    ok = isinstance(v, list) and all(isinstance(s, list) and all(isinstance(x, str) for x in s) for s in v)
+    return None if ok else "must be a list of lists of strings"
+
+
+def _names(v, w):
+    if not isinstance(v, list):
+        return "must be a list of interface names"
+    return next((ifname_problem(x) or None for x in v if not isinstance(x, str) or ifname_problem(x)), None) \
+        if all(isinstance(x, str) for x in v) else "must be a list of interface names"
+
+
+def _own_table(v, w, args):
+    own = naming.iptables_prefix(w.topology) if args.get("backend") == "iptables" else naming.nft_table(w.topology)
+    return None if v == own else f"{v!r} is not this topology's firewall ({own})"
+
+
+_own_table.needs_args = True
+
+
+def _nft_text(v, w):
+    """nft text may only name kvmnet's own tables for this topology at its top level (what
+    `nft -f` runs: render/nft.py's text, or a listing of those tables taken for a rollback)."""
+    table = naming.nft_table(w.topology)
+    own = re.compile(rf"(table|delete table|add table|flush table) (inet|bridge) {re.escape(table)}( \{{\}}?)?")
+    for line in v.splitlines():
+        if line and not line[0].isspace() and line != "}" and not own.fullmatch(line):
+            return f"nft text touches more than table {table}: {line[:60]!r}"
+    return None
+
+
+def _ruleset(v, w):
+    if isinstance(v, str):
+        return _nft_text(v, w)
+    return None if isinstance(v, (dict, type(None))) else "must be nft text or an iptables ruleset"
+
+
+def _any(v, w):
+    return None
+
+
+# --- ops: argument -> (required, check) -------------------------------------------------------
+
+R, O = True, False  # required, optional
+_LINK_SET = {"name": (R, _ifname), "master": (O, _master), "mac": (O, _mac), "mtu": (O, _opt_int),
+             "up": (O, _opt_bool), "stp": (O, _opt_bool), "forward_delay": (O, _opt_int)}
+_FIREWALL = {"backend": (R, _backend), "table": (R, _own_table), "summary": (R, _str),
+             "command": (O, _str),  # display only (Step.command); never executed
+             "delete": (O, _ruleset), "ruleset": (O, _ruleset), "previous": (O, _ruleset), "listing": (O, _str)}
+_DNSMASQ = {"network": (R, _str), "conf": (R, _state_file("conf")), "pid_file": (R, _state_file("pid")),
+            "leases": (R, _state_file("leases")), "exe": (O, _dnsmasq_exe)}
+
+OPS = {
+    "bridge.add": {"name": (R, _ifname), "mac": (O, _mac), "mtu": (O, _opt_int), "stp": (R, _bool),
+                   "forward_delay": (R, _int)},
+    "tap.add": {"name": (R, _ifname), "master": (R, _master), "mac": (O, _mac), "mtu": (O, _opt_int),
+                "group": (O, _opt_int)},
+    "link.del": {"name": (R, _ifname)},
+    "links.del_group": {"group": (R, _int), "names": (R, _names)},
+    "link.set": _LINK_SET,
+    "addr.add": {"link": (R, _ifname), "cidr": (R, _cidr)},
+    "addr.del": {"link": (R, _ifname), "cidr": (R, _cidr)},
+    "route.add": {"route": (R, _route)},
+    "route.del": {"route": (R, _route)},
+    "sysctl.set": {"path": (R, _sysctl_path), "value": (R, _str)},
+    "firewall.apply": _FIREWALL,
+    "firewall.delete": _FIREWALL,
+    "fwaccept.add": {"bridge": (R, _ifname), "topology": (R, _str), "specs": (R, _specs)},
+    "fwaccept.del": {"bridge": (R, _ifname), "topology": (R, _str), "specs": (R, _specs)},
+    "dnsmasq.start": {**_DNSMASQ, "bridge": (R, _ifname), "conf_text": (R, _str), "previous": (O, _opt_str)},
+    "dnsmasq.stop": {**_DNSMASQ, "purge": (O, _bool)},
+}
+
+
+def check_step(data, where: Where) -> None:
+    """Raise SchemaError unless `data` is {"op": OP, "args": {...}} as OPS defines it."""
+    if not isinstance(data, dict) or set(data) != {"op", "args"}:
+        raise SchemaError("a step must be an object with exactly `op` and `args`")
+    op, args = data["op"], data["args"]
+    spec = OPS.get(op) if isinstance(op, str) else None
+    if spec is None:
+        raise SchemaError(f"unknown step op {op!r}")
+    if not isinstance(args, dict):
+        raise SchemaError(f"{op}: args must be an object")
+    extra = sorted(set(args) - set(spec))
+    if extra:
+        raise SchemaError(f"{op}: unknown argument(s) {', '.join(map(str, extra))}")
+    for name, (required, check) in spec.items():
+        if name not in args:
+            if required:
+                raise SchemaError(f"{op}: missing argument {name}")
+            continue
+        why = check(args[name], where, args) if getattr(check, "needs_args", False) else check(args[name], where)
+        if why:
+            raise SchemaError(f"{op}: {name}: {why}")
+
+
+# --- the record around the steps ---------------------------------------------------------------
+
+def _str_map(v, what: str, value_ok) -> None:
+    if not isinstance(v, dict) or not all(isinstance(k, str) and value_ok(x) for k, x in v.items()):
+        raise SchemaError(f"{what} must map names to {value_ok.__doc__}")
+
+
+def _network_entry(x) -> bool:
+    """{bridge, mode}"""
+    return (isinstance(x, dict) and set(x) == {"bridge", "mode"} and isinstance(x["mode"], str)
+            and isinstance(x["bridge"], str) and not ifname_problem(x["bridge"]))
+
+
+def _network_name(x) -> bool:
+    """network names"""
+    return isinstance(x, str)
+
+
+def _uplink(x) -> bool:
+    """uplink snapshots ({mac, addrs, routes})"""
+    if not isinstance(x, dict):
+        return False
+    addrs, routes = x.get("addrs", []), x.get("routes", [])
+    return (isinstance(addrs, list) and not any(_cidr(a, None) for a in addrs)
+            and isinstance(routes, list) and not any(_route(r, None) for r in routes))
+
+
+RECORD_KEYS = {"version", "topology", "file", "entries", "uplinks", "firewall_backend", "networks", "taps"}
+
+
+def check_record(data, where: Where, version: int) -> None:
+    """Raise SchemaError unless `data` is a whole, well-formed record of `where.topology`."""
+    if not isinstance(data, dict):
+        raise SchemaError("not a JSON object")
+    if data.get("version") != version:
+        raise SchemaError(f"not a kvmnet state record of version {version}")
+    extra = sorted(set(data) - RECORD_KEYS)
+    if extra:
+        raise SchemaError(f"unknown field(s) {', '.join(extra)}")
+    if data.get("topology") != where.topology:
+        raise SchemaError(f"topology is {data.get('topology')!r}, not {where.topology!r} (its directory)")
+    if not isinstance(data.get("file", ""), str) or data.get("firewall_backend") not in (None, "nftables", "iptables"):
+        raise SchemaError("file must be a string and firewall_backend nftables, iptables or null")
+    entries = data.get("entries")
+    if not isinstance(entries, list):
+        raise SchemaError("entries must be a list")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[0], str):
+            raise SchemaError(f"entries[{i}] must be [key, undo step or null]")
+        if entry[1] is not None:
+            try:
+                check_step(entry[1], where)
+            except SchemaError as exc:
+                raise SchemaError(f"entries[{i}] ({entry[0]}): {exc}") from None
+    _str_map(data.get("uplinks", {}), "uplinks", _uplink)
+    _str_map(data.get("networks", {}), "networks", _network_entry)
+    _str_map(data.get("taps", {}), "taps", _network_name)
