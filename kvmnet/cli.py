@@ -215,6 +215,8 @@ def leases(state_root, network, as_json):
                     found += [dict(lease, topology=rec.topology, network=net) for lease in lease_files.read(tdir, net)]
     except KvmnetError as exc:
         _fail(exc)
+    for bad in corrupt:  # the others' leases still count; say which topology could not be read
+        click.echo(f"kvmnet: {bad}", err=True)
     if as_json:
         click.echo(json.dumps({"leases": found}, indent=1))
         return

@@ -216,7 +216,7 @@ def test_destroy_force_cleans_up_after_a_corrupt_record(kvmnet, host, as_root, s
     (state / "nat" / "state.json").write_text("{not json")
     refused = kvmnet("destroy", NAT)
     assert refused.exit_code == 2
-    assert "state record is corrupt" in refused.stderr and "kvmnet destroy --force FILE" in refused.stderr
+    assert ": record is corrupt: " in refused.stderr and "kvmnet destroy --force FILE" in refused.stderr
     assert "virbr0" in host.links_
     res = kvmnet("destroy", "--force", NAT)
     assert res.exit_code == 0, res.output
@@ -278,10 +278,12 @@ def test_status_lists_what_is_applied_and_with_a_file_its_drift(kvmnet, host, st
 def test_status_and_leases_report_a_corrupt_record(kvmnet, host, state):
     applied(host, state, NAT)
     (state / "nat" / "state.json").write_text('{"topology": ')
-    for command in (("status",), ("leases",)):
-        res = kvmnet(*command)
-        assert res.exit_code == 2 and res.stdout == ""
-        assert res.stderr.startswith(f"{state}/nat/state.json: state record is corrupt")
+    status = kvmnet("status")  # a corrupt record is listed, never fatal to the others
+    assert status.exit_code == 0, status.output
+    assert status.stdout.startswith(f"nat: {state}/nat/state.json: record is corrupt: ")
+    leases = kvmnet("leases")
+    assert leases.exit_code == 0 and leases.stdout == "no leases\n"
+    assert leases.stderr.startswith(f"kvmnet: {state}/nat/state.json: record is corrupt")
 
 
 # ---------------------------------------------------------------- leases
