@@ -21,6 +21,10 @@ _VOLATILE_SYSCTLS = ("net.netfilter.nf_conntrack_count", "net.ipv4.tcp_fastopen_
                      "net.core.netdev_rss_key")
 
 
+# carrier state: the kernel sets these a moment after a link comes up, whoever brought it up
+_CARRIER_FLAGS = ("LOWER_UP", "NO-CARRIER", "M-DOWN")
+
+
 def is_root() -> bool:
     return os.geteuid() == 0
 
@@ -60,7 +64,7 @@ class Netns:
                        if p.name != "lock") if self.state_dir.exists() else []
         return {
             "links": sorted((l["ifname"], l.get("linkinfo", {}).get("info_kind"), l["mtu"], l.get("address"),
-                             l.get("master"), tuple(sorted(f for f in l["flags"] if f != "LOWER_UP"))) for l in links),
+                             l.get("master"), tuple(sorted(f for f in l["flags"] if f not in _CARRIER_FLAGS))) for l in links),
             "addrs": sorted((a["ifname"], i["local"], i["prefixlen"]) for a in addrs for i in a.get("addr_info", [])),
             "routes": sorted(r.replace(" linkdown", "") for r in routes),
             "sysctls": sysctls, "nft": nft, "iptables": ipt, "pids": pids, "files": files,
