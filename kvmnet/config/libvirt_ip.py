@@ -41,7 +41,7 @@ def _ip(imp, el: Element) -> None:
     imp.put(imp.net, "subnet", str(iface.network), el, "<ip address netmask|prefix>: the gateway's subnet")
     imp.put(imp.net, "gateway", str(iface.ip), el)
     for tftp in el.find("tftp")[:1]:
-        imp.put(imp.net, "tftp_root", tftp.handle().attr("root") or "", tftp)
+        imp.put(imp.net, "tftp_root", tftp.handle().attr("root") or "", tftp, attr="root")
         if not el.find("dhcp"):
             imp.error(tftp, "kvmnet's dnsmasq serves TFTP only on networks with DHCP")
     for dhcp in el.find("dhcp")[:1]:
@@ -61,20 +61,21 @@ def _dhcp(imp, el: Element) -> None:
     for host in el.find("host"):
         _host(imp, host.handle())
     for bootp in el.find("bootp")[:1]:
-        imp.put(imp.net, "bootfile", bootp.handle().attr("file") or "", bootp, "<bootp file>: served by kvmnet's dnsmasq")
+        imp.put(imp.net, "bootfile", bootp.handle().attr("file") or "", bootp, "<bootp file>: served by kvmnet's dnsmasq",
+                attr="file")
 
 
 def _range(imp, el: Element) -> None:
     table = imp.net + ("dhcp",)
-    imp.put(table, "start", el.attr("start") or "", el)
-    imp.put(table, "end", el.attr("end") or "", el)
+    imp.put(table, "start", el.attr("start") or "", el, attr="start")
+    imp.put(table, "end", el.attr("end") or "", el, attr="end")
     for lease in el.find("lease")[:1]:
         expiry, unit = lease.handle().attr("expiry") or "", lease.attr("unit", "minutes")
         if not expiry.isdigit() or unit not in _LEASE_UNITS:
             imp.error(lease, f"expiry={expiry!r} unit={unit!r}: expiry must be a number, unit seconds, minutes or hours")
             continue
         value = "infinite" if int(expiry) == 0 else f"{int(expiry)}{_LEASE_UNITS[unit]}"
-        imp.put(table, "lease_time", value, lease, f"<lease expiry='{expiry}' unit='{unit}'>")
+        imp.put(table, "lease_time", value, lease, "<lease " + " ".join(f"{k}='{v}'" for k, v in lease.attrs.items()) + ">")
 
 
 def _host(imp, el: Element) -> None:
@@ -102,11 +103,11 @@ def _guest(imp, el: Element, mac: str, name: str | None, ip: str) -> None:
     imp.guest_nics[name] = index + 1
     if index == 0:
         imp.doc.note(guest, note)
-        imp.origins[guest] = el
+        imp.origins[guest] = (el, "name")
     nic = guest + ("nics", index)
     imp.put(nic, "network", imp.net[1], el)
-    imp.put(nic, "mac", mac, el)
-    imp.put(nic, "ip", ip, el)
+    imp.put(nic, "mac", mac, el, attr="mac")
+    imp.put(nic, "ip", ip, el, attr="ip")
 
 
 def dns(imp, el: Element) -> None:
@@ -130,6 +131,5 @@ def _dns_host(imp, el: Element, name: str, ip: str, comment: str | None) -> None
         imp.error(el, f"{name} is also defined on line {hosts[name][1].line}; kvmnet has one address per name")
         return
     hosts[name] = (ip, el)  # a bad name or address: the loader says so, placed on this element
-    imp.origins[imp.net + ("dns_hosts", name)] = el
     if comment:
         imp.dns_notes.append(f"dns_hosts.{name}: {comment} (line {el.line})")

@@ -34,12 +34,12 @@ def import_text(text: str, file: str) -> str:
     imp.network(root)
     imp.sweep(root)
     if imp.problems:
-        raise InputError(imp.problems)
+        raise InputError(sorted(imp.problems, key=lambda p: p.line or 0))
     toml = imp.doc.text()
     try:
         load_text(toml, file)
     except InputError as exc:  # the generated keys, placed back on the XML lines they came from
-        raise InputError([imp.place(p) for p in exc.problems]) from None
+        raise InputError(sorted((imp.place(p) for p in exc.problems), key=lambda p: p.line or 0)) from None
     return toml
 
 
@@ -62,7 +62,7 @@ class _Import:
         self.file = file
         self.doc = TomlDoc()
         self.problems: list[Problem] = []
-        self.origins: dict[tuple, Element] = {}  # TOML key path -> the element it came from
+        self.origins: dict[tuple, tuple[Element, str | None]] = {}  # TOML key -> (element, attribute)
         self.net: tuple = ()
         self.mode = "isolated"
         self.guest_nics: dict[str, int] = {}  # guest -> NICs so far (several <host>s, one name)
@@ -73,9 +73,10 @@ class _Import:
         path = f"{el.path}/@{attr}" if attr else el.path
         self.problems.append(Problem(self.file, el.line, path, reason))
 
-    def put(self, table: tuple, key: str, value, el: Element, comment: str | None = None) -> None:
+    def put(self, table: tuple, key: str, value, el: Element, comment: str | None = None,
+            attr: str | None = None) -> None:
         self.doc.put(table, key, value, comment)
-        self.origins[table + (key,)] = el
+        self.origins[table + (key,)] = (el, attr)
 
     def place(self, p: Problem) -> Problem:
         """A problem of the generated TOML, on the XML element that produced the key."""
@@ -83,8 +84,10 @@ class _Import:
         parts = tuple(x.strip('"') if isinstance(x, str) else x for x in parts)
         while parts and parts not in self.origins:
             parts = parts[:-1]
-        el = self.origins.get(parts)
-        return Problem(self.file, el.line if el else None, el.path if el else "", p.reason)
+        el, attr = self.origins.get(parts, (None, None))
+        if el is None:
+            return Problem(self.file, None, "", p.reason)
+        return Problem(self.file, el.line, f"{el.path}/@{attr}" if attr else el.path, p.reason)
 
     def network(self, root: Element) -> None:
         if root.tag != "network":
@@ -112,6 +115,8 @@ class _Import:
         if self.dns_hosts:
             first = next(iter(self.dns_hosts.values()))[1]
             self.put(self.net, "dns_hosts", {name: ip for name, (ip, _el) in self.dns_hosts.items()}, first)
+            for name, (_ip, el) in self.dns_hosts.items():
+                self.origins[self.net + ("dns_hosts", name)] = (el, "ip" if el.tag == "host" else None)
             for note in self.dns_notes:
                 self.doc.note(self.net, note)
 
@@ -175,43 +180,46 @@ class _Import:
                 bridges[0].handle(subtree=True)
             return
         br = bridges[0].handle()
-        self.put(self.net, "bridge", br.attr("name"), br)
+        self.put(self.net, "bridge", br.attr("name"), br, attr="name")
         stp = br.attr("stp")
         if stp is not None:
             if stp not in ("on", "off"):
                 self.error(br, f"{stp!r} must be on or off", attr="stp")
-            self.put(self.net, "stp", stp == "on", br)
+            self.put(self.net, "stp", stp == "on", br, attr="stp")
         delay = br.attr("delay")
         if delay is not None:
             if not delay.isdigit():
                 self.error(br, f"{delay!r} is not a number of seconds", attr="delay")
             else:
-                self.put(self.net, "forward_delay", int(delay), br)
+                self.put(self.net, "forward_delay", int(delay), br, attr="delay")
 
     def _mac(self, el: Element) -> None:
         if self.mode == "bridge":
-            self.error(el, "in bridge mode kvmnet's bridge takes its uplink's MAC")
+            self.error(el.handle(subtree=True), "in bridge mode kvmnet's bridge takes its uplink's MAC")
         else:
-            self.put(self.net, "mac", el.attr("address") or "", el, "the bridge's own MAC")
+            self.put(self.net, "mac", el.attr("address") or "", el, "the bridge's own MAC", attr="address")
 
     def _mtu(self, el: Element) -> None:
         size = el.attr("size") or ""
         if not size.isdigit():
             self.error(el, f"{size!r} is not an MTU", attr="size")
         else:
-            self.put(self.net, "mtu", int(size), el)
+            self.put(self.net, "mtu", int(size), el, attr="size")
 
     def _domain(self, el: Element) -> None:
         if self.mode == "bridge":
-            self.error(el, "a bridge-mode network serves no DNS (the LAN does)")
+            self.error(el.handle(subtree=True), "a bridge-mode network serves no DNS (the LAN does)")
             return
         local = el.attr("localOnly", "no")
         self.put(self.net, "domain", el.attr("name") or "", el, None if local == "yes" else
-                 "libvirt (localOnly='no') forwards unknown names in the domain upstream; kvmnet answers them locally")
+                 "libvirt (localOnly='no') forwards unknown names in the domain upstream; kvmnet answers them locally",
+                 attr="name")
 
     def sweep(self, root: Element) -> None:
         """Refuse, one line each, every element and attribute no reader understood."""
         for el in root.walk():
+            if el.quiet:
+                continue
             if not el.handled:
                 self.error(el, reason_for(el, root))
                 el.handle(subtree=True)

@@ -22,7 +22,8 @@ class Element:
         self.text = ""
         self.children: list[Element] = []
         self.handled = False
-        self.used: set[str] = set()
+        self.quiet = False  # refused as a whole: nothing under it needs another word
+        self.used: set[str] = set(a for a in attrs if a == "xmlns" or a.startswith("xmlns:"))
 
     def attr(self, name: str, default: str | None = None) -> str | None:
         self.used.add(name)
@@ -35,6 +36,7 @@ class Element:
         """Mark this element understood (with subtree=True: everything under it too)."""
         self.handled = True
         if subtree:
+            self.quiet = True
             self.used.update(self.attrs)
             for child in self.children:
                 child.handle(subtree=True)
