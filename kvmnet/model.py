@@ -87,6 +87,7 @@ class Network:
     stp: bool = True
     forward_delay: int = 0  # seconds
     mtu: int | None = None
+    mac: str | None = None  # the bridge's own MAC (nat/routed/isolated); None: naming.bridge_mac
     uplink: str | None = None
     domain: str | None = None
     dns_hosts: tuple[tuple[str, IPv4Address], ...] = ()

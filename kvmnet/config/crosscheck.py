@@ -54,6 +54,11 @@ class _Seen:
 def _nics(r: Reader, by_name: dict[str, Network], guests: list[Guest], ifnames: dict[str, str]) -> dict:
     """Checks every NIC; returns the guests on each socket network."""
     seen = _Seen(ifnames)
+    for net in by_name.values():  # a bridge's MAC, like a NIC's, is one station on the LAN
+        if net.mac is not None and net.mac in seen.macs:
+            r.error(("networks", net.name, "mac"), f"{net.mac} is also the MAC of {seen.macs[net.mac]}")
+        elif net.mac is not None:
+            seen.macs[net.mac] = f"networks.{net.name}"
     for guest in guests:
         for i, nic in enumerate(guest.nics):
             p = ("guests", guest.name, "nics", i)

@@ -51,7 +51,7 @@ def _nic(r: Reader, raw, path: tuple) -> Nic | None:
     network = r.get(raw, "network", path, str)
     mac = r.get(raw, "mac", path, str, None)
     if mac is not None:
-        mac = _mac(r, mac, path + ("mac",))
+        mac = mac_address(r, mac, path + ("mac",))
     ip = r.ipv4(raw, "ip", path, None)
     model = r.get(raw, "model", path, str, "virtio-net-pci")
     if model is not None and model not in NIC_MODELS:
@@ -62,8 +62,8 @@ def _nic(r: Reader, raw, path: tuple) -> Nic | None:
     return Nic(network, mac, ip, model or "virtio-net-pci", tap)
 
 
-def _mac(r: Reader, text: str, path: tuple) -> str | None:
-    """Any common spelling (52:54:00:12:34:56, 52-54-00-12-34-56, 5254.0012.3456, 525400123456,
+def mac_address(r: Reader, text: str, path: tuple) -> str | None:
+    """A NIC's or a bridge's MAC, in any common spelling (52:54:00:12:34:56, 52-54-00-12-34-56, 5254.0012.3456, 525400123456,
     upper case) -> 52:54:00:12:34:56: the rest of kvmnet compares MACs as strings."""
     eui = _eui48(text.strip())
     if eui is None:

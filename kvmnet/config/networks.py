@@ -9,6 +9,7 @@ from ipaddress import IPv4Network, ip_address, ip_network
 
 from .. import naming
 from ..model import Dhcp, MODES, Network
+from .guests import mac_address
 from .qemu_modes import socket_net, user_net
 from .tomlread import MISSING, Reader, check_host_address, type_name
 
@@ -17,7 +18,7 @@ _LEASE = re.compile(r"\d+[smhdw]?|infinite", re.ASCII)
 
 _COMMON = ("mode",)
 _BRIDGE_KEYS = ("bridge", "stp", "forward_delay", "mtu")
-_ADDR_KEYS = ("subnet", "gateway", "dhcp", "domain", "dns_hosts", "tftp_root", "bootfile",
+_ADDR_KEYS = ("mac", "subnet", "gateway", "dhcp", "domain", "dns_hosts", "tftp_root", "bootfile",
               "spoof_protection")
 NETWORK_KEYS = {
     "nat": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ("forwards",),
@@ -80,7 +81,8 @@ def _addressing(r: Reader, raw: dict, path: tuple, mode: str) -> dict:
             check_host_address(r, path + ("gateway",), gateway, subnet)
     dhcp = _dhcp(r, raw.get("dhcp"), path + ("dhcp",), subnet) if "dhcp" in raw else None
     domain, dns_hosts = _dns(r, raw, path)
-    fields = {}
+    mac = r.get(raw, "mac", path, str, None)
+    fields = {"mac": mac_address(r, mac, path + ("mac",)) if mac is not None else None}
     for key in ("tftp_root", "bootfile"):
         value = r.get(raw, key, path, str, None)
         if value is not None and ("\n" in value or "," in value):

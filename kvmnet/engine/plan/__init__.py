@@ -49,7 +49,7 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
         if net.mode == "bridge":
             links.uplink(facts, net, record)
         elif net.bridged:
-            links.bridge(facts, net, naming.bridge_mac(topo.name, net.name))
+            links.bridge(facts, net, net.mac or naming.bridge_mac(topo.name, net.name))
             sysctls.bridge(facts, net)
             if net.gateway_interface is not None:
                 links.addr(facts, net.bridge, str(net.gateway_interface))
