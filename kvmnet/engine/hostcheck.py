@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from ipaddress import ip_network
 
-from ..model import Topology
+from .. import naming
+from ..model import VIRTUAL_MODES, Topology
 from ..observed import Observed
+from .plan.firewall import key as firewall_key
 from .record import Record
 
 
@@ -46,9 +48,38 @@ def conflicts(topo: Topology, observed: Observed, record: Record) -> list[tuple[
                     out.append((("networks", net.name, "forwards", fwd.index, "host_port"),
                                 f"{fwd.proto} port {port} is already in use on this host by {holder}"))
                     break
+    out += firewall_conflicts(topo, observed, record)
     for guest in topo.guests:
         for i, nic in enumerate(guest.nics):
             if nic.tap and nic.tap in observed.links and nic.tap not in owned_links:
                 out.append((("guests", guest.name, "nics", i, "tap"),
                             f"{nic.tap} already exists on this host and kvmnet did not create it"))
     return out
+
+
+def firewall_conflicts(topo: Topology, observed: Observed, record: Record) -> list[tuple[tuple, str]]:
+    """kvmnet's table (or chains) present on the host but not kvmnet's: no record of creating it,
+    or rules none of which carries kvmnet's comment. Applying would replace them (nft replaces
+    the whole table; the iptables backend rewrites its chains), so they are refused like a
+    foreign bridge. Reported on the first network that needs the table."""
+    seen = observed.firewall
+    virtual = [n for n in topo.networks if n.mode in VIRTUAL_MODES]
+    if not seen.get("exists") or not virtual:
+        return []
+    backend = seen.get("backend", "nftables")
+    if backend == "iptables":
+        names = [f"iptables chain {c}" for c in sorted(seen.get("rules") or {})]
+        names = names or [f"jumps to iptables chains {naming.iptables_prefix(topo.name)}-*"]
+    else:
+        names = [f"table {family} {naming.nft_table(topo.name)}" for family in seen.get("families", ["inet"])]
+    what = " and ".join(names)
+    where = ("networks", virtual[0].name)
+    if firewall_key(topo, backend) not in record.keys():
+        hint = (" (it carries kvmnet's comments: if a lost state dir left it, `kvmnet destroy --force FILE` "
+                "removes it)" if seen.get("marked") else "; remove it or rename the topology (`name = ...`)")
+        exists = "exists" if len(names) == 1 and not names[0].startswith("jumps") else "exist"
+        return [(where, f"{what} already {exists} on this host and kvmnet has no record of creating it{hint}")]
+    if sum((seen.get("rules") or {}).values()) and not seen.get("marked"):
+        return [(where, f"{what} holds rules kvmnet did not write (none carries kvmnet's comment); "
+                        "remove it or rename the topology (`name = ...`)")]
+    return []

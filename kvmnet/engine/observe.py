@@ -18,6 +18,8 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
     if needs_table(topo):
         name = naming.iptables_prefix(topo.name) if backend == "iptables" else naming.nft_table(topo.name)
         fw = host.firewall(name, backend, any(n.spoof_protection for n in topo.networks))
+        if fw.get("exists"):  # whose rules they are is judged against the record of this backend's fact
+            fw = dict(fw, backend=backend)
     exe = host.dnsmasq_binary()
     procs = {}
     for net in dnsmasq_plan.networks(topo):

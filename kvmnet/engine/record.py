@@ -33,6 +33,8 @@ class Record:
     # for QEMU's hooks, which must not parse TOML: bridged network -> bridge, tap -> network
     networks: dict = field(default_factory=dict)
     taps: dict = field(default_factory=dict)
+    # fact key -> digest of what kvmnet saw of it right after making it (its nft table's listing)
+    content: dict = field(default_factory=dict)
 
     def keys(self) -> set[str]:
         return {k for k, _ in self.entries}
@@ -45,11 +47,12 @@ class Record:
 
     def drop(self, key: str) -> None:
         self.entries = [e for e in self.entries if e[0] != key]
+        self.content.pop(key, None)
 
     def to_json(self) -> dict:
         return {"version": VERSION, "topology": self.topology, "file": self.file, "entries": self.entries,
                 "uplinks": self.uplinks, "firewall_backend": self.firewall_backend,
-                "networks": self.networks, "taps": self.taps}
+                "networks": self.networks, "taps": self.taps, "content": self.content}
 
     def copy(self) -> "Record":
         return Record.from_json(json.loads(json.dumps(self.to_json())), "")  # ours: no check
@@ -65,7 +68,7 @@ class Record:
                 raise CorruptRecord(path, str(exc)) from None
         return cls(topology=data["topology"], file=data.get("file", ""), entries=[list(e) for e in data["entries"]],
                    uplinks=data.get("uplinks", {}), firewall_backend=data.get("firewall_backend"),
-                   networks=data.get("networks", {}), taps=data.get("taps", {}))
+                   networks=data.get("networks", {}), taps=data.get("taps", {}), content=data.get("content", {}))
 
 
 class CorruptRecord(InputError):

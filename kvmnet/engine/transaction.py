@@ -11,6 +11,7 @@ from ..errors import HostError
 from ..model import Topology
 from . import faults, record as records
 from .context import Context
+from .plan import firewall as firewall_plan, make
 from .plan.links import uplink_snapshot
 from .plan.sysctls import SHARED_KEYS
 from .record import Record, hook_index
@@ -58,6 +59,10 @@ def _run(ctx: Context, actions: list[Action], original: Record) -> None:
                 record.drop(action.key)
                 records.save(ctx.root, record)
         left = ctx.refresh()
+        if firewall_plan.adopt_content(record, ctx.observed, journal):
+            # the table kvmnet just loaded, as nft lists it, is what later observations must see
+            ctx.plan = make(ctx.topo, ctx.observed, record, ctx.dir, ctx.backend)
+            left = ctx.actions = ctx.plan.actions
         if left:
             raise HostError("after apply the host still differs: " + "; ".join(a.do.describe() for a in left))
     except BaseException as exc:

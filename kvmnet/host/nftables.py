@@ -3,11 +3,15 @@ replaced in one `nft -f` transaction, observed through `nft -j list`."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 import subprocess
 
 from ..errors import HostError
+
+MARK = re.compile(r"kvmnet [0-9a-f]{12}")  # every rule's comment in render/nft.py
 
 
 def nft_available() -> bool:
@@ -22,32 +26,60 @@ def load(text: str) -> None:
         raise HostError(f"nft rejected the ruleset: {res.stderr.strip()}")
 
 
-def observe(table: str, bridge_table: bool = True) -> dict:
-    """{"exists", "rules": {chain: n}, "elements": {map: n}, "comments": sorted set}."""
-    res = subprocess.run(["nft", "-j", "list", "table", "inet", table], capture_output=True, text=True)
+def _list(family: str, table: str) -> list | None:
+    """The table's items from `nft -j list` (metainfo dropped), or None if it does not exist."""
+    res = subprocess.run(["nft", "-j", "list", "table", family, table], capture_output=True, text=True)
     if res.returncode != 0:
+        return None
+    return [i for i in json.loads(res.stdout)["nftables"] if "metainfo" not in i]
+
+
+# What changes in a listing without anyone changing the rules: the kernel's handles, and what
+# traffic moves (counters, quota use, the expiry of dynamic set elements)
+_VOLATILE = frozenset({"handle", "packets", "bytes", "used", "used_unit", "expires"})
+
+
+def _stable(value):
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items() if k not in _VOLATILE}
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    return value
+
+
+def content_digest(items: list) -> str:
+    """sha256 of a listing without its volatile parts: equal exactly when the rules are."""
+    return hashlib.sha256(json.dumps(_stable(items), sort_keys=True).encode()).hexdigest()
+
+
+def observe(table: str, bridge_table: bool = True) -> dict:
+    """{"exists", "families" (those present), "rules": {chain: n}, "elements": {map: n},
+    "comments": sorted set, "marked" (some rule carries kvmnet's comment), "content" (digest)}.
+
+    The bridge table is listed when the topology has one (spoof_protection), or when there is
+    no inet table (a first apply: a foreign bridge table of kvmnet's name would be replaced);
+    a no-op re-apply of a topology without one still costs one process."""
+    inet = _list("inet", table)
+    bridge = _list("bridge", table) if bridge_table or inet is None else None
+    if inet is None and bridge is None:
         return {"exists": False}
+    items = (inet or []) + (bridge or [])
     rules: dict[str, int] = {}
     elements: dict[str, int] = {}
     comments = set()
-    items = json.loads(res.stdout)["nftables"]
-    if bridge_table:  # only topologies with spoof_protection have one; no process otherwise
-        bridge = subprocess.run(["nft", "-j", "list", "table", "bridge", table], capture_output=True, text=True)
-    if bridge_table and bridge.returncode == 0:
-        items += [dict(rule=dict(i["rule"], chain="bridge:" + i["rule"]["chain"])) if "rule" in i else
-                  dict(chain=dict(i["chain"], name="bridge:" + i["chain"]["name"])) if "chain" in i else i
-                  for i in json.loads(bridge.stdout)["nftables"]]
     for item in items:
-        if "chain" in item:
-            rules.setdefault(item["chain"]["name"], 0)
-        elif "rule" in item:
-            rule = item["rule"]
-            rules[rule["chain"]] = rules.get(rule["chain"], 0) + 1
-            comments.add(rule.get("comment", ""))
-        elif "map" in item:
-            elements[item["map"]["name"]] = len(item["map"].get("elem", []))
-    return {"exists": True, "rules": {k: v for k, v in rules.items() if v},
-            "elements": elements, "comments": sorted(comments)}
+        kind, body = next(iter(item.items()))
+        prefix = "bridge:" if body.get("family") == "bridge" else ""
+        if kind == "chain":
+            rules.setdefault(prefix + body["name"], 0)
+        elif kind == "rule":
+            rules[prefix + body["chain"]] = rules.get(prefix + body["chain"], 0) + 1
+            comments.add(body.get("comment", ""))
+        elif kind == "map":
+            elements[body["name"]] = len(body.get("elem", []))
+    return {"exists": True, "families": [f for f, t in (("inet", inet), ("bridge", bridge)) if t is not None],
+            "rules": {k: v for k, v in rules.items() if v}, "elements": elements, "comments": sorted(comments),
+            "marked": any(MARK.fullmatch(c) for c in comments), "content": content_digest(items)}
 
 
 def listing(table: str) -> str:

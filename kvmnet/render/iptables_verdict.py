@@ -4,7 +4,10 @@ The chains carry their own comments, "kvmnet <digest> <n>/<total>" (render/iptab
 are intact when every rule of every kvmnet chain carries the same digest and total, each chain
 holds exactly its <n> rules, the chains add up to <total>, and each has exactly one jump from
 its built-in chain. The verdict also carries the chains as they are (`saved`, in
-IptRuleset.to_json's shape), which is what a rollback of a changed ruleset loads back.
+IptRuleset.to_json's shape), which is what a rollback of a changed ruleset loads back, and
+whether any rule carries kvmnet's comment (`marked`: chains of kvmnet's names holding none are
+someone else's). Counts are not enough to call them kvmnet's rules: `holds` compares `saved`
+with the rendered ruleset, rule for rule.
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ def judge(prefix: str, snap: dict) -> dict:
     exists = bool(chains or jumps)
     if not exists:
         return dict(NOTHING)
-    digests, totals, intact = set(), set(), bool(chains)
+    digests, totals, intact, marked = set(), set(), bool(chains), False
     for name, rules in chains.items():
         _, table, builtin = owned[name]
         marks = [parse_comment(rule_comment(r)) for r in rules]
         if not rules or None in marks:
             intact = False
         for mark in filter(None, marks):
+            marked = True
             digests.add(mark[0])
             totals.add(mark[2])
             intact = intact and mark[1] == len(rules)
@@ -59,4 +63,13 @@ def judge(prefix: str, snap: dict) -> dict:
                             saved_tables[table]["jumps"][c] = argv
         saved = {"format": "kvmnet-iptables/2", "name": prefix, "digest": digest, "tables": saved_tables}
     return {"exists": True, "digest": digest, "intact": intact, "saved": saved,
-            "rules": {c: len(r) for c, r in chains.items()}}
+            "rules": {c: len(r) for c, r in chains.items()}, "marked": marked}
+
+
+def holds(verdict: dict, ruleset: dict) -> bool:
+    """kvmnet's chains and jumps read back are exactly `ruleset` (IptRuleset.to_json): every rule,
+    argument for argument. The renderer writes iptables-save's own argv form, so this is an exact
+    compare, not a normalisation: a reject turned into an accept under kvmnet's comment, or a
+    DNAT re-pointed at another guest, is drift even though every count still adds up."""
+    saved = verdict.get("saved") or {}
+    return bool(verdict.get("intact")) and saved.get("tables") == ruleset.get("tables")

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import copy
 import errno
+import hashlib
 import ipaddress
+import json
 import re
 
 from kvmnet.errors import HostError
@@ -21,6 +23,7 @@ from kvmnet.observed import Link, Route
 
 _PER_LINK_SYSCTLS = {"net/ipv6/conf/{}/disable_ipv6": "0", "net/ipv4/conf/{}/route_localnet": "0"}
 _COMMENT = re.compile(r'comment "([^"]*)"\s*$')
+_MARK = re.compile(r"kvmnet [0-9a-f]{12}")
 
 
 def _enodev(name: str) -> OSError:
@@ -95,19 +98,26 @@ class FakeHost:
             if rs is None:
                 return {"exists": False, "digest": None, "intact": False, "saved": None, "rules": {}}
             return {"exists": True, "digest": rs.get("digest"), "intact": True, "saved": copy.deepcopy(rs),
-                    "rules": {}}
-        if ("inet", name) not in self.nft_tables:
+                    "rules": {}, "marked": _ipt_marked(rs)}
+        # as host/nftables.observe: the bridge table too when the topology has one, or when
+        # there is no inet table (a first apply must see a foreign one)
+        listed = ["inet", "bridge"] if bridge_table or ("inet", name) not in self.nft_tables else ["inet"]
+        families = [f for f in listed if (f, name) in self.nft_tables]
+        if not families:
             return {"exists": False}
         rules, elements, comments = {}, {}, set()
-        for family in ("inet", "bridge") if bridge_table else ("inet",):
-            table = self.nft_tables.get((family, name), {"chains": {}, "maps": {}})
+        for family in families:
+            table = self.nft_tables[(family, name)]
             for chain, body in table["chains"].items():
                 label = chain if family == "inet" else f"bridge:{chain}"
                 if body["rules"]:
                     rules[label] = len(body["rules"])
                 comments.update(m.group(1) if (m := _COMMENT.search(r)) else "" for r in body["rules"])
             elements.update({m: len(body["elements"]) for m, body in table["maps"].items()})
-        return {"exists": True, "rules": rules, "elements": elements, "comments": sorted(comments)}
+        content = {f: self.nft_tables[(f, name)] for f in families}  # what a listing of them shows
+        return {"exists": True, "families": families, "rules": rules, "elements": elements,
+                "comments": sorted(comments), "marked": any(_MARK.fullmatch(c) for c in comments),
+                "content": hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()}
 
     def firewall_listing(self, table: str) -> str:
         return "".join(_nft_text(family, table, self.nft_tables[(family, table)])
@@ -287,6 +297,13 @@ class FakeHost:
 
     def _dnsmasq_stop(self, a: dict) -> None:
         self.dnsmasqs.pop(a["conf"], None)
+
+
+def _ipt_marked(ruleset: dict) -> bool:
+    """Some rule of the ruleset carries kvmnet's "kvmnet <digest> <n>/<total>" comment."""
+    return any(re.fullmatch(r"kvmnet [0-9a-f]{12} \d+/\d+", argv[i + 1])
+               for body in ruleset.get("tables", {}).values() for rules in body.get("chains", {}).values()
+               for argv in rules for i, word in enumerate(argv[:-1]) if word == "--comment")
 
 
 def _same_route(a: Route, b: Route) -> bool:

@@ -60,7 +60,7 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
                 links.tap(facts, topo, net, nic.tap, nic.mac)
     sysctls.forwarding(facts, topo)
     firewall.accepts(facts, topo, firewall_backend)
-    firewall.table(facts, topo, firewall_backend)
+    firewall.table(facts, topo, firewall_backend, record)
     dnsmasq.instances(facts, topo, state_dir)
     return Plan(_removals(record, facts.wanted, observed) + facts.actions, frozenset(facts.wanted))
 

@@ -64,39 +64,84 @@ def with_listing(action: Action, text: str) -> Action:
     return Action(action.key, action.kind, action.do, Step(action.undo.op, args))
 
 
-def _table_step(topo: Topology, observed: Observed, backend: str) -> Step | None:
+def key(topo: Topology, backend: str) -> str:
+    """The fact kvmnet's table (or chains) is recorded under."""
+    return f"firewall:{backend}:{naming.nft_table(topo.name)}"
+
+
+# Content, not counts: on nftables, what is in kvmnet's table must be what kvmnet itself loaded.
+# nft rewrites the text it is given (sets, reject forms, priorities, concatenations, differently
+# from one nft release to the next), so predicting its listing from render/nft.py's text would
+# be a second renderer to keep in step with nft. Instead the digest of the listing nft gives
+# right after kvmnet's own load (the verify observation every apply already makes) is kept in
+# the record under the table's fact, and every observation's digest is compared with it: exact on
+# any nft version, at no cost to a no-op apply (the one JSON listing it makes anyway).
+
+def _nft_drift(seen: dict, ruleset, recorded: str | None) -> str | None:
+    """Why kvmnet's table is not `ruleset` as kvmnet loaded it, or None when it is."""
+    if not seen.get("exists"):
+        return "no table"
+    if (seen.get("rules") != ruleset.rules or seen.get("elements") != ruleset.elements
+            or seen.get("comments") != [f"kvmnet {ruleset.digest}"]):
+        return "its rules are not the topology's"
+    if recorded is None or seen.get("content") != recorded:
+        return "its content differs from what kvmnet loaded"
+    return None
+
+
+def _table_step(topo: Topology, observed: Observed, backend: str, recorded: str | None = None) -> Step | None:
     """The firewall.apply step, or None when kvmnet's rules on the host are already these."""
     if backend == "iptables":
         return _iptables_step(topo, observed)
     table = naming.nft_table(topo.name)
     ruleset = nft.render(topo, table)
     seen = observed.firewall
-    if (seen.get("exists") and seen.get("rules") == ruleset.rules and seen.get("elements") == ruleset.elements
-            and seen.get("comments") == [f"kvmnet {ruleset.digest}"]):
+    why = _nft_drift(seen, ruleset, recorded)
+    if why is None:
         return None
+    summary = ruleset.summary if not seen.get("exists") else f"{ruleset.summary}; {why}"
     return Step("firewall.apply", {
         "backend": backend, "table": table, "ruleset": ruleset.text, "delete": nft.delete_text(table),
-        "summary": ruleset.summary, "previous": LISTING if seen.get("exists") else None,
+        "summary": summary, "previous": LISTING if seen.get("exists") else None,
         "command": f"nft -f - <<'EOF' ... EOF  # {ruleset.summary}"})
 
 
 def _iptables_step(topo: Topology, observed: Observed) -> Step | None:
-    """Same contract on the iptables backend: kvmnet's own chains, rebuilt per table in one commit."""
+    """Same contract on the iptables backend: kvmnet's own chains, rebuilt per table in one commit.
+    They must hold exactly the rendered rules (iptables_verdict.holds)."""
     from ...render import iptables as ipt
+    from ...render.iptables_verdict import holds
 
     ruleset = ipt.render(topo)
-    if observed.firewall.get("digest") == ruleset.digest and observed.firewall.get("intact"):
+    data = ruleset.to_json()
+    if observed.firewall.get("digest") == ruleset.digest and holds(observed.firewall, data):
         return None
     return Step("firewall.apply", {
-        "backend": "iptables", "table": ruleset.name, "ruleset": ruleset.to_json(), "summary": ruleset.summary,
+        "backend": "iptables", "table": ruleset.name, "ruleset": data, "summary": ruleset.summary,
         "previous": observed.firewall.get("saved"), "delete": None,
         "command": f"iptables-legacy-restore --noflush <<'EOF' ... EOF  # {ruleset.summary}"})
 
 
-def table(facts: Facts, topo: Topology, backend: str) -> None:
+def table(facts: Facts, topo: Topology, backend: str, record=None) -> None:
     if nft.needs_table(topo):
-        do = _table_step(topo, facts.obs, backend)
-        facts.want(f"firewall:{backend}:{naming.nft_table(topo.name)}", do, _undo(do) if do else None)
+        fact = key(topo, backend)
+        recorded = record.content.get(fact) if record is not None else None
+        do = _table_step(topo, facts.obs, backend, recorded)
+        facts.want(fact, do, _undo(do) if do else None)
+
+
+def adopt_content(record, observed: Observed, ran: list[Action]) -> bool:
+    """After an apply's steps ran and the host was observed again: keep, under the table's fact,
+    the digest of the nft table kvmnet just loaded; forget it with the fact. True if changed."""
+    before = dict(record.content)
+    for action in ran:
+        if action.do.op == "firewall.apply" and action.do.args.get("backend") != "iptables":
+            if observed.firewall.get("exists"):
+                record.content[action.key] = observed.firewall.get("content")
+    for fact in list(record.content):
+        if fact not in record.keys():
+            del record.content[fact]
+    return record.content != before
 
 
 def accepts(facts: Facts, topo: Topology, backend: str) -> None:
