@@ -240,7 +240,13 @@ def _uplink(x) -> bool:
             and isinstance(routes, list) and not any(_route(r, None) for r in routes))
 
 
-RECORD_KEYS = {"version", "topology", "file", "entries", "uplinks", "firewall_backend", "networks", "taps"}
+RECORD_KEYS = {"version", "topology", "file", "entries", "uplinks", "firewall_backend", "networks", "taps",
+               "content"}  # content: fact key -> digest of the firewall listing kvmnet loaded
+
+
+def _digest(x) -> bool:
+    """hex digests"""
+    return isinstance(x, str) and 0 < len(x) <= 128 and all(c in "0123456789abcdef" for c in x)
 
 
 def check_record(data, where: Where, version: int) -> None:
@@ -270,3 +276,4 @@ def check_record(data, where: Where, version: int) -> None:
     _str_map(data.get("uplinks", {}), "uplinks", _uplink)
     _str_map(data.get("networks", {}), "networks", _network_entry)
     _str_map(data.get("taps", {}), "taps", _network_name)
+    _str_map(data.get("content", {}), "content", _digest)

@@ -97,7 +97,7 @@ def test_a_failed_change_keeps_the_recorded_digest_of_the_restored_table(tmp_pat
                        + '\n[[networks.default.forwards]]\nhost_port = 2222\nguest = "web"\nguest_port = 22\n')
     host.fail(op="dnsmasq.start")  # the new table loads, then the dnsmasq restart fails
     with pytest.raises(HostError):
-        engine.apply(config.load(str(changed)), str(tmp_path), host=host)
+        engine.apply(config.load(str(changed)), str(tmp_path), host=host, replace=True)
     assert host.state()["nft"] == before["nft"] and records.load(str(tmp_path), "nat").content == recorded
     assert drift(host, topo, tmp_path) == []
     _reject_made_accept(host)
