@@ -32,11 +32,11 @@ def read_text(path: str) -> str | None:
 def prepare_reload_files(conf: str, hosts: str, dhcp_hosts: str, group: str) -> None:
     paths = reload_paths(conf)
     gid = grp.getgrnam(group).gr_gid
+    if gid != 0:  # dnsmasq that stays root reads anything
+        _let_group_traverse(os.path.dirname(paths["dir"]), gid)
     os.makedirs(paths["dir"], mode=0o700, exist_ok=True)
     os.chown(paths["dir"], -1, gid)
     os.chmod(paths["dir"], 0o710)
-    if gid != 0:  # dnsmasq that stays root reads anything
-        _let_group_traverse(os.path.dirname(paths["dir"]), gid)
     for path, text in ((paths["hosts"], hosts), (paths["dhcp_hosts"], dhcp_hosts)):
         if read_text(path) != text or _owner(path) != gid:
             _write_group_readable(path, text, gid)
@@ -63,23 +63,24 @@ def _write_group_readable(path: str, text: str, gid: int) -> None:
 def _let_group_traverse(directory: str, gid: int) -> None:
     """Every directory from `directory` up to / must let `gid` through. The topology's dir and
     the state dir (and kvmnet's own /run/kvmnet parents) are opened to it if they are private;
-    anything else is the administrator's and is never changed."""
-    topo_dir, state_root = directory, os.path.dirname(directory)
-    path = directory
+    anything else is the administrator's and is never changed (checked before any change)."""
+    mine = (directory, os.path.dirname(directory))
+    to_open, path = [], directory
     while True:
         st = os.stat(path)
-        through = st.st_mode & 0o001 or (st.st_gid == gid and st.st_mode & 0o010)
-        if not through:
-            ours = path in (topo_dir, state_root) or path == OWN_PARENTS or path.startswith(OWN_PARENTS + "/")
+        if not (st.st_mode & 0o001 or (st.st_gid == gid and st.st_mode & 0o010)):
+            ours = path in mine or path == OWN_PARENTS or path.startswith(OWN_PARENTS + "/")
             if not (ours and st.st_uid == os.geteuid() and st.st_mode & 0o070 == 0):
                 raise HostError(f"dnsmasq's group ({grp.getgrgid(gid).gr_name}) cannot traverse {path}, so it "
                                 f"could not read {directory}'s DNS and DHCP host files: let it through "
                                 f"(chmod o+x {path}) or use a --state-dir under /run or /tmp")
-            os.chown(path, -1, gid)
-            os.chmod(path, (st.st_mode & 0o7777) | 0o010)
+            to_open.append((path, st.st_mode & 0o7777))
         if path == "/":
-            return
+            break
         path = os.path.dirname(path)
+    for path, mode in to_open:
+        os.chown(path, -1, gid)
+        os.chmod(path, mode | 0o010)
 
 
 def write_bridge(conf: str, bridge: str, ifindex: int | None) -> None:

@@ -4,6 +4,7 @@ re-created (its DHCP socket names the old bridge), reloaded without a restart wh
 static leases or DNS records change, and never blocked from repair by a listener on a port
 kvmnet already forwards."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -83,6 +84,27 @@ def test_a_foreign_dnsmasq_is_never_taken_for_kvmnets(netns, tmp_path):
     assert netns.kvmnet("destroy", "--force", str(TOPOLOGIES / "nat.toml")).returncode == 0
     [left] = _dnsmasqs(netns)
     assert Path(f"/proc/{left.split()[0]}/cmdline").read_bytes().split(b"\0")[1] == f"--conf-file={conf}".encode()
+
+
+def test_an_executable_named_in_a_record_is_never_run(netns, tmp_path):
+    """Records written before kvmnet stopped storing `exe`: the binary is resolved at run time."""
+    planted, script = tmp_path / "ran", tmp_path / "evil"
+    script.write_text(f"#!/bin/sh\ntouch {planted}\n")
+    script.chmod(0o755)
+    nat = str(TOPOLOGIES / "nat.toml")
+    assert netns.kvmnet("apply", nat).returncode == 0
+    state = netns.state_dir / "nat" / "state.json"
+    data = json.loads(state.read_text())
+    conf = str(netns.state_dir / "nat" / "dnsmasq-default.conf")
+    start = {"op": "dnsmasq.start", "args": {
+        "network": "default", "bridge": "virbr0", "conf": conf, "conf_text": Path(conf).read_text(),
+        "pid_file": conf[:-5] + ".pid", "leases": conf[:-5] + ".leases", "exe": str(script), "previous": None}}
+    data["entries"].append(["dnsmasq:default", start])  # an old record's restart-as-before undo
+    state.write_text(json.dumps(data))
+    netns.kvmnet("destroy", nat)
+    assert not planted.exists()
+    assert netns.kvmnet("destroy", "--force", nat).returncode == 0
+    assert _dnsmasqs(netns) == []
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ import pytest
 from helpers.fakehost import FakeHost
 from kvmnet import config, engine
 from kvmnet.engine import record as records
-from kvmnet.engine.steps import Step
 from kvmnet.errors import InputError
-from kvmnet.host import dnsmasq as host_dnsmasq
 from kvmnet.render import dnsmasq as render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,19 +146,6 @@ def test_no_step_names_an_executable(tmp_path):
     engine.apply(topo, root, host=host)
     steps = [a.do.args for a in actions] + [u["args"] for _, u in records.load(root, "nat").entries if u]
     assert not any("exe" in args for args in steps)
-
-
-def test_an_exe_in_an_old_record_is_never_run(tmp_path):
-    """A recorded stop step that names an executable: kvmnet resolves dnsmasq itself."""
-    planted = tmp_path / "ran"
-    script = tmp_path / "evil"
-    script.write_text(f"#!/bin/sh\ntouch {planted}\n")
-    script.chmod(0o755)
-    conf = tmp_path / "dnsmasq-x.conf"
-    conf.write_text("")
-    host_dnsmasq.run(Step("dnsmasq.stop", {"network": "x", "conf": str(conf), "pid_file": str(tmp_path / "x.pid"),
-                                            "leases": str(tmp_path / "x.leases"), "exe": str(script), "purge": True}))
-    assert not planted.exists() and not conf.exists()
 
 
 def test_force_with_nothing_present_names_nothing(tmp_path):
