@@ -1,17 +1,23 @@
 """A stand-in record for `destroy --force`, when the real one is lost or corrupt.
 
 It names only what kvmnet itself derives from the topology (its bridges, taps, firewall table
-and dnsmasq instances, verified by pid file + executable + command line), never anything found
-by pattern-matching, so others' objects are safe. What cannot be reconstructed (an uplink's
-original addresses and routes, sysctls' original values) is left as it is.
+and dnsmasq instances, found by executable + exact `--conf-file=` argument even without a pid
+file), never anything found by pattern-matching, so others' objects are safe. It observes
+first and names only what is present, so destroy reports what it really removed. What cannot be
+reconstructed (an uplink's original addresses and routes, sysctls' original values) is left
+as it is.
 """
 
 from __future__ import annotations
 
+import os
+
 from .. import naming
+from ..errors import KvmnetError
 from ..host import system
 from ..model import Topology
 from ..render import nft
+from ..render.dnsmasq import reload_paths
 from .plan import dnsmasq as dnsmasq_plan
 from .plan.firewall import delete_step
 from .record import Record
@@ -22,21 +28,41 @@ def forced_record(topo: Topology, state_root: str, backend: str = "nftables", ho
     host = host or system.default()
     rec = Record(topo.name, topo.path)
     add = lambda key, step: rec.entries.append([key, step.to_json()])  # noqa: E731
+    links = host.links()
     for net in topo.networks:
         if net.bridged:
-            if net.mode == "bridge":
+            uplink = links.get(net.uplink) if net.mode == "bridge" else None
+            if uplink is not None and uplink.master == net.bridge:
                 add(f"master:{net.uplink}", Step("link.set", {"name": net.uplink, "master": ""}))
-            add(f"link:{net.bridge}", Step("link.del", {"name": net.bridge}))
+            if net.bridge in links:
+                add(f"link:{net.bridge}", Step("link.del", {"name": net.bridge}))
     for guest in topo.guests:
         for nic in guest.nics:
-            if nic.tap:
+            if nic.tap and nic.tap in links:
                 add(f"link:{nic.tap}", Step("link.del", {"name": nic.tap}))
     if nft.needs_table(topo):
-        table = naming.nft_table(topo.name)
-        add(f"firewall:{backend}:{table}", delete_step(backend, table))
-        add(f"firewall:iptables:{table}", delete_step("iptables", naming.iptables_prefix(topo.name)))
+        _firewall(topo, host, add)
     sdir = naming.state_dir_for(topo.name, state_root)
     for net in dnsmasq_plan.networks(topo):
-        add(f"dnsmasq:{net.name}", dnsmasq_plan.stop_step(net.name, naming.dnsmasq_paths(sdir, net.name),
-                                                          host.dnsmasq_binary()))
+        paths = naming.dnsmasq_paths(sdir, net.name)
+        if host.dnsmasq(paths["conf"], paths["pid"]).get("pid") or _any_file(paths):
+            add(dnsmasq_plan.key(topo.name, net.name), dnsmasq_plan.stop_step(net.name, paths))
     return rec
+
+
+def _firewall(topo: Topology, host, add) -> None:
+    """kvmnet's table on each backend where it is present (a backend this host cannot read
+    holds none of kvmnet's rules)."""
+    spoof = any(n.spoof_protection for n in topo.networks)
+    for backend, name in (("nftables", naming.nft_table(topo.name)), ("iptables", naming.iptables_prefix(topo.name))):
+        try:
+            present = host.firewall(name, backend, spoof).get("exists")
+        except (KvmnetError, OSError, ImportError):
+            present = False
+        if present:
+            add(f"firewall:{backend}:{name}", delete_step(backend, name))
+
+
+def _any_file(paths: dict) -> bool:
+    extra = reload_paths(paths["conf"])
+    return any(os.path.lexists(p) for p in (paths["conf"], paths["pid"], paths["leases"], extra["dir"], extra["bridge"]))

@@ -41,13 +41,7 @@ def conflicts(topo: Topology, observed: Observed, record: Record) -> list[tuple[
                 if ip_network(route.dst).overlaps(net.subnet):
                     out.append((("networks", net.name, "subnet"),
                                 f"{net.subnet} overlaps the host's route {route.dst} dev {route.dev}"))
-        for fwd in net.forwards:
-            for port in range(fwd.host_ports[0], fwd.host_ports[1] + 1):
-                holder = observed.listeners.get(f"{fwd.proto}/{port}")
-                if holder:
-                    out.append((("networks", net.name, "forwards", fwd.index, "host_port"),
-                                f"{fwd.proto} port {port} is already in use on this host by {holder}"))
-                    break
+        out += _listener_conflicts(net, observed)
     out += firewall_conflicts(topo, observed, record)
     for guest in topo.guests:
         for i, nic in enumerate(guest.nics):
@@ -83,3 +77,17 @@ def firewall_conflicts(topo: Topology, observed: Observed, record: Record) -> li
         return [(where, f"{what} holds rules kvmnet did not write (none carries kvmnet's comment); "
                         "remove it or rename the topology (`name = ...`)")]
     return []
+
+
+def _listener_conflicts(net, observed: Observed) -> list[tuple[tuple, str]]:
+    """A new forward would shadow a socket already bound on its port. observe() leaves out
+    the ports kvmnet's table forwards already: those are kvmnet's, not a conflict."""
+    out = []
+    for fwd in net.forwards:
+        for port in range(fwd.host_ports[0], fwd.host_ports[1] + 1):
+            holder = observed.listeners.get(f"{fwd.proto}/{port}")
+            if holder:
+                out.append((("networks", net.name, "forwards", fwd.index, "host_port"),
+                            f"{fwd.proto} port {port} is already in use on this host by {holder}"))
+                break
+    return out

@@ -3,6 +3,8 @@ cares about, kvmnet's own firewall objects and dnsmasq processes."""
 
 from __future__ import annotations
 
+import re
+
 from .. import naming
 from ..host import system
 from ..model import ROUTING_MODES, Topology
@@ -20,25 +22,60 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
         fw = host.firewall(name, backend, any(n.spoof_protection for n in topo.networks))
         if fw.get("exists"):  # whose rules they are is judged against the record of this backend's fact
             fw = dict(fw, backend=backend)
-    exe = host.dnsmasq_binary()
-    procs = {}
-    for net in dnsmasq_plan.networks(topo):
-        paths = naming.dnsmasq_paths(state_dir, net.name)
-        procs[f"dnsmasq:{net.name}"] = host.dnsmasq(paths["conf"], paths["pid"], exe)
+    exe, user = host.dnsmasq_binary(), host.dnsmasq_user()
+    procs = _dnsmasqs(topo, state_dir, host, user)
     forwarding = any(n.mode in ROUTING_MODES + ("bridge",) for n in topo.networks)
     return Observed(links=links, addrs=host.addrs(links), routes=host.routes(links),
                     sysctls={p: host.sysctl(p) for p in sysctls.paths(topo)}, firewall=fw,
                     processes=procs, host_forward=host.host_forward() if forwarding else {},
-                    listeners=_forward_listeners(topo, host),
-                    dnsmasq_user=host.dnsmasq_user(), dnsmasq_exe=exe)
+                    listeners=_forward_listeners(topo, host, backend, fw),
+                    dnsmasq_user=user, dnsmasq_exe=exe)
 
 
-def _forward_listeners(topo: Topology, host) -> dict[str, str]:
-    """Sockets already bound on a port the topology forwards (DNAT would shadow them)."""
+def _dnsmasqs(topo: Topology, state_dir: str, host, user: str) -> dict:
+    """"dnsmasq:NET" -> what host.dnsmasq saw, plus the group it runs with (it reads the
+    reloadable files as that group)."""
+    nets = dnsmasq_plan.networks(topo)
+    group = host.dnsmasq_group(user) if nets else None
+    out = {}
+    for net in nets:
+        paths = naming.dnsmasq_paths(state_dir, net.name)
+        out[f"dnsmasq:{net.name}"] = dict(host.dnsmasq(paths["conf"], paths["pid"]), group=group)
+    return out
+
+
+def _forward_listeners(topo: Topology, host, backend: str, fw: dict) -> dict[str, str]:
+    """Sockets already bound on a port the topology forwards (DNAT would shadow them), except
+    ports kvmnet's own table already forwards: a listener started after apply is no conflict
+    (nor a reason to refuse repairing something else)."""
     wanted = {(f.proto, port) for net in topo.networks for f in net.forwards
               for port in range(f.host_ports[0], f.host_ports[1] + 1)}
     if not wanted:
         return {}
     bound = host.listening()
+    busy = sorted(k for k in wanted if k in bound)
+    if not busy:
+        return {}
+    owned = _forwarded_now(topo, host, backend, fw) if fw.get("exists") else set()
     return {f"{proto}/{port}": ", ".join(host.port_holders(port, proto))
-            for proto, port in sorted(wanted) if (proto, port) in bound}
+            for proto, port in busy if (proto, port) not in owned}
+
+
+_NFT_ELEMENT = re.compile(r"\b(tcp|udp) \. (\d+)(?:-(\d+))? :")
+
+
+def _forwarded_now(topo: Topology, host, backend: str, fw: dict) -> set[tuple[str, int]]:
+    """(proto, port) that kvmnet's current table for this topology forwards (read only when a
+    forwarded port has a listener)."""
+    out = set()
+    if backend == "iptables":
+        tables = ((fw.get("saved") or {}).get("tables") or {}).values()
+        for rules in (r for t in tables for r in t.get("chains", {}).values()):
+            for argv in rules:
+                if "DNAT" in argv and "--dport" in argv and "-p" in argv:
+                    low, _, high = argv[argv.index("--dport") + 1].partition(":")
+                    out |= {(argv[argv.index("-p") + 1], p) for p in range(int(low), int(high or low) + 1)}
+        return out
+    for m in _NFT_ELEMENT.finditer(host.firewall_listing(naming.nft_table(topo.name))):
+        out |= {(m[1], p) for p in range(int(m[2]), int(m[3] or m[2]) + 1)}
+    return out

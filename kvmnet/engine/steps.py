@@ -120,8 +120,10 @@ _DESCRIBE = {
     "firewall.delete": lambda a: f"remove kvmnet's firewall rules ({a['backend']}: {a['summary']})",
     "fwaccept.add": lambda a: f"accept {a['bridge']}'s traffic in the host's filter FORWARD chain (policy DROP)",
     "fwaccept.del": lambda a: f"remove kvmnet's accepts for {a['bridge']} from the host's filter FORWARD chain",
-    "dnsmasq.start": lambda a: f"start dnsmasq for {a['network']} on {a['bridge']}",
+    "dnsmasq.start": lambda a: (f"restart dnsmasq for {a['network']} on {a['bridge']}" if a.get("previous")
+                                else f"start dnsmasq for {a['network']} on {a['bridge']}"),
     "dnsmasq.stop": lambda a: f"stop dnsmasq for {a['network']}",
+    "dnsmasq.reload": lambda a: f"reload dnsmasq for {a['network']} (DNS records and static leases)",
 }
 
 _COMMANDS = {
@@ -141,4 +143,5 @@ _COMMANDS = {
     "fwaccept.del": lambda a: " && ".join(shlex.join(["iptables", "-D", "FORWARD", *spec]) for spec in a["specs"]),
     "dnsmasq.start": lambda a: shlex.join(["dnsmasq", f"--conf-file={a['conf']}"]),
     "dnsmasq.stop": lambda a: f"kill $(cat {shlex.quote(a['pid_file'])})",
+    "dnsmasq.reload": lambda a: f"kill -HUP $(cat {shlex.quote(a['pid_file'])})",
 }

@@ -112,6 +112,12 @@ def _dnsmasq_exe(v, w):
     return None
 
 
+def _group(v, w):
+    """A group name as getent prints it (dnsmasq's group, which reads the reloadable files)."""
+    ok = isinstance(v, str) and 0 < len(v) <= 32 and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*\$?", v)
+    return None if ok else f"{v!r} is not a group name"
+
+
 def _backend(v, w):
     return None if v in ("nftables", "iptables") else f"{v!r} is not a firewall backend"
 
@@ -185,7 +191,13 @@ OPS = {
     "firewall.delete": _FIREWALL,
     "fwaccept.add": {"bridge": (R, _ifname), "topology": (R, _str), "specs": (R, _specs)},
     "fwaccept.del": {"bridge": (R, _ifname), "topology": (R, _str), "specs": (R, _specs)},
-    "dnsmasq.start": {**_DNSMASQ, "bridge": (R, _ifname), "conf_text": (R, _str), "previous": (O, _opt_str)},
+    # hosts, dhcp_hosts: the text of the files dnsmasq re-reads on SIGHUP (records before 0.2 had none)
+    "dnsmasq.start": {**_DNSMASQ, "bridge": (R, _ifname), "conf_text": (R, _str), "previous": (O, _opt_str),
+                      "hosts": (O, _str), "dhcp_hosts": (O, _str), "group": (O, _group),
+                      "previous_hosts": (O, _opt_str), "previous_dhcp_hosts": (O, _opt_str)},
+    "dnsmasq.reload": {"network": (R, _str), "bridge": (R, _ifname), "conf": (R, _state_file("conf")),
+                       "pid_file": (R, _state_file("pid")), "hosts": (R, _str), "dhcp_hosts": (R, _str),
+                       "group": (O, _group)},
     "dnsmasq.stop": {**_DNSMASQ, "purge": (O, _bool)},
 }
 

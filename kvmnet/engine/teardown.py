@@ -12,6 +12,7 @@ from .. import naming
 from ..errors import HostError
 from ..host import system
 from . import faults, record as records
+from .plan.sysctls import SHARED_KEYS
 from .record import Record
 from .steps import Action, Result, Step
 
@@ -26,7 +27,7 @@ def destroy(name: str, state_root: str, record: Record | None = None, host=None)
     errors = []
     for i, (keys, step) in enumerate(_steps(record)):
         faults.check(f"d{i}")
-        heir = next((r for r in others if keys[0] in r.keys()), None) if step else None
+        heir = _heir(others, keys[0]) if step else None
         if heir is not None:
             _hand_over(state_root, heir, keys[0], step)
         elif step is not None:
@@ -45,6 +46,15 @@ def destroy(name: str, state_root: str, record: Record | None = None, host=None)
     record.uplinks = {}
     records.remove(state_root, name)
     return Result(done)
+
+
+def _heir(others: list[Record], key: str) -> Record | None:
+    """The applied topology that inherits this undo: only host-wide facts (ip_forward) are
+    shared; a per-topology object whose key another record happens to hold too (two
+    topologies' networks both named `lab`, in records of the old key shape) is undone here."""
+    if key not in SHARED_KEYS:
+        return None
+    return next((r for r in others if key in r.keys()), None)
 
 
 def _hand_over(state_root: str, heir: Record, key: str, step: Step) -> None:

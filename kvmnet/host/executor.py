@@ -35,7 +35,7 @@ def run(step) -> None:
         case "fwaccept.add" | "fwaccept.del":
             from . import coexist
             coexist.run(step)
-        case "dnsmasq.start" | "dnsmasq.stop":
+        case "dnsmasq.start" | "dnsmasq.stop" | "dnsmasq.reload":
             from . import dnsmasq
             dnsmasq.run(step)
         case _:

@@ -59,6 +59,28 @@ def is_ours(pid: int, exe: str, marker: str) -> bool:
         return False
 
 
+def find(exe: str, marker: str) -> list[int]:
+    """Every process running `exe` with exactly `marker` among its arguments, found by scanning
+    /proc: how kvmnet finds its own dnsmasq when the pid file (or the whole state dir) is lost.
+    Never by name: a foreign dnsmasq has another --conf-file."""
+    wanted = os.path.realpath(exe)
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _runs(int(entry), wanted, marker.encode()):
+            found.append(int(entry))
+    return sorted(found)
+
+
+def _runs(pid: int, real_exe: str, marker: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if marker not in f.read().split(b"\0"):
+                return False  # the cheap test first: most processes stop here
+        return os.path.realpath(f"/proc/{pid}/exe") == real_exe
+    except OSError:
+        return False
+
+
 def _stat(pid: int) -> list[str] | None:
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -47,8 +47,12 @@ class System:
     def dnsmasq_user(self) -> str:
         return dnsmasq.unprivileged_user()
 
-    def dnsmasq(self, conf: str, pid_file: str, exe: str) -> dict:
-        return dnsmasq.observe(conf, pid_file, exe)
+    def dnsmasq_group(self, user: str) -> str:
+        return dnsmasq.user_group(user)
+
+    def dnsmasq(self, conf: str, pid_file: str, exe: str | None = None) -> dict:
+        """kvmnet's instance for `conf` (found by its binary and --conf-file=, never by name)."""
+        return dnsmasq.observe(conf, pid_file)
 
     def listening(self) -> dict:
         return procs.listening()

@@ -40,7 +40,9 @@ class FakeHost:
         self.nft_tables: dict[tuple[str, str], dict] = {}  # (family, name) -> {"chains", "maps"}
         self.ipt_tables: dict[str, dict] = {}  # prefix -> the ruleset JSON it was given
         self.forward = {"policy": "ACCEPT", "rules": []}  # the host's filter FORWARD (iptables -S lines)
-        self.dnsmasqs: dict[str, dict] = {}  # conf path -> {"pid", "conf_text", "network"}
+        # conf path -> {"pid", "conf_text", "network", "hosts", "dhcp_hosts", "bridge": [name, ifindex]}
+        self.dnsmasqs: dict[str, dict] = {}
+        self.reloads = 0  # SIGHUPs the fake dnsmasqs took
         self.listeners: dict[tuple[str, int], list[str]] = {}  # (proto, port) -> holders
         self.ran: list = []  # steps that succeeded, in order
         self.failed: list = []  # steps that were made to fail
@@ -132,9 +134,14 @@ class FakeHost:
     def dnsmasq_user(self) -> str:
         return "nobody"
 
-    def dnsmasq(self, conf: str, pid_file: str, exe: str) -> dict:
+    def dnsmasq_group(self, user: str) -> str:
+        return "nogroup"
+
+    def dnsmasq(self, conf: str, pid_file: str, exe: str | None = None) -> dict:
         proc = self.dnsmasqs.get(conf)
-        return {"pid": proc["pid"], "conf_text": proc["conf_text"]} if proc else {"pid": None, "conf_text": None}
+        if proc is None:
+            return {"pid": None, "conf_text": None, "hosts": None, "dhcp_hosts": None, "bridge": None}
+        return {k: proc[k] for k in ("pid", "conf_text", "hosts", "dhcp_hosts", "bridge")}
 
     def listening(self) -> dict:
         return {key: {"inode"} for key in self.listeners}
@@ -293,7 +300,16 @@ class FakeHost:
             raise HostError(f"dnsmasq for {a['network']} failed to start: failed to bind DHCP server socket "
                             f"(udp port 67 is held by {', '.join(self.listeners[('udp', 67)])})")
         self._next_pid += 1
-        self.dnsmasqs[a["conf"]] = {"pid": 1000 + self._next_pid, "conf_text": a["conf_text"], "network": a["network"]}
+        self.dnsmasqs[a["conf"]] = {"pid": 1000 + self._next_pid, "conf_text": a["conf_text"], "network": a["network"],
+                                    "hosts": a.get("hosts") or "", "dhcp_hosts": a.get("dhcp_hosts") or "",
+                                    "bridge": [a["bridge"], self.links_[a["bridge"]]["index"]]}
+
+    def _dnsmasq_reload(self, a: dict) -> None:
+        proc = self.dnsmasqs.get(a["conf"])
+        if proc is None:
+            raise HostError(f"dnsmasq for {a['network']} is not running: nothing to reload")
+        proc.update(hosts=a["hosts"], dhcp_hosts=a["dhcp_hosts"])
+        self.reloads += 1
 
     def _dnsmasq_stop(self, a: dict) -> None:
         self.dnsmasqs.pop(a["conf"], None)

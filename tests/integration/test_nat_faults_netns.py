@@ -56,7 +56,7 @@ def test_killed_dnsmasq_is_reported_restarted_and_keeps_leases(netns):
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
     check = netns.kvmnet("check", str(TOPOLOGY))
-    assert check.returncode == 1 and "dnsmasq:default" in check.stdout, check.stdout
+    assert check.returncode == 1 and "dnsmasq:natlab:default" in check.stdout, check.stdout
     assert netns.kvmnet("apply", str(TOPOLOGY)).returncode == 0
     assert len(_dnsmasq(netns)) == 1
     assert netns.kvmnet("check", str(TOPOLOGY)).returncode == 0

@@ -130,7 +130,7 @@ def test_plan_json_and_the_firewall_option(kvmnet, host):
     assert [s["key"] for s in doc["steps"]] == [
         "link:virbr0", "sysctl:net/ipv6/conf/virbr0/disable_ipv6", "addr:virbr0:192.168.122.1/24",
         "link:kn-web-0", "link:kn-other-0", "sysctl:net/ipv4/ip_forward",
-        "sysctl:net/ipv4/conf/virbr0/route_localnet", "firewall:iptables:kvmnet_nat", "dnsmasq:default"]
+        "sysctl:net/ipv4/conf/virbr0/route_localnet", "firewall:iptables:kvmnet_nat", "dnsmasq:nat:default"]
 
 
 def test_plan_of_an_applied_topology_has_nothing_to_do(kvmnet, host, state):
@@ -239,11 +239,11 @@ def test_check_exits_0_in_sync_and_1_with_the_drift(kvmnet, host, state):
     assert res.exit_code == 1
     assert res.stdout.splitlines() == [f"nat: drifted from {NAT}; `kvmnet apply` would:",
                                        "  link:kn-web-0: set link kn-web-0 up",
-                                       "  dnsmasq:default: start dnsmasq for default on virbr0"]
+                                       "  dnsmasq:nat:default: start dnsmasq for default on virbr0"]
     doc = json.loads(kvmnet("check", "--json", NAT).stdout)
     assert doc == {"topology": "nat", "in_sync": False,
                    "drift": [{"key": "link:kn-web-0", "repair": "set link kn-web-0 up"},
-                             {"key": "dnsmasq:default", "repair": "start dnsmasq for default on virbr0"}]}
+                             {"key": "dnsmasq:nat:default", "repair": "start dnsmasq for default on virbr0"}]}
 
 
 def test_check_json_in_sync(kvmnet, host, state):

@@ -94,7 +94,7 @@ def test_apply_records_every_undo_and_the_hook_index(tmp_path):
                     "addr:virbr0:192.168.122.1/24": "addr.del", "link:kn-web-0": "link.del",
                     "link:kn-other-0": "link.del", "sysctl:net/ipv4/ip_forward": "sysctl.set",
                     "sysctl:net/ipv4/conf/virbr0/route_localnet": None,
-                    "firewall:nftables:kvmnet_nat": "firewall.delete", "dnsmasq:default": "dnsmasq.stop"}
+                    "firewall:nftables:kvmnet_nat": "firewall.delete", "dnsmasq:nat:default": "dnsmasq.stop"}
     assert rec.networks == {"default": {"bridge": "virbr0", "mode": "nat"}}
     assert rec.taps == {"kn-web-0": "default", "kn-other-0": "default"}
     hooks = (tmp_path / "nat" / "hooks").read_text()
@@ -118,7 +118,9 @@ def _break(host: FakeHost, damage: str) -> None:
         host.sysctls["net/ipv4/ip_forward"] = "0"
 
 
-REPAIRS = {"deleted bridge": ["bridge.add", "sysctl.set", "addr.add", "link.set", "link.set", "sysctl.set"],
+# a re-created bridge has a new ifindex: dnsmasq's DHCP socket still names the old one, so it restarts
+REPAIRS = {"deleted bridge": ["bridge.add", "sysctl.set", "addr.add", "link.set", "link.set", "sysctl.set",
+                              "dnsmasq.start"],
            "detached tap": ["link.set"], "changed table": ["firewall.apply"], "dead dnsmasq": ["dnsmasq.start"],
            "tap down": ["link.set"], "bridge mtu": ["link.set"], "forwarding off": ["sysctl.set"]}
 

@@ -116,8 +116,7 @@ def test_force_removes_kvmnets_own_names_without_a_record(tmp_path):
                               "removes what kvmnet made from its names")
     forced = engine.forced_record(topo, str(tmp_path), host=host)
     assert [k for k, _ in forced.entries] == ["link:virbr0", "link:kn-web-0", "link:kn-other-0",
-                                             "firewall:nftables:kvmnet_nat", "firewall:iptables:kvmnet_nat",
-                                             "dnsmasq:default"]
+                                             "firewall:nftables:kvmnet_nat", "dnsmasq:nat:default"]
     engine.destroy("nat", str(tmp_path), forced, host=host)
     assert not {"virbr0", "kn-web-0", "kn-other-0"} & set(host.links_)
     assert host.nft_tables == {} and host.dnsmasqs == {}
@@ -126,7 +125,8 @@ def test_force_removes_kvmnets_own_names_without_a_record(tmp_path):
 
 def test_force_in_bridge_mode_detaches_the_uplink(tmp_path):
     topo = config.load(str(ROOT / "topologies" / "bridge.toml"))
-    forced = engine.forced_record(topo, str(tmp_path), host=FakeHost())
+    host, _ = applied(ROOT / "topologies" / "bridge.toml", root=tmp_path)
+    forced = engine.forced_record(topo, str(tmp_path), host=host)
     assert forced.entries[:2] == [["master:eth0", {"op": "link.set", "args": {"name": "eth0", "master": ""}}],
                                   ["link:br0", {"op": "link.del", "args": {"name": "br0"}}]]
 

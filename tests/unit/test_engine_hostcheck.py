@@ -104,7 +104,8 @@ def test_observe_reads_only_what_the_topology_needs(tmp_path):
     assert seen.sysctls == {"net/ipv4/conf/virbr0/route_localnet": None, "net/ipv4/ip_forward": "1",
                             "net/ipv6/conf/virbr0/disable_ipv6": None}
     assert seen.firewall == {"exists": False}
-    assert seen.processes == {"dnsmasq:default": {"pid": None, "conf_text": None}}
+    assert seen.processes == {"dnsmasq:default": {"pid": None, "conf_text": None, "hosts": None, "dhcp_hosts": None,
+                                                  "bridge": None, "group": "nogroup"}}
     assert seen.host_forward == {"policy": "ACCEPT", "rules": []}
     assert seen.listeners == {"tcp/8080": "99 (nginx)"}
     assert (seen.dnsmasq_user, seen.dnsmasq_exe) == ("nobody", "/usr/sbin/dnsmasq")

@@ -61,7 +61,7 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
     sysctls.forwarding(facts, topo)
     firewall.accepts(facts, topo, firewall_backend)
     firewall.table(facts, topo, firewall_backend, record)
-    dnsmasq.instances(facts, topo, state_dir)
+    dnsmasq.instances(facts, topo, state_dir, record.keys())
     return Plan(_removals(record, facts.wanted, observed) + facts.actions, frozenset(facts.wanted))
 
 
