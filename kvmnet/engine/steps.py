@@ -88,9 +88,15 @@ def _link_set_words(a: dict) -> str:
 
 
 def _bridge_add(a: dict) -> str:
-    opts = (f" address {a['mac']}" if a.get("mac") else "") + (f" mtu {a['mtu']}" if a.get("mtu") else "")
+    opts = f" address {a['mac']}" if a.get("mac") else ""
+    mtu = ""
+    if a.get("mtu"):  # set after creation, so the kernel keeps it when ports join (see netlink)
+        mtu = f" mtu {a['mtu']}"
+        if a["mtu"] == 1500:  # the new bridge's MTU already: the kernel would skip the change
+            mtu = f" mtu 1499 && ip link set {a['name']} mtu 1500"
+        mtu = f" && ip link set {a['name']}{mtu}"
     return (f"ip link add {a['name']}{opts} type bridge stp_state {int(a['stp'])} "
-            f"forward_delay {a['forward_delay'] * 100} && ip link set {a['name']} up")
+            f"forward_delay {a['forward_delay'] * 100}{mtu} && ip link set {a['name']} up")
 
 
 def _tap_add(a: dict) -> str:

@@ -85,10 +85,20 @@ def add_bridge(name: str, mac: str | None, mtu: int | None, stp: bool, forward_d
     attrs = {"br_stp_state": int(stp), "br_forward_delay": forward_delay * 100}
     if mac:
         attrs["address"] = mac
-    if mtu:
-        attrs["mtu"] = mtu
     _change(op, (errno.EEXIST,), "link", "add", ifname=name, kind="bridge", **attrs)
-    netlink_pyroute2.request(op, "link", "set", index=_index(name, op), state="up")
+    index = _index(name, op)
+    if mtu:
+        _set_bridge_mtu(op, index, name, mtu)
+    netlink_pyroute2.request(op, "link", "set", index=index, state="up")
+
+
+def _set_bridge_mtu(op: str, index: int, name: str, mtu: int) -> None:
+    """An MTU given at creation is not "set by the user": the kernel moves it to the smallest
+    port's as soon as a port joins. A change after creation is; the kernel skips a change to the
+    MTU the link already has, so step through a neighbouring value then."""
+    if rtnl.read_mtu(name) == mtu:
+        netlink_pyroute2.request(op, "link", "set", index=index, mtu=mtu - 1 if mtu > 68 else mtu + 1)
+    netlink_pyroute2.request(op, "link", "set", index=index, mtu=mtu)
 
 
 def add_tap(name: str, master: str, mac: str | None, mtu: int | None, group: int | None = None) -> None:

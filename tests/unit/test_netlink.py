@@ -45,13 +45,19 @@ def test_the_hook_path_and_reads_never_import_pyroute2():
     assert out.stdout.strip() == "[]"
 
 
-def test_add_bridge_creates_then_sets_up(sent):
+def test_add_bridge_creates_then_sets_mtu_then_up(sent, monkeypatch):
+    """The MTU is a change after creation: only then does the kernel keep it when ports join."""
+    monkeypatch.setattr(rtnl, "read_mtu", lambda name: 1500)
     netlink.add_bridge("virbr0", "52:54:00:00:00:01", 1400, True, 15)
     assert sent == [
         ("add bridge virbr0", "link", "add", {"ifname": "virbr0", "kind": "bridge", "br_stp_state": 1,
-                                              "br_forward_delay": 1500, "address": "52:54:00:00:00:01", "mtu": 1400}),
+                                              "br_forward_delay": 1500, "address": "52:54:00:00:00:01"}),
+        ("add bridge virbr0", "link", "set", {"index": 3, "mtu": 1400}),
         ("add bridge virbr0", "link", "set", {"index": 3, "state": "up"}),
     ]
+    sent.clear()
+    netlink.add_bridge("virbr0", None, 1500, False, 0)  # already 1500: the kernel would skip it
+    assert [f for *_, f in sent][1:] == [{"index": 3, "mtu": 1499}, {"index": 3, "mtu": 1500}, {"index": 3, "state": "up"}]
 
 
 def test_add_tap_is_one_ioctl_and_one_request_through_rtnl(sent, monkeypatch):

@@ -118,6 +118,10 @@ def uplink(facts: Facts, net: Network, record: Record) -> None:
     bridge(facts, net, snap["mac"])
     attach = None if link and link.master == net.bridge else Step("link.set", {"name": net.uplink, "master": net.bridge})
     _want(facts, f"master:{net.uplink}", attach)
+    if net.mtu and link and link.mtu != net.mtu:  # a port of the network: the network's MTU
+        _want(facts, f"mtu:{net.uplink}", Step("link.set", {"name": net.uplink, "mtu": net.mtu}))
+    else:
+        facts.wanted.add(f"mtu:{net.uplink}")
     for cidr in snap["addrs"]:
         addr(facts, net.bridge, cidr)
     for r in snap["routes"]:
