@@ -42,16 +42,26 @@ def topologies(state_root: str) -> list[str]:
 
 class locked:
     """`with locked(dir):` holds an exclusive flock on <state-dir>/lock; a second kvmnet waits
-    there for the first. (A class, not contextlib: this module is on QEMU's hook path.)"""
+    there for the first. `shared=True` (QEMU's hooks): a shared lock when the lock file exists,
+    none when it does not (nothing created). (A class, not contextlib: this module is on QEMU's
+    hook path.)"""
 
-    def __init__(self, state_root: str):
-        self.state_root = state_root
+    def __init__(self, state_root: str, shared: bool = False):
+        self.state_root, self.shared, self.fd = state_root, shared, None
 
     def __enter__(self):
-        os.makedirs(self.state_root, mode=0o700, exist_ok=True)
-        self.fd = os.open(os.path.join(self.state_root, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        path = os.path.join(self.state_root, "lock")
+        if self.shared:
+            try:
+                self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return self  # no writer ever ran here
+        else:
+            os.makedirs(self.state_root, mode=0o700, exist_ok=True)
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
         return self
 
     def __exit__(self, *exc) -> None:
-        os.close(self.fd)
+        if self.fd is not None:
+            os.close(self.fd)
