@@ -83,21 +83,35 @@ def _apply_slow_path(state_root: str, network: str | None, rec) -> None:
         engine.apply(topo, state_root)
 
 
+def _attach(state_root: str, tap: str, network: str | None):
+    """(record, network, message): TAP attached to its network's bridge, or message None when
+    the network is not applied (or its bridge is gone)."""
+    rec, network = _find(state_root, tap, network)
+    bridge = rec.networks[network]["bridge"] if rec else None
+    index = rtnl.index_of(bridge) if bridge else None
+    if index is None:
+        return rec, network, None
+    rtnl.set_link(tap, master=index, mtu=rtnl.read_mtu(bridge), up=True)
+    return rec, network, f"{tap}: attached to {bridge} ({network})"
+
+
 def ifup(tap: str, network: str | None = None, state_root: str | None = None) -> str:
     why = ifname_problem(tap)
     if why:
         raise InputError(why)
     root = statedir.resolve(state_root)
-    rec, network = _find(root, tap, network)
-    bridge = rec.networks[network]["bridge"] if rec else None
-    if rec is None or rtnl.index_of(bridge) is None:
-        _apply_slow_path(root, network, rec)
-        rec, network = _find(root, tap, network)
-        if rec is None:
-            raise InputError(f"network {network} is not in the applied topology")
-        bridge = rec.networks[network]["bridge"]
-    rtnl.set_link(tap, master=rtnl.index_of(bridge), mtu=rtnl.read_mtu(bridge), up=True)
-    return f"{tap}: attached to {bridge} ({network})"
+    # apply and destroy hold the state lock exclusively, so the bridge cannot be deleted between
+    # reading its index and making it the tap's master (which failed "Invalid argument")
+    with statedir.locked(root, shared=True):
+        rec, network, done = _attach(root, tap, network)
+    if done:
+        return done
+    _apply_slow_path(root, network, rec)  # takes the lock exclusively: released above
+    with statedir.locked(root, shared=True):
+        rec, network, done = _attach(root, tap, network)
+    if done is None:
+        raise InputError(f"network {network} is not in the applied topology")
+    return done
 
 
 def ifdown(tap: str, state_root: str | None = None) -> str:

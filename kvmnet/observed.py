@@ -20,6 +20,37 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Address:
+    """One address of a link with what `ip addr add` can set, so it can be moved exactly."""
+    cidr: str  # our address / prefix length
+    label: str | None = None  # IPv4: the label when it is not the link's own name
+    broadcast: str | None = None
+    peer: str | None = None  # the other end of a point-to-point address
+    scope: int = 0
+    flags: int = 0  # the ones a user sets (noprefixroute, nodad, ...); the kernel's own are dropped
+    metric: int | None = None
+    valid_lft: int | None = None  # seconds left when read; None: forever
+    preferred_lft: int | None = None
+    read_at: float = 0.0  # time.monotonic() when the lifetimes were read
+
+    @property
+    def family(self) -> int:
+        return 6 if ":" in self.cidr else 4
+
+    def as_dict(self) -> dict:
+        """Only what differs from a plain address (old records and steps keep their shape)."""
+        return {k: v for k, v in asdict(self).items() if k == "cidr" or v != _PLAIN[k]}
+
+
+_PLAIN = asdict(Address(""))
+
+
+def address(value) -> Address:
+    """An Address from a CIDR string (fake hosts, old records) or its as_dict()."""
+    return Address(value) if isinstance(value, str) else value if isinstance(value, Address) else Address(**value)
+
+
+@dataclass(frozen=True)
 class Route:
     family: int
     dst: str  # "default" or CIDR
@@ -29,6 +60,7 @@ class Route:
     proto: str = "static"
     scope: int = 0
     prefsrc: str | None = None
+    table: int = 254  # main
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -37,7 +69,7 @@ class Route:
 @dataclass(frozen=True)
 class Observed:
     links: dict = field(default_factory=dict)  # name -> Link
-    addrs: dict = field(default_factory=dict)  # link name -> frozenset of "addr/prefix"
+    addrs: dict = field(default_factory=dict)  # link name -> Addresses in the kernel's order (or CIDR strings)
     routes: tuple = ()  # Route
     sysctls: dict = field(default_factory=dict)  # "net/ipv4/ip_forward" -> "0"; None if absent
     firewall: dict = field(default_factory=dict)  # backend-specific view of kvmnet's own rules
@@ -48,11 +80,17 @@ class Observed:
     dnsmasq_exe: str = "/usr/sbin/dnsmasq"
 
     def addrs_of(self, link: str) -> frozenset:
-        return self.addrs.get(link, frozenset())
+        """The link's addresses as "addr/prefix" strings."""
+        return frozenset(address(a).cidr for a in self.addrs.get(link, ()))
+
+    def addresses_of(self, link: str) -> tuple:
+        """The link's Addresses in the order the kernel lists them (sorted when it was not told)."""
+        raw = self.addrs.get(link, ())
+        return tuple(map(address, sorted(raw) if isinstance(raw, (set, frozenset)) else raw))
 
     def to_json(self) -> dict:
         return {"links": {k: asdict(v) for k, v in self.links.items()},
-                "addrs": {k: sorted(v) for k, v in self.addrs.items()},
+                "addrs": {k: [a.as_dict() for a in self.addresses_of(k)] for k in self.addrs},
                 "routes": [asdict(r) for r in self.routes], "sysctls": self.sysctls,
                 "firewall": self.firewall, "processes": self.processes,
                 "listeners": self.listeners, "host_forward": self.host_forward, "dnsmasq_user": self.dnsmasq_user, "dnsmasq_exe": self.dnsmasq_exe}
@@ -60,7 +98,7 @@ class Observed:
     @classmethod
     def from_json(cls, data: dict) -> "Observed":
         return cls(links={k: Link(**v) for k, v in data.get("links", {}).items()},
-                   addrs={k: frozenset(v) for k, v in data.get("addrs", {}).items()},
+                   addrs={k: tuple(map(address, v)) for k, v in data.get("addrs", {}).items()},
                    routes=tuple(Route(**r) for r in data.get("routes", [])),
                    sysctls=data.get("sysctls", {}), firewall=data.get("firewall", {}),
                    processes=data.get("processes", {}),

@@ -65,7 +65,39 @@ def _route_words(r: dict) -> str:
         words += ["metric", str(r["metric"])]
     if r.get("proto") and r["proto"] not in ("boot", "static"):
         words += ["proto", r["proto"]]
+    if r.get("scope"):
+        words += ["scope", _SCOPES.get(r["scope"], str(r["scope"]))]
+    if r.get("prefsrc"):
+        words += ["src", r["prefsrc"]]
+    if r.get("table", 254) != 254:
+        words += ["table", str(r["table"])]
     return " ".join(words)
+
+
+_SCOPES = {253: "link", 254: "host", 200: "site"}
+# IFA_F_* a user sets, as `ip addr add` spells them
+_ADDR_FLAGS = {0x2: "nodad", 0x4: "optimistic", 0x10: "home", 0x100: "mngtmpaddr", 0x200: "noprefixroute",
+               0x400: "autojoin"}
+
+
+def _addr_words(a: dict) -> str:
+    """`ip addr add` words for an address's attributes besides CIDR and link (lifetimes as
+    recorded: the step subtracts the time since they were read)."""
+    words = []
+    if a.get("peer"):
+        words += ["peer", a["peer"]]
+    if a.get("broadcast"):
+        words += ["brd", a["broadcast"]]
+    if a.get("scope"):
+        words += ["scope", _SCOPES.get(a["scope"], str(a["scope"]))]
+    if a.get("label"):
+        words += ["label", a["label"]]
+    if a.get("metric") is not None:
+        words += ["metric", str(a["metric"])]
+    if a.get("valid_lft") is not None:
+        words += ["valid_lft", str(a["valid_lft"]), "preferred_lft", str(a.get("preferred_lft", a["valid_lft"]))]
+    words += [name for bit, name in _ADDR_FLAGS.items() if a.get("flags", 0) & bit]
+    return "".join(f" {w}" for w in words)
 
 
 def _link_set_words(a: dict) -> str:
@@ -88,9 +120,15 @@ def _link_set_words(a: dict) -> str:
 
 
 def _bridge_add(a: dict) -> str:
-    opts = (f" address {a['mac']}" if a.get("mac") else "") + (f" mtu {a['mtu']}" if a.get("mtu") else "")
+    opts = f" address {a['mac']}" if a.get("mac") else ""
+    mtu = ""
+    if a.get("mtu"):  # set after creation, so the kernel keeps it when ports join (see netlink)
+        mtu = f" mtu {a['mtu']}"
+        if a["mtu"] == 1500:  # the new bridge's MTU already: the kernel would skip the change
+            mtu = f" mtu 1499 && ip link set {a['name']} mtu 1500"
+        mtu = f" && ip link set {a['name']}{mtu}"
     return (f"ip link add {a['name']}{opts} type bridge stp_state {int(a['stp'])} "
-            f"forward_delay {a['forward_delay'] * 100} && ip link set {a['name']} up")
+            f"forward_delay {a['forward_delay'] * 100}{mtu} && ip link set {a['name']} up")
 
 
 def _tap_add(a: dict) -> str:
@@ -111,7 +149,7 @@ _DESCRIBE = {
     "link.del": "delete link {name}",
     "links.del_group": lambda a: f"delete {len(a['names'])} taps (link group {a['group']})",
     "link.set": lambda a: f"set link {a['name']} " + _link_set_words(a),
-    "addr.add": "add address {cidr} to {link}",
+    "addr.add": lambda a: f"add address {a['cidr']}{_addr_words(a)} to {a['link']}",
     "addr.del": "remove address {cidr} from {link}",
     "route.add": lambda a: f"add route {_route_words(a['route'])}",
     "route.del": lambda a: f"remove route {_route_words(a['route'])}",
@@ -132,7 +170,7 @@ _COMMANDS = {
     "link.del": lambda a: f"ip link del {a['name']}",
     "links.del_group": lambda a: f"ip link del group {a['group']}",
     "link.set": lambda a: f"ip link set {a['name']} " + _link_set_words(a),
-    "addr.add": lambda a: f"ip addr add {a['cidr']} dev {a['link']}",
+    "addr.add": lambda a: f"ip addr add {a['cidr']}{_addr_words(a)} dev {a['link']}",
     "addr.del": lambda a: f"ip addr del {a['cidr']} dev {a['link']}",
     "route.add": lambda a: f"ip {'-6 ' if a['route']['family'] == 6 else ''}route add {_route_words(a['route'])}",
     "route.del": lambda a: f"ip {'-6 ' if a['route']['family'] == 6 else ''}route del {_route_words(a['route'])}",

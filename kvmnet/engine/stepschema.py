@@ -73,6 +73,43 @@ def _cidr(v, w):
 _ROUTE_FIELDS = {f.name for f in dataclasses.fields(Route)}
 
 
+def _ip(v, w):
+    if _str(v, w):
+        return _str(v, w)
+    try:
+        ipaddress.ip_address(v)
+    except ValueError:
+        return f"{v!r} is not an IP address"
+    return None
+
+
+def _label(v, w):
+    return _str(v, w) or (None if len(v.encode()) <= 15 and v.isprintable() else f"{v!r} is not an address label")
+
+
+def _bounded(lo: int, hi: int):
+    def check(v, w):
+        return _int(v, w) or (None if lo <= v <= hi else f"{v} is not in {lo}..{hi}")
+    return check
+
+
+def _addr_flags(v, w):
+    # only flags `ip addr add` can set (noprefixroute, home, nodad, mngtmpaddr, ...): 0x716
+    return _int(v, w) or (None if v & ~0x716 == 0 else f"{v:#x} holds flags kvmnet never sets")
+
+
+def _seconds(v, w):
+    return None if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 else "must be seconds"
+
+
+# an address with what `ip addr add` can give it; addr.del carries them so that its undo re-adds
+# the address exactly (bridge mode moves the uplink's addresses and puts them back)
+_ADDR = {"link": (True, _ifname), "cidr": (True, _cidr), "label": (False, _label), "broadcast": (False, _ip),
+         "peer": (False, _ip), "scope": (False, _bounded(0, 255)), "flags": (False, _addr_flags),
+         "metric": (False, _bounded(0, 2**32 - 1)), "valid_lft": (False, _bounded(0, 2**32 - 1)),
+         "preferred_lft": (False, _bounded(0, 2**32 - 1)), "read_at": (False, _seconds)}
+
+
 def _route(v, w):
     if not isinstance(v, dict):
         return "must be a route object"
@@ -182,8 +219,8 @@ OPS = {
     "link.del": {"name": (R, _ifname)},
     "links.del_group": {"group": (R, _int), "names": (R, _names)},
     "link.set": _LINK_SET,
-    "addr.add": {"link": (R, _ifname), "cidr": (R, _cidr)},
-    "addr.del": {"link": (R, _ifname), "cidr": (R, _cidr)},
+    "addr.add": _ADDR,
+    "addr.del": _ADDR,
     "route.add": {"route": (R, _route)},
     "route.del": {"route": (R, _route)},
     "sysctl.set": {"path": (R, _sysctl_path), "value": (R, _str)},
@@ -243,12 +280,23 @@ def _network_name(x) -> bool:
     return isinstance(x, str)
 
 
+def _snapshot_addr(a):
+    """A CIDR string (records before 0.2), or an address object as addr.add takes it."""
+    if isinstance(a, str):
+        return _cidr(a, None)
+    if not isinstance(a, dict):
+        return "not an address"
+    unknown = set(a) - set(_ADDR) - {"family"}
+    return (f"unknown address field(s) {sorted(unknown)}" if unknown else None) or next(
+        (why for k, x in a.items() if k in _ADDR and (why := _ADDR[k][1](x, None))), None)
+
+
 def _uplink(x) -> bool:
     """uplink snapshots ({mac, addrs, routes})"""
     if not isinstance(x, dict):
         return False
     addrs, routes = x.get("addrs", []), x.get("routes", [])
-    return (isinstance(addrs, list) and not any(_cidr(a, None) for a in addrs)
+    return (isinstance(addrs, list) and not any(_snapshot_addr(a) for a in addrs)
             and isinstance(routes, list) and not any(_route(r, None) for r in routes))
 
 

@@ -20,9 +20,9 @@ def run(step) -> None:
         case "link.set":
             netlink.set_link(a["name"], **{k: v for k, v in a.items() if k != "name"})
         case "addr.add":
-            netlink.add_addr(a["link"], a["cidr"])
+            netlink.add_addr(**a)
         case "addr.del":
-            netlink.del_addr(a["link"], a["cidr"])
+            netlink.del_addr(**a)
         case "route.add":
             netlink.add_route(a["route"])
         case "route.del":

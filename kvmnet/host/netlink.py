@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import errno
 import socket
+import time
 
-from ..observed import Link, Route
+from ..observed import Address, Link, Route
 from . import netlink_pyroute2, rtnl
 from .netlink_error import NetlinkError
 
@@ -21,7 +22,8 @@ __all__ = ["NetlinkError", "index_of", "read_links", "read_addrs", "read_routes"
 
 _IFF_UP = 0x1
 _MAIN_TABLE = 254
-_PROTO_NAMES = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 16: "dhcp", 186: "bgp", 188: "ospf"}
+_PROTO_NAMES = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 9: "ra", 16: "dhcp", 186: "bgp",
+                188: "ospf"}
 _PROTO_NUMBERS = {v: k for k, v in _PROTO_NAMES.items()}
 
 index_of = rtnl.index_of
@@ -54,27 +56,43 @@ def read_links() -> dict[str, Link]:
             for l in raw}
 
 
-def read_addrs(links: dict[str, Link]) -> dict[str, frozenset[str]]:
+# the address flags a user sets (nodad, optimistic, home, mngtmpaddr, noprefixroute, autojoin)
+_USER_ADDR_FLAGS = 0x2 | 0x4 | 0x10 | 0x100 | 0x200 | 0x400
+_IFA_F_TEMPORARY = 0x1  # IPv6: a privacy address the kernel made (IPv4: "secondary", the kernel's)
+
+
+def _address(a: dict, link: str, read_at: float) -> Address:
+    return Address(cidr=f"{a['address']}/{a['prefixlen']}", label=a["label"] if a["label"] != link else None,
+                   broadcast=a["broadcast"], peer=a["peer"], scope=a["scope"], flags=a["flags"] & _USER_ADDR_FLAGS,
+                   metric=a["metric"], valid_lft=a["valid"], preferred_lft=a["preferred"],
+                   read_at=read_at if a["valid"] is not None else 0.0)
+
+
+def read_addrs(links: dict[str, Link]) -> dict[str, tuple[Address, ...]]:
+    """Each link's addresses in the kernel's order (which decides the primary IPv4 address)."""
     names = {link.index: link.name for link in links.values()}
-    out: dict[str, set[str]] = {}
+    read_at = time.monotonic()
+    out: dict[str, list[Address]] = {}
     for a in rtnl.dump_addrs():
-        if a["family"] == 6 and a["scope"] != 0:
-            continue  # link-local and host-scope IPv6 are the kernel's, not configuration
-        out.setdefault(names.get(a["index"], str(a["index"])), set()).add(f"{a['address']}/{a['prefixlen']}")
-    return {k: frozenset(v) for k, v in out.items()}
+        if a["family"] == 6 and (a["scope"] != 0 or a["flags"] & _IFA_F_TEMPORARY):
+            continue  # link-local, host-scope and privacy IPv6 are the kernel's, not configuration
+        name = names.get(a["index"], str(a["index"]))
+        out.setdefault(name, []).append(_address(a, name, read_at))
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def read_routes(links: dict[str, Link]) -> tuple[Route, ...]:
+    """Unicast routes of every table."""
     names = {link.index: link.name for link in links.values()}
     out = []
     for family, version in ((socket.AF_INET, 4), (socket.AF_INET6, 6)):
         for r in rtnl.dump_routes(family):
-            if r["table"] != _MAIN_TABLE or r["type"] != 1:  # unicast routes of the main table only
+            if r["type"] != 1:  # unicast only: local, broadcast and multicast routes are the kernel's
                 continue
             dst = f"{r['dst']}/{r['dst_len']}" if r["dst"] else "default"
             out.append(Route(family=version, dst=dst, dev=names.get(r["oif"], ""), gateway=r["gateway"],
                              metric=r["metric"], proto=_PROTO_NAMES.get(r["proto"], str(r["proto"])),
-                             scope=r["scope"], prefsrc=r["prefsrc"]))
+                             scope=r["scope"], prefsrc=r["prefsrc"], table=r["table"]))
     return tuple(out)
 
 
@@ -85,10 +103,20 @@ def add_bridge(name: str, mac: str | None, mtu: int | None, stp: bool, forward_d
     attrs = {"br_stp_state": int(stp), "br_forward_delay": forward_delay * 100}
     if mac:
         attrs["address"] = mac
-    if mtu:
-        attrs["mtu"] = mtu
     _change(op, (errno.EEXIST,), "link", "add", ifname=name, kind="bridge", **attrs)
-    netlink_pyroute2.request(op, "link", "set", index=_index(name, op), state="up")
+    index = _index(name, op)
+    if mtu:
+        _set_bridge_mtu(op, index, name, mtu)
+    netlink_pyroute2.request(op, "link", "set", index=index, state="up")
+
+
+def _set_bridge_mtu(op: str, index: int, name: str, mtu: int) -> None:
+    """An MTU given at creation is not "set by the user": the kernel moves it to the smallest
+    port's as soon as a port joins. A change after creation is; the kernel skips a change to the
+    MTU the link already has, so step through a neighbouring value then."""
+    if rtnl.read_mtu(name) == mtu:
+        netlink_pyroute2.request(op, "link", "set", index=index, mtu=mtu - 1 if mtu > 68 else mtu + 1)
+    netlink_pyroute2.request(op, "link", "set", index=index, mtu=mtu)
 
 
 def add_tap(name: str, master: str, mac: str | None, mtu: int | None, group: int | None = None) -> None:
@@ -142,12 +170,35 @@ def _addr_fields(link: str, cidr: str, op: str) -> dict:
     return {"index": _index(link, op), "address": addr, "prefixlen": int(prefix)}
 
 
-def add_addr(link: str, cidr: str) -> None:
+def _lifetimes(attrs: dict) -> dict:
+    """What is left of a lifetime read at attrs["read_at"] (time.monotonic()): a moved address
+    keeps counting down rather than starting afresh. One expired meanwhile gets a last second."""
+    if attrs.get("valid_lft") is None:
+        return {}
+    spent = max(int(time.monotonic() - attrs.get("read_at", time.monotonic())), 0)
+    valid = max(attrs["valid_lft"] - spent, 1)
+    preferred = attrs.get("preferred_lft")
+    preferred = valid if preferred is None else min(max(preferred - spent, 0), valid)
+    return {"valid_lft": valid, "preferred_lft": preferred}
+
+
+def add_addr(link: str, cidr: str, label: str | None = None, broadcast: str | None = None,
+             peer: str | None = None, scope: int = 0, flags: int = 0, metric: int | None = None, **lifetimes) -> None:
+    """Add an address with what `ip addr add` can give it; lifetimes: valid_lft, preferred_lft
+    (seconds left at read_at)."""
     op = f"add address {cidr} to {link}"
-    _change(op, (errno.EEXIST,), "addr", "add", **_addr_fields(link, cidr, op))
+    fields = _addr_fields(link, cidr, op)
+    optional = {"label": label, "broadcast": broadcast, "scope": scope or None, "flags": flags or None,
+                "IFA_RT_PRIORITY": metric}
+    fields.update({k: v for k, v in optional.items() if v is not None})
+    if peer:  # IFA_LOCAL is ours, IFA_ADDRESS the other end
+        fields.update(local=fields["address"], address=peer)
+    fields.update(_lifetimes(lifetimes))
+    _change(op, (errno.EEXIST,), "addr", "add", **fields)
 
 
-def del_addr(link: str, cidr: str) -> None:
+def del_addr(link: str, cidr: str, **_attrs) -> None:
+    """Delete an address (its other attributes, kept for the step that puts it back, are not needed)."""
     if rtnl.index_of(link) is None:
         return  # the link is gone, and its addresses with it
     op = f"delete address {cidr} from {link}"
@@ -158,21 +209,23 @@ def _route_fields(route: dict, op: str) -> dict:
     default = "0.0.0.0/0" if route["family"] == 4 else "::/0"
     fields = {"dst": default if route["dst"] == "default" else route["dst"],
               "family": socket.AF_INET if route["family"] == 4 else socket.AF_INET6,
-              "table": _MAIN_TABLE, "oif": _index(route["dev"], op)}
+              "table": route.get("table", _MAIN_TABLE), "oif": _index(route["dev"], op)}
     if route.get("gateway"):
         fields["gateway"] = route["gateway"]
     if route.get("metric") is not None:
         fields["priority"] = route["metric"]
     if route.get("prefsrc"):
         fields["prefsrc"] = route["prefsrc"]
-    fields["proto"] = _PROTO_NUMBERS.get(route.get("proto") or "static", 4)
+    proto = route.get("proto") or "static"
+    fields["proto"] = int(proto) if proto.isdigit() else _PROTO_NUMBERS.get(proto, 4)
     fields["scope"] = route.get("scope", 0)
     return fields
 
 
 def _route_op(verb: str, route: dict) -> str:
     via = f" via {route['gateway']}" if route.get("gateway") else ""
-    return f"{verb} route {route['dst']}{via} dev {route['dev']}"
+    table = f" table {route['table']}" if route.get("table", _MAIN_TABLE) != _MAIN_TABLE else ""
+    return f"{verb} route {route['dst']}{via} dev {route['dev']}{table}"
 
 
 def add_route(route: dict) -> None:

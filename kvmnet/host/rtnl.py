@@ -29,7 +29,8 @@ _IFLA_ADDRESS, _IFLA_IFNAME, _IFLA_MTU, _IFLA_MASTER = 1, 3, 4, 10
 _IFLA_LINKINFO, _IFLA_GROUP, _IFLA_EXT_MASK = 18, 27, 29
 _IFLA_INFO_KIND, _IFLA_INFO_DATA = 1, 2
 _IFLA_BR_FORWARD_DELAY, _IFLA_BR_STP_STATE = 1, 5
-_IFA_ADDRESS, _IFA_LOCAL = 1, 2
+_IFA_ADDRESS, _IFA_LOCAL, _IFA_LABEL, _IFA_BROADCAST, _IFA_CACHEINFO, _IFA_FLAGS, _IFA_RT_PRIORITY = 1, 2, 3, 4, 6, 8, 9
+_FOREVER = 0xFFFFFFFF  # an address lifetime that never runs out
 _RTA_DST, _RTA_OIF, _RTA_GATEWAY, _RTA_PRIORITY, _RTA_PREFSRC, _RTA_TABLE = 1, 4, 5, 6, 7, 15
 _RTEXT_FILTER_SKIP_STATS = 1 << 3
 _IFF_UP = 0x1
@@ -142,14 +143,23 @@ def parse_link(payload: bytes) -> dict:
 
 
 def parse_addr(payload: bytes) -> dict | None:
-    """An RTM_NEWADDR: index, family (4/6), address, prefixlen, scope; None without an address."""
-    family, prefixlen, _, scope, index = struct.unpack_from(_IFADDRMSG, payload)
+    """An RTM_NEWADDR: index, family (4/6), address, prefixlen, scope, and what `ip addr add`
+    can set: label, broadcast, peer, flags (IFA_FLAGS), metric, and the seconds left of the
+    valid and preferred lifetimes (None: forever). None without an address."""
+    family, prefixlen, head_flags, scope, index = struct.unpack_from(_IFADDRMSG, payload)
     a = _attrs(payload, 8)
     raw = a.get(_IFA_LOCAL) or a.get(_IFA_ADDRESS)  # IFA_LOCAL: our end of a point-to-point link
     if not raw:
         return None
-    return {"index": index, "family": 4 if family == socket.AF_INET else 6,
-            "address": socket.inet_ntop(family, raw), "prefixlen": prefixlen, "scope": scope}
+    ip = lambda kind: socket.inet_ntop(family, a[kind]) if kind in a else None  # noqa: E731
+    address = socket.inet_ntop(family, raw)
+    peer = ip(_IFA_ADDRESS) if _IFA_LOCAL in a else None
+    preferred, valid = struct.unpack_from("II", a[_IFA_CACHEINFO]) if _IFA_CACHEINFO in a else (_FOREVER, _FOREVER)
+    return {"index": index, "family": 4 if family == socket.AF_INET else 6, "address": address,
+            "prefixlen": prefixlen, "scope": scope, "label": _text(a[_IFA_LABEL]) if _IFA_LABEL in a else None,
+            "broadcast": ip(_IFA_BROADCAST), "peer": None if peer == address else peer,
+            "flags": _u32(a, _IFA_FLAGS, head_flags), "metric": _u32(a, _IFA_RT_PRIORITY),
+            "valid": None if valid == _FOREVER else valid, "preferred": None if preferred == _FOREVER else preferred}
 
 
 def parse_route(payload: bytes) -> dict:

@@ -19,7 +19,7 @@ import json
 import re
 
 from kvmnet.errors import HostError
-from kvmnet.observed import Link, Route
+from kvmnet.observed import Address, Link, Route
 
 _PER_LINK_SYSCTLS = {"net/ipv6/conf/{}/disable_ipv6": "0", "net/ipv4/conf/{}/route_localnet": "0"}
 _COMMENT = re.compile(r'comment "([^"]*)"\s*$')
@@ -35,6 +35,7 @@ class FakeHost:
         self.nft, self.ipt_problem = nft, iptables_problem
         self.links_: dict[str, dict] = {}
         self.addrs_: dict[str, set] = {}
+        self.addr_attrs: dict[str, dict] = {}  # link -> {cidr: attributes}, in the order added
         self.routes_: list[Route] = []
         self.sysctls = {"net/ipv4/ip_forward": "0"}
         self.nft_tables: dict[tuple[str, str], dict] = {}  # (family, name) -> {"chains", "maps"}
@@ -68,6 +69,7 @@ class FakeHost:
         """Everything a step can change, as plain data (compare before and after)."""
         return copy.deepcopy({"links": self.links_, "addrs": {k: v for k, v in self.addrs_.items() if v},
                               "routes": sorted(map(repr, self.routes_)), "sysctls": self.sysctls,
+                              "addr_attrs": {k: list(v.items()) for k, v in self.addr_attrs.items() if v},
                               "nft": self.nft_tables, "ipt": self.ipt_tables, "forward": self.forward,
                               "dnsmasq": self.dnsmasqs})
 
@@ -79,8 +81,14 @@ class FakeHost:
     def links(self) -> dict[str, Link]:
         return {name: Link(name=name, **attrs) for name, attrs in self.links_.items()}
 
-    def addrs(self, links) -> dict[str, frozenset]:
-        return {k: frozenset(v) for k, v in self.addrs_.items() if v}
+    def addrs(self, links) -> dict[str, tuple]:
+        """Each link's Addresses in the order they were added, as the kernel lists IPv4."""
+        return {k: tuple(Address(cidr, **self.addr_attrs.get(k, {}).get(cidr, {})) for cidr in self._order(k))
+                for k, v in self.addrs_.items() if v}
+
+    def _order(self, link: str) -> list[str]:
+        known = [c for c in self.addr_attrs.get(link, {}) if c in self.addrs_[link]]
+        return known + sorted(self.addrs_[link] - set(known))
 
     def routes(self, links) -> tuple:
         return tuple(self.routes_)
@@ -163,7 +171,7 @@ class FakeHost:
 
     def _handler(self, op: str):
         """Every op host/executor.run knows, as a change of this fake's state."""
-        a_few = {"addr.add": lambda a: self._addr_add(a["link"], a["cidr"]),
+        a_few = {"addr.add": lambda a: self._addr_add(a["link"], a["cidr"], **_attrs(a)),
                  "addr.del": lambda a: self._addr_del(a["link"], a["cidr"]),
                  "route.add": lambda a: self._route_add(a["route"]),
                  "route.del": lambda a: self._route_del(a["route"]),
@@ -206,6 +214,7 @@ class FakeHost:
             if link["master"] == name:
                 link["master"] = None
         self.addrs_.pop(name, None)
+        self.addr_attrs.pop(name, None)
         self.routes_ = [r for r in self.routes_ if r.dev != name]
         self.sysctls = {k: v for k, v in self.sysctls.items() if f"/conf/{name}/" not in k}
 
@@ -233,17 +242,21 @@ class FakeHost:
 
     # addresses and routes (an IPv4 address brings its subnet's kernel route, as in Linux)
 
-    def _addr_add(self, link: str, cidr: str) -> None:
+    def _addr_add(self, link: str, cidr: str, **attrs) -> None:
         if link not in self.links_:
             raise _enodev(link)
+        if cidr in self.addrs_.get(link, ()):
+            return
         self.addrs_.setdefault(link, set()).add(cidr)
+        self.addr_attrs.setdefault(link, {})[cidr] = attrs
         iface = ipaddress.ip_interface(cidr)
-        if iface.version == 4 and iface.network.prefixlen < 32:
+        if iface.version == 4 and iface.network.prefixlen < 32 and not attrs.get("flags", 0) & 0x200:
             self._route_add({"family": 4, "dst": str(iface.network), "dev": link, "proto": "kernel",
                              "scope": 253, "prefsrc": str(iface.ip)})
 
     def _addr_del(self, link: str, cidr: str) -> None:
         self.addrs_.get(link, set()).discard(cidr)
+        self.addr_attrs.get(link, {}).pop(cidr, None)
         self.routes_ = [r for r in self.routes_
                         if not (r.dev == link and r.proto == "kernel" and r.prefsrc == cidr.split("/")[0])]
 
@@ -323,7 +336,12 @@ def _ipt_marked(ruleset: dict) -> bool:
 
 
 def _same_route(a: Route, b: Route) -> bool:
-    return (a.family, a.dst, a.dev, a.gateway) == (b.family, b.dst, b.dev, b.gateway)
+    return (a.family, a.dst, a.dev, a.gateway, a.table) == (b.family, b.dst, b.dev, b.gateway, b.table)
+
+
+def _attrs(step_args: dict) -> dict:
+    """An addr step's address attributes (lifetimes kept as recorded: the fake has no clock)."""
+    return {k: v for k, v in step_args.items() if k not in ("link", "cidr")}
 
 
 def _save_line(spec: list[str]) -> str:

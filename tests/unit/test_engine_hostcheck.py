@@ -98,7 +98,7 @@ def test_observe_reads_only_what_the_topology_needs(tmp_path):
     seen = observing.observe(topo, str(tmp_path / "nat"), "nftables", host)
     assert seen.links["eth0"] == Link(name="eth0", index=2, kind="", mtu=1500, up=True, master=None,
                                       mac="52:54:00:00:00:01")
-    assert seen.addrs == {"eth0": frozenset({"192.0.2.10/24"})}
+    assert seen.addrs_of("eth0") == frozenset({"192.0.2.10/24"}) and set(seen.addrs) == {"eth0"}
     assert seen.routes == (Route(4, "192.0.2.0/24", "eth0", None, None, "kernel", 253, "192.0.2.10"),
                            Route(4, "default", "eth0", "192.0.2.1", None, "dhcp"))
     assert seen.sysctls == {"net/ipv4/conf/virbr0/route_localnet": None, "net/ipv4/ip_forward": "1",

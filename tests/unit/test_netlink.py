@@ -15,7 +15,7 @@ from pyroute2.netlink.exceptions import NetlinkError as Pyroute2Error
 
 from kvmnet.host import netlink, netlink_pyroute2, rtnl
 from kvmnet.host.netlink import NetlinkError
-from kvmnet.observed import Link, Route
+from kvmnet.observed import Address, Link, Route
 
 ROOT = Path(__file__).resolve().parents[2]
 LINKS = {"lo": 1, "virbr0": 3, "kn-web-0": 9}
@@ -45,13 +45,19 @@ def test_the_hook_path_and_reads_never_import_pyroute2():
     assert out.stdout.strip() == "[]"
 
 
-def test_add_bridge_creates_then_sets_up(sent):
+def test_add_bridge_creates_then_sets_mtu_then_up(sent, monkeypatch):
+    """The MTU is a change after creation: only then does the kernel keep it when ports join."""
+    monkeypatch.setattr(rtnl, "read_mtu", lambda name: 1500)
     netlink.add_bridge("virbr0", "52:54:00:00:00:01", 1400, True, 15)
     assert sent == [
         ("add bridge virbr0", "link", "add", {"ifname": "virbr0", "kind": "bridge", "br_stp_state": 1,
-                                              "br_forward_delay": 1500, "address": "52:54:00:00:00:01", "mtu": 1400}),
+                                              "br_forward_delay": 1500, "address": "52:54:00:00:00:01"}),
+        ("add bridge virbr0", "link", "set", {"index": 3, "mtu": 1400}),
         ("add bridge virbr0", "link", "set", {"index": 3, "state": "up"}),
     ]
+    sent.clear()
+    netlink.add_bridge("virbr0", None, 1500, False, 0)  # already 1500: the kernel would skip it
+    assert [f for *_, f in sent][1:] == [{"index": 3, "mtu": 1499}, {"index": 3, "mtu": 1500}, {"index": 3, "state": "up"}]
 
 
 def test_add_tap_is_one_ioctl_and_one_request_through_rtnl(sent, monkeypatch):
@@ -153,21 +159,34 @@ def test_reads_resolve_indexes_and_filter(monkeypatch):
          "group": 0, "kind": "bridge", "stp": False, "forward_delay": 2},
         {"index": 9, "name": "kn-web-0", "flags": 0x1002, "mtu": 1500, "master": 3, "mac": "fe:54:00:00:00:02",
          "group": 7, "kind": "tun", "stp": None, "forward_delay": None}])
+    plain = {"label": None, "broadcast": None, "peer": None, "flags": 0, "metric": None, "valid": None, "preferred": None}
     monkeypatch.setattr(rtnl, "dump_addrs", lambda: [
-        {"index": 3, "family": 4, "address": "192.168.122.1", "prefixlen": 24, "scope": 0},
-        {"index": 3, "family": 6, "address": "fe80::1", "prefixlen": 64, "scope": 253}])
+        {"index": 3, "family": 4, "address": "192.168.122.1", "prefixlen": 24, "scope": 0, **plain,
+         "label": "virbr0", "flags": 0x80},  # the link's own name is no label; "permanent" is the kernel's
+        {"index": 3, "family": 4, "address": "192.168.122.9", "prefixlen": 24, "scope": 0, **plain,
+         "label": "virbr0:1", "broadcast": "192.168.122.255", "flags": 0x201, "valid": 60, "preferred": 30},
+        {"index": 3, "family": 6, "address": "fe80::1", "prefixlen": 64, "scope": 253, **plain},
+        {"index": 3, "family": 6, "address": "2001:db8::99", "prefixlen": 64, "scope": 0, **plain, "flags": 0x1}])
     monkeypatch.setattr(rtnl, "dump_routes", lambda family: [
         {"dst": "192.168.122.0", "dst_len": 24, "table": 254, "proto": 2, "scope": 253, "type": 1, "oif": 3,
          "gateway": None, "metric": None, "prefsrc": "192.168.122.1"},
         {"dst": "127.0.0.0", "dst_len": 8, "table": 255, "proto": 2, "scope": 254, "type": 2, "oif": 1,
-         "gateway": None, "metric": None, "prefsrc": None}] if family == 2 else [])
+         "gateway": None, "metric": None, "prefsrc": None},
+        {"dst": "203.0.113.0", "dst_len": 24, "table": 100, "proto": 4, "scope": 0, "type": 1, "oif": 3,
+         "gateway": "192.168.122.253", "metric": None, "prefsrc": None}] if family == 2 else [])
     links = netlink.read_links()
     assert links["kn-web-0"] == Link(name="kn-web-0", index=9, kind="tun", mtu=1500, up=False, master="virbr0",
                                      mac="fe:54:00:00:00:02", group=7)
     assert links["virbr0"].up and links["virbr0"].stp is False and links["virbr0"].forward_delay == 2
-    assert netlink.read_addrs(links) == {"virbr0": frozenset({"192.168.122.1/24"})}
-    assert netlink.read_routes(links) == (Route(family=4, dst="192.168.122.0/24", dev="virbr0", proto="kernel",
-                                                scope=253, prefsrc="192.168.122.1"),)
+    addrs = netlink.read_addrs(links)  # in the kernel's order; privacy and link-local IPv6 left out
+    assert [a.cidr for a in addrs["virbr0"]] == ["192.168.122.1/24", "192.168.122.9/24"]
+    assert addrs["virbr0"][0] == Address("192.168.122.1/24")
+    second = addrs["virbr0"][1]
+    assert (second.label, second.broadcast, second.flags, second.valid_lft, second.preferred_lft) == (
+        "virbr0:1", "192.168.122.255", 0x200, 60, 30) and second.read_at > 0
+    assert netlink.read_routes(links) == (  # every table's unicast routes
+        Route(family=4, dst="192.168.122.0/24", dev="virbr0", proto="kernel", scope=253, prefsrc="192.168.122.1"),
+        Route(family=4, dst="203.0.113.0/24", dev="virbr0", gateway="192.168.122.253", table=100))
 
 
 # -- the pyroute2 client -------------------------------------------------------------------------

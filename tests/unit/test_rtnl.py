@@ -136,12 +136,30 @@ def test_parse_addresses():
     v6 = _addr(socket.AF_INET6, 64, 253, 3, [("IFA_ADDRESS", "fe80::5054:ff:fe00:1")])
     bare = _addr(socket.AF_INET, 8, 0, 1, [("IFA_LABEL", "lo")])
     got = [rtnl.parse_addr(p) for p in _payloads(v4, ptp, v6, bare)]
+    plain = {"label": None, "broadcast": None, "peer": None, "flags": 0, "metric": None, "valid": None, "preferred": None}
     assert got == [
-        {"index": 3, "family": 4, "address": "192.168.122.1", "prefixlen": 24, "scope": 0},
-        {"index": 4, "family": 4, "address": "10.9.0.1", "prefixlen": 32, "scope": 0},
-        {"index": 3, "family": 6, "address": "fe80::5054:ff:fe00:1", "prefixlen": 64, "scope": 253},
+        {"index": 3, "family": 4, "address": "192.168.122.1", "prefixlen": 24, "scope": 0, **plain},
+        {"index": 4, "family": 4, "address": "10.9.0.1", "prefixlen": 32, "scope": 0, **plain, "peer": "10.9.0.2"},
+        {"index": 3, "family": 6, "address": "fe80::5054:ff:fe00:1", "prefixlen": 64, "scope": 253, **plain},
         None,
     ]
+
+
+def test_parse_address_attributes_ip_addr_add_can_set():
+    """label, brd, noprefixroute (IFA_FLAGS, beyond the header's 8 bits), metric and a DHCP
+    lease's lifetimes (seconds left, as the kernel reports them)."""
+    cache = {"ifa_preferred": 1800, "ifa_valid": 3600, "cstamp": 5, "tstamp": 7}
+    v4 = _addr(socket.AF_INET, 24, 0, 3, [("IFA_ADDRESS", "10.9.0.51"), ("IFA_LOCAL", "10.9.0.51"),
+                                          ("IFA_LABEL", "eth0:1"), ("IFA_BROADCAST", "10.9.0.255"),
+                                          ("IFA_FLAGS", 0x200 | 0x1), ("IFA_RT_PRIORITY", 77),
+                                          ("IFA_CACHEINFO", cache)])
+    forever = {"ifa_preferred": 0xFFFFFFFF, "ifa_valid": 0xFFFFFFFF, "cstamp": 5, "tstamp": 7}
+    v6 = _addr(socket.AF_INET6, 64, 0, 3, [("IFA_ADDRESS", "2001:db8:9::50"), ("IFA_CACHEINFO", forever)])
+    got = [rtnl.parse_addr(p) for p in _payloads(v4, v6)]
+    assert got[0] == {"index": 3, "family": 4, "address": "10.9.0.51", "prefixlen": 24, "scope": 0,
+                      "label": "eth0:1", "broadcast": "10.9.0.255", "peer": None, "flags": 0x201, "metric": 77,
+                      "valid": 3600, "preferred": 1800}
+    assert (got[1]["valid"], got[1]["preferred"], got[1]["flags"]) == (None, None, 0)
 
 
 def _route(family: int, dst_len: int, table: int, proto: int, scope: int, attrs: list) -> bytes:

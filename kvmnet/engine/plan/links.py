@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ... import naming
 from ...model import Network, Topology
-from ...observed import Observed
+from ...observed import Observed, address
 from ..record import Record
 from ..steps import Step
 from .facts import Facts
@@ -17,15 +17,35 @@ def effective_forward_delay(stp: bool, delay: int) -> int:
     return min(max(delay, 2), 30) if stp else delay
 
 
+_KERNELS_ROUTES = ("kernel", "ra")  # made by the kernel from addresses / router adverts: not moved
+
+
 def uplink_snapshot(net: Network, observed: Observed, record: Record) -> dict:
-    """The uplink's IPv4 addresses and routes, as they were before kvmnet first moved them."""
+    """The uplink's MAC, addresses (IPv4 and global IPv6, in the kernel's order, with their
+    attributes) and routes (every table, IPv4 and IPv6) as they were before kvmnet first moved
+    them. Records of older kvmnets hold IPv4 CIDR strings and main-table routes: still read."""
     if net.name in record.uplinks:
-        return record.uplinks[net.name]
+        snap = record.uplinks[net.name]
+        return dict(snap, addrs=[address(a).as_dict() for a in snap["addrs"]])
     link = observed.links.get(net.uplink)
-    addrs = sorted(a for a in observed.addrs_of(net.uplink) if ":" not in a)
-    routes = [r.as_dict() for r in observed.routes
-              if r.dev == net.uplink and r.family == 4 and r.proto != "kernel"]
+    addrs = [a.as_dict() for a in observed.addresses_of(net.uplink)]
+    routes = [r.as_dict() for r in observed.routes if r.dev == net.uplink and r.proto not in _KERNELS_ROUTES]
     return {"mac": link.mac if link else None, "addrs": addrs, "routes": routes}
+
+
+def _replay_order(addrs: list[dict]) -> list[dict]:
+    """The order to add addresses in so the kernel lists them as before: IPv4 as listed (the
+    first of a subnet is its primary), IPv6 reversed (the kernel lists the newest first)."""
+    return [a for a in addrs if ":" not in a["cidr"]] + [a for a in reversed(addrs) if ":" in a["cidr"]]
+
+
+def _relabel(a: dict, uplink: str, bridge: str) -> dict:
+    """The address as the bridge carries it: label eth0:1 becomes br0:1 (15 bytes at most)."""
+    label = a.get("label")
+    if not label:
+        return a
+    moved = bridge + label[len(uplink):] if label.startswith(uplink) else label
+    return dict(a, label=moved) if len(moved.encode()) <= 15 else {k: v for k, v in a.items() if k != "label"}
 
 
 def _relink(step: Step, observed: Observed) -> Step | None:
@@ -93,18 +113,26 @@ def bridge(facts: Facts, net: Network, mac: str | None) -> None:
     _want(facts, key, Step("link.set", {"name": net.bridge, **drift}) if drift else None, "modify")
 
 
-def addr(facts: Facts, link: str, cidr: str, present: bool = True) -> None:
+def addr(facts: Facts, link: str, a: str | dict, present: bool = True) -> None:
+    """An address on `link` (a CIDR, or an Address.as_dict() with its attributes), or absent."""
+    attrs = {"cidr": a} if isinstance(a, str) else a
+    cidr = attrs["cidr"]
     has = cidr in facts.obs.addrs_of(link)
     if present:
-        _want(facts, f"addr:{link}:{cidr}", None if has else Step("addr.add", {"link": link, "cidr": cidr}))
-    else:
-        _want(facts, f"noaddr:{link}:{cidr}", Step("addr.del", {"link": link, "cidr": cidr}) if has else None)
+        _want(facts, f"addr:{link}:{cidr}", None if has else Step("addr.add", {"link": link, **attrs}))
+    else:  # the removal carries the attributes, so its undo puts the address back as it was
+        _want(facts, f"noaddr:{link}:{cidr}", Step("addr.del", {"link": link, **attrs}) if has else None)
+
+
+def _same_route(r, route: dict) -> bool:
+    return (r.family, r.dst, r.dev, r.gateway, r.table) == (
+        route["family"], route["dst"], route["dev"], route.get("gateway"), route.get("table", 254))
 
 
 def route(facts: Facts, route: dict, present: bool = True) -> None:
-    has = any(r.dst == route["dst"] and r.dev == route["dev"] and r.gateway == route.get("gateway")
-              for r in facts.obs.routes)
-    key = f"{'route' if present else 'noroute'}:{route['dev']}:{route['dst']}:{route.get('gateway')}"
+    has = any(_same_route(r, route) for r in facts.obs.routes)
+    table = f":table{route['table']}" if route.get("table", 254) != 254 else ""
+    key = f"{'route' if present else 'noroute'}:{route['dev']}:{route['dst']}:{route.get('gateway')}{table}"
     if present:
         _want(facts, key, None if has else Step("route.add", {"route": route}))
     else:
@@ -112,18 +140,25 @@ def route(facts: Facts, route: dict, present: bool = True) -> None:
 
 
 def uplink(facts: Facts, net: Network, record: Record) -> None:
-    """Bridge mode: the bridge takes the uplink's MAC, then its addresses and routes."""
+    """Bridge mode: the bridge takes the uplink's MAC, then its addresses and routes, exactly.
+    Removals from the uplink run in the reverse order of the adds, so destroy (which undoes
+    newest first) puts addresses and routes back in their original order: the primary first."""
     snap = uplink_snapshot(net, facts.obs, record)
     link = facts.obs.links.get(net.uplink)
     bridge(facts, net, snap["mac"])
     attach = None if link and link.master == net.bridge else Step("link.set", {"name": net.uplink, "master": net.bridge})
     _want(facts, f"master:{net.uplink}", attach)
-    for cidr in snap["addrs"]:
-        addr(facts, net.bridge, cidr)
-    for r in snap["routes"]:
+    if net.mtu and link and link.mtu != net.mtu:  # a port of the network: the network's MTU
+        _want(facts, f"mtu:{net.uplink}", Step("link.set", {"name": net.uplink, "mtu": net.mtu}))
+    else:
+        facts.wanted.add(f"mtu:{net.uplink}")
+    addrs = _replay_order(snap["addrs"])
+    for a in addrs:
+        addr(facts, net.bridge, _relabel(a, net.uplink, net.bridge))
+    for r in reversed(snap["routes"]):  # before the addresses: the last IPv4 one takes them all
         route(facts, r, present=False)
-    for cidr in snap["addrs"]:
-        addr(facts, net.uplink, cidr, present=False)
+    for a in reversed(addrs):  # secondaries before their primary (which would take them along)
+        addr(facts, net.uplink, a, present=False)
     for r in snap["routes"]:
         route(facts, dict(r, dev=net.bridge))
 
