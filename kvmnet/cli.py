@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import click
 
 from . import engine
-from . import config
 from .engine import record as records, statedir
+from . import cli_extra, exitcodes
+from .cli_common import echo_json as _json, fail as _fail, load as _load
 from .errors import InputError, KvmnetError
-
-
-def _fail(exc: KvmnetError) -> None:
-    click.echo(f"kvmnet: {exc}" if not isinstance(exc, InputError) else str(exc), err=True)
-    rolled = getattr(exc, "rolled_back", None)
-    if rolled:
-        click.echo("rolled back:", err=True)
-        for line in rolled:
-            click.echo(f"  {line}", err=True)
-    sys.exit(exc.exit_code)
-
-
-def _load(file: str):
-    """config.load plus warnings about the file itself (printed, never fatal)."""
-    for warning in config.file_warnings(file):
-        click.echo(f"kvmnet: {warning}", err=True)
-    return config.load(file)
 
 
 def _locked(state_root: str, file: str, work):
@@ -56,7 +39,7 @@ def _print_actions(actions, header: str) -> None:
         click.echo(f"       $ {a.do.command()}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exitcodes.text())
 @click.option("--state-dir", envvar="KVMNET_STATE_DIR", default=None,
               help="Where kvmnet keeps its records (default /run/kvmnet, or /run/kvmnet/netns/NAME in a named netns).")
 @click.version_option(package_name="kvmnet")
@@ -67,19 +50,22 @@ def main(ctx, state_dir):
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-def validate(file):
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success; the exit code says it.")
+def validate(file, quiet):
     """Check FILE without touching the host."""
     try:
         topo = _load(file)
     except KvmnetError as exc:
         _fail(exc)
+    if quiet:
+        return
     nets = ", ".join(f"{n.name} ({n.mode})" for n in topo.networks) or "none"
     click.echo(f"{file}: ok: topology {topo.name}; networks: {nets}; guests: {len(topo.guests)}")
 
 
 @main.command("plan")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
 @click.option("--firewall", type=click.Choice(["nftables", "iptables"]), default=None,
               help="Firewall backend (default: the file's `firewall`, else nftables where `nft` works).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
@@ -91,8 +77,7 @@ def plan_cmd(state_root, file, as_json, firewall=None, replace=False):
     topo, ctx = _locked(state_root, file, lambda topo: engine.Context(topo, state_root, firewall, replace=replace))
     actions = ctx.actions
     if as_json:
-        click.echo(json.dumps({"topology": topo.name, "firewall": ctx.backend,
-                               "steps": [a.to_json() for a in actions]}, indent=1))
+        _json({"topology": topo.name, "firewall": ctx.backend, "steps": [a.to_json() for a in actions]})
     elif actions:
         _print_actions(actions, f"{topo.name}: {len(actions)} step(s) to apply {file} (firewall: {ctx.backend}):")
     else:
@@ -100,15 +85,16 @@ def plan_cmd(state_root, file, as_json, firewall=None, replace=False):
 
 
 @main.command("apply")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
 @click.option("--firewall", type=click.Choice(["nftables", "iptables"]), default=None,
               help="Firewall backend (default: the file's `firewall`, else nftables where `nft` works).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option("--replace", is_flag=True,
               help="FILE's topology name is applied here from another file: replace what that file made.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors; the exit code says it.")
 @click.pass_obj
 @click.pass_context
-def apply_cmd(ctx, state_root, file, firewall, dry_run, replace):
+def apply_cmd(ctx, state_root, file, firewall, dry_run, replace, quiet):
     """Make the host match FILE (a transaction: all steps, or none)."""
     if dry_run:
         ctx.invoke(plan_cmd, file=file, as_json=False, firewall=firewall, replace=replace)
@@ -116,12 +102,14 @@ def apply_cmd(ctx, state_root, file, firewall, dry_run, replace):
     _need_root("apply")
     topo, result = _locked(state_root, file, lambda topo: engine.apply(topo, state_root, firewall, replace=replace))
     n = len(result.actions)
+    if quiet:
+        return
     _print_actions(result.actions, f"{topo.name}: applied {n} step(s); verified in sync" if n else
                    f"{topo.name}: already in sync; nothing changed")
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
 @click.option("--force", is_flag=True,
               help="The state record is lost or corrupt: remove what kvmnet creates for FILE, by kvmnet's own names.")
 @click.pass_obj
@@ -137,15 +125,18 @@ def destroy(state_root, file, force):
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing; exit 0 in sync, 1 drifted.")
 @click.pass_obj
-def check(state_root, file, as_json):
+def check(state_root, file, as_json, quiet):
     """Exit 0 if the host matches FILE, 1 (listing the differences) if it drifted."""
     topo, ctx = _locked(state_root, file, lambda topo: engine.Context(topo, state_root))
     drift = [{"key": a.key, "repair": a.do.describe()} for a in ctx.actions]
-    if as_json:
-        click.echo(json.dumps({"topology": topo.name, "in_sync": not drift, "drift": drift}, indent=1))
+    if quiet:
+        pass
+    elif as_json:
+        _json({"topology": topo.name, "in_sync": not drift, "drift": drift})
     elif drift:
         click.echo(f"{topo.name}: drifted from {file}; `kvmnet apply` would:")
         for d in drift:
@@ -156,10 +147,12 @@ def check(state_root, file, as_json):
 
 
 @main.command()
-@click.argument("file", required=False, type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.argument("file", required=False, type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print nothing; exit 0 if FILE's topology (without FILE: any) is applied and in sync, else 1.")
 @click.pass_obj
-def status(state_root, file, as_json):
+def status(state_root, file, as_json, quiet):
     """What kvmnet has applied here (and, with FILE, whether the host still matches it)."""
     try:
         with statedir.locked(state_root):
@@ -177,8 +170,10 @@ def status(state_root, file, as_json):
                 out.append(item)
     except KvmnetError as exc:
         _fail(exc)
+    if quiet:
+        sys.exit(0 if out and not any(item.get("drift") for item in out) else exitcodes.FAILED)
     if as_json:
-        click.echo(json.dumps({"state_dir": state_root, "topologies": out}, indent=1))
+        _json({"state_dir": state_root, "topologies": out})
         return
     if not out:
         click.echo(f"nothing applied (state dir {state_root})")
@@ -190,8 +185,8 @@ def status(state_root, file, as_json):
 
 
 @main.command()
-@click.argument("network", required=False)
-@click.option("--json", "as_json", is_flag=True)
+@click.argument("network", required=False, shell_complete=cli_extra.complete_applied_network)
+@click.option("--json", "as_json", is_flag=True, help="Print the leases as JSON.")
 @click.pass_obj
 def leases(state_root, network, as_json):
     """DHCP leases handed out by kvmnet's dnsmasq (all networks, or NETWORK)."""
@@ -207,7 +202,7 @@ def leases(state_root, network, as_json):
     except KvmnetError as exc:
         _fail(exc)
     if as_json:
-        click.echo(json.dumps({"leases": found}, indent=1))
+        _json({"leases": found})
         return
     for lease in found:
         click.echo(f"{lease['network']:<12} {lease['ip']:<16} {lease['mac']}  {lease['hostname'] or '-'}")
@@ -216,12 +211,12 @@ def leases(state_root, network, as_json):
 
 
 @main.command("qemu-args")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.argument("guest")
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("guest", shell_complete=cli_extra.complete_guest)
 @click.option("--syntax", type=click.Choice(["netdev", "legacy"]), default="netdev",
               help="-netdev/-device pairs, or the legacy -net nic -net tap form.")
 @click.option("--hooks", is_flag=True, help="script=/downscript= run kvmnet-ifup/-ifdown (QEMU makes the tap).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the NICs and their arguments as JSON.")
 def qemu_args(file, guest, syntax, hooks, as_json):
     """Print the QEMU network arguments for GUEST's NICs, one NIC per line."""
     import shlex
@@ -236,16 +231,16 @@ def qemu_args(file, guest, syntax, hooks, as_json):
     except KvmnetError as exc:
         _fail(exc)
     if as_json:
-        click.echo(json.dumps({"guest": guest, "nics": [{"network": n.network, "mac": n.mac, "tap": n.tap, "args": f}
-                                                      for n, f in zip(g.nics, fragments)]}, indent=1))
+        _json({"guest": guest, "nics": [{"network": n.network, "mac": n.mac, "tap": n.tap, "args": f}
+                                        for n, f in zip(g.nics, fragments)]})
     else:
         for fragment in fragments:
             click.echo(shlex.join(fragment))
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.argument("guest")
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("guest", shell_complete=cli_extra.complete_guest)
 @click.argument("qemu_extra", nargs=-1, type=click.UNPROCESSED)
 @click.option("--dry-run", is_flag=True, help="Print the command and change nothing.")
 @click.option("--syntax", type=click.Choice(["netdev", "legacy"]), default="netdev")
@@ -307,5 +302,7 @@ def ifdown(state_root, tap):
         _fail(exc)
 
 
+cli_extra.register(main)
+
 if __name__ == "__main__":
-    main()
+    main(prog_name="kvmnet")  # so completion's variable is _KVMNET_COMPLETE here too
