@@ -155,14 +155,14 @@ def check(state_root, file, as_json, quiet):
 def status(state_root, file, as_json, quiet):
     """What kvmnet has applied here (and, with FILE, whether the host still matches it)."""
     try:
+        topo = _load(file) if file else None  # a bad FILE is exit 2 even with nothing applied
         with statedir.locked(state_root):
             recs = records.all_records(state_root)
             out = []
             for rec in recs:
                 item = {"topology": rec.topology, "file": rec.file, "objects": len(rec.entries),
                         "firewall": rec.firewall_backend}
-                if file:
-                    topo = _load(file)
+                if topo:
                     if topo.name != rec.topology:
                         continue
                     _, _, actions = engine.compute(topo, state_root)

@@ -40,12 +40,11 @@ EXAMPLES = {
 
 
 def complete_topology(ctx, param, incomplete: str) -> list[CompletionItem]:
-    """*.toml files (and directories, to descend into) starting with what is typed."""
-    files = sorted(p for p in glob.glob(glob.escape(incomplete) + "*") if p.endswith(".toml") and os.path.isfile(p))
-    items = [CompletionItem(p) for p in files]
-    if any(os.path.isdir(p) for p in glob.glob(glob.escape(incomplete) + "*")):
-        items.append(CompletionItem(incomplete, type="dir"))
-    return items
+    """*.toml files starting with what is typed, and the shell's directory completion when a
+    directory matches too (first: click's bash script resets its list at a "dir" item)."""
+    matches = glob.glob(glob.escape(incomplete) + "*")
+    items = [CompletionItem(incomplete, type="dir")] if any(os.path.isdir(p) for p in matches) else []
+    return items + [CompletionItem(p) for p in sorted(matches) if p.endswith(".toml") and os.path.isfile(p)]
 
 
 def _topology_of(ctx):
