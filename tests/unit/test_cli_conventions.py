@@ -244,3 +244,14 @@ def test_man_pages_are_reproducible(kvmnet, tmp_path):
 def test_roff_escapes_what_would_be_a_request():
     from kvmnet.cli_man import roff
     assert roff(".not a macro\n'nor this\na\\b-c") == "\\&.not a macro\n\\&'nor this\na\\eb\\-c"
+
+
+def test_network_names_complete_from_the_file_typed():
+    """For options such as `--network N` that name one of FILE's networks."""
+    import click
+    ctx = click.Context(cli.main.commands["graph"])
+    ctx.params["file"] = str(ROOT / "vagrant" / "lab" / "lab.toml")
+    assert [c.value for c in cli_extra.complete_network(ctx, None, "")] == ["front", "back"]
+    assert [c.value for c in cli_extra.complete_network(ctx, None, "b")] == ["back"]
+    ctx.params["file"] = "/nope.toml"
+    assert cli_extra.complete_network(ctx, None, "") == []
