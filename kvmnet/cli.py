@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import click
 
 from . import engine
-from . import config
 from .engine import record as records, statedir
+from . import cli_extra, exitcodes
+from .cli_common import echo_json as _json, fail as _fail, load as _load
 from .errors import InputError, KvmnetError
-
-
-def _fail(exc: KvmnetError) -> None:
-    click.echo(f"kvmnet: {exc}" if not isinstance(exc, InputError) else str(exc), err=True)
-    rolled = getattr(exc, "rolled_back", None)
-    if rolled:
-        click.echo("rolled back:", err=True)
-        for line in rolled:
-            click.echo(f"  {line}", err=True)
-    sys.exit(exc.exit_code)
-
-
-def _load(file: str):
-    """config.load plus warnings about the file itself (printed, never fatal)."""
-    for warning in config.file_warnings(file):
-        click.echo(f"kvmnet: {warning}", err=True)
-    return config.load(file)
 
 
 def _locked(state_root: str, file: str, work, shared: bool = False):
@@ -57,7 +40,7 @@ def _print_actions(actions, header: str) -> None:
         click.echo(f"       $ {a.do.command()}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exitcodes.text())
 @click.option("--state-dir", envvar="KVMNET_STATE_DIR", default=None,
               help="Where kvmnet keeps its records (default /run/kvmnet, or /run/kvmnet/netns/NAME in a named netns).")
 @click.version_option(package_name="kvmnet")
@@ -68,19 +51,22 @@ def main(ctx, state_dir):
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-def validate(file):
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success; the exit code says it.")
+def validate(file, quiet):
     """Check FILE without touching the host."""
     try:
         topo = _load(file)
     except KvmnetError as exc:
         _fail(exc)
+    if quiet:
+        return
     nets = ", ".join(f"{n.name} ({n.mode})" for n in topo.networks) or "none"
     click.echo(f"{file}: ok: topology {topo.name}; networks: {nets}; guests: {len(topo.guests)}")
 
 
 @main.command("plan")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
 @click.option("--firewall", type=click.Choice(["nftables", "iptables"]), default=None,
               help="Firewall backend (default: the file's `firewall`, else nftables where `nft` works).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
@@ -93,8 +79,7 @@ def plan_cmd(state_root, file, as_json, firewall=None, replace=False):
                         shared=True)
     actions = ctx.actions
     if as_json:
-        click.echo(json.dumps({"topology": topo.name, "firewall": ctx.backend,
-                               "steps": [a.to_json() for a in actions]}, indent=1))
+        _json({"topology": topo.name, "firewall": ctx.backend, "steps": [a.to_json() for a in actions]})
     elif actions:
         _print_actions(actions, f"{topo.name}: {len(actions)} step(s) to apply {file} (firewall: {ctx.backend}):")
     else:
@@ -102,15 +87,16 @@ def plan_cmd(state_root, file, as_json, firewall=None, replace=False):
 
 
 @main.command("apply")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
 @click.option("--firewall", type=click.Choice(["nftables", "iptables"]), default=None,
               help="Firewall backend (default: the file's `firewall`, else nftables where `nft` works).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option("--replace", is_flag=True,
               help="FILE's topology name is applied here from another file: replace what that file made.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors; the exit code says it.")
 @click.pass_obj
 @click.pass_context
-def apply_cmd(ctx, state_root, file, firewall, dry_run, replace):
+def apply_cmd(ctx, state_root, file, firewall, dry_run, replace, quiet):
     """Make the host match FILE (a transaction: all steps, or none)."""
     if dry_run:
         ctx.invoke(plan_cmd, file=file, as_json=False, firewall=firewall, replace=replace)
@@ -118,12 +104,14 @@ def apply_cmd(ctx, state_root, file, firewall, dry_run, replace):
     _need_root("apply")
     topo, result = _locked(state_root, file, lambda topo: engine.apply(topo, state_root, firewall, replace=replace))
     n = len(result.actions)
+    if quiet:
+        return
     _print_actions(result.actions, f"{topo.name}: applied {n} step(s); verified in sync" if n else
                    f"{topo.name}: already in sync; nothing changed")
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
 @click.option("--force", is_flag=True,
               help="The state record is lost or corrupt: remove what kvmnet creates for FILE, by kvmnet's own names.")
 @click.pass_obj
@@ -139,15 +127,18 @@ def destroy(state_root, file, force):
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing; exit 0 in sync, 1 drifted.")
 @click.pass_obj
-def check(state_root, file, as_json):
+def check(state_root, file, as_json, quiet):
     """Exit 0 if the host matches FILE, 1 (listing the differences) if it drifted."""
     topo, ctx = _locked(state_root, file, lambda topo: engine.Context(topo, state_root), shared=True)
     drift = [{"key": a.key, "repair": a.do.describe()} for a in ctx.actions]
-    if as_json:
-        click.echo(json.dumps({"topology": topo.name, "in_sync": not drift, "drift": drift}, indent=1))
+    if quiet:
+        pass
+    elif as_json:
+        _json({"topology": topo.name, "in_sync": not drift, "drift": drift})
     elif drift:
         click.echo(f"{topo.name}: drifted from {file}; `kvmnet apply` would:")
         for d in drift:
@@ -158,14 +149,16 @@ def check(state_root, file, as_json):
 
 
 @main.command()
-@click.argument("file", required=False, type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.argument("file", required=False, type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print nothing; exit 0 if FILE's topology (without FILE: any) is applied and in sync, else 1.")
 @click.pass_obj
-def status(state_root, file, as_json):
+def status(state_root, file, as_json, quiet):
     """What kvmnet has applied here (and, with FILE, whether the host still matches it)."""
     corrupt = []  # a topology's bad record is listed as such, and blocks no other
     try:
-        topo = _load(file) if file else None
+        topo = _load(file) if file else None  # a bad FILE is exit 2 even with nothing applied
         with statedir.locked(state_root, shared=True):
             recs = records.all_records(state_root, corrupt=corrupt)
             out = []
@@ -182,8 +175,10 @@ def status(state_root, file, as_json):
         _fail(exc)
     bad = [{"topology": os.path.basename(os.path.dirname(c.path)), "corrupt": str(c)} for c in corrupt]
     bad = [b for b in bad if topo is None or b["topology"] == topo.name]
+    if quiet:
+        sys.exit(0 if out and not bad and not any(item.get("drift") for item in out) else exitcodes.FAILED)
     if as_json:
-        click.echo(json.dumps({"state_dir": state_root, "topologies": out + bad}, indent=1))
+        _json({"state_dir": state_root, "topologies": out + bad})
         return
     for item in bad:
         click.echo(f"{item['topology']}: {item['corrupt']}")
@@ -197,8 +192,8 @@ def status(state_root, file, as_json):
 
 
 @main.command()
-@click.argument("network", required=False)
-@click.option("--json", "as_json", is_flag=True)
+@click.argument("network", required=False, shell_complete=cli_extra.complete_applied_network)
+@click.option("--json", "as_json", is_flag=True, help="Print the leases as JSON.")
 @click.pass_obj
 def leases(state_root, network, as_json):
     """DHCP leases handed out by kvmnet's dnsmasq (all networks, or NETWORK)."""
@@ -218,7 +213,7 @@ def leases(state_root, network, as_json):
     for bad in corrupt:  # the others' leases still count; say which topology could not be read
         click.echo(f"kvmnet: {bad}", err=True)
     if as_json:
-        click.echo(json.dumps({"leases": found}, indent=1))
+        _json({"leases": found})
         return
     for lease in found:
         click.echo(f"{lease['network']:<12} {lease['ip']:<16} {lease['mac']}  {lease['hostname'] or '-'}")
@@ -227,12 +222,12 @@ def leases(state_root, network, as_json):
 
 
 @main.command("qemu-args")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.argument("guest")
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("guest", shell_complete=cli_extra.complete_guest)
 @click.option("--syntax", type=click.Choice(["netdev", "legacy"]), default="netdev",
               help="-netdev/-device pairs, or the legacy -net nic -net tap form.")
 @click.option("--hooks", is_flag=True, help="script=/downscript= run kvmnet-ifup/-ifdown (QEMU makes the tap).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the NICs and their arguments as JSON.")
 def qemu_args(file, guest, syntax, hooks, as_json):
     """Print the QEMU network arguments for GUEST's NICs, one NIC per line."""
     import shlex
@@ -247,16 +242,16 @@ def qemu_args(file, guest, syntax, hooks, as_json):
     except KvmnetError as exc:
         _fail(exc)
     if as_json:
-        click.echo(json.dumps({"guest": guest, "nics": [{"network": n.network, "mac": n.mac, "tap": n.tap, "args": f}
-                                                      for n, f in zip(g.nics, fragments)]}, indent=1))
+        _json({"guest": guest, "nics": [{"network": n.network, "mac": n.mac, "tap": n.tap, "args": f}
+                                        for n, f in zip(g.nics, fragments)]})
     else:
         for fragment in fragments:
             click.echo(shlex.join(fragment))
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.argument("guest")
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("guest", shell_complete=cli_extra.complete_guest)
 @click.argument("qemu_extra", nargs=-1, type=click.UNPROCESSED)
 @click.option("--dry-run", is_flag=True, help="Print the command and change nothing.")
 @click.option("--syntax", type=click.Choice(["netdev", "legacy"]), default="netdev")
@@ -318,66 +313,10 @@ def ifdown(state_root, tap):
         _fail(exc)
 
 
-# --- libvirt network XML, both ways -------------------------------------------------------------
-@main.group("import")
-def import_group():
-    """Turn another tool's network definition into a kvmnet topology."""
+from . import cli_interop  # noqa: E402  (import/export: registered before the examples)
 
-
-@import_group.command("libvirt")
-@click.argument("xml_file", metavar="NET.xml", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write the topology here (default: stdout).")
-def import_libvirt(xml_file, output):
-    """A libvirt <network> definition (virsh net-dumpxml NAME) -> a commented kvmnet topology."""
-    from .config import libvirt_xml
-    try:
-        toml = libvirt_xml.import_file(xml_file)
-    except KvmnetError as exc:
-        _fail(exc)
-    _write_output(output, toml, f"{xml_file}: imported as {output}; `kvmnet validate {output}` accepts it")
-
-
-@main.group("export")
-def export_group():
-    """Turn a kvmnet network into another tool's definition."""
-
-
-@export_group.command("libvirt")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--network", default=None, help="The network to export (needed when FILE has several bridged ones).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write the XML here (default: stdout).")
-def export_libvirt(file, network, output):
-    """A bridged network of FILE -> a libvirt <network> definition (virsh net-define OUT.xml)."""
-    from .render import libvirt_xml
-    try:
-        topo = _load(file)
-        bridged = [n.name for n in topo.networks if n.bridged]
-        if network is None and len(bridged) != 1:
-            raise InputError(f"{file}: {len(bridged)} bridged networks ({', '.join(bridged) or 'none'}); choose one with --network")
-        network = network or bridged[0]
-        if network not in bridged:
-            raise InputError(f"{file}: no bridged network {network!r} (bridged: {', '.join(bridged) or 'none'})")
-        refused = libvirt_xml.refusals(topo.network(network))
-        if refused:
-            raise InputError(config.locate(file, refused))
-        xml = libvirt_xml.render(topo, topo.network(network))
-    except KvmnetError as exc:
-        _fail(exc)
-    _write_output(output, xml, f"{file}: network {network} exported as {output}")
-
-
-def _write_output(output, text: str, done: str) -> None:
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        with open(output, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as exc:
-        click.echo(f"kvmnet: {output}: {exc.strerror or exc}", err=True)
-        sys.exit(1)
-    click.echo(done, err=True)
-
+cli_interop.register(main)
+cli_extra.register(main)
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="kvmnet")  # so completion's variable is _KVMNET_COMPLETE here too

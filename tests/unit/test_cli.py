@@ -241,7 +241,7 @@ def test_check_exits_0_in_sync_and_1_with_the_drift(kvmnet, host, state):
                                        "  link:kn-web-0: set link kn-web-0 up",
                                        "  dnsmasq:nat:default: start dnsmasq for default on virbr0"]
     doc = json.loads(kvmnet("check", "--json", NAT).stdout)
-    assert doc == {"topology": "nat", "in_sync": False,
+    assert doc == {"version": 1, "topology": "nat", "in_sync": False,
                    "drift": [{"key": "link:kn-web-0", "repair": "set link kn-web-0 up"},
                              {"key": "dnsmasq:nat:default", "repair": "start dnsmasq for default on virbr0"}]}
 
@@ -250,14 +250,14 @@ def test_check_json_in_sync(kvmnet, host, state):
     applied(host, state, NAT)
     res = kvmnet("check", "--json", NAT)
     assert res.exit_code == 0
-    assert json.loads(res.stdout) == {"topology": "nat", "in_sync": True, "drift": []}
+    assert json.loads(res.stdout) == {"version": 1, "topology": "nat", "in_sync": True, "drift": []}
 
 
 def test_status_of_an_empty_state_dir(kvmnet, state):
     res = kvmnet("status")
     assert (res.exit_code, res.stdout) == (0, f"nothing applied (state dir {state})\n")
     doc = json.loads(kvmnet("status", "--json").stdout)
-    assert doc == {"state_dir": str(state), "topologies": []}
+    assert doc == {"version": 1, "state_dir": str(state), "topologies": []}
 
 
 def test_status_lists_what_is_applied_and_with_a_file_its_drift(kvmnet, host, state):
@@ -304,7 +304,7 @@ def test_leases_reads_dnsmasqs_lease_files(kvmnet, host, state):
         "lab          10.80.0.5        52:54:00:aa:bb:cc  db"]
     assert kvmnet("leases", "lab").stdout == "lab          10.80.0.5        52:54:00:aa:bb:cc  db\n"
     doc = json.loads(kvmnet("leases", "--json", "lab").stdout)
-    assert doc == {"leases": [{"expiry": 1700000002, "mac": "52:54:00:aa:bb:cc", "ip": "10.80.0.5",
+    assert doc == {"version": 1, "leases": [{"expiry": 1700000002, "mac": "52:54:00:aa:bb:cc", "ip": "10.80.0.5",
                                "hostname": "db", "topology": "routed", "network": "lab"}]}
 
 
@@ -334,7 +334,7 @@ def test_qemu_args_match_the_golden_renders(case, guest, kvmnet, monkeypatch):
 
 def test_qemu_args_json(kvmnet):
     res = kvmnet("qemu-args", "--json", NAT, "web")
-    assert json.loads(res.stdout) == {"guest": "web", "nics": [{
+    assert json.loads(res.stdout) == {"version": 1, "guest": "web", "nics": [{
         "network": "default", "mac": "52:54:00:12:34:56", "tap": "kn-web-0",
         "args": ["-netdev", "tap,id=net0,ifname=kn-web-0,script=no,downscript=no",
                  "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56"]}]}

@@ -1,10 +1,10 @@
 """The package's layers, enforced: each module imports only from its own layer or those below.
 
-    cli, hook_main (print, exit)             4
+    cli, cli_extra, cli_common, cli_man, cli_interop, hook_main (print, exit)  4
     engine/  observe, plan, transaction      3
     host/    the only code with side effects 2
     config/, render/  pure                   1   (neither imports the other)
-    errors, model, observed, naming, ifname  0
+    errors, exitcodes, model, observed, naming, ifname  0
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "kvmnet"
 RANK = {"config": 1, "render": 1, "host": 2, "engine": 3, "cli": 4, "hook_main": 4, "hook": 3,
+        "cli_common": 4, "cli_extra": 4, "cli_man": 4, "cli_interop": 4, "exitcodes": 0,
         "errors": 0, "model": 0, "observed": 0, "naming": 0, "ifname": 0, "__init__": 0, "__main__": 4}
 
 
