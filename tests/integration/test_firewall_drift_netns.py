@@ -87,7 +87,7 @@ def test_nft_noop_reapply_and_rollback_keep_the_content_check(netns, tmp_path):
     ruleset = netns.run("nft", "list", "ruleset").stdout
     changed = tmp_path / "natlab.toml"
     changed.write_text(TOPOLOGY.read_text() + '\n[[networks.default.forwards]]\nhost_port = 2222\nguest = "web"\nguest_port = 22\n')
-    res = netns.kvmnet("apply", str(changed), env={"KVMNET_FAULT_AT": "0+"})  # fail right after the load
+    res = netns.kvmnet("apply", "--replace", str(changed), env={"KVMNET_FAULT_AT": "0+"})  # fail right after the load
     assert res.returncode == 1 and "rolled back" in res.stderr, res.stderr
     assert netns.run("nft", "list", "ruleset").stdout == ruleset
     assert netns.kvmnet("check", str(TOPOLOGY)).returncode == 0  # the restored table is the recorded one
