@@ -307,5 +307,7 @@ def ifdown(state_root, tap):
         _fail(exc)
 
 
+from . import cli_service; cli_service.attach(main)  # noqa: E402,E702  (enable, list, try...: cli_service.py)
+
 if __name__ == "__main__":
     main()

@@ -29,6 +29,7 @@ class Record:
     # for QEMU's hooks, which must not parse TOML: bridged network -> bridge, tap -> network
     networks: dict = field(default_factory=dict)
     taps: dict = field(default_factory=dict)
+    source: str = ""  # the text of `file` as applied (what `kvmnet try` rolls back to)
 
     def keys(self) -> set[str]:
         return {k for k, _ in self.entries}
@@ -45,7 +46,7 @@ class Record:
     def to_json(self) -> dict:
         return {"version": VERSION, "topology": self.topology, "file": self.file, "entries": self.entries,
                 "uplinks": self.uplinks, "firewall_backend": self.firewall_backend,
-                "networks": self.networks, "taps": self.taps}
+                "networks": self.networks, "taps": self.taps, "source": self.source}
 
     def copy(self) -> "Record":
         return Record.from_json(json.loads(json.dumps(self.to_json())), "")
@@ -56,7 +57,7 @@ class Record:
             raise InputError(f"{path}: not a kvmnet state record of version {VERSION}")
         return cls(topology=data["topology"], file=data.get("file", ""), entries=[list(e) for e in data["entries"]],
                    uplinks=data.get("uplinks", {}), firewall_backend=data.get("firewall_backend"),
-                   networks=data.get("networks", {}), taps=data.get("taps", {}))
+                   networks=data.get("networks", {}), taps=data.get("taps", {}), source=data.get("source", ""))
 
 
 def path_for(state_root: str, topology: str) -> str:
