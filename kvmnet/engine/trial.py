@@ -62,6 +62,7 @@ def load(state_root: str, topology: str) -> Pending | None:
 
 
 def _save(state_root: str, pending: Pending) -> None:
+    os.makedirs(state_root, mode=0o700, exist_ok=True)
     write_private(marker_path(state_root, pending.topology), json.dumps(asdict(pending), indent=1), durable=True)
 
 
