@@ -280,6 +280,7 @@ def try_cmd(state_root, file, timeout, firewall, replace):
     """Apply FILE, and roll it back unless confirmed in time: `y` here, or `kvmnet confirm FILE`."""
     cli = _cli()
     cli._need_root("try")
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_stop)
     pending = None
