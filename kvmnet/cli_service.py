@@ -111,10 +111,11 @@ def disable(state_root, name, now, config_dir):
 @click.pass_obj
 def list_cmd(state_root, as_json, config_dir):
     """Enabled and applied topologies side by side, with whether each is in sync."""
+    _cli()._need_root("list")
     config_dir = enabled.resolve(config_dir)
     try:
         with statedir.locked(state_root):
-            rows = enabled.overview(config_dir, state_root, drift=os.geteuid() == 0)
+            rows = enabled.overview(config_dir, state_root)
             tries = {p.topology: p for p in trial.all_pending(state_root)}
     except KvmnetError as exc:
         _cli()._fail(exc)
@@ -298,8 +299,9 @@ def try_cmd(state_root, file, timeout, firewall, replace):
     except KvmnetError as exc:
         cli._fail(exc)
     except (KeyboardInterrupt, _Stop) as exc:
-        if pending is None:
-            raise
+        if pending is None:  # during the apply: its transaction has rolled back
+            _say(f"kvmnet: interrupted before {file} was applied: nothing changed", err=True)
+            sys.exit(1)
         verdict = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"stopped by {exc}"
     if verdict == "confirmed":
         with statedir.locked(state_root):
@@ -314,9 +316,11 @@ def try_cmd(state_root, file, timeout, firewall, replace):
 @click.pass_obj
 def confirm(state_root, file):
     """Keep the change a running `kvmnet try FILE` made (FILE, or the topology's name)."""
-    name = _topology_name(file)
     try:
         with statedir.locked(state_root):
+            on_trial = [p.topology for p in trial.all_pending(state_root)
+                        if os.path.realpath(p.file) == os.path.realpath(file)]
+            name = on_trial[0] if on_trial else _topology_name(file)
             pending = trial.confirm(state_root, name)
     except KvmnetError as exc:
         _cli()._fail(exc)

@@ -139,6 +139,18 @@ def test_apply_enabled_applies_each_and_one_failure_stops_none(kvmnet, dirs, hos
     assert records.all_records(str(state)) == [] and "virbr0" not in host.links_
 
 
+def test_a_host_failure_in_one_enabled_topology_leaves_the_others_applied(kvmnet, dirs, host):
+    for src in (NAT, ROUTED):
+        assert kvmnet("enable", src).exit_code == 0
+    host.fail(at=1)  # nat's second step (nat.toml sorts first)
+    res = kvmnet("apply-enabled")
+    assert res.exit_code == 1
+    assert res.stderr.startswith(f"nat: FAILED ({dirs[1] / 'nat.toml'}): apply failed at step 2 ")
+    assert "  rolled back: " in res.stderr
+    assert res.stderr.splitlines()[-1] == "kvmnet: 1 of 2 enabled topologies failed: nat"
+    assert res.stdout.startswith(f"routed: applied ") and "virbr0" not in host.links_ and "kvmrt0" in host.links_
+
+
 def engine_step(op, **args):
     from kvmnet.engine.steps import Step
     return Step(op, args)
