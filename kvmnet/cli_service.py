@@ -293,8 +293,9 @@ def try_cmd(state_root, file, timeout, firewall, replace):
         cli._print_actions(result.actions, f"{topo.name}: applied {n} step(s) on trial" if n else
                            f"{topo.name}: already in sync; on trial all the same")
         until = time.strftime("%H:%M:%S", time.localtime(pending.deadline))
-        _say(f"Keep it? Type y (and Enter) here, or run `kvmnet confirm {file}` from another shell, "
-             f"before {until} ({timeout} s); otherwise it is rolled back.", err=True)
+        here = "Type y (and Enter) here, or run" if sys.stdin is not None and sys.stdin.isatty() else "Run"
+        _say(f"Keep it? {here} `kvmnet confirm {file}` from another shell before {until} ({timeout} s); "
+             "otherwise it is rolled back.", err=True)
         verdict = _wait(state_root, pending)
     except KvmnetError as exc:
         cli._fail(exc)
