@@ -313,9 +313,10 @@ def ifdown(state_root, tap):
         _fail(exc)
 
 
-from . import cli_interop  # noqa: E402  (import/export: registered before the examples)
+from . import cli_interop, cli_service  # noqa: E402  (registered before the examples are added)
 
 cli_interop.register(main)
+cli_service.attach(main)  # enable, list, try...: cli_service.py
 cli_extra.register(main)
 
 if __name__ == "__main__":

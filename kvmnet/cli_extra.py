@@ -35,6 +35,14 @@ EXAMPLES = {
     "man": "kvmnet man /usr/local/share/man/man1 && man kvmnet-graph",
     "import": "virsh net-dumpxml default > default.xml && kvmnet import libvirt default.xml -o default.toml",
     "export": "kvmnet export libvirt topologies/nat.toml -o nat.xml && virsh net-define nat.xml",
+    "enable": "sudo kvmnet enable topologies/nat.toml && sudo kvmnet install-units",
+    "disable": "sudo kvmnet disable --now nat",
+    "list": "sudo kvmnet list --json",
+    "apply-enabled": "sudo kvmnet apply-enabled   # what kvmnet.service runs at boot",
+    "destroy-enabled": "sudo kvmnet destroy-enabled   # kvmnet.service's ExecStop",
+    "install-units": "sudo kvmnet install-units && sudo systemctl daemon-reload && sudo systemctl enable kvmnet.service",
+    "try": "sudo kvmnet try --timeout 60 topologies/nat.toml   # then `kvmnet confirm nat` from another shell",
+    "confirm": "sudo kvmnet confirm topologies/nat.toml",
 }
 
 

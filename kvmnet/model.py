@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 # Network modes, by what kvmnet does for them on the host:
@@ -141,6 +141,9 @@ class Topology:
     networks: tuple[Network, ...] = ()
     guests: tuple[Guest, ...] = ()
     firewall: str = "auto"  # auto | nftables | iptables
+    # the file's text as loaded: the record keeps it, so `kvmnet try` can put back exactly the
+    # version that was applied even when the file has since been edited in place
+    source: str = field(default="", compare=False, repr=False)
 
     def network(self, name: str) -> Network:
         return next(n for n in self.networks if n.name == name)

@@ -51,7 +51,7 @@ def load_text(text: str, file: str, topology_name: str | None = None) -> Topolog
     networks = with_forwards(r, networks, nets_raw, guests)
     if r.problems:
         raise InputError(r.problems)
-    return Topology(name, file, tuple(networks), tuple(guests), firewall or "auto")
+    return Topology(name, file, tuple(networks), tuple(guests), firewall or "auto", source=text)
 
 
 def _parse(text: str, file: str) -> tuple[dict, Reader]:

@@ -35,6 +35,7 @@ class Record:
     taps: dict = field(default_factory=dict)
     # fact key -> digest of what kvmnet saw of it right after making it (its nft table's listing)
     content: dict = field(default_factory=dict)
+    source: str = ""  # the text of `file` as applied (what `kvmnet try` rolls back to)
 
     def keys(self) -> set[str]:
         return {k for k, _ in self.entries}
@@ -52,7 +53,7 @@ class Record:
     def to_json(self) -> dict:
         return {"version": VERSION, "topology": self.topology, "file": self.file, "entries": self.entries,
                 "uplinks": self.uplinks, "firewall_backend": self.firewall_backend,
-                "networks": self.networks, "taps": self.taps, "content": self.content}
+                "networks": self.networks, "taps": self.taps, "content": self.content, "source": self.source}
 
     def copy(self) -> "Record":
         return Record.from_json(json.loads(json.dumps(self.to_json())), "")  # ours: no check
@@ -68,7 +69,8 @@ class Record:
                 raise CorruptRecord(path, str(exc)) from None
         return cls(topology=data["topology"], file=data.get("file", ""), entries=[list(e) for e in data["entries"]],
                    uplinks=data.get("uplinks", {}), firewall_backend=data.get("firewall_backend"),
-                   networks=data.get("networks", {}), taps=data.get("taps", {}), content=data.get("content", {}))
+                   networks=data.get("networks", {}), taps=data.get("taps", {}), content=data.get("content", {}),
+                   source=data.get("source", ""))
 
 
 class CorruptRecord(InputError):

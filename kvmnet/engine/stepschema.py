@@ -301,7 +301,8 @@ def _uplink(x) -> bool:
 
 
 RECORD_KEYS = {"version", "topology", "file", "entries", "uplinks", "firewall_backend", "networks", "taps",
-               "content"}  # content: fact key -> digest of the firewall listing kvmnet loaded
+               "content", "source"}  # content: fact key -> digest of the firewall listing kvmnet loaded;
+# source: the text of the file as applied (what `kvmnet try` rolls back to)
 
 
 def _digest(x) -> bool:
@@ -320,6 +321,8 @@ def check_record(data, where: Where, version: int) -> None:
         raise SchemaError(f"unknown field(s) {', '.join(extra)}")
     if data.get("topology") != where.topology:
         raise SchemaError(f"topology is {data.get('topology')!r}, not {where.topology!r} (its directory)")
+    if not isinstance(data.get("source", ""), str):
+        raise SchemaError("source must be the topology file's text")
     if not isinstance(data.get("file", ""), str) or data.get("firewall_backend") not in (None, "nftables", "iptables"):
         raise SchemaError("file must be a string and firewall_backend nftables, iptables or null")
     entries = data.get("entries")

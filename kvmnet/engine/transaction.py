@@ -24,10 +24,13 @@ def apply(topo: Topology, state_root: str, backend: str | None = None, host=None
     shared = [k for k in ctx.plan.wanted if k in SHARED_KEYS and k not in record.keys()]
     networks, taps = hook_index(topo)
     if not ctx.actions and not shared and (record.networks, record.taps) == (networks, taps):
+        if record.entries and topo.source and record.source != topo.source:
+            record.source = topo.source  # edits that change nothing on the host (comments)
+            records.save(state_root, record)
         return Result()
     actions = ctx.with_listings()
     original = record.copy()
-    record.file = topo.path
+    record.file, record.source = topo.path, topo.source
     record.firewall_backend = ctx.backend
     for net in topo.networks:
         if net.mode == "bridge" and net.name not in record.uplinks:
