@@ -60,27 +60,24 @@ def _mac(v, w):
                               else f"{v!r} is not a MAC address")
 
 
-def _cidr(v, w):
-    if _str(v, w):
-        return _str(v, w)
-    try:
-        ipaddress.ip_interface(v)
-    except ValueError:
-        return f"{v!r} is not an address/prefix"
-    return None
+def _parses(parse, what: str):
+    """A string that `parse` (ipaddress.ip_interface, ip_address) accepts."""
+    def check(v, w):
+        if _str(v, w):
+            return _str(v, w)
+        try:
+            parse(v)
+        except ValueError:
+            return f"{v!r} is not {what}"
+        return None
+    return check
+
+
+_cidr = _parses(ipaddress.ip_interface, "an address/prefix")
+_ip = _parses(ipaddress.ip_address, "an IP address")
 
 
 _ROUTE_FIELDS = {f.name for f in dataclasses.fields(Route)}
-
-
-def _ip(v, w):
-    if _str(v, w):
-        return _str(v, w)
-    try:
-        ipaddress.ip_address(v)
-    except ValueError:
-        return f"{v!r} is not an IP address"
-    return None
 
 
 def _label(v, w):
