@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 
 # Network modes, by what kvmnet does for them on the host:
 ROUTING_MODES = ("nat", "routed")  # the host forwards the subnet's traffic (ip_forward)
@@ -16,6 +16,15 @@ MODES = BRIDGED_MODES + ("user", "socket")
 class Dhcp:
     start: IPv4Address
     end: IPv4Address
+    lease_time: str = "1h"
+
+
+@dataclass(frozen=True)
+class Dhcp6:
+    """A stateful DHCPv6 range (config/ipv6.py); without one, a network's guests use SLAAC only."""
+
+    start: IPv6Address
+    end: IPv6Address
     lease_time: str = "1h"
 
 
@@ -98,6 +107,17 @@ class Network:
     spoof_protection: bool = False
     user: UserNet | None = None
     socket: SocketNet | None = None
+    # IPv6 (config/ipv6.py): subnet6 turns it on; nat6 masquerades it on nat networks
+    subnet6: IPv6Network | None = None
+    gateway6: IPv6Address | None = None
+    nat6: bool = False
+    dhcp6: Dhcp6 | None = None
+
+    @property
+    def gateway6_interface(self) -> IPv6Interface | None:
+        if self.gateway6 is None or self.subnet6 is None:
+            return None
+        return IPv6Interface(f"{self.gateway6}/{self.subnet6.prefixlen}")
 
     @property
     def gateway_interface(self) -> IPv4Interface | None:
@@ -117,6 +137,7 @@ class Nic:
     ip: IPv4Address | None = None
     model: str = "virtio-net-pci"
     tap: str | None = None  # derived by naming.tap_name for bridged networks
+    ip6: IPv6Address | None = None  # a static DHCPv6 address (and AAAA record)
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,14 @@ Runs after derive.py, so derived MACs and taps are checked like given ones."""
 from __future__ import annotations
 
 from ..model import Guest, Network, Nic, VIRTUAL_MODES
+from . import ipv6
 from .tomlread import Reader, check_host_address
 
 
 def cross_check(r: Reader, networks: list[Network], guests: list[Guest]) -> None:
     ifnames = _unique_ifnames(r, networks)
     _no_subnet_overlaps(r, networks)
+    ipv6.no_prefix_overlaps(r, networks)
     by_name = {n.name: n for n in networks}
     members = _nics(r, by_name, guests, ifnames)
     _socket_ports(r, networks)
@@ -47,6 +49,7 @@ class _Seen:
         self.ifnames = ifnames
         self.macs: dict[str, str] = {}
         self.ips: dict[tuple, str] = {}
+        self.ip6s: dict[tuple, str] = {}
         self.taps: dict[str, str] = {}
         self.socket_members: dict[str, list[str]] = {}
 
@@ -83,6 +86,7 @@ def _nic(r: Reader, seen: _Seen, net: Network, guest: str, nic: Nic, p: tuple, w
             elif (net.name, nic.ip) in seen.ips:
                 r.error(p + ("ip",), f"{nic.ip} is also the ip of {seen.ips[(net.name, nic.ip)]}")
             seen.ips[(net.name, nic.ip)] = where
+    ipv6.check_nic_ip6(r, seen.ip6s, net, nic, p, where)
     if net.mode == "socket":
         members = seen.socket_members.setdefault(net.name, [])
         if guest in members:

@@ -9,6 +9,7 @@ from ipaddress import IPv4Network, ip_address, ip_network
 
 from .. import naming
 from ..model import Dhcp, MODES, Network
+from . import ipv6
 from .guests import mac_address
 from .qemu_modes import socket_net, user_net
 from .tomlread import MISSING, Reader, check_host_address, type_name
@@ -21,9 +22,9 @@ _BRIDGE_KEYS = ("bridge", "stp", "forward_delay", "mtu")
 _ADDR_KEYS = ("mac", "subnet", "gateway", "dhcp", "domain", "dns_hosts", "tftp_root", "bootfile",
               "spoof_protection")
 NETWORK_KEYS = {
-    "nat": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ("forwards",),
-    "routed": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS,
-    "isolated": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS,
+    "nat": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ("forwards",) + ipv6.KEYS["nat"],
+    "routed": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ipv6.KEYS["routed"],
+    "isolated": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ipv6.KEYS["isolated"],
     "bridge": _COMMON + _BRIDGE_KEYS + ("uplink",),
     "user": _COMMON + ("net", "host", "dns", "dhcpstart", "restrict", "hostname", "domainname",
                        "hostfwd", "guestfwd", "tftp", "bootfile", "smb", "ipv6"),
@@ -54,6 +55,7 @@ def network(r: Reader, name: str, raw, path: tuple) -> Network | None:
         fields["uplink"] = r.ifname(raw, "uplink", path)
     else:
         fields.update(_addressing(r, raw, path, mode))
+        fields.update(ipv6.network_fields(r, raw, path, mode))
     return Network(name, mode, **fields)
 
 

@@ -41,6 +41,7 @@ def conflicts(topo: Topology, observed: Observed, record: Record) -> list[tuple[
                 if ip_network(route.dst).overlaps(net.subnet):
                     out.append((("networks", net.name, "subnet"),
                                 f"{net.subnet} overlaps the host's route {route.dst} dev {route.dev}"))
+        out += _prefix6_conflicts(net, observed, bridges | owned_links)
         out += _listener_conflicts(net, observed)
     out += firewall_conflicts(topo, observed, record)
     for guest in topo.guests:
@@ -76,6 +77,22 @@ def firewall_conflicts(topo: Topology, observed: Observed, record: Record) -> li
     if sum((seen.get("rules") or {}).values()) and not seen.get("marked"):
         return [(where, f"{what} holds rules kvmnet did not write (none carries kvmnet's comment); "
                         "remove it or rename the topology (`name = ...`)")]
+    return []
+
+
+def _prefix6_conflicts(net, observed: Observed, ours: set) -> list[tuple[tuple, str]]:
+    """subnet6 against the host's IPv6 routes (not default, link-local or multicast ones)."""
+    if net.subnet6 is None:
+        return []
+    for route in observed.routes:
+        if route.family != 6 or route.dst == "default" or route.dev in ours:
+            continue
+        dst = ip_network(route.dst, strict=False)
+        if dst.is_link_local or dst.is_multicast or dst.prefixlen == 0:
+            continue
+        if dst.overlaps(net.subnet6):
+            return [(("networks", net.name, "subnet6"),
+                     f"{net.subnet6} overlaps the host's route {route.dst} dev {route.dev}")]
     return []
 
 

@@ -25,8 +25,9 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
     exe, user = host.dnsmasq_binary(), host.dnsmasq_user()
     procs = _dnsmasqs(topo, state_dir, host, user)
     forwarding = any(n.mode in ROUTING_MODES + ("bridge",) for n in topo.networks)
-    return Observed(links=links, addrs=host.addrs(links), routes=host.routes(links),
-                    sysctls={p: host.sysctl(p) for p in sysctls.paths(topo)}, firewall=fw,
+    routes = host.routes(links)
+    return Observed(links=links, addrs=host.addrs(links), routes=routes,
+                    sysctls={p: host.sysctl(p) for p in sysctls.paths(topo, routes)}, firewall=fw,
                     processes=procs, host_forward=host.host_forward() if forwarding else {},
                     listeners=_forward_listeners(topo, host, backend, fw),
                     dnsmasq_user=user, dnsmasq_exe=exe)

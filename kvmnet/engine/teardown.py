@@ -12,7 +12,7 @@ from .. import naming
 from ..errors import HostError
 from ..host import system
 from . import faults, record as records
-from .plan.sysctls import SHARED_KEYS
+from .plan.sysctls import shared as shared_fact
 from .record import Record
 from .steps import Action, Result, Step
 
@@ -52,7 +52,7 @@ def _heir(others: list[Record], key: str) -> Record | None:
     """The applied topology that inherits this undo: only host-wide facts (ip_forward) are
     shared; a per-topology object whose key another record happens to hold too (two
     topologies' networks both named `lab`, in records of the old key shape) is undone here."""
-    if key not in SHARED_KEYS:
+    if not shared_fact(key):
         return None
     return next((r for r in others if key in r.keys()), None)
 

@@ -21,7 +21,8 @@ import re
 from kvmnet.errors import HostError
 from kvmnet.observed import Address, Link, Route
 
-_PER_LINK_SYSCTLS = {"net/ipv6/conf/{}/disable_ipv6": "0", "net/ipv4/conf/{}/route_localnet": "0"}
+_PER_LINK_SYSCTLS = {"net/ipv6/conf/{}/disable_ipv6": "0", "net/ipv4/conf/{}/route_localnet": "0",
+                     "net/ipv6/conf/{}/accept_ra": "1", "net/ipv6/conf/{}/autoconf": "1"}
 _COMMENT = re.compile(r'comment "([^"]*)"\s*$')
 _MARK = re.compile(r"kvmnet [0-9a-f]{12}")
 
@@ -37,7 +38,7 @@ class FakeHost:
         self.addrs_: dict[str, set] = {}
         self.addr_attrs: dict[str, dict] = {}  # link -> {cidr: attributes}, in the order added
         self.routes_: list[Route] = []
-        self.sysctls = {"net/ipv4/ip_forward": "0"}
+        self.sysctls = {"net/ipv4/ip_forward": "0", "net/ipv6/conf/all/forwarding": "0"}
         self.nft_tables: dict[tuple[str, str], dict] = {}  # (family, name) -> {"chains", "maps"}
         self.ipt_tables: dict[str, dict] = {}  # prefix -> the ruleset JSON it was given
         self.forward = {"policy": "ACCEPT", "rules": []}  # the host's filter FORWARD (iptables -S lines)

@@ -51,6 +51,15 @@ EXPECTED = {
                     ("route.del", "default"), ("addr.del", "192.0.2.10/24"), ("route.add", "default"),
                     ("tap.add", "kn-vm1-0")],
     "socket.toml": [], "user.toml": [],
+    "dual-stack.toml": [step for br, v4, v6 in (("kvmds0", "192.168.124.1/24", "fd00:dead:beef:1::1/64"),
+                                                ("kvmds1", "10.78.0.1/24", "fd00:dead:beef:2::1/64")) for step in (
+                            ("bridge.add", br), ("sysctl.set", f"net/ipv6/conf/{br}/accept_ra"),
+                            ("sysctl.set", f"net/ipv6/conf/{br}/autoconf"),
+                            ("sysctl.set", f"net/ipv6/conf/{br}/disable_ipv6"), ("addr.add", v4), ("addr.add", v6))]
+                        + [("tap.add", "kn-web-0"), ("tap.add", "kn-db-0"), ("sysctl.set", "net/ipv4/ip_forward"),
+                           ("sysctl.set", "net/ipv4/conf/kvmds0/route_localnet"),
+                           ("sysctl.set", "net/ipv6/conf/all/forwarding"), ("firewall.apply", "kvmnet_dual_stack"),
+                           ("dnsmasq.start", "default"), ("dnsmasq.start", "lab")],
     "antispoof.toml": [("bridge.add", "virbr0"), ("sysctl.set", "net/ipv6/conf/virbr0/disable_ipv6"),
                        ("addr.add", "192.168.122.1/24"), ("tap.add", "c-web"), ("tap.add", "c-other"),
                        ("tap.add", "c-roamer"), ("sysctl.set", "net/ipv4/ip_forward"),

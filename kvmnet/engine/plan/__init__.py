@@ -53,12 +53,15 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
             sysctls.bridge(facts, net)
             if net.gateway_interface is not None:
                 links.addr(facts, net.bridge, str(net.gateway_interface))
+            if net.gateway6_interface is not None:
+                links.gateway6(facts, net)
     for guest in topo.guests:
         for nic in guest.nics:
             net = topo.network(nic.network)
             if net.bridged:
                 links.tap(facts, topo, net, nic.tap, nic.mac)
     sysctls.forwarding(facts, topo)
+    sysctls.forwarding6(facts, topo)
     firewall.accepts(facts, topo, firewall_backend)
     firewall.table(facts, topo, firewall_backend, record)
     dnsmasq.instances(facts, topo, state_dir, record.keys())
