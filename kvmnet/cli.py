@@ -316,6 +316,7 @@ def ifdown(state_root, tap):
 from . import cli_interop  # noqa: E402  (import/export: registered before the examples)
 
 cli_interop.register(main)
+from . import cli_watch; cli_watch.register(main)  # noqa: E402,E702  (watch: before the examples)
 cli_extra.register(main)
 
 if __name__ == "__main__":
