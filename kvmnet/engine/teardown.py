@@ -12,7 +12,7 @@ from .. import naming
 from ..errors import HostError
 from ..host import system
 from . import faults, record as records
-from .plan.sysctls import SHARED_KEYS
+from .plan import SHARED_KEYS
 from .record import Record
 from .steps import Action, Result, Step
 

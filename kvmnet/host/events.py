@@ -22,11 +22,11 @@ import struct
 import subprocess
 
 from . import rtnl
+from .firewalld import FIREWALLD, system_bus_exists
 
 _RTMGRP_LINK, _RTMGRP_IPV4_IFADDR, _RTMGRP_IPV4_ROUTE = 0x1, 0x10, 0x40
 _RTM_NEWLINK, _RTM_DELLINK, _RTM_NEWADDR, _RTM_DELADDR, _RTM_NEWROUTE, _RTM_DELROUTE = 16, 17, 20, 21, 24, 25
 _PR_SET_PDEATHSIG = 1
-FIREWALLD = "org.fedoraproject.FirewallD1"
 
 
 def parse_notifications(data: bytes) -> list[tuple]:
@@ -115,13 +115,6 @@ class _Child:
                 self.proc.kill()
                 self.proc.wait()
         self.proc.stdout.close()
-
-
-def system_bus_exists() -> bool:
-    address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", "")
-    if address.startswith("unix:path="):
-        return os.path.exists(address[len("unix:path="):].split(",")[0])
-    return bool(address) or os.path.exists("/run/dbus/system_bus_socket")
 
 
 def _firewalld_line(line: str) -> bool:

@@ -18,11 +18,12 @@ from ...model import Topology
 from ...observed import Observed
 from ..record import Record
 from ..steps import Action, Step
-from . import dnsmasq, firewall, links, sysctls
+from . import dnsmasq, firewall, firewalld, links, sysctls
 from .facts import Facts
 
 # op -> its undo, for the recorded steps a removal replays; each concern owns its ops
-UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO}
+UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO, **firewalld.UNDO}
+SHARED_KEYS = sysctls.SHARED_KEYS + firewalld.SHARED_KEYS  # host-wide facts: handed over on destroy
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
     sysctls.forwarding(facts, topo)
     firewall.accepts(facts, topo, firewall_backend)
     firewall.table(facts, topo, firewall_backend, record)
+    firewalld.zones(facts, topo, record.keys())
     dnsmasq.instances(facts, topo, state_dir, record.keys())
     return Plan(_removals(record, facts.wanted, observed) + facts.actions, frozenset(facts.wanted))
 
