@@ -109,8 +109,9 @@ def run(step) -> None:
         _add_zone(a["zone"], list(a["services"]))
     elif step.op == "firewalld.zone.del":
         _delete_zone(a["zone"])
-    elif step.op == "firewalld.bind":
-        _busctl(_PATH, f"{FIREWALLD}.zone", "changeZoneOfInterface", "ss", a["zone"], a["bridge"])
+    elif step.op == "firewalld.bind":  # into our zone, unless it is in one already (the admin's)
+        if not _strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZoneOfInterface", "s", a["bridge"]))[0]:
+            _busctl(_PATH, f"{FIREWALLD}.zone", "changeZoneOfInterface", "ss", a["zone"], a["bridge"])
     elif step.op == "firewalld.unbind":
         now = _strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZoneOfInterface", "s", a["bridge"]))[0]
         if now == a["zone"]:

@@ -218,7 +218,7 @@ class FakeHost:
     def _firewalld_bind(self, a: dict) -> None:
         if self.firewalld_ is None:
             raise HostError("firewalld: not running")
-        self.firewalld_["bindings"][a["bridge"]] = a["zone"]
+        self.firewalld_["bindings"].setdefault(a["bridge"], a["zone"])  # a zone the admin chose stays
 
     def _firewalld_unbind(self, a: dict) -> None:
         if self.firewalld_ is not None and self.firewalld_["bindings"].get(a["bridge"]) == a["zone"]:

@@ -25,6 +25,10 @@ SERVICES = {ZONE: ["dhcp", "dhcpv6", "dns"], TFTP_ZONE: ["dhcp", "dhcpv6", "dns"
 SHARED_KEYS = tuple(f"firewalld:zone:{z}" for z in ZONES)
 
 
+def _zone(net) -> str:
+    return TFTP_ZONE if net.tftp_root else ZONE
+
+
 def bridges(topo: Topology) -> list[str]:
     """The bridges firewalld's zones matter for (observe reads their bindings)."""
     return [n.bridge for n in topo.networks if n.mode in VIRTUAL_MODES]
@@ -48,17 +52,17 @@ def zones(facts: Facts, topo: Topology, record_keys=frozenset()) -> None:
             if key.startswith("firewalld:"):
                 facts.want(key, None)
         return
-    for net in (n for n in topo.networks if n.mode in VIRTUAL_MODES):
-        zone = TFTP_ZONE if net.tftp_root else ZONE
-        zkey = f"firewalld:zone:{zone}"
-        if zone in fw.get("zones", ()) and zone in fw.get("permanent", ()):
-            facts.want(zkey, None)
-        else:
-            do = Step("firewalld.zone.add", {"zone": zone, "services": SERVICES[zone]})
-            facts.want(zkey, do, _delete_zone(do))
+    nets = [n for n in topo.networks if n.mode in VIRTUAL_MODES]
+    missing = {z for z in (_zone(n) for n in nets) if not (z in fw.get("zones", ()) and z in fw.get("permanent", ()))}
+    for zone in sorted(missing):  # first: creating one reloads firewalld, which drops runtime bindings
+        do = Step("firewalld.zone.add", {"zone": zone, "services": SERVICES[zone]})
+        facts.want(f"firewalld:zone:{zone}", do, _delete_zone(do))
+    for net in nets:
+        zone = _zone(net)
+        facts.want(f"firewalld:zone:{zone}", None)
         bound = fw.get("bindings", {}).get(net.bridge, "")
         bkey = f"firewalld:bind:{net.bridge}"
-        if bound:  # in our zone, or one the admin chose
+        if bound and not missing:  # in our zone, or one the admin chose (bind leaves those alone)
             facts.want(bkey, None)
         else:
             do = Step("firewalld.bind", {"bridge": net.bridge, "zone": zone})
