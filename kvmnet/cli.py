@@ -317,6 +317,8 @@ from . import cli_interop, cli_service  # noqa: E402  (registered before the exa
 
 cli_interop.register(main)
 cli_service.attach(main)  # enable, list, try...: cli_service.py
+from . import cli_watch  # noqa: E402
+cli_watch.register(main)  # watch: before the examples
 cli_extra.register(main)
 
 if __name__ == "__main__":

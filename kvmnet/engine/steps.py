@@ -162,6 +162,10 @@ _DESCRIBE = {
                                 else f"start dnsmasq for {a['network']} on {a['bridge']}"),
     "dnsmasq.stop": lambda a: f"stop dnsmasq for {a['network']}",
     "dnsmasq.reload": lambda a: f"reload dnsmasq for {a['network']} (DNS records and static leases)",
+    "firewalld.zone.add": lambda a: f"create firewalld zone {a['zone']} ({', '.join(a['services'])}; forwarding accepted)",
+    "firewalld.zone.del": "delete firewalld zone {zone}",
+    "firewalld.bind": "bind {bridge} to firewalld zone {zone}",
+    "firewalld.unbind": "unbind {bridge} from firewalld zone {zone}",
 }
 
 _COMMANDS = {
@@ -182,4 +186,12 @@ _COMMANDS = {
     "dnsmasq.start": lambda a: shlex.join(["dnsmasq", f"--conf-file={a['conf']}"]),
     "dnsmasq.stop": lambda a: f"kill $(cat {shlex.quote(a['pid_file'])})",
     "dnsmasq.reload": lambda a: f"kill -HUP $(cat {shlex.quote(a['pid_file'])})",
+    "firewalld.zone.add": lambda a: (f"firewall-cmd --permanent --new-zone={a['zone']} && firewall-cmd --permanent "
+                                     f"--zone={a['zone']} --set-target=ACCEPT"
+                                     + "".join(f" --add-service={s}" for s in a["services"])
+                                     + " --add-protocol=icmp --add-protocol=ipv6-icmp "
+                                     "--add-rich-rule='rule priority=\"32767\" reject' && firewall-cmd --reload"),
+    "firewalld.zone.del": lambda a: f"firewall-cmd --permanent --delete-zone={a['zone']}",
+    "firewalld.bind": lambda a: f"firewall-cmd --zone={a['zone']} --change-interface={a['bridge']}",
+    "firewalld.unbind": lambda a: f"firewall-cmd --zone={a['zone']} --remove-interface={a['bridge']}",
 }

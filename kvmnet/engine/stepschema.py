@@ -193,6 +193,16 @@ def _ruleset(v, w):
     return None if isinstance(v, (dict, type(None))) else "must be nft text or an iptables ruleset"
 
 
+def _kvmnet_zone(v, w):
+    # only kvmnet's own zones: an undo never deletes, or unbinds from, anyone else's
+    return None if v in ("kvmnet", "kvmnet-tftp") else f"{v!r} is not a firewalld zone of kvmnet's"
+
+
+def _services(v, w):
+    ok = isinstance(v, list) and all(isinstance(s, str) and re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", s) for s in v)
+    return None if ok else "must be a list of firewalld service names"
+
+
 def _any(v, w):
     return None
 
@@ -233,6 +243,10 @@ OPS = {
                        "pid_file": (R, _state_file("pid")), "hosts": (R, _str), "dhcp_hosts": (R, _str),
                        "group": (O, _group)},
     "dnsmasq.stop": {**_DNSMASQ, "purge": (O, _bool)},
+    "firewalld.zone.add": {"zone": (R, _kvmnet_zone), "services": (R, _services)},
+    "firewalld.zone.del": {"zone": (R, _kvmnet_zone)},
+    "firewalld.bind": {"bridge": (R, _ifname), "zone": (R, _kvmnet_zone)},
+    "firewalld.unbind": {"bridge": (R, _ifname), "zone": (R, _kvmnet_zone)},
 }
 
 

@@ -12,7 +12,7 @@ from .. import naming
 from ..errors import HostError
 from ..host import system
 from . import faults, record as records
-from .plan.sysctls import shared as shared_fact
+from .plan import shared as shared_fact
 from .record import Record
 from .steps import Action, Result, Step
 

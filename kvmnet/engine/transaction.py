@@ -13,7 +13,7 @@ from . import faults, record as records
 from .context import Context
 from .plan import firewall as firewall_plan, make
 from .plan.links import uplink_snapshot
-from .plan.sysctls import shared as shared_fact
+from .plan import shared as shared_fact
 from .record import Record, hook_index
 from .steps import Action, Result
 

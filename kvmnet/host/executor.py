@@ -38,5 +38,8 @@ def run(step) -> None:
         case "dnsmasq.start" | "dnsmasq.stop" | "dnsmasq.reload":
             from . import dnsmasq
             dnsmasq.run(step)
+        case "firewalld.zone.add" | "firewalld.zone.del" | "firewalld.bind" | "firewalld.unbind":
+            from . import firewalld
+            firewalld.run(step)
         case _:
             raise ValueError(f"unknown step {step.op}")

@@ -60,6 +60,11 @@ class System:
     def port_holders(self, port: int, proto: str) -> list[str]:
         return procs.port_holders(port, proto)
 
+    def firewalld(self, bridges: list[str]) -> dict:
+        """{} unless firewalld runs; else its zones and each bridge's zone."""
+        from . import firewalld
+        return firewalld.observe(bridges)
+
     # changes
     def run(self, step) -> None:
         executor.run(step)

@@ -46,6 +46,8 @@ class FakeHost:
         self.dnsmasqs: dict[str, dict] = {}
         self.reloads = 0  # SIGHUPs the fake dnsmasqs took
         self.listeners: dict[tuple[str, int], list[str]] = {}  # (proto, port) -> holders
+        # firewalld, when running: {"zones": runtime, "permanent": zones, "bindings": {iface: zone}}
+        self.firewalld_: dict | None = None
         self.ran: list = []  # steps that succeeded, in order
         self.failed: list = []  # steps that were made to fail
         self._rules: list[dict] = []
@@ -72,7 +74,7 @@ class FakeHost:
                               "routes": sorted(map(repr, self.routes_)), "sysctls": self.sysctls,
                               "addr_attrs": {k: list(v.items()) for k, v in self.addr_attrs.items() if v},
                               "nft": self.nft_tables, "ipt": self.ipt_tables, "forward": self.forward,
-                              "dnsmasq": self.dnsmasqs})
+                              "dnsmasq": self.dnsmasqs, "firewalld": self.firewalld_})
 
     def ops(self) -> list[str]:
         return [s.op for s in self.ran]
@@ -158,6 +160,23 @@ class FakeHost:
     def port_holders(self, port: int, proto: str) -> list[str]:
         return list(self.listeners.get((proto, port), []))
 
+    def firewalld(self, bridges) -> dict:
+        fw = self.firewalld_
+        if fw is None:
+            return {}
+        return {"running": True, "zones": sorted(fw["zones"]), "permanent": sorted(fw["permanent"]),
+                "bindings": {br: fw["bindings"].get(br, "") for br in bridges}}
+
+    def with_firewalld(self, default_zone: str = "public") -> "FakeHost":
+        zones = {"block", "dmz", "drop", "external", "home", "internal", "public", "trusted", "work"}
+        self.firewalld_ = {"zones": set(zones), "permanent": set(zones), "bindings": {}, "reloads": 0}
+        return self
+
+    def firewalld_reload(self) -> None:
+        """As firewalld's reload: permanent zones loaded, runtime bindings gone."""
+        fw = self.firewalld_
+        fw["zones"], fw["bindings"], fw["reloads"] = set(fw["permanent"]), {}, fw["reloads"] + 1
+
     # ------------------------------------------------------------ System: changes
 
     def run(self, step) -> None:
@@ -183,6 +202,28 @@ class FakeHost:
         if handler is None:
             raise ValueError(f"unknown step {op}")
         return handler
+
+    # firewalld (a stopped one: the undos have nothing to do, the rest fail)
+
+    def _firewalld_zone_add(self, a: dict) -> None:
+        if self.firewalld_ is None:
+            raise HostError("firewalld: not running")
+        self.firewalld_["permanent"].add(a["zone"])
+        if a["zone"] not in self.firewalld_["zones"]:
+            self.firewalld_reload()
+
+    def _firewalld_zone_del(self, a: dict) -> None:
+        if self.firewalld_ is not None:
+            self.firewalld_["permanent"].discard(a["zone"])
+
+    def _firewalld_bind(self, a: dict) -> None:
+        if self.firewalld_ is None:
+            raise HostError("firewalld: not running")
+        self.firewalld_["bindings"].setdefault(a["bridge"], a["zone"])  # a zone the admin chose stays
+
+    def _firewalld_unbind(self, a: dict) -> None:
+        if self.firewalld_ is not None and self.firewalld_["bindings"].get(a["bridge"]) == a["zone"]:
+            del self.firewalld_["bindings"][a["bridge"]]
 
     # links
 

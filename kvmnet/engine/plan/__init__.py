@@ -18,11 +18,17 @@ from ...model import Topology
 from ...observed import Observed
 from ..record import Record
 from ..steps import Action, Step
-from . import dnsmasq, firewall, links, sysctls
+from . import dnsmasq, firewall, firewalld, links, sysctls
 from .facts import Facts
 
 # op -> its undo, for the recorded steps a removal replays; each concern owns its ops
-UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO}
+UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO, **firewalld.UNDO}
+SHARED_KEYS = sysctls.SHARED_KEYS + firewalld.SHARED_KEYS  # host-wide facts: handed over on destroy
+
+
+def shared(key: str) -> bool:
+    """A host-wide fact several topologies may need: handed over on destroy, not reverted."""
+    return sysctls.shared(key) or key in firewalld.SHARED_KEYS
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
     sysctls.forwarding6(facts, topo)
     firewall.accepts(facts, topo, firewall_backend)
     firewall.table(facts, topo, firewall_backend, record)
+    firewalld.zones(facts, topo, record.keys())
     dnsmasq.instances(facts, topo, state_dir, record.keys())
     return Plan(_removals(record, facts.wanted, observed) + facts.actions, frozenset(facts.wanted))
 
