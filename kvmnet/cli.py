@@ -112,15 +112,18 @@ def apply_cmd(ctx, state_root, file, firewall, dry_run, replace, quiet):
 
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.option("--keep-leases", is_flag=True,
+              help="Keep dnsmasq's lease files (the next apply hands guests the same addresses).")
 @click.option("--force", is_flag=True,
               help="The state record is lost or corrupt: remove what kvmnet creates for FILE, by kvmnet's own names.")
 @click.pass_obj
-def destroy(state_root, file, force):
+def destroy(state_root, file, force, keep_leases):
     """Remove everything kvmnet created for FILE, and nothing else."""
     _need_root("destroy")
 
     def work(topo):
-        return engine.destroy(topo.name, state_root, engine.forced_record(topo, state_root) if force else None)
+        return engine.destroy(topo.name, state_root, engine.forced_record(topo, state_root) if force else None,
+                              keep_leases=keep_leases)
     topo, result = _locked(state_root, file, work)
     n = len(result.actions)
     _print_actions(result.actions, f"{topo.name}: destroyed ({n} step(s))" if n else f"{topo.name}: nothing to destroy")

@@ -74,6 +74,23 @@ def iptables_prefix(topology: str) -> str:
 
 
 
+DEFAULT_STATE_ROOT, DEFAULT_LIB_ROOT = "/run/kvmnet", "/var/lib/kvmnet"
+
+
+def lease_dir(state_dir: str) -> str:
+    """Where a topology's DHCP leases live. They must survive a reboot (guests keep their
+    addresses, `kvmnet leases` still knows them), so the default state dir under /run maps to
+    /var/lib/kvmnet (as libvirt keeps its under /var/lib/libvirt/dnsmasq); $KVMNET_LIB_DIR
+    replaces that root; an explicit --state-dir elsewhere keeps them beside its state."""
+    root, topology = os.path.split(os.path.normpath(state_dir))
+    if os.environ.get("KVMNET_LIB_DIR"):
+        return os.path.join(os.environ["KVMNET_LIB_DIR"], topology)
+    if root == DEFAULT_STATE_ROOT or root.startswith(DEFAULT_STATE_ROOT + "/netns/"):
+        return os.path.join(DEFAULT_LIB_ROOT + root[len(DEFAULT_STATE_ROOT):], topology)
+    return state_dir
+
+
 def dnsmasq_paths(state_dir: str, network: str) -> dict[str, str]:
     base = os.path.join(state_dir, f"dnsmasq-{network}")
-    return {"conf": base + ".conf", "pid": base + ".pid", "leases": base + ".leases"}
+    leases = os.path.join(lease_dir(state_dir), f"dnsmasq-{network}.leases")
+    return {"conf": base + ".conf", "pid": base + ".pid", "leases": leases}
