@@ -78,6 +78,15 @@ class SocketNet:
 
 
 @dataclass(frozen=True)
+class Bandwidth:
+    """A rate limit as libvirt names its directions: inbound is traffic towards the guest(s)."""
+
+    inbound: int | None = None  # bits per second
+    outbound: int | None = None
+    burst: int | None = None  # bytes; None: render/tc.py's default for the rate
+
+
+@dataclass(frozen=True)
 class Network:
     name: str
     mode: str
@@ -98,6 +107,7 @@ class Network:
     spoof_protection: bool = False
     user: UserNet | None = None
     socket: SocketNet | None = None
+    bandwidth: Bandwidth | None = None  # on the bridge device: shared by the network's routed traffic
 
     @property
     def gateway_interface(self) -> IPv4Interface | None:
@@ -117,6 +127,7 @@ class Nic:
     ip: IPv4Address | None = None
     model: str = "virtio-net-pci"
     tap: str | None = None  # derived by naming.tap_name for bridged networks
+    bandwidth: Bandwidth | None = None  # on the tap
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from ipaddress import IPv4Network, ip_address, ip_network
 
 from .. import naming
 from ..model import Dhcp, MODES, Network
+from .attach import bandwidth
 from .guests import mac_address
 from .qemu_modes import socket_net, user_net
 from .tomlread import MISSING, Reader, check_host_address, type_name
@@ -29,6 +30,8 @@ NETWORK_KEYS = {
                        "hostfwd", "guestfwd", "tftp", "bootfile", "smb", "ipv6"),
     "socket": _COMMON + ("transport", "address", "port", "localaddr"),
 }
+for _mode in ("nat", "routed", "isolated", "bridge"):  # config/attach.py reads it
+    NETWORK_KEYS[_mode] += ("bandwidth",)
 
 
 def network(r: Reader, name: str, raw, path: tuple) -> Network | None:
@@ -54,7 +57,7 @@ def network(r: Reader, name: str, raw, path: tuple) -> Network | None:
         fields["uplink"] = r.ifname(raw, "uplink", path)
     else:
         fields.update(_addressing(r, raw, path, mode))
-    return Network(name, mode, **fields)
+    return Network(name, mode, bandwidth=bandwidth(r, raw, path), **fields)
 
 
 def _bridge(r: Reader, raw: dict, path: tuple) -> dict:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
+from ..render import tc
+
 
 @dataclass(frozen=True)
 class Step:
@@ -162,7 +164,12 @@ _DESCRIBE = {
                                 else f"start dnsmasq for {a['network']} on {a['bridge']}"),
     "dnsmasq.stop": lambda a: f"stop dnsmasq for {a['network']}",
     "dnsmasq.reload": lambda a: f"reload dnsmasq for {a['network']} (DNS records and static leases)",
+    "tc.limit": lambda a: (f"limit {a['dev']}'s {_DIRECTION[a['direction']]} to {tc.human_rate(a['rate'])} "
+                           f"(burst {a['burst']} bytes" + (f", shaped on {a['ifb']})" if a.get("ifb") else ")")),
+    "tc.unlimit": lambda a: f"remove {a['dev']}'s {_DIRECTION[a['direction']]} limit",
 }
+
+_DIRECTION = {"in": "inbound traffic (its egress)", "out": "outbound traffic (its ingress)"}
 
 _COMMANDS = {
     "bridge.add": _bridge_add,
@@ -182,4 +189,6 @@ _COMMANDS = {
     "dnsmasq.start": lambda a: shlex.join(["dnsmasq", f"--conf-file={a['conf']}"]),
     "dnsmasq.stop": lambda a: f"kill $(cat {shlex.quote(a['pid_file'])})",
     "dnsmasq.reload": lambda a: f"kill -HUP $(cat {shlex.quote(a['pid_file'])})",
+    "tc.limit": lambda a: " && ".join(map(shlex.join, tc.limit(a))),
+    "tc.unlimit": lambda a: " && ".join(map(shlex.join, tc.unlimit(a))),
 }

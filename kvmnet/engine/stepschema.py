@@ -200,6 +200,26 @@ def _any(v, w):
     return None
 
 
+def _direction(v, w, args):
+    if v not in ("in", "out"):
+        return f"{v!r} is not in or out"
+    return "an outbound limit needs its ifb" if v == "out" and "ifb" not in args else None
+
+
+_direction.needs_args = True
+
+
+def _own_ifb(v, w, args):
+    """An ifb named as kvmnet derives it for this link, so an undo deletes no one else's link."""
+    from ..render.tc import ifb_name
+    want = ifb_name(w.topology, args.get("dev", ""))
+    return None if v == want and args.get("direction") == "out" else f"{v!r} is not this topology's ifb for {args.get('dev')!r}"
+
+
+_own_ifb.needs_args = True
+_TC = {"dev": (True, _ifname), "direction": (True, _direction), "ifb": (False, _own_ifb)}
+
+
 # --- ops: argument -> (required, check) -------------------------------------------------------
 
 R, O = True, False  # required, optional
@@ -236,6 +256,8 @@ OPS = {
                        "pid_file": (R, _state_file("pid")), "hosts": (R, _str), "dhcp_hosts": (R, _str),
                        "group": (O, _group)},
     "dnsmasq.stop": {**_DNSMASQ, "purge": (O, _bool)},
+    "tc.limit": {**_TC, "rate": (R, _bounded(1, 2**64 - 1)), "burst": (R, _bounded(1, 2**32 - 1))},
+    "tc.unlimit": _TC,
 }
 
 

@@ -38,5 +38,8 @@ def run(step) -> None:
         case "dnsmasq.start" | "dnsmasq.stop" | "dnsmasq.reload":
             from . import dnsmasq
             dnsmasq.run(step)
+        case "tc.limit" | "tc.unlimit":
+            from . import tc
+            tc.run(step)
         case _:
             raise ValueError(f"unknown step {step.op}")

@@ -60,6 +60,11 @@ class System:
     def port_holders(self, port: int, proto: str) -> list[str]:
         return procs.port_holders(port, proto)
 
+    def qdiscs(self, devs: list[str]) -> dict:
+        """The bandwidth limits on these links, as tc reads them back."""
+        from . import tc
+        return tc.observe(devs)
+
     # changes
     def run(self, step) -> None:
         executor.run(step)

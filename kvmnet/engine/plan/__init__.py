@@ -18,11 +18,11 @@ from ...model import Topology
 from ...observed import Observed
 from ..record import Record
 from ..steps import Action, Step
-from . import dnsmasq, firewall, links, sysctls
+from . import bandwidth, dnsmasq, firewall, links, sysctls
 from .facts import Facts
 
 # op -> its undo, for the recorded steps a removal replays; each concern owns its ops
-UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO}
+UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO, **bandwidth.UNDO}
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
             net = topo.network(nic.network)
             if net.bridged:
                 links.tap(facts, topo, net, nic.tap, nic.mac)
+    bandwidth.plan(facts, topo, record.keys())
     sysctls.forwarding(facts, topo)
     firewall.accepts(facts, topo, firewall_backend)
     firewall.table(facts, topo, firewall_backend, record)
