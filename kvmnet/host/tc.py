@@ -13,7 +13,7 @@ import subprocess
 from ..errors import HostError
 from ..render import tc as render
 
-_GONE = ("Cannot find device", "No such file or directory", "Cannot delete qdisc with handle of zero",
+_GONE = ("Cannot find device", "Cannot find specified qdisc", "No such file or directory", "Cannot delete qdisc with handle of zero",
          "Invalid handle", "does not exist")
 
 
