@@ -9,7 +9,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 ROUTING_MODES = ("nat", "routed")  # the host forwards the subnet's traffic (ip_forward)
 VIRTUAL_MODES = ROUTING_MODES + ("isolated",)  # kvmnet's own subnet: gateway address, dnsmasq, firewall
 BRIDGED_MODES = VIRTUAL_MODES + ("bridge",)  # kvmnet builds a bridge (bridge mode: onto an uplink)
-MODES = BRIDGED_MODES + ("user", "socket")
+MODES = BRIDGED_MODES + ("user", "socket", "direct")  # direct: a macvtap per NIC on an uplink
+MACVTAP_MODES = ("bridge", "vepa", "private", "passthrough")
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,9 @@ class Network:
     user: UserNet | None = None
     socket: SocketNet | None = None
     bandwidth: Bandwidth | None = None  # on the bridge device: shared by the network's routed traffic
+    macvtap_mode: str | None = None  # direct networks: one of MACVTAP_MODES
+    host_macvlan: str | None = None  # direct networks: the host's own macvlan on the uplink (bridge mode)
+    host_address: str | None = None  # an address (CIDR) for that macvlan
 
     @property
     def gateway_interface(self) -> IPv4Interface | None:

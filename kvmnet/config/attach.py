@@ -1,4 +1,5 @@
-"""Keys for how a guest is attached beyond a plain tap: `bandwidth` limits on a NIC or a network.
+"""Keys for how a guest is attached beyond a plain tap: `bandwidth` limits on a NIC or a network,
+and `direct` networks (a macvtap per guest NIC on an uplink).
 
 Rates and sizes are written in tc's units, with tc's meaning: rates in bits per second with
 decimal prefixes (10mbit = 10,000,000 bit/s; `bps` suffixes are bytes per second), sizes in
@@ -8,8 +9,12 @@ from __future__ import annotations
 
 import re
 
-from ..model import Bandwidth, Guest, Network, VIRTUAL_MODES
+from ipaddress import IPv4Interface
+
+from ..model import MACVTAP_MODES, Bandwidth, Guest, Network, VIRTUAL_MODES
 from .tomlread import Reader
+
+DIRECT_KEYS = ("mode", "uplink", "macvtap_mode", "host_macvlan", "host_address")
 
 _RATE = re.compile(r"(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)", re.ASCII | re.IGNORECASE)
 _RATE_UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9,
@@ -89,3 +94,36 @@ def check_bandwidth(r: Reader, networks: list[Network], guests: list[Guest]) -> 
             if nic.bandwidth is not None and net is not None and not net.bridged:
                 r.error(("guests", guest.name, "nics", i, "bandwidth"),
                         f"network {net.name} is mode {net.mode}: limits need a tap kvmnet owns")
+
+
+def direct_net(r: Reader, name: str, raw: dict, path: tuple) -> Network:
+    """mode = "direct": guests sit on the uplink's LAN through macvtaps (libvirt's <forward
+    mode='bridge|vepa|private|passthrough'> on a device)."""
+    uplink = r.ifname(raw, "uplink", path)
+    mode = r.get(raw, "macvtap_mode", path, str, "bridge")
+    if mode is not None and mode not in MACVTAP_MODES:
+        r.error(path + ("macvtap_mode",), f"unknown macvtap mode {mode!r} (one of {', '.join(MACVTAP_MODES)})")
+    host = r.ifname(raw, "host_macvlan", path, None)
+    if host is not None and mode != "bridge":
+        r.error(path + ("host_macvlan",), f"the host reaches its guests through a macvlan only in macvtap_mode bridge, not {mode}")
+    address = r.get(raw, "host_address", path, str, None)
+    if address is not None:
+        address = _host_address(r, address, path + ("host_address",), host)
+    if host is not None and host == uplink:
+        r.error(path + ("host_macvlan",), f"{host} is the uplink; name a new interface for the host's macvlan")
+    return Network(name, "direct", uplink=uplink, macvtap_mode=mode, host_macvlan=host, host_address=address)
+
+
+def _host_address(r: Reader, text: str, path: tuple, host: str | None) -> str | None:
+    if host is None:
+        r.error(path, "needs host_macvlan (the interface that carries it)")
+        return None
+    try:
+        iface = IPv4Interface(text)
+    except ValueError:
+        r.error(path, f"{text!r} is not an IPv4 address with its prefix (like 192.168.1.250/24)")
+        return None
+    if "/" not in text:
+        r.error(path, f"{text!r} has no prefix length (like {text}/24)")
+        return None
+    return str(iface)

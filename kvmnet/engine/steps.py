@@ -7,7 +7,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
-from ..render import tc
+from ..render import macvtap, tc
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,8 @@ _DESCRIBE = {
     "tc.limit": lambda a: (f"limit {a['dev']}'s {_DIRECTION[a['direction']]} to {tc.human_rate(a['rate'])} "
                            f"(burst {a['burst']} bytes" + (f", shaped on {a['ifb']})" if a.get("ifb") else ")")),
     "tc.unlimit": lambda a: f"remove {a['dev']}'s {_DIRECTION[a['direction']]} limit",
+    "macvtap.add": lambda a: f"create {a['kind']} {a['name']} on {a['uplink']} (mode {a['mode']}"
+                             + (f", mac {a['mac']})" if a.get("mac") else ")"),
 }
 
 _DIRECTION = {"in": "inbound traffic (its egress)", "out": "outbound traffic (its ingress)"}
@@ -191,4 +193,5 @@ _COMMANDS = {
     "dnsmasq.reload": lambda a: f"kill -HUP $(cat {shlex.quote(a['pid_file'])})",
     "tc.limit": lambda a: " && ".join(map(shlex.join, tc.limit(a))),
     "tc.unlimit": lambda a: " && ".join(map(shlex.join, tc.unlimit(a))),
+    "macvtap.add": lambda a: " && ".join(map(shlex.join, macvtap.add(a))),
 }

@@ -220,6 +220,14 @@ _own_ifb.needs_args = True
 _TC = {"dev": (True, _ifname), "direction": (True, _direction), "ifb": (False, _own_ifb)}
 
 
+def _macv_kind(v, w):
+    return None if v in ("macvtap", "macvlan") else f"{v!r} is not macvtap or macvlan"
+
+
+def _macv_mode(v, w):
+    return None if v in ("bridge", "vepa", "private", "passthrough") else f"{v!r} is not a macvtap mode"
+
+
 # --- ops: argument -> (required, check) -------------------------------------------------------
 
 R, O = True, False  # required, optional
@@ -258,6 +266,8 @@ OPS = {
     "dnsmasq.stop": {**_DNSMASQ, "purge": (O, _bool)},
     "tc.limit": {**_TC, "rate": (R, _bounded(1, 2**64 - 1)), "burst": (R, _bounded(1, 2**32 - 1))},
     "tc.unlimit": _TC,
+    "macvtap.add": {"name": (R, _ifname), "kind": (R, _macv_kind), "uplink": (R, _ifname), "mode": (R, _macv_mode),
+                    "mac": (O, _mac)},
 }
 
 

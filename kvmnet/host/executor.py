@@ -38,6 +38,9 @@ def run(step) -> None:
         case "dnsmasq.start" | "dnsmasq.stop" | "dnsmasq.reload":
             from . import dnsmasq
             dnsmasq.run(step)
+        case "macvtap.add":
+            from . import macvtap
+            macvtap.run(step)
         case "tc.limit" | "tc.unlimit":
             from . import tc
             tc.run(step)

@@ -60,6 +60,9 @@ class System:
     def port_holders(self, port: int, proto: str) -> list[str]:
         return procs.port_holders(port, proto)
 
+    def ifindex(self, name: str) -> int | None:
+        return netlink.index_of(name)
+
     def qdiscs(self, devs: list[str]) -> dict:
         """The bandwidth limits on these links, as tc reads them back."""
         from . import tc

@@ -158,6 +158,10 @@ class FakeHost:
     def port_holders(self, port: int, proto: str) -> list[str]:
         return list(self.listeners.get((proto, port), []))
 
+    def ifindex(self, name: str) -> int | None:
+        link = self.links_.get(name)
+        return link["index"] if link else None
+
     def qdiscs(self, devs: list[str]) -> dict:
         return {d: copy.deepcopy(self.qdiscs_.get(d, {"root": None, "redirect": None})) for d in devs}
 
@@ -222,6 +226,13 @@ class FakeHost:
         self.addr_attrs.pop(name, None)
         self.routes_ = [r for r in self.routes_ if r.dev != name]
         self.sysctls = {k: v for k, v in self.sysctls.items() if f"/conf/{name}/" not in k}
+
+    def _macvtap_add(self, a: dict) -> None:
+        if a["uplink"] not in self.links_:
+            raise _enodev(a["uplink"])
+        if a["name"] in self.links_:
+            raise HostError(f"fake host: {a['name']} exists")
+        self._add_link(a["name"], a["kind"], a.get("mac"))
 
     # bandwidth limits (tc): a tbf on egress; ingress redirected to an ifb shaped the same way
 

@@ -64,6 +64,7 @@ EXPECTED = {
                        ("tc.limit", "kvmbw0"), ("tc.limit", "kvmbw0"), ("tc.limit", "kn-web-0"),
                        ("tc.limit", "kn-web-0"), ("sysctl.set", "net/ipv4/ip_forward"),
                        ("firewall.apply", "kvmnet_bandwidth"), ("dnsmasq.start", "shaped")],
+    "direct.toml": [("macvtap.add", "kvmhost0"), ("addr.add", "192.0.2.250/24"), ("macvtap.add", "kn-web-0")],
     "isolation-a.toml": [step for net, n in (("a", 1), ("b", 2), ("c", 3), ("e", 5)) for step in (
                              ("bridge.add", f"kvb-{net}"), ("sysctl.set", f"net/ipv6/conf/kvb-{net}/disable_ipv6"),
                              ("addr.add", f"10.81.{n}.1/24"))]

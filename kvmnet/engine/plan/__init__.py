@@ -18,7 +18,7 @@ from ...model import Topology
 from ...observed import Observed
 from ..record import Record
 from ..steps import Action, Step
-from . import bandwidth, dnsmasq, firewall, links, sysctls
+from . import bandwidth, dnsmasq, firewall, links, macvtap, sysctls
 from .facts import Facts
 
 # op -> its undo, for the recorded steps a removal replays; each concern owns its ops
@@ -58,6 +58,7 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
             net = topo.network(nic.network)
             if net.bridged:
                 links.tap(facts, topo, net, nic.tap, nic.mac)
+    macvtap.plan(facts, topo)
     bandwidth.plan(facts, topo, record.keys())
     sysctls.forwarding(facts, topo)
     firewall.accepts(facts, topo, firewall_backend)
