@@ -21,8 +21,12 @@ SOL_PACKET, PACKET_VNET_HDR = 263, 15
 
 
 def main(tap: str, veth: str) -> None:
-    fd = os.open("/dev/net/tun", os.O_RDWR)
-    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", tap.encode(), IFF_TAP | IFF_NO_PI | IFF_VNET_HDR))
+    """TAP: a tap's name, or a macvtap's /dev/tapN (vnet_hdr on by default, as for QEMU)."""
+    if tap.startswith("/dev/"):
+        fd = os.open(tap, os.O_RDWR)
+    else:
+        fd = os.open("/dev/net/tun", os.O_RDWR)
+        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", tap.encode(), IFF_TAP | IFF_NO_PI | IFF_VNET_HDR))
     raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
     raw.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
     raw.bind((veth, 0))
