@@ -242,14 +242,39 @@ def qemu_args(file, guest, syntax, hooks, as_json):
             raise InputError(f"{file}: no guest {guest!r}")
         g = topo.guest(guest)
         fragments = guest_args(topo, g, syntax, hooks, offers("kvm"))
+        opened = _direct_devices(topo, guest)
     except KvmnetError as exc:
         _fail(exc)
     if as_json:
         _json({"guest": guest, "nics": [{"network": n.network, "mac": n.mac, "tap": n.tap, "args": f}
-                                        for n, f in zip(g.nics, fragments)]})
+                                        for n, f in zip(g.nics, fragments)],
+               **({"open": [{"fd": fd, "device": dev} for fd, dev in opened]} if opened else {})})
     else:
         for fragment in fragments:
             click.echo(shlex.join(fragment))
+        if opened:  # stderr: $(kvmnet qemu-args ...) stays the arguments alone
+            click.echo("kvmnet: QEMU must be started with its macvtaps open: "
+                       + " ".join(f"{fd}<>{dev}" for fd, dev in opened), err=True)
+
+
+def _direct_devices(topo, guest: str) -> list[tuple[int, str]]:
+    """A direct network's macvtaps, as QEMU is handed them (only once they exist)."""
+    if not any(topo.network(n.network).mode == "direct" for n in topo.guest(guest).nics):
+        return []
+    from .engine.qemu_command import direct_devices
+    return direct_devices(topo, guest)
+
+
+def _open_direct(opened: list[tuple[int, str]]) -> list[int]:
+    """Open each /dev/tapN on the descriptor QEMU's fd= names; they stay open for QEMU."""
+    import os
+    for fd, dev in opened:
+        raw = os.open(dev, os.O_RDWR)
+        if raw != fd:
+            os.dup2(raw, fd, inheritable=True)
+            os.close(raw)
+        os.set_inheritable(fd, True)
+    return [fd for fd, _ in opened]
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -275,14 +300,18 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
         click.echo(f"kvmnet: {'would run' if dry_run else 'running'}: {shlex.join(launch.argv)}", err=True)
         if dry_run:
             return
-        if any(n.bridged for n in topo.networks):
+        if any(n.bridged or n.mode == "direct" for n in topo.networks):
             _need_root("run")
             with statedir.locked(state_root):
                 engine.apply(topo, state_root)
+        fds = _open_direct(_direct_devices(topo, guest))
     except KvmnetError as exc:
         _fail(exc)
+    except OSError as exc:
+        click.echo(f"kvmnet: cannot open a macvtap for QEMU: {exc}", err=True)
+        sys.exit(1)
     try:
-        proc = subprocess.Popen(launch.argv)
+        proc = subprocess.Popen(launch.argv, pass_fds=fds)
     except OSError as exc:
         click.echo(f"kvmnet: QEMU failed to start: {exc}", err=True)
         sys.exit(1)

@@ -9,7 +9,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6
 ROUTING_MODES = ("nat", "routed")  # the host forwards the subnet's traffic (ip_forward)
 VIRTUAL_MODES = ROUTING_MODES + ("isolated",)  # kvmnet's own subnet: gateway address, dnsmasq, firewall
 BRIDGED_MODES = VIRTUAL_MODES + ("bridge",)  # kvmnet builds a bridge (bridge mode: onto an uplink)
-MODES = BRIDGED_MODES + ("user", "socket")
+MODES = BRIDGED_MODES + ("user", "socket", "direct")  # direct: a macvtap per NIC on an uplink
+MACVTAP_MODES = ("bridge", "vepa", "private", "passthrough")
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,15 @@ class SocketNet:
 
 
 @dataclass(frozen=True)
+class Bandwidth:
+    """A rate limit as libvirt names its directions: inbound is traffic towards the guest(s)."""
+
+    inbound: int | None = None  # bits per second
+    outbound: int | None = None
+    burst: int | None = None  # bytes; None: render/tc.py's default for the rate
+
+
+@dataclass(frozen=True)
 class Network:
     name: str
     mode: str
@@ -118,6 +128,10 @@ class Network:
         if self.gateway6 is None or self.subnet6 is None:
             return None
         return IPv6Interface(f"{self.gateway6}/{self.subnet6.prefixlen}")
+    bandwidth: Bandwidth | None = None  # on the bridge device: shared by the network's routed traffic
+    macvtap_mode: str | None = None  # direct networks: one of MACVTAP_MODES
+    host_macvlan: str | None = None  # direct networks: the host's own macvlan on the uplink (bridge mode)
+    host_address: str | None = None  # an address (CIDR) for that macvlan
 
     @property
     def gateway_interface(self) -> IPv4Interface | None:
@@ -138,6 +152,7 @@ class Nic:
     model: str = "virtio-net-pci"
     tap: str | None = None  # derived by naming.tap_name for bridged networks
     ip6: IPv6Address | None = None  # a static DHCPv6 address (and AAAA record)
+    bandwidth: Bandwidth | None = None  # on the tap
 
 
 @dataclass(frozen=True)

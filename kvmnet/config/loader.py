@@ -15,6 +15,7 @@ import tomllib
 from .. import naming
 from ..errors import InputError, Problem
 from ..model import Topology
+from .attach import check_bandwidth
 from .crosscheck import cross_check
 from .derive import derive
 from .forwards import with_forwards
@@ -48,6 +49,7 @@ def load_text(text: str, file: str, topology_name: str | None = None) -> Topolog
     guests = [g for key, raw in guests_raw.items() if (g := guest(r, key, raw, ("guests", key))) is not None]
     guests = derive(name, networks, guests)
     cross_check(r, networks, guests)
+    check_bandwidth(r, networks, guests)
     networks = with_forwards(r, networks, nets_raw, guests)
     if r.problems:
         raise InputError(r.problems)

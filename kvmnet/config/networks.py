@@ -10,6 +10,7 @@ from ipaddress import IPv4Network, ip_address, ip_network
 from .. import naming
 from ..model import Dhcp, MODES, Network
 from . import ipv6
+from .attach import DIRECT_KEYS, bandwidth, direct_net
 from .guests import mac_address
 from .qemu_modes import socket_net, user_net
 from .tomlread import MISSING, Reader, check_host_address, type_name
@@ -30,6 +31,9 @@ NETWORK_KEYS = {
                        "hostfwd", "guestfwd", "tftp", "bootfile", "smb", "ipv6"),
     "socket": _COMMON + ("transport", "address", "port", "localaddr"),
 }
+NETWORK_KEYS["direct"] = DIRECT_KEYS
+for _mode in ("nat", "routed", "isolated", "bridge"):  # config/attach.py reads it
+    NETWORK_KEYS[_mode] += ("bandwidth",)
 
 
 def network(r: Reader, name: str, raw, path: tuple) -> Network | None:
@@ -50,13 +54,15 @@ def network(r: Reader, name: str, raw, path: tuple) -> Network | None:
         return Network(name, mode, user=user_net(r, raw, path))
     if mode == "socket":
         return socket_net(r, name, raw, path)
+    if mode == "direct":
+        return direct_net(r, name, raw, path)
     fields = _bridge(r, raw, path)
     if mode == "bridge":
         fields["uplink"] = r.ifname(raw, "uplink", path)
     else:
         fields.update(_addressing(r, raw, path, mode))
         fields.update(ipv6.network_fields(r, raw, path, mode))
-    return Network(name, mode, **fields)
+    return Network(name, mode, bandwidth=bandwidth(r, raw, path), **fields)
 
 
 def _bridge(r: Reader, raw: dict, path: tuple) -> dict:

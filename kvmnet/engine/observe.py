@@ -10,7 +10,7 @@ from ..host import system
 from ..model import ROUTING_MODES, Topology
 from ..observed import Observed
 from ..render.nft import needs_table
-from .plan import dnsmasq as dnsmasq_plan, firewalld as firewalld_plan, sysctls
+from .plan import bandwidth, dnsmasq as dnsmasq_plan, firewalld as firewalld_plan, sysctls
 
 
 def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None) -> Observed:
@@ -30,12 +30,18 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
                     sysctls={p: host.sysctl(p) for p in sysctls.paths(topo, routes)}, firewall=fw,
                     processes=procs, host_forward=host.host_forward() if forwarding else {},
                     listeners=_forward_listeners(topo, host, backend, fw),
-                    dnsmasq_user=user, dnsmasq_exe=exe, firewalld=_firewalld(topo, host))
+                    dnsmasq_user=user, dnsmasq_exe=exe, firewalld=_firewalld(topo, host),
+                    tc=_qdiscs(topo, host))
 
 
 def _firewalld(topo: Topology, host) -> dict:
     bridges = firewalld_plan.bridges(topo)
     return host.firewalld(bridges) if bridges else {}
+
+
+def _qdiscs(topo: Topology, host) -> dict:
+    devs = bandwidth.devices(topo)
+    return host.qdiscs(devs) if devs else {}
 
 
 def _dnsmasqs(topo: Topology, state_dir: str, host, user: str) -> dict:

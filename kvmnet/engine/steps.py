@@ -7,6 +7,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
+from ..render import macvtap, tc
+
 
 @dataclass(frozen=True)
 class Step:
@@ -166,7 +168,14 @@ _DESCRIBE = {
     "firewalld.zone.del": "delete firewalld zone {zone}",
     "firewalld.bind": "bind {bridge} to firewalld zone {zone}",
     "firewalld.unbind": "unbind {bridge} from firewalld zone {zone}",
+    "tc.limit": lambda a: (f"limit {a['dev']}'s {_DIRECTION[a['direction']]} to {tc.human_rate(a['rate'])} "
+                           f"(burst {a['burst']} bytes" + (f", shaped on {a['ifb']})" if a.get("ifb") else ")")),
+    "tc.unlimit": lambda a: f"remove {a['dev']}'s {_DIRECTION[a['direction']]} limit",
+    "macvtap.add": lambda a: f"create {a['kind']} {a['name']} on {a['uplink']} (mode {a['mode']}"
+                             + (f", mac {a['mac']})" if a.get("mac") else ")"),
 }
+
+_DIRECTION = {"in": "inbound traffic (its egress)", "out": "outbound traffic (its ingress)"}
 
 _COMMANDS = {
     "bridge.add": _bridge_add,
@@ -194,4 +203,7 @@ _COMMANDS = {
     "firewalld.zone.del": lambda a: f"firewall-cmd --permanent --delete-zone={a['zone']}",
     "firewalld.bind": lambda a: f"firewall-cmd --zone={a['zone']} --change-interface={a['bridge']}",
     "firewalld.unbind": lambda a: f"firewall-cmd --zone={a['zone']} --remove-interface={a['bridge']}",
+    "tc.limit": lambda a: " && ".join(map(shlex.join, tc.limit(a))),
+    "tc.unlimit": lambda a: " && ".join(map(shlex.join, tc.unlimit(a))),
+    "macvtap.add": lambda a: " && ".join(map(shlex.join, macvtap.add(a))),
 }

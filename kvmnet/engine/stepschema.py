@@ -207,6 +207,34 @@ def _any(v, w):
     return None
 
 
+def _direction(v, w, args):
+    if v not in ("in", "out"):
+        return f"{v!r} is not in or out"
+    return "an outbound limit needs its ifb" if v == "out" and "ifb" not in args else None
+
+
+_direction.needs_args = True
+
+
+def _own_ifb(v, w, args):
+    """An ifb named as kvmnet derives it for this link, so an undo deletes no one else's link."""
+    from ..render.tc import ifb_name
+    want = ifb_name(w.topology, args.get("dev", ""))
+    return None if v == want and args.get("direction") == "out" else f"{v!r} is not this topology's ifb for {args.get('dev')!r}"
+
+
+_own_ifb.needs_args = True
+_TC = {"dev": (True, _ifname), "direction": (True, _direction), "ifb": (False, _own_ifb)}
+
+
+def _macv_kind(v, w):
+    return None if v in ("macvtap", "macvlan") else f"{v!r} is not macvtap or macvlan"
+
+
+def _macv_mode(v, w):
+    return None if v in ("bridge", "vepa", "private", "passthrough") else f"{v!r} is not a macvtap mode"
+
+
 # --- ops: argument -> (required, check) -------------------------------------------------------
 
 R, O = True, False  # required, optional
@@ -247,6 +275,10 @@ OPS = {
     "firewalld.zone.del": {"zone": (R, _kvmnet_zone)},
     "firewalld.bind": {"bridge": (R, _ifname), "zone": (R, _kvmnet_zone)},
     "firewalld.unbind": {"bridge": (R, _ifname), "zone": (R, _kvmnet_zone)},
+    "tc.limit": {**_TC, "rate": (R, _bounded(1, 2**64 - 1)), "burst": (R, _bounded(1, 2**32 - 1))},
+    "tc.unlimit": _TC,
+    "macvtap.add": {"name": (R, _ifname), "kind": (R, _macv_kind), "uplink": (R, _ifname), "mode": (R, _macv_mode),
+                    "mac": (O, _mac)},
 }
 
 

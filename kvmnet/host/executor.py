@@ -41,5 +41,11 @@ def run(step) -> None:
         case "firewalld.zone.add" | "firewalld.zone.del" | "firewalld.bind" | "firewalld.unbind":
             from . import firewalld
             firewalld.run(step)
+        case "macvtap.add":
+            from . import macvtap
+            macvtap.run(step)
+        case "tc.limit" | "tc.unlimit":
+            from . import tc
+            tc.run(step)
         case _:
             raise ValueError(f"unknown step {step.op}")

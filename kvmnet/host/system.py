@@ -64,6 +64,13 @@ class System:
         """{} unless firewalld runs; else its zones and each bridge's zone."""
         from . import firewalld
         return firewalld.observe(bridges)
+    def ifindex(self, name: str) -> int | None:
+        return netlink.index_of(name)
+
+    def qdiscs(self, devs: list[str]) -> dict:
+        """The bandwidth limits on these links, as tc reads them back."""
+        from . import tc
+        return tc.observe(devs)
 
     # changes
     def run(self, step) -> None:

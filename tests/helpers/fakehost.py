@@ -48,6 +48,7 @@ class FakeHost:
         self.listeners: dict[tuple[str, int], list[str]] = {}  # (proto, port) -> holders
         # firewalld, when running: {"zones": runtime, "permanent": zones, "bindings": {iface: zone}}
         self.firewalld_: dict | None = None
+        self.qdiscs_: dict[str, dict] = {}  # link -> {"root": {kind, rate, burst}, "redirect": ifb}, as tc reads back
         self.ran: list = []  # steps that succeeded, in order
         self.failed: list = []  # steps that were made to fail
         self._rules: list[dict] = []
@@ -74,7 +75,8 @@ class FakeHost:
                               "routes": sorted(map(repr, self.routes_)), "sysctls": self.sysctls,
                               "addr_attrs": {k: list(v.items()) for k, v in self.addr_attrs.items() if v},
                               "nft": self.nft_tables, "ipt": self.ipt_tables, "forward": self.forward,
-                              "dnsmasq": self.dnsmasqs, "firewalld": self.firewalld_})
+                              "dnsmasq": self.dnsmasqs, "firewalld": self.firewalld_,
+                              **({"tc": self.qdiscs_} if self.qdiscs_ else {})})
 
     def ops(self) -> list[str]:
         return [s.op for s in self.ran]
@@ -176,6 +178,12 @@ class FakeHost:
         """As firewalld's reload: permanent zones loaded, runtime bindings gone."""
         fw = self.firewalld_
         fw["zones"], fw["bindings"], fw["reloads"] = set(fw["permanent"]), {}, fw["reloads"] + 1
+    def ifindex(self, name: str) -> int | None:
+        link = self.links_.get(name)
+        return link["index"] if link else None
+
+    def qdiscs(self, devs: list[str]) -> dict:
+        return {d: copy.deepcopy(self.qdiscs_.get(d, {"root": None, "redirect": None})) for d in devs}
 
     # ------------------------------------------------------------ System: changes
 
@@ -252,6 +260,7 @@ class FakeHost:
         name = a["name"]
         if self.links_.pop(name, None) is None:
             return
+        self.qdiscs_.pop(name, None)
         for link in self.links_.values():
             if link["master"] == name:
                 link["master"] = None
@@ -259,6 +268,37 @@ class FakeHost:
         self.addr_attrs.pop(name, None)
         self.routes_ = [r for r in self.routes_ if r.dev != name]
         self.sysctls = {k: v for k, v in self.sysctls.items() if f"/conf/{name}/" not in k}
+
+    def _macvtap_add(self, a: dict) -> None:
+        if a["uplink"] not in self.links_:
+            raise _enodev(a["uplink"])
+        if a["name"] in self.links_:
+            raise HostError(f"fake host: {a['name']} exists")
+        self._add_link(a["name"], a["kind"], a.get("mac"))
+
+    # bandwidth limits (tc): a tbf on egress; ingress redirected to an ifb shaped the same way
+
+    def _tc_limit(self, a: dict) -> None:
+        if a["dev"] not in self.links_:
+            raise _enodev(a["dev"])
+        shaped = a["dev"]
+        if a["direction"] == "out":
+            shaped = a["ifb"]
+            if shaped not in self.links_:
+                self._add_link(shaped, "ifb")
+            self.qdiscs_.setdefault(a["dev"], {"root": None, "redirect": None})["redirect"] = shaped
+        # tc reads the burst back rounded to its scheduler ticks
+        root = {"kind": "tbf", "rate": a["rate"] // 8, "burst": a["burst"] - 1}
+        self.qdiscs_.setdefault(shaped, {"root": None, "redirect": None})["root"] = root
+
+    def _tc_unlimit(self, a: dict) -> None:
+        q = self.qdiscs_.get(a["dev"])
+        if q is not None:
+            q["root" if a["direction"] == "in" else "redirect"] = None
+            if q == {"root": None, "redirect": None}:
+                del self.qdiscs_[a["dev"]]
+        if a["direction"] == "out":
+            self._link_del({"name": a["ifb"]})
 
     def _links_del_group(self, a: dict) -> None:
         members = {n for n, link in self.links_.items() if link["group"] == a["group"]}

@@ -30,7 +30,7 @@ def steps(host: FakeHost) -> list[tuple[str, str]]:
     out = []
     for s in host.ran:
         a = s.args
-        what = a.get("name") or a.get("path") or a.get("cidr") or a.get("network") or a.get("table") \
+        what = a.get("name") or a.get("dev") or a.get("path") or a.get("cidr") or a.get("network") or a.get("table") \
             or a.get("bridge") or a["route"]["dst"]
         out.append((s.op, what))
     return out
@@ -68,6 +68,12 @@ EXPECTED = {
                      ("addr.add", "192.168.122.1/24"), ("tap.add", "kn-web-0"), ("tap.add", "kn-other-0"),
                      ("sysctl.set", "net/ipv4/ip_forward"), ("sysctl.set", "net/ipv4/conf/virbr0/route_localnet"),
                      ("firewall.apply", "kvmnet_natlab"), ("dnsmasq.start", "default")],
+    "bandwidth.toml": [("bridge.add", "kvmbw0"), ("sysctl.set", "net/ipv6/conf/kvmbw0/disable_ipv6"),
+                       ("addr.add", "192.168.140.1/24"), ("tap.add", "kn-web-0"), ("tap.add", "kn-batch-0"),
+                       ("tc.limit", "kvmbw0"), ("tc.limit", "kvmbw0"), ("tc.limit", "kn-web-0"),
+                       ("tc.limit", "kn-web-0"), ("sysctl.set", "net/ipv4/ip_forward"),
+                       ("firewall.apply", "kvmnet_bandwidth"), ("dnsmasq.start", "shaped")],
+    "direct.toml": [("macvtap.add", "kvmhost0"), ("addr.add", "192.0.2.250/24"), ("macvtap.add", "kn-web-0")],
     "isolation-a.toml": [step for net, n in (("a", 1), ("b", 2), ("c", 3), ("e", 5)) for step in (
                              ("bridge.add", f"kvb-{net}"), ("sysctl.set", f"net/ipv6/conf/kvb-{net}/disable_ipv6"),
                              ("addr.add", f"10.81.{n}.1/24"))]

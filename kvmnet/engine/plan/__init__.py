@@ -18,11 +18,11 @@ from ...model import Topology
 from ...observed import Observed
 from ..record import Record
 from ..steps import Action, Step
-from . import dnsmasq, firewall, firewalld, links, sysctls
+from . import bandwidth, dnsmasq, firewall, firewalld, links, macvtap, sysctls
 from .facts import Facts
 
 # op -> its undo, for the recorded steps a removal replays; each concern owns its ops
-UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO, **firewalld.UNDO}
+UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO, **firewalld.UNDO, **bandwidth.UNDO}
 SHARED_KEYS = sysctls.SHARED_KEYS + firewalld.SHARED_KEYS  # host-wide facts: handed over on destroy
 
 
@@ -66,6 +66,8 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
             net = topo.network(nic.network)
             if net.bridged:
                 links.tap(facts, topo, net, nic.tap, nic.mac)
+    macvtap.plan(facts, topo)
+    bandwidth.plan(facts, topo, record.keys())
     sysctls.forwarding(facts, topo)
     sysctls.forwarding6(facts, topo)
     firewall.accepts(facts, topo, firewall_backend)
