@@ -17,8 +17,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from helpers.netns import Netns
+if TYPE_CHECKING:  # bench/sections/libvirt.py uses this module too, without the tests' helpers
+    from helpers.netns import Netns
 
 LIBVIRTD = "/usr/sbin/libvirtd"
 NETWORK_DRIVER_GLOB = "/usr/lib/*/libvirt/connection-driver/libvirt_driver_network.so"
@@ -50,7 +52,8 @@ def missing() -> str | None:
 
 
 class Libvirtd:
-    """One daemon in the namespace `ns` (which the caller owns and deletes)."""
+    """One daemon in the namespace `ns` (which the caller owns and deletes): anything with the
+    namespace's `name` and a `kill_all()` of its processes."""
 
     def __init__(self, ns: Netns):
         self.ns = ns
