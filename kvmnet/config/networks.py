@@ -83,15 +83,37 @@ def _addressing(r: Reader, raw: dict, path: tuple, mode: str) -> dict:
     fields = {}
     for key in ("tftp_root", "bootfile"):
         value = r.get(raw, key, path, str, None)
-        if value is not None and ("\n" in value or "," in value):
-            r.error(path + (key,), "must not contain commas or newlines")
+        why = dnsmasq_value_problem(value) if value is not None else None
+        if why is None and key == "tftp_root" and value is not None and not os.path.isabs(value):
+            why = "must be an absolute path"
+        if why:
+            r.error(path + (key,), why)
         fields[key] = value
-    if fields["tftp_root"] is not None and not os.path.isabs(fields["tftp_root"]):
-        r.error(path + ("tftp_root",), "must be an absolute path")
     fields.update(subnet=subnet, gateway=gateway if subnet else None, dhcp=dhcp, domain=domain,
                   dns_hosts=dns_hosts,
                   spoof_protection=bool(r.get(raw, "spoof_protection", path, bool, False)))
     return fields
+
+
+# What dnsmasq's configuration file cannot carry in a value (proven with dnsmasq 2.90): a '#'
+# after a blank starts a comment, '"' and '\\' are quote syntax, a comma splits arguments,
+# blanks at either end are stripped; a leading tag:/net: is read as a DHCP tag, not a name.
+_DNSMASQ_SPECIAL = '#"\\,'
+
+
+def dnsmasq_value_problem(value: str) -> str | None:
+    """Why `value` cannot be written into dnsmasq's configuration as it is, or None."""
+    if not value:
+        return "must not be empty"
+    bad = sorted({c for c in value if c in _DNSMASQ_SPECIAL or not (c.isprintable() or c == " ")})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        return f"must not contain {shown}: dnsmasq's configuration cannot carry #, \", \\, commas or control characters"
+    if value != value.strip():
+        return "must not start or end with a blank (dnsmasq strips them)"
+    if value.startswith(("tag:", "net:")):
+        return "must not start with tag: or net: (dnsmasq reads that as a DHCP tag)"
+    return None
 
 
 def _subnet(r: Reader, raw: dict, path: tuple, required: bool) -> IPv4Network | None:
