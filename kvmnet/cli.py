@@ -69,13 +69,15 @@ def main(ctx, state_dir):
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 def validate(file):
-    """Check FILE without touching the host."""
+    """Check FILE alone, without looking at this host (`kvmnet plan FILE` checks it against the host)."""
     try:
         topo = _load(file)
     except KvmnetError as exc:
         _fail(exc)
     nets = ", ".join(f"{n.name} ({n.mode})" for n in topo.networks) or "none"
-    click.echo(f"{file}: ok: topology {topo.name}; networks: {nets}; guests: {len(topo.guests)}")
+    # the file alone: an uplink, routes or ports of this host are plan's to check, so say so
+    click.echo(f"{file}: file ok: topology {topo.name}; networks: {nets}; guests: {len(topo.guests)}")
+    click.echo(f"  run `kvmnet plan {file}` to check it against this host")
 
 
 @main.command("plan")

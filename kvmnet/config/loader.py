@@ -16,7 +16,7 @@ import tomllib
 from .. import naming
 from ..errors import InputError, Problem
 from ..model import Topology
-from .crosscheck import cross_check
+from .crosscheck import backend_limits, cross_check
 from .derive import derive
 from .forwards import with_forwards
 from .guests import guest
@@ -50,8 +50,9 @@ def load_text(text: str, file: str, topology_name: str | None = None) -> Topolog
     guests = derive(name, networks, guests)
     cross_check(r, networks, guests)
     networks = with_forwards(r, networks, nets_raw, guests)
+    backend_limits(r, firewall, networks)
     if r.problems:
-        raise InputError(r.problems)
+        raise InputError(r.sorted_problems())
     return Topology(name, file, tuple(networks), tuple(guests), firewall or "auto")
 
 

@@ -38,10 +38,10 @@ def network(r: Reader, name: str, raw, path: tuple) -> Network | None:
         r.error(path, f"must be a table, not {type_name(raw)}")
         return None
     mode = r.get(raw, "mode", path, str)
-    if mode is None:
-        return None
     if mode not in MODES:
-        r.error(path + ("mode",), f"unknown mode {mode!r} (one of {', '.join(MODES)})")
+        if mode is not None:
+            r.error(path + ("mode",), f"unknown mode {mode!r} (one of {', '.join(MODES)})")
+        _keys_of_any_mode(r, raw, path)  # a typo elsewhere is a problem of its own
         return None
     r.table(raw, path, NETWORK_KEYS[mode])
     if mode == "user":
@@ -54,6 +54,13 @@ def network(r: Reader, name: str, raw, path: tuple) -> Network | None:
     else:
         fields.update(_addressing(r, raw, path, mode))
     return Network(name, mode, **fields)
+
+
+def _keys_of_any_mode(r: Reader, raw: dict, path: tuple) -> None:
+    known = {key for keys in NETWORK_KEYS.values() for key in keys}
+    for key in raw:
+        if key not in known:
+            r.error(path + (key,), "unknown key (no network mode has it)")
 
 
 def _bridge(r: Reader, raw: dict, path: tuple) -> dict:

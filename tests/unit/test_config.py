@@ -167,8 +167,8 @@ def test_all_problems_reported_in_one_run():
         '[guests.a]\n[[guests.a.nics]]\nnetwork = "nowhere"\nmac = "ff:ff:ff:ff:ff:ff"\n'
     assert problems(text) == [
         "t.toml:7: networks.default.dhcp.end: 192.168.123.9 is outside subnet 192.168.122.0/24",
+        "t.toml:10: guests.a.nics[0].network: unknown network 'nowhere'",  # in line order
         "t.toml:11: guests.a.nics[0].mac: ff:ff:ff:ff:ff:ff is the broadcast MAC; a NIC needs a unicast one",
-        "t.toml:10: guests.a.nics[0].network: unknown network 'nowhere'",
     ]
 
 
