@@ -49,6 +49,16 @@ def _need_root(what: str) -> None:
         sys.exit(1)
 
 
+def _inside_qemu(topo, file: str) -> str | None:
+    """plan's and status's one wording for a topology with no bridged network: nothing of it
+    is on the host to apply or to find, which is neither "in sync" nor "not applied"."""
+    if any(n.bridged for n in topo.networks):
+        return None
+    nets = ", ".join(f"{n.name} ({n.mode})" for n in topo.networks) or "none"
+    return (f"{topo.name}: nothing to apply on this host: its networks live inside QEMU ({nets}); "
+            f"`kvmnet qemu-args {file} GUEST` prints a guest's options")
+
+
 def _print_actions(actions, header: str) -> None:
     click.echo(header)
     for i, a in enumerate(actions, 1):
@@ -96,7 +106,7 @@ def plan_cmd(state_root, file, as_json, firewall=None):
     elif actions:
         _print_actions(actions, f"{topo.name}: {len(actions)} step(s) to apply {file} (firewall: {ctx.backend}):")
     else:
-        click.echo(f"{topo.name}: in sync with {file}; nothing to do (firewall: {ctx.backend})")
+        click.echo(_inside_qemu(topo, file) or f"{topo.name}: in sync with {file}; nothing to do (firewall: {ctx.backend})")
 
 
 @main.command("apply")
@@ -115,7 +125,7 @@ def apply_cmd(ctx, state_root, file, firewall, dry_run):
     topo, result = _locked(state_root, file, lambda topo: engine.apply(topo, state_root, firewall))
     n = len(result.actions)
     _print_actions(result.actions, f"{topo.name}: applied {n} step(s); verified in sync" if n else
-                   f"{topo.name}: already in sync; nothing changed")
+                   _inside_qemu(topo, file) or f"{topo.name}: already in sync; nothing changed")
 
 
 @main.command()
@@ -159,6 +169,14 @@ def check(state_root, file, as_json):
 @click.pass_obj
 def status(state_root, file, as_json):
     """What kvmnet has applied here (and, with FILE, whether the host still matches it)."""
+    if file and not as_json:
+        try:
+            note = _inside_qemu(_load(file), file)
+        except KvmnetError as exc:
+            _fail(exc)
+        if note:
+            click.echo(note)
+            return
     try:
         with statedir.locked(state_root):
             recs = records.all_records(state_root)
