@@ -33,6 +33,16 @@ def _need_root(what: str) -> None:
         sys.exit(1)
 
 
+def _inside_qemu(topo, file: str) -> str | None:
+    """plan's and status's one wording for a topology with no bridged network: nothing of it
+    is on the host to apply or to find, which is neither "in sync" nor "not applied"."""
+    if any(n.bridged for n in topo.networks):
+        return None
+    nets = ", ".join(f"{n.name} ({n.mode})" for n in topo.networks) or "none"
+    return (f"{topo.name}: nothing to apply on this host: its networks live inside QEMU ({nets}); "
+            f"`kvmnet qemu-args {file} GUEST` prints a guest's options")
+
+
 def _print_actions(actions, header: str) -> None:
     click.echo(header)
     for i, a in enumerate(actions, 1):
@@ -54,7 +64,7 @@ def main(ctx, state_dir):
 @click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success; the exit code says it.")
 def validate(file, quiet):
-    """Check FILE without touching the host."""
+    """Check FILE alone, without looking at this host (`kvmnet plan FILE` checks it against the host)."""
     try:
         topo = _load(file)
     except KvmnetError as exc:
@@ -62,7 +72,9 @@ def validate(file, quiet):
     if quiet:
         return
     nets = ", ".join(f"{n.name} ({n.mode})" for n in topo.networks) or "none"
-    click.echo(f"{file}: ok: topology {topo.name}; networks: {nets}; guests: {len(topo.guests)}")
+    # the file alone: an uplink, routes or ports of this host are plan's to check, so say so
+    click.echo(f"{file}: file ok: topology {topo.name}; networks: {nets}; guests: {len(topo.guests)}")
+    click.echo(f"  run `kvmnet plan {file}` to check it against this host")
 
 
 @main.command("plan")
@@ -83,7 +95,7 @@ def plan_cmd(state_root, file, as_json, firewall=None, replace=False):
     elif actions:
         _print_actions(actions, f"{topo.name}: {len(actions)} step(s) to apply {file} (firewall: {ctx.backend}):")
     else:
-        click.echo(f"{topo.name}: in sync with {file}; nothing to do (firewall: {ctx.backend})")
+        click.echo(_inside_qemu(topo, file) or f"{topo.name}: in sync with {file}; nothing to do (firewall: {ctx.backend})")
 
 
 @main.command("apply")
@@ -107,7 +119,7 @@ def apply_cmd(ctx, state_root, file, firewall, dry_run, replace, quiet):
     if quiet:
         return
     _print_actions(result.actions, f"{topo.name}: applied {n} step(s); verified in sync" if n else
-                   f"{topo.name}: already in sync; nothing changed")
+                   _inside_qemu(topo, file) or f"{topo.name}: already in sync; nothing changed")
 
 
 @main.command()
@@ -159,6 +171,14 @@ def check(state_root, file, as_json, quiet):
 @click.pass_obj
 def status(state_root, file, as_json, quiet):
     """What kvmnet has applied here (and, with FILE, whether the host still matches it)."""
+    if file and not as_json:
+        try:
+            note = _inside_qemu(_load(file), file)
+        except KvmnetError as exc:
+            _fail(exc)
+        if note:
+            click.echo(note)
+            return
     corrupt = []  # a topology's bad record is listed as such, and blocks no other
     try:
         topo = _load(file) if file else None  # a bad FILE is exit 2 even with nothing applied

@@ -20,10 +20,14 @@ def _digest(*parts: str) -> bytes:
 
 
 def tap_name(topology: str, guest: str, index: int) -> str:
-    """kn-<guest>-<i> when it fits, else kn<hash>-<i>; both at most 15 bytes."""
-    short = f"kn-{guest}-{index}"
-    if len(short.encode()) <= IFNAMSIZ and ifname_problem(short) is None:
-        return short
+    """The first that fits in 15 bytes: kn-<topology>-<guest>-<i> (kn-nat-web-0); kn<t>-<guest>-<i>
+    with t 4 hex digits of the topology's hash (kn3f2a-web-0); kn<h>-<i> with h 8 hex digits of
+    the topology's and the guest's. Two topologies' guests `web` never share the first form:
+    a topology name has no '-', so the name reads back to one topology, guest and index; the
+    forms differ at the third byte ('-' or a hex digit) and in their number of dashes."""
+    for name in (f"kn-{topology}-{guest}-{index}", f"kn{_digest(topology).hex()[:4]}-{guest}-{index}"):
+        if len(name.encode()) <= IFNAMSIZ and ifname_problem(name) is None:
+            return name
     return f"kn{_digest(topology, guest).hex()[:8]}-{index}"
 
 

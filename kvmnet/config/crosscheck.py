@@ -67,7 +67,8 @@ def _nics(r: Reader, by_name: dict[str, Network], guests: list[Guest], ifnames: 
             p = ("guests", guest.name, "nics", i)
             net = by_name.get(nic.network)
             if net is None:
-                r.error(p + ("network",), f"unknown network {nic.network!r}")
+                if not r.flawed(("networks", nic.network)):  # else its own problem is reported
+                    r.error(p + ("network",), f"unknown network {nic.network!r}")
                 continue
             _nic(r, seen, net, guest.name, nic, p, f"guests.{guest.name}.nics[{i}]")
     return seen.socket_members
@@ -77,7 +78,7 @@ def _nic(r: Reader, seen: _Seen, net: Network, guest: str, nic: Nic, p: tuple, w
     if nic.mac in seen.macs:
         r.error(p + ("mac",), f"{nic.mac} is also the MAC of {seen.macs[nic.mac]}")
     seen.macs[nic.mac] = where
-    if nic.ip is not None:
+    if nic.ip is not None and not r.flawed(("networks", net.name, "subnet")):  # a bad subnet is reported once
         if net.subnet is None or net.mode not in VIRTUAL_MODES:
             r.error(p + ("ip",), f"a static ip needs a network with a subnet and DHCP ({net.name} is {net.mode})")
         elif check_host_address(r, p + ("ip",), nic.ip, net.subnet):
@@ -119,3 +120,13 @@ def _socket_links(r: Reader, by_name: dict[str, Network], members: dict[str, lis
         net = by_name[name]
         if net.socket.transport in ("tcp", "udp") and len(guests) > 2:
             r.error(("networks", name, "transport"), f"a {net.socket.transport} link joins exactly two guests, but {len(guests)} use it ({', '.join(guests)}); use transport = \"mcast\"")
+
+
+def backend_limits(r: Reader, firewall: str | None, networks: list[Network]) -> None:
+    """What the file's own firewall choice cannot do is decidable from the file alone."""
+    if firewall != "iptables":
+        return  # auto/nftables: plan refuses --firewall iptables on this host (render/iptables.py)
+    for net in networks:
+        if net.spoof_protection:
+            r.error(("networks", net.name, "spoof_protection"), "needs the nftables backend (bridge-level rules), "
+                    "but this file sets firewall = \"iptables\"; drop one of them")

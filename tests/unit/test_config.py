@@ -36,7 +36,7 @@ def test_contract_example_loads(topo_dir):
     fwd = net.forwards[0]
     assert (fwd.proto, fwd.host_ports, str(fwd.guest_ip), fwd.guest_ports) == ("tcp", (8080, 8080), "192.168.122.10", (80, 80))
     nic = topo.guest("web").nics[0]
-    assert (nic.mac, str(nic.ip), nic.model, nic.tap) == ("52:54:00:12:34:56", "192.168.122.10", "virtio-net-pci", "kn-web-0")
+    assert (nic.mac, str(nic.ip), nic.model, nic.tap) == ("52:54:00:12:34:56", "192.168.122.10", "virtio-net-pci", "kn-nat-web-0")
 
 
 def test_every_shipped_topology_validates(topo_dir):
@@ -167,8 +167,8 @@ def test_all_problems_reported_in_one_run():
         '[guests.a]\n[[guests.a.nics]]\nnetwork = "nowhere"\nmac = "ff:ff:ff:ff:ff:ff"\n'
     assert problems(text) == [
         "t.toml:7: networks.default.dhcp.end: 192.168.123.9 is outside subnet 192.168.122.0/24",
+        "t.toml:10: guests.a.nics[0].network: unknown network 'nowhere'",  # in line order
         "t.toml:11: guests.a.nics[0].mac: ff:ff:ff:ff:ff:ff is the broadcast MAC; a NIC needs a unicast one",
-        "t.toml:10: guests.a.nics[0].network: unknown network 'nowhere'",
     ]
 
 

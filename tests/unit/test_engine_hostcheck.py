@@ -55,7 +55,7 @@ def port_bound():
 
 def foreign_tap():
     host = nic()
-    host._add_link("kn-web-0", "tun")
+    host._add_link("kn-nat-web-0", "tun")
     return host
 
 
@@ -76,7 +76,7 @@ CONFLICTS = {
                         "device, not a NIC"),
     "bound port": (port_bound, NAT, "topologies/nat.toml:18: networks.default.forwards[0].host_port: tcp port 8080 "
                    "is already in use on this host by 1234 (python3)"),
-    "foreign tap": (foreign_tap, NAT, "topologies/nat.toml:23: guests.web.nics[0].tap: kn-web-0 already exists on "
+    "foreign tap": (foreign_tap, NAT, "topologies/nat.toml:23: guests.web.nics[0].tap: kn-nat-web-0 already exists on "
                     "this host and kvmnet did not create it"),
 }
 

@@ -27,7 +27,7 @@ def test_targets_are_the_applied_topologies_or_the_applied_files_given():
 
 
 def test_interest_only_in_the_watched_links_and_kvmnet_tables():
-    i = Interest(names={"virbr0", "kn-web-0"}, indexes={7, 9}, pids={123})
+    i = Interest(names={"virbr0", "kn-nat-web-0"}, indexes={7, 9}, pids={123})
     assert i.relevant(("link", "virbr0", 99)) and i.relevant(("link", "", 7))
     assert not i.relevant(("link", "docker0", 3))
     assert i.relevant(("addr", 9)) and not i.relevant(("addr", 3))
@@ -138,7 +138,7 @@ def test_sync_leaves_alone_a_file_that_is_not_what_is_applied(host, tmp_path):
     before = host.state()
     w.sync()
     w.sync()
-    assert len(lines) == 1 and "is not what is applied (it would remove link:kn-other-0" in lines[0]
+    assert len(lines) == 1 and "is not what is applied (it would remove link:kn-nat-other-0" in lines[0]
     assert host.state() == before
 
 
