@@ -68,7 +68,7 @@ def test_a_macvtap_guest_gets_a_lan_lease_reaches_the_lan_and_the_hosts_macvlan(
     before = host.snapshot()
     res = host.kvmnet("apply", str(file))
     assert res.returncode == 0, res.stdout + res.stderr
-    link = host.run("ip", "-d", "-j", "link", "show", "kn-g-0").stdout
+    link = host.run("ip", "-d", "-j", "link", "show", "kn-direct-g-0").stdout
     assert '"info_kind":"macvtap"' in link and GUEST_MAC in link and '"mode":"bridge"' in link
     args = host.kvmnet("qemu-args", str(file), "g")
     assert args.stdout.strip().startswith("-netdev tap,id=net0,fd=3 ")
