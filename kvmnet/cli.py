@@ -138,7 +138,11 @@ def destroy(state_root, file, force, keep_leases):
                               keep_leases=keep_leases)
     topo, result = _locked(state_root, file, work)
     n = len(result.actions)
-    _print_actions(result.actions, f"{topo.name}: destroyed ({n} step(s))" if n else f"{topo.name}: nothing to destroy")
+    if not n:
+        # --force names only what it found (nothing); without it, nothing was recorded
+        click.echo(f"{topo.name}: nothing of {file}'s was on this host" if force else f"{topo.name}: nothing to destroy")
+        return
+    _print_actions(result.actions, f"{topo.name}: destroyed ({n} step(s))")
 
 
 @main.command()
