@@ -17,6 +17,7 @@ class Link:
     stp: bool | None = None  # bridges only
     forward_delay: int | None = None  # seconds, bridges only
     group: int = 0
+    multi_queue: bool | None = None  # taps only (IFF_MULTI_QUEUE); None where unknown
 
 
 @dataclass(frozen=True)

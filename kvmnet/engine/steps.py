@@ -134,7 +134,8 @@ def _bridge_add(a: dict) -> str:
 def _tap_add(a: dict) -> str:
     opts = (f" address {a['mac']}" if a.get("mac") else "") + (f" mtu {a['mtu']}" if a.get("mtu") else "")
     group = f" group {a['group']}" if a.get("group") else ""
-    return (f"ip tuntap add dev {a['name']} mode tap vnet_hdr && "
+    mq = " multi_queue" if a.get("multi_queue") else ""
+    return (f"ip tuntap add dev {a['name']} mode tap vnet_hdr{mq} && "
             f"ip link set {a['name']}{opts} master {a['master']}{group} up")
 
 
@@ -145,7 +146,7 @@ def _sysctl_name(path: str) -> str:
 _DESCRIBE = {
     "bridge.add": lambda a: f"create bridge {a['name']} (stp {'on' if a['stp'] else 'off'}, forward delay {a['forward_delay']} s"
                             + (f", mtu {a['mtu']}" if a.get("mtu") else "") + (f", mac {a['mac']}" if a.get("mac") else "") + ")",
-    "tap.add": lambda a: f"create tap {a['name']} on bridge {a['master']}",
+    "tap.add": lambda a: f"create {'multi-queue ' if a.get('multi_queue') else ''}tap {a['name']} on bridge {a['master']}",
     "link.del": "delete link {name}",
     "links.del_group": lambda a: f"delete {len(a['names'])} taps (link group {a['group']})",
     "link.set": lambda a: f"set link {a['name']} " + _link_set_words(a),

@@ -215,7 +215,7 @@ OPS = {
     "bridge.add": {"name": (R, _ifname), "mac": (O, _mac), "mtu": (O, _opt_int), "stp": (R, _bool),
                    "forward_delay": (R, _int)},
     "tap.add": {"name": (R, _ifname), "master": (R, _master), "mac": (O, _mac), "mtu": (O, _opt_int),
-                "group": (O, _opt_int)},
+                "group": (O, _opt_int), "multi_queue": (O, _opt_bool)},
     "link.del": {"name": (R, _ifname)},
     "links.del_group": {"group": (R, _int), "names": (R, _names)},
     "link.set": _LINK_SET,

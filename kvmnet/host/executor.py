@@ -11,7 +11,7 @@ def run(step) -> None:
         case "bridge.add":
             netlink.add_bridge(a["name"], a.get("mac"), a.get("mtu"), a["stp"], a["forward_delay"])
         case "tap.add":
-            netlink.add_tap(a["name"], a["master"], a.get("mac"), a.get("mtu"), a.get("group"))
+            netlink.add_tap(a["name"], a["master"], a.get("mac"), a.get("mtu"), a.get("group"), bool(a.get("multi_queue")))
         case "link.del":
             netlink.delete_link(a["name"])
         case "links.del_group":

@@ -203,7 +203,7 @@ class FakeHost:
         if a["master"] not in self.links_:
             raise _enodev(a["master"])
         if a["name"] not in self.links_:
-            self._add_link(a["name"], "tun", a.get("mac"), a.get("mtu"))
+            self._add_link(a["name"], "tun", a.get("mac"), a.get("mtu"), multi_queue=bool(a.get("multi_queue")))
         self.links_[a["name"]].update(master=a["master"], group=a.get("group") or 0, up=True)
 
     def _link_del(self, a: dict) -> None:

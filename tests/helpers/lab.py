@@ -54,7 +54,8 @@ class Lab(NatLab):
             (out / f"console-{name}.log").write_text(guest.console)
         (out / "plan.txt").write_text(self.kvmnet("plan", str(self.topology)).stdout)
         for conf in self.host.state_dir.rglob("dnsmasq-*"):
-            shutil.copy(conf, out / conf.name)
+            if conf.is_file():  # per-network dnsmasq directories match too
+                shutil.copy(conf, out / conf.name)
         return out
 
     def close(self, failed_test: str | None = None) -> None:

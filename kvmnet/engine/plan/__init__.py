@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ... import naming
 from ...model import Topology
 from ...observed import Observed
+from ...render.qemu_tuning import multi_queue
 from ..record import Record
 from ..steps import Action, Step
 from . import dnsmasq, firewall, links, sysctls
@@ -57,7 +58,7 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
         for nic in guest.nics:
             net = topo.network(nic.network)
             if net.bridged:
-                links.tap(facts, topo, net, nic.tap, nic.mac)
+                links.tap(facts, topo, net, nic.tap, nic.mac, multi_queue(guest, nic))
     sysctls.forwarding(facts, topo)
     firewall.accepts(facts, topo, firewall_backend)
     firewall.table(facts, topo, firewall_backend, record)
