@@ -232,6 +232,7 @@ def qemu_args(file, guest, syntax, hooks, as_json):
     """Print the QEMU network arguments for GUEST's NICs, one NIC per line."""
     import shlex
     from .render.qemu import guest_args
+    from .render.qemu_tuning import guest_wide
     from .engine.qemu_command import offers
     try:
         topo = _load(file)
@@ -239,13 +240,15 @@ def qemu_args(file, guest, syntax, hooks, as_json):
             raise InputError(f"{file}: no guest {guest!r}")
         g = topo.guest(guest)
         fragments = guest_args(topo, g, syntax, hooks, offers("kvm"))
+        whole = guest_wide(g)
     except KvmnetError as exc:
         _fail(exc)
     if as_json:
         _json({"guest": guest, "nics": [{"network": n.network, "mac": n.mac, "tap": n.tap, "args": f}
-                                        for n, f in zip(g.nics, fragments)]})
+                                        for n, f in zip(g.nics, fragments)],
+               **({"guest_args": whole} if whole else {})})  # `-nic none`: not a NIC's
     else:
-        for fragment in fragments:
+        for fragment in fragments + ([whole] if whole else []):
             click.echo(shlex.join(fragment))
 
 

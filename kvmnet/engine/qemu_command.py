@@ -10,6 +10,7 @@ from ..errors import InputError
 from ..host import qemu
 from ..model import Topology
 from ..render.qemu import HostOffers, guest_args, machine_args
+from ..render.qemu_tuning import guest_wide
 
 
 @dataclass
@@ -64,4 +65,5 @@ def build(topo: Topology, guest_name: str, extra: list[str], syntax: str = "netd
     argv = [exe, *machine_args(guest, accel)]
     for fragment in guest_args(topo, guest, syntax, hooks, offers(accel)):
         argv += fragment
+    argv += guest_wide(guest)
     return Launch(argv + list(extra), notes)

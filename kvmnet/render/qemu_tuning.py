@@ -14,3 +14,9 @@ def multi_queue(guest: Guest, nic: Nic) -> bool:
     """Does QEMU open this NIC's tap with more than one queue? Then the tap must have been
     created multi-queue (IFF_MULTI_QUEUE): the kernel refuses the open otherwise."""
     return bool(guest.queues and guest.queues > 1 and virtio(nic))
+
+
+def guest_wide(guest: Guest) -> list[str]:
+    """Arguments for the guest as a whole: `-nic none` for a guest without NICs (the seed's
+    `-net none`), or QEMU adds its default user-mode NIC."""
+    return [] if guest.nics else ["-nic", "none"]

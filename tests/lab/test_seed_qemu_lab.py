@@ -48,3 +48,14 @@ def _tap(lab, guest: str) -> str:
     args = lab.qemu_args(guest)
     netdev = next(a for a in args if a.startswith("tap,"))
     return dict(kv.split("=", 1) for kv in netdev.split(",")[1:])["ifname"]
+
+
+def test_a_guest_without_nics_boots_with_no_network_device(make_lab, tmp_path):
+    """QEMU's defaults stay on (no -nodefaults): only kvmnet's `-nic none` keeps its user-mode NIC out."""
+    lab = make_lab(_topology(tmp_path, """\
+        [guests.quiet]
+        memory = 128
+        """))
+    assert lab.qemu_args("quiet") == ["-nic", "none"]
+    (quiet,) = lab.boot("quiet", nodefaults=False)
+    assert quiet.check("ls /sys/class/net").split() == ["lo"]

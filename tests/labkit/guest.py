@@ -123,12 +123,15 @@ class Guest:
     def __init__(self, name: str, net_args: list[str] = (), *, netns: str | None = None,
                  memory: int = 128, append: str = "", qemu_args: list[str] = (),
                  kernel: Path | None = None, initrd: Path | None = None,
-                 boot_timeout: float = 120):
+                 boot_timeout: float = 120, nodefaults: bool = True):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]*", name):
             raise ValueError(f"guest name must be a hostname: {name!r}")
         self.name, self.net_args, self.netns = name, list(net_args), netns
         self.memory, self.append, self.qemu_args = memory, append, list(qemu_args)
         self.kernel, self.initrd, self.boot_timeout = kernel, initrd, boot_timeout
+        # nodefaults=False keeps QEMU's default devices (a user-mode NIC among them): for tests
+        # of what the arguments alone leave out
+        self.defaults = [] if nodefaults else ["-vga", "none", "-monitor", "none", "-parallel", "none"]
         self.proc: subprocess.Popen | None = None
         self.boot_seconds: float | None = None   # start -> all leases reported
         self.stopped_by: str | None = None       # poweroff | SIGTERM | SIGKILL
@@ -144,7 +147,7 @@ class Guest:
         self.console_path = self.dir / "console.log"
         self.sock_path = self.dir / "cmd.sock"
         cmd = [QEMU, "-accel", "tcg", "-m", str(self.memory),
-               "-nodefaults", "-nographic", "-no-reboot",
+               *(self.defaults or ["-nodefaults"]), "-nographic", "-no-reboot",
                "-kernel", str(kernel), "-initrd", str(initrd),
                "-append", f"{BASE_APPEND} kvmnet.name={self.name} {self.append}".strip(),
                "-serial", f"file:{self.console_path}",                   # ttyS0

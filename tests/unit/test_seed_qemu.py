@@ -3,6 +3,7 @@ packet capture, qemu-bridge-helper and VDE, against the fake host and the render
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 from helpers.fakehost import FakeHost
@@ -10,6 +11,7 @@ from helpers.fakehost import FakeHost
 from kvmnet import config, engine
 from kvmnet.engine.steps import Step
 from kvmnet.engine.stepschema import Where, check_step
+from kvmnet.render.qemu_tuning import guest_wide
 
 NAT = """\
 [networks.default]
@@ -52,3 +54,17 @@ def test_multi_queue_tap_step_in_words_as_a_command_and_in_the_schema():
     assert step.describe() == "create multi-queue tap kn-mq-0 on bridge virbr0"
     assert "ip tuntap add dev kn-mq-0 mode tap vnet_hdr multi_queue &&" in step.command()
     check_step(step.to_json(), Where("seedq", "/run/kvmnet/seedq"))  # no SchemaError
+
+
+def test_a_guest_without_nics_gets_nic_none(tmp_path):
+    from click.testing import CliRunner
+    from kvmnet.cli import main
+    path = tmp_path / "quiet.toml"
+    path.write_text('[guests.quiet]\nmemory = 64\n')
+    res = CliRunner().invoke(main, ["qemu-args", str(path), "quiet"])
+    assert (res.exit_code, res.output) == (0, "-nic none\n")
+    res = CliRunner().invoke(main, ["qemu-args", "--json", str(path), "quiet"])
+    assert json.loads(res.output)["guest_args"] == ["-nic", "none"]
+    topo = config.load(str(path))
+    assert guest_wide(topo.guest("quiet")) == ["-nic", "none"]
+    assert guest_wide(load(tmp_path, '[guests.g]\n[[guests.g.nics]]\nnetwork = "default"\n').guest("g")) == []
