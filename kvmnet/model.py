@@ -111,12 +111,23 @@ class Network:
 
 
 @dataclass(frozen=True)
+class NicTuning:
+    """The seed's per-NIC QEMU options (5.2, 5.5); None: QEMU's default."""
+    sndbuf: int | None = None  # tap send buffer, bytes (0: unlimited)
+    vnet_hdr: bool | None = None  # tap virtio-net headers
+    vhost: str = "auto"  # auto (on where /dev/vhost-net exists, virtio only), on, off
+    vectors: int | None = None  # virtio MSI-X vectors
+    capture: str | None = None  # pcap file QEMU writes every frame of this NIC to (filter-dump)
+
+
+@dataclass(frozen=True)
 class Nic:
     network: str
     mac: str  # lowercase 52:54:00:12:34:56 form (compared as a string); config/derive.py picks one if the file gives none
     ip: IPv4Address | None = None
     model: str = "virtio-net-pci"
     tap: str | None = None  # derived by naming.tap_name for bridged networks
+    tuning: NicTuning = NicTuning()
 
 
 @dataclass(frozen=True)

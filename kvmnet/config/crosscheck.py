@@ -5,6 +5,7 @@ Runs after derive.py, so derived MACs and taps are checked like given ones."""
 from __future__ import annotations
 
 from ..model import Guest, Network, Nic, VIRTUAL_MODES
+from . import seed_opts
 from .tomlread import Reader, check_host_address
 
 
@@ -95,6 +96,7 @@ def _nic(r: Reader, seen: _Seen, net: Network, guest: str, nic: Nic, p: tuple, w
         seen.taps[nic.tap] = where
     elif nic.tap is not None:
         r.error(p + ("tap",), f"only NICs on bridged networks have taps ({net.name} is {net.mode})")
+    seed_opts.check_tap_only(r, nic, net, p)
 
 
 def _socket_ports(r: Reader, networks: list[Network]) -> None:

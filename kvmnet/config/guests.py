@@ -9,6 +9,7 @@ from netaddr import EUI, AddrFormatError, mac_unix_expanded
 
 from .. import naming
 from ..model import Guest, Nic
+from . import seed_opts
 from .tomlread import Reader
 
 MAX_NICS = 64  # per guest: more than a PCI bus holds, and derived tap names stay within 15 bytes
@@ -47,7 +48,7 @@ def guest(r: Reader, name: str, raw, path: tuple) -> Guest | None:
 
 
 def _nic(r: Reader, raw, path: tuple) -> Nic | None:
-    raw = r.table(raw, path, ("network", "mac", "ip", "model", "tap"))
+    raw = r.table(raw, path, ("network", "mac", "ip", "model", "tap") + seed_opts.NIC_KEYS)
     network = r.get(raw, "network", path, str)
     mac = r.get(raw, "mac", path, str, None)
     if mac is not None:
@@ -59,7 +60,7 @@ def _nic(r: Reader, raw, path: tuple) -> Nic | None:
     tap = r.ifname(raw, "tap", path, None)
     if network is None:
         return None
-    return Nic(network, mac, ip, model or "virtio-net-pci", tap)
+    return Nic(network, mac, ip, model or "virtio-net-pci", tap, seed_opts.nic_tuning(r, raw, path, model))
 
 
 def mac_address(r: Reader, text: str, path: tuple) -> str | None:

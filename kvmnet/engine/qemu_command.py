@@ -46,7 +46,20 @@ def check_backends(topo: Topology, guest_name: str, exe: str) -> list[str]:
             raise InputError(f"guests.{guest_name}: network {net.name} needs `-netdev {kind}`, which {exe} does not offer{hint}")
         if net.mode == "user" and net.user.smb and not shutil.which("smbd"):
             notes.append(f"warning: networks.{net.name}.smb is set but smbd is not installed; QEMU will fail to share {net.user.smb}")
+    check_tuning(topo, guest_name)
     return notes
+
+
+def check_tuning(topo: Topology, guest_name: str) -> None:
+    """What the file asks of this host's QEMU: vhost-net, a directory for each capture."""
+    for i, nic in enumerate(topo.guest(guest_name).nics):
+        where = f"guests.{guest_name}.nics[{i}]"
+        if nic.tuning.vhost == "on" and not qemu.vhost_net():
+            raise InputError(f"{where}.vhost: on, but this host has no /dev/vhost-net (modprobe vhost_net), "
+                             "and QEMU would fail; use vhost = \"auto\"")
+        capture = nic.tuning.capture
+        if capture and not os.path.isdir(os.path.dirname(os.path.abspath(capture))):
+            raise InputError(f"{where}.capture: directory {os.path.dirname(os.path.abspath(capture))} does not exist")
 
 
 def build(topo: Topology, guest_name: str, extra: list[str], syntax: str = "netdev", hooks: bool = False,

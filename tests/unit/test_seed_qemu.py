@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import textwrap
 
+import pytest
 from helpers.fakehost import FakeHost
 
 from kvmnet import config, engine
 from kvmnet.engine.steps import Step
 from kvmnet.engine.stepschema import Where, check_step
+from kvmnet.errors import InputError
+from kvmnet.render.qemu import HostOffers, guest_args
 from kvmnet.render.qemu_tuning import guest_wide
 
 NAT = """\
@@ -68,3 +71,143 @@ def test_a_guest_without_nics_gets_nic_none(tmp_path):
     topo = config.load(str(path))
     assert guest_wide(topo.guest("quiet")) == ["-nic", "none"]
     assert guest_wide(load(tmp_path, '[guests.g]\n[[guests.g.nics]]\nnetwork = "default"\n').guest("g")) == []
+
+
+TUNED = """\
+    [networks.slirp]
+    mode = "user"
+    [guests.t]
+    queues = 2
+    [[guests.t.nics]]
+    network = "default"
+    mac = "52:54:00:00:00:01"
+    sndbuf = 1048576
+    vnet_hdr = true
+    vhost = "off"
+    vectors = 8
+    [[guests.t.nics]]
+    network = "default"
+    mac = "52:54:00:00:00:02"
+    model = "e1000"
+    sndbuf = 0
+    [[guests.t.nics]]
+    network = "slirp"
+    mac = "52:54:00:00:00:03"
+    capture = "/tmp/t,3.pcap"
+    [guests.cap]
+    [[guests.cap.nics]]
+    network = "default"
+    mac = "52:54:00:00:00:04"
+    capture = "/var/tmp/cap.pcap"
+    """
+NO_SCRIPTS = "script=no,downscript=no"
+
+
+def test_tuning_renders_in_the_netdev_syntax(tmp_path):
+    topo = load(tmp_path, TUNED)
+    vhost = HostOffers(vhost_net=True)
+    assert guest_args(topo, topo.guest("t"), "netdev", False, vhost) == [
+        ["-netdev", f"tap,id=net0,ifname=kn-t-0,{NO_SCRIPTS},vhost=off,queues=2,sndbuf=1048576,vnet_hdr=on",
+         "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,mq=on,vectors=8"],
+        ["-netdev", f"tap,id=net1,ifname=kn-t-1,{NO_SCRIPTS},sndbuf=0",
+         "-device", "e1000,netdev=net1,mac=52:54:00:00:00:02"],
+        ["-netdev", "user,id=net2,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,dhcpstart=10.0.2.15",
+         "-device", "virtio-net-pci,netdev=net2,mac=52:54:00:00:00:03",
+         "-object", "filter-dump,id=capture2,netdev=net2,file=/tmp/t,,3.pcap"]]
+    # a captured tap: no vhost (frames would bypass the filter), no vnet headers in the pcap
+    assert guest_args(topo, topo.guest("cap"), "netdev", False, vhost) == [
+        ["-netdev", f"tap,id=net0,ifname=kn-cap-0,{NO_SCRIPTS},vhost=off,vnet_hdr=off",
+         "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:04",
+         "-object", "filter-dump,id=capture0,netdev=net0,file=/var/tmp/cap.pcap"]]
+
+
+def test_tuning_renders_in_the_legacy_syntax(tmp_path):
+    topo = load(tmp_path, """\
+        [guests.old]
+        [[guests.old.nics]]
+        network = "default"
+        mac = "52:54:00:00:00:05"
+        sndbuf = 65536
+        vnet_hdr = false
+        vhost = "on"
+        vectors = 4
+        """)
+    assert guest_args(topo, topo.guest("old"), "legacy") == [
+        ["-net", "nic,model=virtio,macaddr=52:54:00:00:00:05,vectors=4",
+         "-net", f"tap,ifname=kn-old-0,{NO_SCRIPTS},vhost=on,sndbuf=65536,vnet_hdr=off"]]
+    cap = load(tmp_path, TUNED)
+    with pytest.raises(InputError, match=r"guests.cap.nics\[0\].capture: QEMU dropped -net dump"):
+        guest_args(cap, cap.guest("cap"), "legacy")
+
+
+def _problems(tmp_path, guests: str) -> list[str]:
+    with pytest.raises(InputError) as exc:
+        load(tmp_path, guests, "bad")
+    return [f"{p.path}: {p.reason}" for p in exc.value.problems]
+
+
+def test_tuning_is_validated(tmp_path):
+    assert _problems(tmp_path, """\
+        [networks.slirp]
+        mode = "user"
+        [guests.b]
+        [[guests.b.nics]]
+        network = "default"
+        model = "e1000"
+        sndbuf = -1
+        vhost = "on"
+        vectors = 3
+        [[guests.b.nics]]
+        network = "default"
+        vhost = "yes"
+        vectors = 4096
+        vnet_hdr = "off"
+        [[guests.b.nics]]
+        network = "default"
+        capture = "/tmp/x.pcap"
+        vnet_hdr = true
+        vhost = "on"
+        [[guests.b.nics]]
+        network = "slirp"
+        sndbuf = 4096
+        vnet_hdr = false
+        vhost = "off"
+        capture = " "
+        """) == [
+        "guests.b.nics[0].sndbuf: -1 is outside 0-2147483647",
+        "guests.b.nics[0].vhost: vhost-net serves virtio NICs only (model is e1000)",
+        "guests.b.nics[0].vectors: MSI-X vectors are a virtio-net-pci property (model is e1000)",
+        "guests.b.nics[1].vectors: 4096 is outside 0-2048",
+        "guests.b.nics[1].vnet_hdr: must be true or false, not a string",
+        "guests.b.nics[1].vhost: 'yes' is not one of auto, on, off",
+        "guests.b.nics[2].vhost: a captured NIC needs vhost off: with vhost-net the kernel moves its frames "
+        "and QEMU's filter-dump never sees them",
+        "guests.b.nics[2].vnet_hdr: a captured NIC needs vnet_hdr = false: QEMU would write a virtio-net "
+        "header before every frame, which no pcap reader understands",
+        "guests.b.nics[3].capture: must be a file name (the pcap QEMU writes)",
+        "guests.b.nics[3].sndbuf: sndbuf is an option of tap NICs; networks.slirp is user (QEMU's -netdev user has no sndbuf)",
+        "guests.b.nics[3].vnet_hdr: vnet_hdr is an option of tap NICs; networks.slirp is user (QEMU's -netdev user has no vnet_hdr)",
+        "guests.b.nics[3].vhost: vhost is an option of tap NICs; networks.slirp is user (QEMU's -netdev user has no vhost)",
+    ]
+
+
+def test_run_refuses_vhost_on_without_vhost_net_and_a_capture_without_its_directory(tmp_path, monkeypatch):
+    from kvmnet.engine import qemu_command
+    from kvmnet.host import qemu
+    topo = load(tmp_path, """\
+        [guests.v]
+        [[guests.v.nics]]
+        network = "default"
+        vhost = "on"
+        [guests.c]
+        [[guests.c.nics]]
+        network = "default"
+        capture = "/nonexistent-dir/c.pcap"
+        """)
+    monkeypatch.setattr(qemu, "vhost_net", lambda: False)
+    with pytest.raises(InputError, match=r"guests.v.nics\[0\].vhost: on, but this host has no /dev/vhost-net"):
+        qemu_command.check_tuning(topo, "v")
+    with pytest.raises(InputError, match=r"guests.c.nics\[0\].capture: directory /nonexistent-dir does not exist"):
+        qemu_command.check_tuning(topo, "c")
+    monkeypatch.setattr(qemu, "vhost_net", lambda: True)
+    qemu_command.check_tuning(topo, "v")  # no error
