@@ -316,9 +316,10 @@ def ifdown(state_root, tap):
         _fail(exc)
 
 
-from . import cli_interop, cli_service  # noqa: E402  (registered before the examples are added)
+from . import cli_capture, cli_interop, cli_service  # noqa: E402  (registered before the examples are added)
 
 cli_interop.register(main)
+cli_capture.register(main)
 cli_service.attach(main)  # enable, list, try...: cli_service.py
 cli_extra.register(main)
 
