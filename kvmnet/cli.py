@@ -43,11 +43,15 @@ def _print_actions(actions, header: str) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exitcodes.text())
 @click.option("--state-dir", envvar="KVMNET_STATE_DIR", default=None,
               help="Where kvmnet keeps its records (default /run/kvmnet, or /run/kvmnet/netns/NAME in a named netns).")
+@click.option("--qemu-conf-dir", envvar="KVMNET_QEMU_CONF_DIR", default=None,
+              help="Where qemu-bridge-helper's bridge.conf is (default /etc/qemu).")
 @click.version_option(package_name="kvmnet")
 @click.pass_context
-def main(ctx, state_dir):
+def main(ctx, state_dir, qemu_conf_dir):
     """Declarative network topologies for QEMU/KVM hosts."""
     ctx.obj = statedir.resolve(state_dir)
+    if qemu_conf_dir:  # host/qemu_acl.py reads it where the engine asks
+        os.environ["KVMNET_QEMU_CONF_DIR"] = os.path.abspath(qemu_conf_dir)
 
 
 @main.command()
@@ -228,18 +232,20 @@ def leases(state_root, network, as_json):
               help="-netdev/-device pairs, or the legacy -net nic -net tap form.")
 @click.option("--hooks", is_flag=True, help="script=/downscript= run kvmnet-ifup/-ifdown (QEMU makes the tap).")
 @click.option("--json", "as_json", is_flag=True, help="Print the NICs and their arguments as JSON.")
-def qemu_args(file, guest, syntax, hooks, as_json):
+@click.option("--helper", is_flag=True,
+              help="-netdev bridge through qemu-bridge-helper (networks with allow_unprivileged = true): QEMU runs unprivileged.")
+def qemu_args(file, guest, syntax, hooks, as_json, helper=False):
     """Print the QEMU network arguments for GUEST's NICs, one NIC per line."""
     import shlex
     from .render.qemu import guest_args
     from .render.qemu_tuning import guest_wide
-    from .engine.qemu_command import offers
+    from .engine.qemu_command import bridge_offers, offers
     try:
         topo = _load(file)
         if guest not in {g.name for g in topo.guests}:
             raise InputError(f"{file}: no guest {guest!r}")
         g = topo.guest(guest)
-        fragments = guest_args(topo, g, syntax, hooks, offers("kvm"))
+        fragments = guest_args(topo, g, syntax, hooks, bridge_offers(offers("kvm")) if helper else offers("kvm"))
         whole = guest_wide(g)
     except KvmnetError as exc:
         _fail(exc)

@@ -98,6 +98,7 @@ class Network:
     spoof_protection: bool = False
     user: UserNet | None = None
     socket: SocketNet | None = None
+    allow_unprivileged: bool = False  # an `allow BRIDGE` line for qemu-bridge-helper
 
     @property
     def gateway_interface(self) -> IPv4Interface | None:

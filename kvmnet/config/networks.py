@@ -18,13 +18,14 @@ _LEASE = re.compile(r"\d+[smhdw]?|infinite", re.ASCII)
 
 _COMMON = ("mode",)
 _BRIDGE_KEYS = ("bridge", "stp", "forward_delay", "mtu")
+_HELPER = ("allow_unprivileged",)  # qemu-bridge-helper's ACL (host/qemu_acl.py)
 _ADDR_KEYS = ("mac", "subnet", "gateway", "dhcp", "domain", "dns_hosts", "tftp_root", "bootfile",
               "spoof_protection")
 NETWORK_KEYS = {
-    "nat": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ("forwards",),
-    "routed": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS,
-    "isolated": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS,
-    "bridge": _COMMON + _BRIDGE_KEYS + ("uplink",),
+    "nat": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ("forwards",) + _HELPER,
+    "routed": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + _HELPER,
+    "isolated": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + _HELPER,
+    "bridge": _COMMON + _BRIDGE_KEYS + ("uplink",) + _HELPER,
     "user": _COMMON + ("net", "host", "dns", "dhcpstart", "restrict", "hostname", "domainname",
                        "hostfwd", "guestfwd", "tftp", "bootfile", "smb", "ipv6"),
     "socket": _COMMON + ("transport", "address", "port", "localaddr"),
@@ -50,6 +51,7 @@ def network(r: Reader, name: str, raw, path: tuple) -> Network | None:
     if mode == "socket":
         return socket_net(r, name, raw, path)
     fields = _bridge(r, raw, path)
+    fields["allow_unprivileged"] = bool(r.get(raw, "allow_unprivileged", path, bool, False))
     if mode == "bridge":
         fields["uplink"] = r.ifname(raw, "uplink", path)
     else:

@@ -29,7 +29,15 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
                     sysctls={p: host.sysctl(p) for p in sysctls.paths(topo)}, firewall=fw,
                     processes=procs, host_forward=host.host_forward() if forwarding else {},
                     listeners=_forward_listeners(topo, host, backend, fw),
-                    dnsmasq_user=user, dnsmasq_exe=exe)
+                    dnsmasq_user=user, dnsmasq_exe=exe, qemu_acl=_qemu_acl(topo, host))
+
+
+def _qemu_acl(topo: Topology, host) -> dict:
+    """qemu-bridge-helper's ACL as kvmnet keeps it, read only for topologies that use it."""
+    if not any(n.allow_unprivileged for n in topo.networks):
+        return {}
+    conf_dir = host.qemu_conf_dir()
+    return {"dir": conf_dir, "allowed": host.qemu_acl(conf_dir)}
 
 
 def _dnsmasqs(topo: Topology, state_dir: str, host, user: str) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import InputError
 from ..host import qemu
@@ -32,6 +32,10 @@ def hook_paths() -> tuple[str, str]:
 def offers(accel: str) -> HostOffers:
     ifup, ifdown = hook_paths()
     return HostOffers(vhost_net=accel == "kvm" and qemu.vhost_net(), ifup=ifup, ifdown=ifdown)
+
+
+def bridge_offers(base: HostOffers) -> HostOffers:
+    return replace(base, bridge_helper=qemu.bridge_helper())
 
 
 def check_backends(topo: Topology, guest_name: str, exe: str) -> list[str]:

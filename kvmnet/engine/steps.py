@@ -139,6 +139,13 @@ def _tap_add(a: dict) -> str:
             f"ip link set {a['name']}{opts} master {a['master']}{group} up")
 
 
+def _qemuacl_add(a: dict) -> str:
+    own, main = shlex.quote(f"{a['conf_dir']}/kvmnet.conf"), shlex.quote(f"{a['conf_dir']}/bridge.conf")
+    include = shlex.quote(f"include {a['conf_dir']}/kvmnet.conf")
+    return (f"printf '# kvmnet topology %s\\nallow %s\\n' {a['topology']} {a['bridge']} >> {own} && "
+            f"(grep -qxF {include} {main} || echo {include} >> {main})")
+
+
 def _sysctl_name(path: str) -> str:
     return path.replace("/", ".")
 
@@ -162,6 +169,9 @@ _DESCRIBE = {
     "dnsmasq.start": lambda a: (f"restart dnsmasq for {a['network']} on {a['bridge']}" if a.get("previous")
                                 else f"start dnsmasq for {a['network']} on {a['bridge']}"),
     "dnsmasq.stop": lambda a: f"stop dnsmasq for {a['network']}",
+    "qemuacl.add": lambda a: f"let qemu-bridge-helper attach unprivileged guests to {a['bridge']} "
+                             f"({a['conf_dir']}/kvmnet.conf, included from bridge.conf)",
+    "qemuacl.del": lambda a: f"stop qemu-bridge-helper attaching unprivileged guests to {a['bridge']}",
     "dnsmasq.reload": lambda a: f"reload dnsmasq for {a['network']} (DNS records and static leases)",
 }
 
@@ -182,5 +192,8 @@ _COMMANDS = {
     "fwaccept.del": lambda a: " && ".join(shlex.join(["iptables", "-D", "FORWARD", *spec]) for spec in a["specs"]),
     "dnsmasq.start": lambda a: shlex.join(["dnsmasq", f"--conf-file={a['conf']}"]),
     "dnsmasq.stop": lambda a: f"kill $(cat {shlex.quote(a['pid_file'])})",
+    "qemuacl.add": _qemuacl_add,
+    "qemuacl.del": lambda a: (f"sed -i '/^# kvmnet topology {a['topology']}$/{{N;/\\nallow {a['bridge']}$/d}}' "
+                              f"{shlex.quote(a['conf_dir'] + '/kvmnet.conf')}"),
     "dnsmasq.reload": lambda a: f"kill -HUP $(cat {shlex.quote(a['pid_file'])})",
 }

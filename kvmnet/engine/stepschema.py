@@ -47,6 +47,12 @@ _str, _int, _bool = _type(str), _type(int), _type(bool)
 _opt_str, _opt_int, _opt_bool = _type(str, type(None)), _type(int, type(None)), _type(bool, type(None))
 
 
+def _abs_dir(v, w):
+    if not isinstance(v, str) or not v.startswith("/") or "\n" in v or "\0" in v:
+        return "must be an absolute directory path"
+    return None
+
+
 def _ifname(v, w):
     return _str(v, w) or ifname_problem(v)
 
@@ -211,12 +217,16 @@ _FIREWALL = {"backend": (R, _backend), "table": (R, _own_table), "summary": (R, 
 _DNSMASQ = {"network": (R, _str), "conf": (R, _state_file("conf")), "pid_file": (R, _state_file("pid")),
             "leases": (R, _state_file("leases")), "exe": (O, _dnsmasq_exe)}
 
+_QEMU_ACL = {"conf_dir": (R, _abs_dir), "bridge": (R, _ifname), "topology": (R, _str)}
+
 OPS = {
     "bridge.add": {"name": (R, _ifname), "mac": (O, _mac), "mtu": (O, _opt_int), "stp": (R, _bool),
                    "forward_delay": (R, _int)},
     "tap.add": {"name": (R, _ifname), "master": (R, _master), "mac": (O, _mac), "mtu": (O, _opt_int),
                 "group": (O, _opt_int), "multi_queue": (O, _opt_bool)},
     "link.del": {"name": (R, _ifname)},
+    "qemuacl.add": _QEMU_ACL,
+    "qemuacl.del": _QEMU_ACL,
     "links.del_group": {"group": (R, _int), "names": (R, _names)},
     "link.set": _LINK_SET,
     "addr.add": _ADDR,

@@ -35,6 +35,9 @@ def run(step) -> None:
         case "fwaccept.add" | "fwaccept.del":
             from . import coexist
             coexist.run(step)
+        case "qemuacl.add" | "qemuacl.del":
+            from . import qemu_acl
+            qemu_acl.run(step)
         case "dnsmasq.start" | "dnsmasq.stop" | "dnsmasq.reload":
             from . import dnsmasq
             dnsmasq.run(step)

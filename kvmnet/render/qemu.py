@@ -22,6 +22,7 @@ class HostOffers:
     vhost_net: bool = False  # /dev/vhost-net exists
     ifup: str = "kvmnet-ifup"  # paths QEMU runs with --hooks
     ifdown: str = "kvmnet-ifdown"
+    bridge_helper: str | None = None  # attach through qemu-bridge-helper (-netdev bridge) instead of a tap
 
 
 def _opts(kind: str, pairs: list[tuple[str, object]]) -> str:
@@ -68,7 +69,10 @@ def nic_args(topo: Topology, guest: Guest, index: int, nic: Nic, syntax: str, ho
              offers: HostOffers) -> list[str]:
     net = topo.network(nic.network)
     ident = f"net{index}"
-    if net.bridged:
+    helper = net.bridged and offers.bridge_helper
+    if helper:
+        kind, pairs = "bridge", tuning.helper_pairs(net, offers.bridge_helper, f"guests.{guest.name}.nics[{index}]")
+    elif net.bridged:
         kind = "tap"
         script = [("script", offers.ifup), ("downscript", offers.ifdown)] if hooks else [("script", "no"), ("downscript", "no")]
         pairs = [("ifname", nic.tap)] + script + tuning.tap_pairs(guest, nic, offers.vhost_net)
@@ -81,7 +85,7 @@ def nic_args(topo: Topology, guest: Guest, index: int, nic: Nic, syntax: str, ho
         model = _LEGACY_MODELS.get(nic.model, nic.model)
         vectors = [("vectors", nic.tuning.vectors)] if nic.tuning.vectors is not None else []
         return ["-net", _opts("nic", [("model", model), ("macaddr", nic.mac)] + vectors), "-net", _opts(kind, pairs)]
-    device = [("netdev", ident), ("mac", nic.mac)] + tuning.device_pairs(guest, nic, net.bridged)
+    device = [("netdev", ident), ("mac", nic.mac)] + tuning.device_pairs(guest, nic, net.bridged and not helper)
     return ["-netdev", _opts(kind, [("id", ident)] + pairs), "-device", _opts(nic.model, device)] + capture
 
 

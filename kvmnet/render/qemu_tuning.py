@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ..errors import InputError
-from ..model import Guest, Nic
+from ..model import Guest, Network, Nic
 
 Pairs = list[tuple[str, object]]
 
@@ -62,3 +62,12 @@ def capture_args(nic: Nic, index: int, netdev: str, syntax: str, where: str) -> 
                          "(-object filter-dump names the NIC's -netdev id)")
     file = nic.tuning.capture.replace(",", ",,")
     return ["-object", f"filter-dump,id=capture{index},netdev={netdev},file={file}"]
+
+
+def helper_pairs(net: Network, helper: str, where: str) -> Pairs:
+    """The seed's `-netdev bridge,br=,helper=`: QEMU runs qemu-bridge-helper, which creates the
+    tap and attaches it to a bridge its ACL allows, so QEMU itself needs no privileges."""
+    if not net.allow_unprivileged:
+        raise InputError(f"{where}: networks.{net.name} does not set allow_unprivileged = true, so "
+                         f"qemu-bridge-helper would refuse bridge {net.bridge}")
+    return [("br", net.bridge), ("helper", helper)]

@@ -34,6 +34,7 @@ class FakeHost:
     def __init__(self, nft: bool = True, iptables_problem: str | None = None):
         self.nft, self.ipt_problem = nft, iptables_problem
         self.links_: dict[str, dict] = {}
+        self.acl: dict[str, str] = {}  # qemu-bridge-helper: bridge -> topology
         self.addrs_: dict[str, set] = {}
         self.addr_attrs: dict[str, dict] = {}  # link -> {cidr: attributes}, in the order added
         self.routes_: list[Route] = []
@@ -138,6 +139,19 @@ class FakeHost:
 
     def dnsmasq_binary(self) -> str:
         return "/usr/sbin/dnsmasq"
+
+    def qemu_conf_dir(self) -> str:
+        return "/etc/qemu"
+
+    def qemu_acl(self, conf_dir: str) -> dict:
+        return dict(self.acl)
+
+    def _qemuacl_add(self, a: dict) -> None:
+        self.acl[a["bridge"]] = a["topology"]
+
+    def _qemuacl_del(self, a: dict) -> None:
+        if self.acl.get(a["bridge"]) == a["topology"]:
+            del self.acl[a["bridge"]]
 
     def dnsmasq_user(self) -> str:
         return "nobody"

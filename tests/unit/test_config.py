@@ -66,7 +66,7 @@ CASES = [
     (NAT.replace('subnet = "192.168.122.0/24"', 'subnet = "192.168.122.0/24"\ngateway = "10.0.0.1"'),
      "t.toml:5: networks.default.gateway: 10.0.0.1 is outside subnet 192.168.122.0/24"),
     (NAT.replace('mode = "nat"', 'mode = "nat"\ncolour = "blue"'),
-     "t.toml:3: networks.default.colour: unknown key (allowed: mode, bridge, stp, forward_delay, mtu, mac, subnet, gateway, dhcp, domain, dns_hosts, tftp_root, bootfile, spoof_protection, forwards)"),
+     "t.toml:3: networks.default.colour: unknown key (allowed: mode, bridge, stp, forward_delay, mtu, mac, subnet, gateway, dhcp, domain, dns_hosts, tftp_root, bootfile, spoof_protection, forwards, allow_unprivileged)"),
     (NAT.replace('mode = "nat"', 'mode = "wormhole"'),
      "t.toml:2: networks.default.mode: unknown mode 'wormhole' (one of nat, routed, isolated, bridge, user, socket)"),
     (NAT.replace('mode = "nat"', 'mode = "nat"\nstp = "yes"'),

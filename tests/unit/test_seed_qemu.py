@@ -211,3 +211,75 @@ def test_run_refuses_vhost_on_without_vhost_net_and_a_capture_without_its_direct
         qemu_command.check_tuning(topo, "c")
     monkeypatch.setattr(qemu, "vhost_net", lambda: True)
     qemu_command.check_tuning(topo, "v")  # no error
+
+
+HELPER_NAT = """\
+    [networks.lab]
+    mode = "isolated"
+    bridge = "kvmlab0"
+    subnet = "10.66.0.0/24"
+    allow_unprivileged = true
+    [guests.u]
+    [[guests.u.nics]]
+    network = "default"
+    mac = "52:54:00:00:00:0a"
+    [[guests.u.nics]]
+    network = "lab"
+    mac = "52:54:00:00:00:0b"
+    """
+
+
+def test_allow_unprivileged_is_a_planned_fact_undone_on_destroy(tmp_path):
+    topo = load(tmp_path, HELPER_NAT)
+    host = FakeHost()
+    engine.apply(topo, str(tmp_path / "state"), host=host)
+    (added,) = [s for s in host.ran if s.op.startswith("qemuacl")]
+    assert added.args == {"conf_dir": "/etc/qemu", "bridge": "kvmlab0", "topology": "seedq"}
+    assert added.describe() == ("let qemu-bridge-helper attach unprivileged guests to kvmlab0 "
+                                "(/etc/qemu/kvmnet.conf, included from bridge.conf)")
+    assert host.acl == {"kvmlab0": "seedq"}
+    assert engine.compute(topo, str(tmp_path / "state"), host=host)[2] == []  # in sync
+    engine.destroy(topo.name, str(tmp_path / "state"), host=host)
+    assert host.acl == {}
+
+
+def test_qemu_args_helper_renders_netdev_bridge(tmp_path):
+    topo = load(tmp_path, HELPER_NAT)
+    helper = HostOffers(bridge_helper="/usr/lib/qemu/qemu-bridge-helper")
+    both = load(tmp_path, 'allow_unprivileged = true\n' + HELPER_NAT, "both")
+    assert guest_args(both, both.guest("u"), "netdev", False, helper)[1] == [
+        "-netdev", "bridge,id=net1,br=kvmlab0,helper=/usr/lib/qemu/qemu-bridge-helper",
+        "-device", "virtio-net-pci,netdev=net1,mac=52:54:00:00:00:0b"]
+    with pytest.raises(InputError, match=r"^guests.u.nics\[0\]: networks.default does not set allow_unprivileged = true, "
+                                         r"so qemu-bridge-helper would refuse bridge virbr0$"):
+        guest_args(topo, topo.guest("u"), "netdev", False, helper)
+    legacy = load(tmp_path, HELPER_NAT.replace('network = "default"', 'network = "lab"').replace(
+        '[[guests.u.nics]]\n    network = "lab"\n    mac = "52:54:00:00:00:0b"\n', ""))
+    assert guest_args(legacy, legacy.guest("u"), "legacy", False, helper) == [[
+        "-net", "nic,model=virtio,macaddr=52:54:00:00:00:0a",
+        "-net", "bridge,br=kvmlab0,helper=/usr/lib/qemu/qemu-bridge-helper"]]
+
+
+def test_the_acl_files_on_disk(tmp_path):
+    """kvmnet adds its include to a bridge.conf it finds and never touches the other lines;
+    a bridge.conf it created goes with its last allow line."""
+    from kvmnet.host import qemu_acl
+    conf = tmp_path / "qemu"
+    qemu_acl.add(str(conf), "kvmlab0", "seedq")
+    qemu_acl.add(str(conf), "virbr1", "other")
+    assert (conf / "kvmnet.conf").read_text() == ("# kvmnet topology seedq\nallow kvmlab0\n"
+                                                  "# kvmnet topology other\nallow virbr1\n")
+    assert (conf / "bridge.conf").read_text().endswith(f"\ninclude {conf}/kvmnet.conf\n")
+    assert oct((conf / "kvmnet.conf").stat().st_mode & 0o777) == "0o644"
+    assert qemu_acl.read(str(conf)) == {"kvmlab0": "seedq", "virbr1": "other"}
+    qemu_acl.remove(str(conf), "kvmlab0", "other")  # not that topology's line: kept
+    assert qemu_acl.read(str(conf)) == {"kvmlab0": "seedq", "virbr1": "other"}
+    qemu_acl.remove(str(conf), "kvmlab0", "seedq")
+    qemu_acl.remove(str(conf), "virbr1", "other")
+    assert sorted(p.name for p in conf.iterdir()) == []
+    (conf / "bridge.conf").write_text("allow br9\n# mine\n")
+    qemu_acl.add(str(conf), "kvmlab0", "seedq")
+    assert (conf / "bridge.conf").read_text() == f"allow br9\n# mine\ninclude {conf}/kvmnet.conf\n"
+    qemu_acl.remove(str(conf), "kvmlab0", "seedq")
+    assert (conf / "bridge.conf").read_text() == "allow br9\n# mine\n"
+    assert not (conf / "kvmnet.conf").exists()
