@@ -1,9 +1,16 @@
 """The seed's remaining QEMU networking with real guests: multi-queue taps, tap tuning,
 guests without a network, packet capture."""
 
+import json
+import os
 import shutil
+import stat
 import subprocess
+import tempfile
 import textwrap
+from pathlib import Path
+
+from labkit.guest import Guest
 
 from helpers import pcap
 
@@ -100,3 +107,73 @@ def test_a_captured_nic_writes_a_pcap_with_dhcp_and_http(make_lab, tmp_path):
     if shutil.which("tcpdump"):
         listing = subprocess.run(["tcpdump", "-n", "-r", str(out)], capture_output=True, text=True, check=True).stdout
         assert "BOOTP/DHCP, Request from 52:54:00:00:aa:03" in listing and "10.0.0.1.80" in listing
+
+
+HELPER = "/usr/lib/qemu/qemu-bridge-helper"
+NOBODY = (65534, 65534)
+
+
+def _helper_sandbox(base: Path, conf: Path) -> tuple[list[str], list[str], Path]:
+    """What a host admin sets up, made private to the guest's processes: /etc/qemu (the helper
+    always reads /etc/qemu/bridge.conf) is kvmnet's conf dir in a private mount namespace over an
+    overlay of /etc; /dev/net/tun is a 0666 node there (0600 on this machine); the helper is a
+    setuid copy (Debian ships it without the bit). Returns (outer, inner, helper)."""
+    helper = base / "qemu-bridge-helper"
+    shutil.copy2(HELPER, helper)
+    os.chmod(helper, 0o4755)
+    tun = base / "tun"
+    os.mknod(tun, 0o666 | stat.S_IFCHR, os.makedev(10, 200))
+    os.chmod(tun, 0o666)
+    for d in ("up", "work"):
+        (base / d).mkdir()
+    mounts = (f"mount -t overlay overlay -o lowerdir=/etc,upperdir={base}/up,workdir={base}/work /etc && "
+              f"mkdir -p /etc/qemu && mount --bind {conf} /etc/qemu && mount --bind {tun} /dev/net/tun")
+    outer = ["unshare", "-m", "--propagation", "private", "sh", "-c", mounts + ' && exec "$@"', "sh"]
+    inner = ["setpriv", f"--reuid={NOBODY[0]}", f"--regid={NOBODY[1]}", "--clear-groups"]
+    return outer, inner, helper
+
+
+@pytest.mark.skipif(not os.path.exists(HELPER), reason="qemu-bridge-helper not installed (qemu-system-common)")
+def test_an_unprivileged_guest_through_qemu_bridge_helper(make_lab, tmp_path):
+    base = Path(tempfile.mkdtemp(prefix="kvmnet-helper-", dir="/tmp"))  # nobody must reach the ACL
+    os.chmod(base, 0o755)
+    conf = base / "qemu"
+    try:
+        outer, inner, helper = _helper_sandbox(base, conf)
+        path = _topology(tmp_path, """\
+            [networks.closed]
+            mode = "isolated"
+            bridge = "kvmno0"
+            subnet = "10.66.0.0/24"
+            [guests.u]
+            [[guests.u.nics]]
+            network = "default"
+            mac = "52:54:00:00:aa:04"
+            ip = "192.168.122.40"
+            """)
+        path.write_text(path.read_text().replace("[networks.default.dhcp]", "allow_unprivileged = true\n[networks.default.dhcp]"))
+        lab = make_lab(path)
+        res = lab.kvmnet("--qemu-conf-dir", str(conf), "apply", str(path))
+        assert res.returncode == 0, res.stderr
+        assert (conf / "kvmnet.conf").read_text() == "# kvmnet topology seedq\nallow virbr0\n"
+        assert f"include {conf}/kvmnet.conf" in (conf / "bridge.conf").read_text()
+        res = lab.kvmnet("qemu-args", "--json", "--helper", str(path), "u",
+                         env={"KVMNET_QEMU_BRIDGE_HELPER": str(helper)})
+        args = json.loads(res.stdout)["nics"][0]["args"]
+        assert args[1] == f"bridge,id=net0,br=virbr0,helper={helper}"
+        guest = Guest("u", args, netns=lab.host.name, outer=outer, inner=inner, owner=NOBODY)
+        lab.guests["u"] = guest.start()
+        guest.wait_ready()
+        assert guest.leases()["eth0"]["ip"] == "192.168.122.40/24"
+        assert "wan" in guest.check("timeout 5 wget -qO- http://10.0.0.1/")
+        assert int(lab.host.run("stat", "-c", "%u", f"/proc/{guest.proc.pid}").stdout) == NOBODY[0]
+        # a bridge the ACL does not allow: the helper refuses it, QEMU exits
+        denied = subprocess.run(outer + ["ip", "netns", "exec", lab.host.name] + inner + [
+            "qemu-system-x86_64", "-nodefaults", "-display", "none", "-S",
+            "-netdev", f"bridge,id=n0,br=kvmno0,helper={helper}"], capture_output=True, text=True, timeout=60)
+        assert denied.returncode != 0 and "access denied by acl file" in denied.stderr, denied.stderr
+        guest.stop()
+        assert lab.kvmnet("destroy", str(path)).returncode == 0  # the record knows the conf dir
+        assert sorted(p.name for p in conf.iterdir()) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

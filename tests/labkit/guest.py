@@ -123,7 +123,8 @@ class Guest:
     def __init__(self, name: str, net_args: list[str] = (), *, netns: str | None = None,
                  memory: int = 128, append: str = "", qemu_args: list[str] = (),
                  kernel: Path | None = None, initrd: Path | None = None,
-                 boot_timeout: float = 120, nodefaults: bool = True):
+                 boot_timeout: float = 120, nodefaults: bool = True,
+                 outer: list[str] = (), inner: list[str] = (), owner: tuple[int, int] | None = None):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]*", name):
             raise ValueError(f"guest name must be a hostname: {name!r}")
         self.name, self.net_args, self.netns = name, list(net_args), netns
@@ -132,6 +133,9 @@ class Guest:
         # nodefaults=False keeps QEMU's default devices (a user-mode NIC among them): for tests
         # of what the arguments alone leave out
         self.defaults = [] if nodefaults else ["-vga", "none", "-monitor", "none", "-parallel", "none"]
+        # outer + ip netns exec NS + inner + QEMU: e.g. a private mount namespace outside,
+        # `setpriv` to an unprivileged user inside; owner (uid, gid) then gets the guest's dir
+        self.outer, self.inner, self.owner = list(outer), list(inner), owner
         self.proc: subprocess.Popen | None = None
         self.boot_seconds: float | None = None   # start -> all leases reported
         self.stopped_by: str | None = None       # poweroff | SIGTERM | SIGKILL
@@ -154,8 +158,12 @@ class Guest:
                "-chardev", f"socket,id=cmd,path={self.sock_path},server=on,wait=off",
                "-serial", "chardev:cmd",                                 # ttyS1
                *self.net_args, *self.qemu_args]
+        cmd = self.inner + cmd
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns] + cmd
+        cmd = self.outer + cmd
+        if self.owner:
+            os.chown(self.dir, *self.owner)
         self.cmdline = cmd
         self._qemu_log = open(self.dir / "qemu.log", "wb")
         self._t0 = time.monotonic()
