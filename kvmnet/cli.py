@@ -234,7 +234,8 @@ def leases(state_root, network, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the NICs and their arguments as JSON.")
 @click.option("--helper", is_flag=True,
               help="-netdev bridge through qemu-bridge-helper (networks with allow_unprivileged = true): QEMU runs unprivileged.")
-def qemu_args(file, guest, syntax, hooks, as_json, helper=False):
+@click.pass_obj
+def qemu_args(state_root, file, guest, syntax, hooks, as_json, helper=False):
     """Print the QEMU network arguments for GUEST's NICs, one NIC per line."""
     import shlex
     from .render.qemu import guest_args
@@ -245,7 +246,8 @@ def qemu_args(file, guest, syntax, hooks, as_json, helper=False):
         if guest not in {g.name for g in topo.guests}:
             raise InputError(f"{file}: no guest {guest!r}")
         g = topo.guest(guest)
-        fragments = guest_args(topo, g, syntax, hooks, bridge_offers(offers("kvm")) if helper else offers("kvm"))
+        base = offers("kvm", os.path.join(state_root, topo.name))
+        fragments = guest_args(topo, g, syntax, hooks, bridge_offers(base) if helper else base)
         whole = guest_wide(g)
     except KvmnetError as exc:
         _fail(exc)
@@ -275,13 +277,13 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
     from .engine import qemu_command as runner
     try:
         topo = _load(file)
-        launch = runner.build(topo, guest, list(qemu_extra), syntax, hooks, accel)
+        launch = runner.build(topo, guest, list(qemu_extra), syntax, hooks, accel, state_root)
         for note in launch.notes:
             click.echo(f"kvmnet: {note}", err=True)
         click.echo(f"kvmnet: {'would run' if dry_run else 'running'}: {shlex.join(launch.argv)}", err=True)
         if dry_run:
             return
-        if any(n.bridged for n in topo.networks):
+        if any(n.bridged or n.mode == "vde" for n in topo.networks):  # vde: kvmnet runs its switch
             _need_root("run")
             with statedir.locked(state_root):
                 engine.apply(topo, state_root)

@@ -9,7 +9,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 ROUTING_MODES = ("nat", "routed")  # the host forwards the subnet's traffic (ip_forward)
 VIRTUAL_MODES = ROUTING_MODES + ("isolated",)  # kvmnet's own subnet: gateway address, dnsmasq, firewall
 BRIDGED_MODES = VIRTUAL_MODES + ("bridge",)  # kvmnet builds a bridge (bridge mode: onto an uplink)
-MODES = BRIDGED_MODES + ("user", "socket")
+MODES = BRIDGED_MODES + ("user", "socket", "vde")
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,7 @@ class Network:
     user: UserNet | None = None
     socket: SocketNet | None = None
     allow_unprivileged: bool = False  # an `allow BRIDGE` line for qemu-bridge-helper
+    vde_join: str | None = None  # vde mode: the bridge its switch joins through a tap (vde_switch -t)
 
     @property
     def gateway_interface(self) -> IPv4Interface | None:

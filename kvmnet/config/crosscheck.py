@@ -14,6 +14,7 @@ def cross_check(r: Reader, networks: list[Network], guests: list[Guest]) -> None
     _no_subnet_overlaps(r, networks)
     by_name = {n.name: n for n in networks}
     members = _nics(r, by_name, guests, ifnames)
+    seed_opts.check_vde_joins(r, networks)
     _socket_ports(r, networks)
     _socket_links(r, by_name, members)
 

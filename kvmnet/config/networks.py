@@ -29,6 +29,7 @@ NETWORK_KEYS = {
     "user": _COMMON + ("net", "host", "dns", "dhcpstart", "restrict", "hostname", "domainname",
                        "hostfwd", "guestfwd", "tftp", "bootfile", "smb", "ipv6"),
     "socket": _COMMON + ("transport", "address", "port", "localaddr"),
+    "vde": _COMMON + ("bridge",),
 }
 
 
@@ -50,6 +51,8 @@ def network(r: Reader, name: str, raw, path: tuple) -> Network | None:
         return Network(name, mode, user=user_net(r, raw, path))
     if mode == "socket":
         return socket_net(r, name, raw, path)
+    if mode == "vde":  # a vde_switch kvmnet runs; `bridge`: the kvmnet bridge it joins
+        return Network(name, mode, vde_join=r.ifname(raw, "bridge", path, None))
     fields = _bridge(r, raw, path)
     fields["allow_unprivileged"] = bool(r.get(raw, "allow_unprivileged", path, bool, False))
     if mode == "bridge":

@@ -60,3 +60,14 @@ def check_tap_only(r: Reader, nic: Nic, net: Network, path: tuple) -> None:
         if given[key]:
             r.error(path + (key,), f"{key} is an option of tap NICs; networks.{net.name} is {net.mode} "
                                    f"(QEMU's -netdev {net.mode} has no {key})")
+
+
+def check_vde_joins(r: Reader, networks: list[Network]) -> None:
+    """A vde network's `bridge` is the bridge of a kvmnet network of the same file (its DHCP,
+    NAT and firewall then serve the switch's guests too)."""
+    bridges = {n.bridge: n for n in networks if n.bridged}
+    for net in networks:
+        if net.mode == "vde" and net.vde_join is not None and net.vde_join not in bridges:
+            known = ", ".join(sorted(bridges)) or "none"
+            r.error(("networks", net.name, "bridge"),
+                    f"{net.vde_join} is not the bridge of a network in this file (bridges: {known})")

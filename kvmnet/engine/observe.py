@@ -24,6 +24,10 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
             fw = dict(fw, backend=backend)
     exe, user = host.dnsmasq_binary(), host.dnsmasq_user()
     procs = _dnsmasqs(topo, state_dir, host, user)
+    for net in topo.networks:
+        if net.mode == "vde":
+            paths = naming.vde_paths(state_dir, net.name)
+            procs[f"vde:{net.name}"] = host.vde(paths["pid"], paths["ctl"])
     forwarding = any(n.mode in ROUTING_MODES + ("bridge",) for n in topo.networks)
     return Observed(links=links, addrs=host.addrs(links), routes=host.routes(links),
                     sysctls={p: host.sysctl(p) for p in sysctls.paths(topo)}, firewall=fw,

@@ -29,9 +29,9 @@ def hook_paths() -> tuple[str, str]:
     return paths[0], paths[1]
 
 
-def offers(accel: str) -> HostOffers:
+def offers(accel: str, state_dir: str | None = None) -> HostOffers:
     ifup, ifdown = hook_paths()
-    return HostOffers(vhost_net=accel == "kvm" and qemu.vhost_net(), ifup=ifup, ifdown=ifdown)
+    return HostOffers(vhost_net=accel == "kvm" and qemu.vhost_net(), ifup=ifup, ifdown=ifdown, state_dir=state_dir)
 
 
 def bridge_offers(base: HostOffers) -> HostOffers:
@@ -67,7 +67,7 @@ def check_tuning(topo: Topology, guest_name: str) -> None:
 
 
 def build(topo: Topology, guest_name: str, extra: list[str], syntax: str = "netdev", hooks: bool = False,
-          accel: str | None = None) -> Launch:
+          accel: str | None = None, state_root: str | None = None) -> Launch:
     if guest_name not in {g.name for g in topo.guests}:
         raise InputError(f"{topo.path}: no guest {guest_name!r} (guests: {', '.join(g.name for g in topo.guests) or 'none'})")
     exe = qemu.binary()
@@ -80,7 +80,8 @@ def build(topo: Topology, guest_name: str, extra: list[str], syntax: str = "netd
         notes.append("accelerator: KVM" if works else f"accelerator: TCG (software emulation, slow): {why}")
     guest = topo.guest(guest_name)
     argv = [exe, *machine_args(guest, accel)]
-    for fragment in guest_args(topo, guest, syntax, hooks, offers(accel)):
+    state_dir = os.path.join(state_root, topo.name) if state_root else None
+    for fragment in guest_args(topo, guest, syntax, hooks, offers(accel, state_dir)):
         argv += fragment
     argv += guest_wide(guest)
     return Launch(argv + list(extra), notes)

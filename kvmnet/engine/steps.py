@@ -169,6 +169,9 @@ _DESCRIBE = {
     "dnsmasq.start": lambda a: (f"restart dnsmasq for {a['network']} on {a['bridge']}" if a.get("previous")
                                 else f"start dnsmasq for {a['network']} on {a['bridge']}"),
     "dnsmasq.stop": lambda a: f"stop dnsmasq for {a['network']}",
+    "vde.start": lambda a: f"start vde_switch for {a['network']}" + (
+        f", joined to bridge {a['bridge']} through tap {a['tap']}" if a.get("tap") else ""),
+    "vde.stop": lambda a: f"stop vde_switch for {a['network']}",
     "qemuacl.add": lambda a: f"let qemu-bridge-helper attach unprivileged guests to {a['bridge']} "
                              f"({a['conf_dir']}/kvmnet.conf, included from bridge.conf)",
     "qemuacl.del": lambda a: f"stop qemu-bridge-helper attaching unprivileged guests to {a['bridge']}",
@@ -193,6 +196,10 @@ _COMMANDS = {
     "dnsmasq.start": lambda a: shlex.join(["dnsmasq", f"--conf-file={a['conf']}"]),
     "dnsmasq.stop": lambda a: f"kill $(cat {shlex.quote(a['pid_file'])})",
     "qemuacl.add": _qemuacl_add,
+    "vde.start": lambda a: (f"vde_switch -d -s {shlex.quote(a['ctl'])} -p {shlex.quote(a['pid_file'])} "
+                            f"-M {shlex.quote(a['mgmt'])}"
+                            + (f" -t {a['tap']} && ip link set {a['tap']} master {a['bridge']} up" if a.get("tap") else "")),
+    "vde.stop": lambda a: f"kill $(cat {shlex.quote(a['pid_file'])})",
     "qemuacl.del": lambda a: (f"sed -i '/^# kvmnet topology {a['topology']}$/{{N;/\\nallow {a['bridge']}$/d}}' "
                               f"{shlex.quote(a['conf_dir'] + '/kvmnet.conf')}"),
     "dnsmasq.reload": lambda a: f"kill -HUP $(cat {shlex.quote(a['pid_file'])})",

@@ -144,6 +144,15 @@ def _state_file(ext: str):
     return check
 
 
+def _vde_file(ext: str):
+    """A file of this network's vde_switch, in this topology's state dir and nowhere else."""
+    def check(v, w, args):
+        want = naming.vde_paths(w.topo_dir, args.get("network", ""))[ext]
+        return _str(v, w) or (None if v == want else f"{v!r} is not {want} (outside the topology's state dir)")
+    check.needs_args = True
+    return check
+
+
 _SYSTEM_BIN = ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin")
 
 
@@ -217,6 +226,8 @@ _FIREWALL = {"backend": (R, _backend), "table": (R, _own_table), "summary": (R, 
 _DNSMASQ = {"network": (R, _str), "conf": (R, _state_file("conf")), "pid_file": (R, _state_file("pid")),
             "leases": (R, _state_file("leases")), "exe": (O, _dnsmasq_exe)}
 
+_VDE = {"network": (R, _str), "ctl": (R, _vde_file("ctl")), "pid_file": (R, _vde_file("pid")),
+        "mgmt": (R, _vde_file("mgmt"))}
 _QEMU_ACL = {"conf_dir": (R, _abs_dir), "bridge": (R, _ifname), "topology": (R, _str)}
 
 OPS = {
@@ -225,6 +236,8 @@ OPS = {
     "tap.add": {"name": (R, _ifname), "master": (R, _master), "mac": (O, _mac), "mtu": (O, _opt_int),
                 "group": (O, _opt_int), "multi_queue": (O, _opt_bool)},
     "link.del": {"name": (R, _ifname)},
+    "vde.start": {**_VDE, "tap": (O, _ifname), "bridge": (O, _ifname)},
+    "vde.stop": _VDE,
     "qemuacl.add": _QEMU_ACL,
     "qemuacl.del": _QEMU_ACL,
     "links.del_group": {"group": (R, _int), "names": (R, _names)},

@@ -35,6 +35,9 @@ def run(step) -> None:
         case "fwaccept.add" | "fwaccept.del":
             from . import coexist
             coexist.run(step)
+        case "vde.start" | "vde.stop":
+            from . import vde
+            vde.run(step)
         case "qemuacl.add" | "qemuacl.del":
             from . import qemu_acl
             qemu_acl.run(step)

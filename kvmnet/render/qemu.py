@@ -23,6 +23,7 @@ class HostOffers:
     ifup: str = "kvmnet-ifup"  # paths QEMU runs with --hooks
     ifdown: str = "kvmnet-ifdown"
     bridge_helper: str | None = None  # attach through qemu-bridge-helper (-netdev bridge) instead of a tap
+    state_dir: str | None = None  # the topology's state dir: where its vde_switches' sockets are
 
 
 def _opts(kind: str, pairs: list[tuple[str, object]]) -> str:
@@ -78,6 +79,8 @@ def nic_args(topo: Topology, guest: Guest, index: int, nic: Nic, syntax: str, ho
         pairs = [("ifname", nic.tap)] + script + tuning.tap_pairs(guest, nic, offers.vhost_net)
     elif net.mode == "user":
         kind, pairs = "user", _user(net)
+    elif net.mode == "vde":
+        kind, pairs = "vde", tuning.vde_pairs(net, offers.state_dir)
     else:
         kind, pairs = "socket", _socket(topo, net, guest)
     capture = tuning.capture_args(nic, index, ident, syntax, f"guests.{guest.name}.nics[{index}]")

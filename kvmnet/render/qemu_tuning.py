@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from .. import naming
 from ..errors import InputError
 from ..model import Guest, Network, Nic
 
@@ -71,3 +72,10 @@ def helper_pairs(net: Network, helper: str, where: str) -> Pairs:
         raise InputError(f"{where}: networks.{net.name} does not set allow_unprivileged = true, so "
                          f"qemu-bridge-helper would refuse bridge {net.bridge}")
     return [("br", net.bridge), ("helper", helper)]
+
+
+def vde_pairs(net: Network, state_dir: str | None) -> Pairs:
+    """The seed's `-net vde,sock=`: the control directory of the switch kvmnet runs."""
+    if state_dir is None:
+        raise InputError(f"networks.{net.name}: a vde network's socket is in kvmnet's state dir, which is not known here")
+    return [("sock", naming.vde_paths(state_dir, net.name)["ctl"])]

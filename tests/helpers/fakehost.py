@@ -35,6 +35,7 @@ class FakeHost:
         self.nft, self.ipt_problem = nft, iptables_problem
         self.links_: dict[str, dict] = {}
         self.acl: dict[str, str] = {}  # qemu-bridge-helper: bridge -> topology
+        self.vdes: set[str] = set()  # control dirs of running vde_switches
         self.addrs_: dict[str, set] = {}
         self.addr_attrs: dict[str, dict] = {}  # link -> {cidr: attributes}, in the order added
         self.routes_: list[Route] = []
@@ -139,6 +140,22 @@ class FakeHost:
 
     def dnsmasq_binary(self) -> str:
         return "/usr/sbin/dnsmasq"
+
+    def vde(self, pid_file: str, ctl: str) -> dict:
+        return {"pid": 4242 if ctl in self.vdes else None}
+
+    def _vde_start(self, a: dict) -> None:
+        self.vdes.add(a["ctl"])
+        if a.get("tap"):
+            if a["tap"] not in self.links_:
+                self._add_link(a["tap"], "tun")
+            self.links_[a["tap"]].update(master=a["bridge"], up=True)
+
+    def _vde_stop(self, a: dict) -> None:
+        self.vdes.discard(a["ctl"])
+        tap = next((n for n, l in self.links_.items() if n.startswith("kv") and l["kind"] == "tun"), None)
+        if tap:  # the switch's tap goes with it
+            self.links_.pop(tap)
 
     def qemu_conf_dir(self) -> str:
         return "/etc/qemu"

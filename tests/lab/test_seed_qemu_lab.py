@@ -8,9 +8,12 @@ import stat
 import subprocess
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 from labkit.guest import Guest
+
+from kvmnet import naming
 
 from helpers import pcap
 
@@ -177,3 +180,52 @@ def test_an_unprivileged_guest_through_qemu_bridge_helper(make_lab, tmp_path):
         assert sorted(p.name for p in conf.iterdir()) == []
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(not shutil.which("vde_switch"), reason="vde_switch not installed (apt-get install vde2)")
+def test_vde_switches_with_real_guests(make_lab, tmp_path):
+    """Two guests on a kvmnet-run vde_switch reach each other; a guest on a switch joined to the
+    NAT bridge gets its lease from kvmnet's dnsmasq and reaches the wan; destroy stops both."""
+    path = _topology(tmp_path, """\
+        [networks.sw]
+        mode = "vde"
+        bridge = "virbr0"
+        [networks.solo]
+        mode = "vde"
+        [guests.x]
+        [[guests.x.nics]]
+        network = "solo"
+        [guests.y]
+        [[guests.y.nics]]
+        network = "solo"
+        [guests.z]
+        [[guests.z.nics]]
+        network = "sw"
+        mac = "52:54:00:00:aa:05"
+        """)
+    lab = make_lab(path)
+    lab.apply()
+    assert lab.qemu_args("x")[1] == f"vde,id=net0,sock={lab.host.state_dir}/seedq/vde-solo.ctl"
+    x, y, z = lab.boot("x", "y", "z", append={"x": "kvmnet.static=eth0:10.70.0.1/24",
+                                              "y": "kvmnet.static=eth0:10.70.0.2/24"})
+    x.check("ping -c1 -W3 10.70.0.2")
+    y.check("ping -c1 -W3 10.70.0.1")
+    lease = z.leases()["eth0"]
+    assert lease["ip"].startswith("192.168.122.1") and lease["router"] == "192.168.122.1", lease  # the range .100-.200
+    assert "wan" in z.check("timeout 5 wget -qO- http://10.0.0.1/")
+    for guest in (x, y, z):
+        guest.stop()
+    # SIGKILLed switches leave stale pid files (which block vde_switch -d) and take their tap
+    # along: apply starts them again and re-joins the tap
+    state = lab.host.state_dir / "seedq"
+    lab.host.sh(f"kill -9 $(cat {state}/vde-solo.pid) $(cat {state}/vde-sw.pid)")
+    time.sleep(0.3)
+    assert (state / "vde-solo.pid").exists()
+    res = lab.kvmnet("apply", str(path))
+    assert res.returncode == 0 and res.stdout.count("start vde_switch") == 2, res.stdout + res.stderr
+    tap = lab.host.run("ip", "-br", "link", "show", "master", "virbr0").stdout
+    assert naming.vde_tap("seedq", "sw") in tap, tap
+    assert lab.kvmnet("destroy", str(path)).returncode == 0
+    ours = lab.host.run("pgrep", "-f", f"{lab.host.state_dir}/seedq/vde-", check=False)
+    assert ours.returncode == 1, ours.stdout  # no switch of this lab left (exiting zombies have no cmdline)
+    assert not list((lab.host.state_dir).glob("seedq/vde-*"))

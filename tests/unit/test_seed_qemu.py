@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from helpers.fakehost import FakeHost
 
-from kvmnet import config, engine
+from kvmnet import config, engine, naming
 from kvmnet.engine.steps import Step
 from kvmnet.engine.stepschema import Where, check_step
 from kvmnet.errors import InputError
@@ -283,3 +283,48 @@ def test_the_acl_files_on_disk(tmp_path):
     qemu_acl.remove(str(conf), "kvmlab0", "seedq")
     assert (conf / "bridge.conf").read_text() == "allow br9\n# mine\n"
     assert not (conf / "kvmnet.conf").exists()
+
+
+VDE = """\
+    [networks.sw]
+    mode = "vde"
+    bridge = "virbr0"
+    [networks.solo]
+    mode = "vde"
+    [guests.a]
+    [[guests.a.nics]]
+    network = "sw"
+    mac = "52:54:00:00:00:21"
+    [[guests.a.nics]]
+    network = "solo"
+    mac = "52:54:00:00:00:22"
+    """
+
+
+def test_vde_networks_run_supervised_switches(tmp_path):
+    topo = load(tmp_path, VDE)
+    host, state = FakeHost(), str(tmp_path / "state")
+    engine.apply(topo, state, host=host)
+    started = [s for s in host.ran if s.op == "vde.start"]
+    tap = naming.vde_tap("seedq", "sw")
+    assert [s.describe() for s in started] == [
+        f"start vde_switch for sw, joined to bridge virbr0 through tap {tap}", "start vde_switch for solo"]
+    assert started[0].args["ctl"] == f"{state}/seedq/vde-sw.ctl"
+    assert host.links_[tap]["master"] == "virbr0"
+    assert engine.compute(topo, state, host=host)[2] == []
+    host.links_[tap]["master"] = None  # the switch's tap fell off the bridge: re-joined
+    (repair,) = engine.compute(topo, state, host=host)[2]
+    assert (repair.kind, repair.do.op) == ("modify", "vde.start")
+    engine.destroy("seedq", state, host=host)  # the record (schema-checked on load) stops both
+    assert host.vdes == set() and tap not in host.links_
+    offers = HostOffers(state_dir=f"{state}/seedq")
+    assert guest_args(topo, topo.guest("a"), "netdev", False, offers)[0] == [
+        "-netdev", f"vde,id=net0,sock={state}/seedq/vde-sw.ctl", "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:21"]
+
+
+def test_a_vde_network_joins_only_a_bridge_of_the_file(tmp_path):
+    assert _problems(tmp_path, """\
+        [networks.sw]
+        mode = "vde"
+        bridge = "br9"
+        """) == ["networks.sw.bridge: br9 is not the bridge of a network in this file (bridges: virbr0)"]

@@ -19,11 +19,11 @@ from ...observed import Observed
 from ...render.qemu_tuning import multi_queue
 from ..record import Record
 from ..steps import Action, Step
-from . import dnsmasq, firewall, links, qemu_acl, sysctls
+from . import dnsmasq, firewall, links, qemu_acl, sysctls, vde
 from .facts import Facts
 
 # op -> its undo, for the recorded steps a removal replays; each concern owns its ops
-UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO, **qemu_acl.UNDO}
+UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO, **qemu_acl.UNDO, **vde.UNDO}
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
     firewall.table(facts, topo, firewall_backend, record)
     dnsmasq.instances(facts, topo, state_dir, record.keys())
     qemu_acl.allows(facts, topo)
+    vde.switches(facts, topo, state_dir)
     return Plan(_removals(record, facts.wanted, observed) + facts.actions, frozenset(facts.wanted))
 
 
