@@ -65,7 +65,7 @@ def check_tap_only(r: Reader, nic: Nic, net: Network, path: tuple) -> None:
 def check_vde_joins(r: Reader, networks: list[Network]) -> None:
     """A vde network's `bridge` is the bridge of a kvmnet network of the same file (its DHCP,
     NAT and firewall then serve the switch's guests too)."""
-    bridges = {n.bridge: n for n in networks if n.bridged}
+    bridges = {n.bridge: n for n in networks if n.bridged and n.bridge}
     for net in networks:
         if net.mode == "vde" and net.vde_join is not None and net.vde_join not in bridges:
             known = ", ".join(sorted(bridges)) or "none"
