@@ -328,3 +328,14 @@ def test_a_vde_network_joins_only_a_bridge_of_the_file(tmp_path):
         mode = "vde"
         bridge = "br9"
         """) == ["networks.sw.bridge: br9 is not the bridge of a network in this file (bridges: virbr0)"]
+
+
+def test_destroy_force_stops_switches_and_removes_acl_lines_without_a_record(tmp_path):
+    from kvmnet.engine.forced import forced_record
+    host, state = FakeHost(), str(tmp_path / "state")
+    both = load(tmp_path, 'allow_unprivileged = true\n' + VDE, "forced")
+    engine.apply(both, state, host=host)
+    assert host.acl and host.vdes
+    rec = forced_record(both, state, host=host)
+    engine.destroy("forced", state, rec, host=host)
+    assert host.acl == {} and host.vdes == set()
