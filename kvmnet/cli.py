@@ -53,11 +53,15 @@ def _print_actions(actions, header: str) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exitcodes.text())
 @click.option("--state-dir", envvar="KVMNET_STATE_DIR", default=None,
               help="Where kvmnet keeps its records (default /run/kvmnet, or /run/kvmnet/netns/NAME in a named netns).")
+@click.option("--qemu-conf-dir", envvar="KVMNET_QEMU_CONF_DIR", default=None,
+              help="Where qemu-bridge-helper's bridge.conf is (default /etc/qemu).")
 @click.version_option(package_name="kvmnet")
 @click.pass_context
-def main(ctx, state_dir):
+def main(ctx, state_dir, qemu_conf_dir):
     """Declarative network topologies for QEMU/KVM hosts."""
     ctx.obj = statedir.resolve(state_dir)
+    if qemu_conf_dir:  # host/qemu_acl.py reads it where the engine asks
+        os.environ["KVMNET_QEMU_CONF_DIR"] = os.path.abspath(qemu_conf_dir)
 
 
 @main.command()
@@ -255,26 +259,33 @@ def leases(state_root, network, as_json):
               help="-netdev/-device pairs, or the legacy -net nic -net tap form.")
 @click.option("--hooks", is_flag=True, help="script=/downscript= run kvmnet-ifup/-ifdown (QEMU makes the tap).")
 @click.option("--json", "as_json", is_flag=True, help="Print the NICs and their arguments as JSON.")
-def qemu_args(file, guest, syntax, hooks, as_json):
+@click.option("--helper", is_flag=True,
+              help="-netdev bridge through qemu-bridge-helper (networks with allow_unprivileged = true): QEMU runs unprivileged.")
+@click.pass_obj
+def qemu_args(state_root, file, guest, syntax, hooks, as_json, helper=False):
     """Print the QEMU network arguments for GUEST's NICs, one NIC per line."""
     import shlex
     from .render.qemu import guest_args
-    from .engine.qemu_command import offers
+    from .render.qemu_tuning import guest_wide
+    from .engine.qemu_command import bridge_offers, offers
     try:
         topo = _load(file)
         if guest not in {g.name for g in topo.guests}:
             raise InputError(f"{file}: no guest {guest!r}")
         g = topo.guest(guest)
-        fragments = guest_args(topo, g, syntax, hooks, offers("kvm"))
+        base = offers("kvm", os.path.join(state_root, topo.name))
+        fragments = guest_args(topo, g, syntax, hooks, bridge_offers(base) if helper else base)
         opened = _direct_devices(topo, guest)
+        whole = guest_wide(g)
     except KvmnetError as exc:
         _fail(exc)
     if as_json:
         _json({"guest": guest, "nics": [{"network": n.network, "mac": n.mac, "tap": n.tap, "args": f}
                                         for n, f in zip(g.nics, fragments)],
-               **({"open": [{"fd": fd, "device": dev} for fd, dev in opened]} if opened else {})})
+               **({"open": [{"fd": fd, "device": dev} for fd, dev in opened]} if opened else {}),
+               **({"guest_args": whole} if whole else {})})  # `-nic none`: not a NIC's
     else:
-        for fragment in fragments:
+        for fragment in fragments + ([whole] if whole else []):
             click.echo(shlex.join(fragment))
         if opened:  # stderr: $(kvmnet qemu-args ...) stays the arguments alone
             click.echo("kvmnet: QEMU must be started with its macvtaps open: "
@@ -318,13 +329,13 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
     from .engine import qemu_command as runner
     try:
         topo = _load(file)
-        launch = runner.build(topo, guest, list(qemu_extra), syntax, hooks, accel)
+        launch = runner.build(topo, guest, list(qemu_extra), syntax, hooks, accel, state_root)
         for note in launch.notes:
             click.echo(f"kvmnet: {note}", err=True)
         click.echo(f"kvmnet: {'would run' if dry_run else 'running'}: {shlex.join(launch.argv)}", err=True)
         if dry_run:
             return
-        if any(n.bridged or n.mode == "direct" for n in topo.networks):
+        if any(n.bridged or n.mode in ("direct", "vde") for n in topo.networks):  # vde: kvmnet runs its switch
             _need_root("run")
             with statedir.locked(state_root):
                 engine.apply(topo, state_root)
@@ -369,9 +380,10 @@ def ifdown(state_root, tap):
         _fail(exc)
 
 
-from . import cli_interop, cli_service  # noqa: E402  (registered before the examples are added)
+from . import cli_capture, cli_interop, cli_service  # noqa: E402  (registered before the examples are added)
 
 cli_interop.register(main)
+cli_capture.register(main)
 cli_service.attach(main)  # enable, list, try...: cli_service.py
 from . import cli_watch  # noqa: E402
 cli_watch.register(main)  # watch: before the examples

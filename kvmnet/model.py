@@ -9,7 +9,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6
 ROUTING_MODES = ("nat", "routed")  # the host forwards the subnet's traffic (ip_forward)
 VIRTUAL_MODES = ROUTING_MODES + ("isolated",)  # kvmnet's own subnet: gateway address, dnsmasq, firewall
 BRIDGED_MODES = VIRTUAL_MODES + ("bridge",)  # kvmnet builds a bridge (bridge mode: onto an uplink)
-MODES = BRIDGED_MODES + ("user", "socket", "direct")  # direct: a macvtap per NIC on an uplink
+MODES = BRIDGED_MODES + ("user", "socket", "direct", "vde")  # direct: a macvtap per NIC on an uplink
 MACVTAP_MODES = ("bridge", "vepa", "private", "passthrough")
 
 
@@ -122,16 +122,18 @@ class Network:
     gateway6: IPv6Address | None = None
     nat6: bool = False
     dhcp6: Dhcp6 | None = None
+    bandwidth: Bandwidth | None = None  # on the bridge device: shared by the network's routed traffic
+    macvtap_mode: str | None = None  # direct networks: one of MACVTAP_MODES
+    host_macvlan: str | None = None  # direct networks: the host's own macvlan on the uplink (bridge mode)
+    host_address: str | None = None  # an address (CIDR) for that macvlan
+    allow_unprivileged: bool = False  # an `allow BRIDGE` line for qemu-bridge-helper
+    vde_join: str | None = None  # vde mode: the bridge its switch joins through a tap (vde_switch -t)
 
     @property
     def gateway6_interface(self) -> IPv6Interface | None:
         if self.gateway6 is None or self.subnet6 is None:
             return None
         return IPv6Interface(f"{self.gateway6}/{self.subnet6.prefixlen}")
-    bandwidth: Bandwidth | None = None  # on the bridge device: shared by the network's routed traffic
-    macvtap_mode: str | None = None  # direct networks: one of MACVTAP_MODES
-    host_macvlan: str | None = None  # direct networks: the host's own macvlan on the uplink (bridge mode)
-    host_address: str | None = None  # an address (CIDR) for that macvlan
 
     @property
     def gateway_interface(self) -> IPv4Interface | None:
@@ -145,6 +147,16 @@ class Network:
 
 
 @dataclass(frozen=True)
+class NicTuning:
+    """The seed's per-NIC QEMU options (5.2, 5.5); None: QEMU's default."""
+    sndbuf: int | None = None  # tap send buffer, bytes (0: unlimited)
+    vnet_hdr: bool | None = None  # tap virtio-net headers
+    vhost: str = "auto"  # auto (on where /dev/vhost-net exists, virtio only), on, off
+    vectors: int | None = None  # virtio MSI-X vectors
+    capture: str | None = None  # pcap file QEMU writes every frame of this NIC to (filter-dump)
+
+
+@dataclass(frozen=True)
 class Nic:
     network: str
     mac: str  # lowercase 52:54:00:12:34:56 form (compared as a string); config/derive.py picks one if the file gives none
@@ -153,6 +165,7 @@ class Nic:
     tap: str | None = None  # derived by naming.tap_name for bridged networks
     ip6: IPv6Address | None = None  # a static DHCPv6 address (and AAAA record)
     bandwidth: Bandwidth | None = None  # on the tap
+    tuning: NicTuning = NicTuning()
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,17 @@ def lease_dir(state_dir: str) -> str:
     return state_dir
 
 
+def vde_paths(state_dir: str, network: str) -> dict[str, str]:
+    """A vde_switch's control directory (QEMU's -netdev vde,sock=), pid file, management socket."""
+    base = os.path.join(state_dir, f"vde-{network}")
+    return {"ctl": base + ".ctl", "pid": base + ".pid", "mgmt": base + ".mgmt"}
+
+
+def vde_tap(topology: str, network: str) -> str:
+    """The tap a vde_switch joins a bridge with: kv<hash>, 10 bytes."""
+    return f"kv{_digest(topology, network).hex()[:8]}"
+
+
 def dnsmasq_paths(state_dir: str, network: str) -> dict[str, str]:
     base = os.path.join(state_dir, f"dnsmasq-{network}")
     leases = os.path.join(lease_dir(state_dir), f"dnsmasq-{network}.leases")

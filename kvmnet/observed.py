@@ -17,6 +17,7 @@ class Link:
     stp: bool | None = None  # bridges only
     forward_delay: int | None = None  # seconds, bridges only
     group: int = 0
+    multi_queue: bool | None = None  # taps only (IFF_MULTI_QUEUE); None where unknown
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Observed:
     dnsmasq_user: str = "nobody"
     dnsmasq_exe: str = "/usr/sbin/dnsmasq"
     firewalld: dict = field(default_factory=dict)  # {} unless firewalld runs: its zones, the bridges' zones
+    qemu_acl: dict = field(default_factory=dict)  # {"dir": conf dir, "allowed": {bridge: topology}}
 
     def addrs_of(self, link: str) -> frozenset:
         """The link's addresses as "addr/prefix" strings."""
@@ -96,7 +98,8 @@ class Observed:
                 "routes": [asdict(r) for r in self.routes], "sysctls": self.sysctls,
                 "firewall": self.firewall, "processes": self.processes,
                 "listeners": self.listeners, "host_forward": self.host_forward, "dnsmasq_user": self.dnsmasq_user, "dnsmasq_exe": self.dnsmasq_exe,
-                "tc": self.tc, **({"firewalld": self.firewalld} if self.firewalld else {})}
+                "tc": self.tc, **({"firewalld": self.firewalld} if self.firewalld else {}),
+                **({"qemu_acl": self.qemu_acl} if self.qemu_acl else {})}
 
     @classmethod
     def from_json(cls, data: dict) -> "Observed":
@@ -108,4 +111,5 @@ class Observed:
                    listeners=data.get("listeners", {}), host_forward=data.get("host_forward", {}),
                    dnsmasq_user=data.get("dnsmasq_user", "nobody"),
                    dnsmasq_exe=data.get("dnsmasq_exe", "/usr/sbin/dnsmasq"),
-                   firewalld=data.get("firewalld", {}), tc=data.get("tc", {}))
+                   firewalld=data.get("firewalld", {}), tc=data.get("tc", {}),
+                   qemu_acl=data.get("qemu_acl", {}))

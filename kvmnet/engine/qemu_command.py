@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import HostError, InputError
 from ..host import qemu
 from ..model import Topology
 from ..render.qemu import HostOffers, direct_fd, guest_args, machine_args
+from ..render.qemu_tuning import guest_wide
 
 
 @dataclass
@@ -28,9 +29,13 @@ def hook_paths() -> tuple[str, str]:
     return paths[0], paths[1]
 
 
-def offers(accel: str) -> HostOffers:
+def offers(accel: str, state_dir: str | None = None) -> HostOffers:
     ifup, ifdown = hook_paths()
-    return HostOffers(vhost_net=accel == "kvm" and qemu.vhost_net(), ifup=ifup, ifdown=ifdown)
+    return HostOffers(vhost_net=accel == "kvm" and qemu.vhost_net(), ifup=ifup, ifdown=ifdown, state_dir=state_dir)
+
+
+def bridge_offers(base: HostOffers) -> HostOffers:
+    return replace(base, bridge_helper=qemu.bridge_helper())
 
 
 def check_backends(topo: Topology, guest_name: str, exe: str) -> list[str]:
@@ -45,11 +50,24 @@ def check_backends(topo: Topology, guest_name: str, exe: str) -> list[str]:
             raise InputError(f"guests.{guest_name}: network {net.name} needs `-netdev {kind}`, which {exe} does not offer{hint}")
         if net.mode == "user" and net.user.smb and not shutil.which("smbd"):
             notes.append(f"warning: networks.{net.name}.smb is set but smbd is not installed; QEMU will fail to share {net.user.smb}")
+    check_tuning(topo, guest_name)
     return notes
 
 
+def check_tuning(topo: Topology, guest_name: str) -> None:
+    """What the file asks of this host's QEMU: vhost-net, a directory for each capture."""
+    for i, nic in enumerate(topo.guest(guest_name).nics):
+        where = f"guests.{guest_name}.nics[{i}]"
+        if nic.tuning.vhost == "on" and not qemu.vhost_net():
+            raise InputError(f"{where}.vhost: on, but this host has no /dev/vhost-net (modprobe vhost_net), "
+                             "and QEMU would fail; use vhost = \"auto\"")
+        capture = nic.tuning.capture
+        if capture and not os.path.isdir(os.path.dirname(os.path.abspath(capture))):
+            raise InputError(f"{where}.capture: directory {os.path.dirname(os.path.abspath(capture))} does not exist")
+
+
 def build(topo: Topology, guest_name: str, extra: list[str], syntax: str = "netdev", hooks: bool = False,
-          accel: str | None = None) -> Launch:
+          accel: str | None = None, state_root: str | None = None) -> Launch:
     if guest_name not in {g.name for g in topo.guests}:
         raise InputError(f"{topo.path}: no guest {guest_name!r} (guests: {', '.join(g.name for g in topo.guests) or 'none'})")
     exe = qemu.binary()
@@ -62,8 +80,10 @@ def build(topo: Topology, guest_name: str, extra: list[str], syntax: str = "netd
         notes.append("accelerator: KVM" if works else f"accelerator: TCG (software emulation, slow): {why}")
     guest = topo.guest(guest_name)
     argv = [exe, *machine_args(guest, accel)]
-    for fragment in guest_args(topo, guest, syntax, hooks, offers(accel)):
+    state_dir = os.path.join(state_root, topo.name) if state_root else None
+    for fragment in guest_args(topo, guest, syntax, hooks, offers(accel, state_dir)):
         argv += fragment
+    argv += guest_wide(guest)
     return Launch(argv + list(extra), notes)
 
 

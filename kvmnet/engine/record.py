@@ -18,7 +18,8 @@ from ..host import files
 from ..host.files import write_private
 from ..model import Topology
 from . import statedir
-from .stepschema import SchemaError, Where, check_record
+from .recordschema import check_record
+from .stepschema import SchemaError, Where
 
 VERSION = 1
 

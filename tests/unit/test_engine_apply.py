@@ -82,6 +82,10 @@ EXPECTED = {
     "isolation-b.toml": [("bridge.add", "kvb-d"), ("sysctl.set", "net/ipv6/conf/kvb-d/disable_ipv6"),
                          ("addr.add", "10.81.4.1/24"), ("sysctl.set", "net/ipv4/ip_forward"),
                          ("firewall.apply", "kvmnet_isolb"), ("dnsmasq.start", "d")],
+    "seed-qemu.toml": [("bridge.add", "virbr0"), ("sysctl.set", "net/ipv6/conf/virbr0/disable_ipv6"),
+                       ("addr.add", "192.168.122.1/24"), ("tap.add", "kn2a89-fast-0"), ("tap.add", "kn772fd2a5-0"),
+                       ("sysctl.set", "net/ipv4/ip_forward"), ("firewall.apply", "kvmnet_seed_qemu"),
+                       ("dnsmasq.start", "default"), ("qemuacl.add", "virbr0"), ("vde.start", "switch")],
 }
 FILES = sorted((ROOT / "topologies").glob("*.toml")) + sorted((ROOT / "tests/data/topologies").glob("*.toml"))
 

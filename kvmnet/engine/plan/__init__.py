@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from ... import naming
 from ...model import Topology
 from ...observed import Observed
+from ...render.qemu_tuning import multi_queue
 from ..record import Record
 from ..steps import Action, Step
-from . import bandwidth, dnsmasq, firewall, firewalld, links, macvtap, sysctls
+from . import bandwidth, dnsmasq, firewall, firewalld, links, macvtap, qemu_acl, sysctls, vde
 from .facts import Facts
 
 # op -> its undo, for the recorded steps a removal replays; each concern owns its ops
-UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO, **firewalld.UNDO, **bandwidth.UNDO}
+UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO, **firewalld.UNDO, **bandwidth.UNDO,
+        **qemu_acl.UNDO, **vde.UNDO}
 SHARED_KEYS = sysctls.SHARED_KEYS + firewalld.SHARED_KEYS  # host-wide facts: handed over on destroy
 
 
@@ -65,7 +67,7 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
         for nic in guest.nics:
             net = topo.network(nic.network)
             if net.bridged:
-                links.tap(facts, topo, net, nic.tap, nic.mac)
+                links.tap(facts, topo, net, nic.tap, nic.mac, multi_queue(guest, nic))
     macvtap.plan(facts, topo)
     bandwidth.plan(facts, topo, record.keys())
     sysctls.forwarding(facts, topo)
@@ -74,6 +76,8 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
     firewall.table(facts, topo, firewall_backend, record)
     firewalld.zones(facts, topo, record.keys())
     dnsmasq.instances(facts, topo, state_dir, record.keys())
+    qemu_acl.allows(facts, topo)
+    vde.switches(facts, topo, state_dir)
     return Plan(_removals(record, facts.wanted, observed) + facts.actions, frozenset(facts.wanted))
 
 
