@@ -231,7 +231,8 @@ def leases(state_root, network, as_json):
               help="-netdev/-device pairs, or the legacy -net nic -net tap form.")
 @click.option("--hooks", is_flag=True, help="script=/downscript= run kvmnet-ifup/-ifdown (QEMU makes the tap).")
 @click.option("--json", "as_json", is_flag=True, help="Print the NICs and their arguments as JSON.")
-def qemu_args(file, guest, syntax, hooks, as_json):
+@click.pass_obj
+def qemu_args(state_root, file, guest, syntax, hooks, as_json):
     """Print the QEMU network arguments for GUEST's NICs, one NIC per line."""
     import shlex
     from .render.qemu import guest_args
@@ -241,7 +242,7 @@ def qemu_args(file, guest, syntax, hooks, as_json):
         if guest not in {g.name for g in topo.guests}:
             raise InputError(f"{file}: no guest {guest!r}")
         g = topo.guest(guest)
-        fragments = guest_args(topo, g, syntax, hooks, offers("kvm"))
+        fragments = guest_args(topo, g, syntax, hooks, offers("kvm", state_root))
         opened = _direct_devices(topo, guest)
     except KvmnetError as exc:
         _fail(exc)

@@ -12,6 +12,7 @@ from ..model import Dhcp, MODES, Network
 from . import ipv6
 from .attach import DIRECT_KEYS, bandwidth, direct_net
 from .guests import mac_address
+from .passt import KEYS as PASST_KEYS, passt_net
 from .qemu_modes import socket_net, user_net
 from .tomlread import MISSING, Reader, check_host_address, type_name
 
@@ -32,6 +33,7 @@ NETWORK_KEYS = {
     "socket": _COMMON + ("transport", "address", "port", "localaddr"),
 }
 NETWORK_KEYS["direct"] = DIRECT_KEYS
+NETWORK_KEYS["passt"] = PASST_KEYS
 for _mode in ("nat", "routed", "isolated", "bridge"):  # config/attach.py reads it
     NETWORK_KEYS[_mode] += ("bandwidth",)
 
@@ -56,6 +58,8 @@ def network(r: Reader, name: str, raw, path: tuple) -> Network | None:
         return socket_net(r, name, raw, path)
     if mode == "direct":
         return direct_net(r, name, raw, path)
+    if mode == "passt":
+        return passt_net(r, name, raw, path)
     fields = _bridge(r, raw, path)
     if mode == "bridge":
         fields["uplink"] = r.ifname(raw, "uplink", path)

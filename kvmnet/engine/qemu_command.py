@@ -28,9 +28,10 @@ def hook_paths() -> tuple[str, str]:
     return paths[0], paths[1]
 
 
-def offers(accel: str) -> HostOffers:
+def offers(accel: str, state_root: str = "/run/kvmnet") -> HostOffers:
     ifup, ifdown = hook_paths()
-    return HostOffers(vhost_net=accel == "kvm" and qemu.vhost_net(), ifup=ifup, ifdown=ifdown)
+    return HostOffers(vhost_net=accel == "kvm" and qemu.vhost_net(), ifup=ifup, ifdown=ifdown,
+                      state_root=state_root)
 
 
 def check_backends(topo: Topology, guest_name: str, exe: str) -> list[str]:
@@ -39,7 +40,7 @@ def check_backends(topo: Topology, guest_name: str, exe: str) -> list[str]:
     backends = qemu.netdev_backends(exe)
     for nic in topo.guest(guest_name).nics:
         net = topo.network(nic.network)
-        kind = "tap" if net.bridged or net.mode == "direct" else net.mode
+        kind = "tap" if net.bridged or net.mode == "direct" else "stream" if net.mode == "passt" else net.mode
         if kind not in backends:
             hint = " (QEMU built without slirp)" if kind == "user" else ""
             raise InputError(f"guests.{guest_name}: network {net.name} needs `-netdev {kind}`, which {exe} does not offer{hint}")
@@ -49,7 +50,7 @@ def check_backends(topo: Topology, guest_name: str, exe: str) -> list[str]:
 
 
 def build(topo: Topology, guest_name: str, extra: list[str], syntax: str = "netdev", hooks: bool = False,
-          accel: str | None = None) -> Launch:
+          accel: str | None = None, state_root: str = "/run/kvmnet") -> Launch:
     if guest_name not in {g.name for g in topo.guests}:
         raise InputError(f"{topo.path}: no guest {guest_name!r} (guests: {', '.join(g.name for g in topo.guests) or 'none'})")
     exe = qemu.binary()
@@ -62,7 +63,7 @@ def build(topo: Topology, guest_name: str, extra: list[str], syntax: str = "netd
         notes.append("accelerator: KVM" if works else f"accelerator: TCG (software emulation, slow): {why}")
     guest = topo.guest(guest_name)
     argv = [exe, *machine_args(guest, accel)]
-    for fragment in guest_args(topo, guest, syntax, hooks, offers(accel)):
+    for fragment in guest_args(topo, guest, syntax, hooks, offers(accel, state_root)):
         argv += fragment
     return Launch(argv + list(extra), notes)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 from ..model import Guest, Network, Nic, Topology
+from . import passt
 
 # `-net nic,model=` takes the short names
 _LEGACY_MODELS = {"virtio-net-pci": "virtio", "virtio-net": "virtio"}
@@ -21,6 +22,7 @@ class HostOffers:
     vhost_net: bool = False  # /dev/vhost-net exists
     ifup: str = "kvmnet-ifup"  # paths QEMU runs with --hooks
     ifdown: str = "kvmnet-ifdown"
+    state_root: str = "/run/kvmnet"  # where passt networks' sockets are (render/passt.py)
 
 
 def _opts(kind: str, pairs: list[tuple[str, object]]) -> str:
@@ -85,6 +87,9 @@ def nic_args(topo: Topology, guest: Guest, index: int, nic: Nic, syntax: str, ho
         kind, pairs = "tap", [("fd", direct_fd(index))]
     elif net.mode == "user":
         kind, pairs = "user", _user(net)
+    elif net.mode == "passt":  # QEMU 7.2 connects to the NIC's own passt as a stream client
+        sock = next(p.socket for p in passt.nics(topo, guest.name, offers.state_root) if p.index == index)
+        kind, pairs = "stream", [("server", "off"), ("addr.type", "unix"), ("addr.path", sock)]
     else:
         kind, pairs = "socket", _socket(topo, net, guest)
     if syntax == "legacy":
@@ -102,6 +107,8 @@ def guest_args(topo: Topology, guest: Guest, syntax: str = "netdev", hooks: bool
     if syntax == "legacy" and len(guest.nics) > 1:
         raise InputError(f"guests.{guest.name}: the legacy -net syntax joins every NIC to one hub "
                          f"(QEMU has no vlan= any more); this guest has {len(guest.nics)} NICs: use --syntax netdev")
+    if syntax == "legacy" and any(topo.network(n.network).mode == "passt" for n in guest.nics):
+        raise InputError(f"guests.{guest.name}: a passt network needs -netdev stream; use --syntax netdev")
     return [nic_args(topo, guest, i, nic, syntax, hooks, offers) for i, nic in enumerate(guest.nics)]
 
 
