@@ -295,7 +295,7 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
     from .engine import qemu_command as runner
     try:
         topo = _load(file)
-        launch = runner.build(topo, guest, list(qemu_extra), syntax, hooks, accel)
+        launch = runner.build(topo, guest, list(qemu_extra), syntax, hooks, accel, state_root)
         for note in launch.notes:
             click.echo(f"kvmnet: {note}", err=True)
         click.echo(f"kvmnet: {'would run' if dry_run else 'running'}: {shlex.join(launch.argv)}", err=True)
@@ -306,6 +306,7 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
             with statedir.locked(state_root):
                 engine.apply(topo, state_root)
         fds = _open_direct(_direct_devices(topo, guest))
+        stop_passt = cli_passt.around_qemu(topo, guest, state_root, dry_run)  # before QEMU, stopped after it
     except KvmnetError as exc:
         _fail(exc)
     except OSError as exc:
@@ -314,11 +315,14 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
     try:
         proc = subprocess.Popen(launch.argv, pass_fds=fds)
     except OSError as exc:
+        stop_passt()
         click.echo(f"kvmnet: QEMU failed to start: {exc}", err=True)
         sys.exit(1)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, _frame: proc.send_signal(signum))
-    sys.exit(proc.wait())
+    status = proc.wait()
+    stop_passt()
+    sys.exit(status)
 
 
 @main.command()
@@ -352,6 +356,7 @@ cli_interop.register(main)
 cli_service.attach(main)  # enable, list, try...: cli_service.py
 from . import cli_watch  # noqa: E402
 cli_watch.register(main)  # watch: before the examples
+from . import cli_passt; cli_passt.register(main)  # noqa: E402,E702  (passt start|stop)
 cli_extra.register(main)
 
 if __name__ == "__main__":
