@@ -9,6 +9,7 @@ from . import cli_extra, exitcodes
 from .cli_common import fail, load
 from .errors import InputError, KvmnetError
 
+cli_extra.EXAMPLES["passt"] = "sudo kvmnet passt start topologies/passt.toml web   # then: kvmnet passt stop ..."
 cli_extra.EXAMPLES["passt start"] = ("sudo kvmnet passt start topologies/passt.toml web && "
                                      "qemu-system-x86_64 ... $(kvmnet qemu-args topologies/passt.toml web)")
 cli_extra.EXAMPLES["passt stop"] = "sudo kvmnet passt stop topologies/passt.toml web   # once QEMU has exited"
