@@ -1,0 +1,64 @@
+"""A real guest on a passt network: its address from passt's DHCP, a page from a wan host, a
+port forwarded to it from the host; its passt started and stopped by `kvmnet passt`."""
+
+import textwrap
+
+import pytest
+
+from helpers.natlab import HELPERS, PY
+
+pytestmark = pytest.mark.root
+
+WAN_SERVER = "198.51.100.1"  # not the host's gateway (10.0.0.1): passt maps that one to the host
+
+
+def _fetch(ns, url, timeout=5):
+    return ns.run(PY, str(HELPERS / "fetch.py"), url, str(timeout), check=False).stdout
+
+
+def _topology(tmp_path):
+    path = tmp_path / "passt.toml"
+    path.write_text(textwrap.dedent("""\
+        [networks.pn]
+        mode = "passt"
+        mtu = 1500
+        [[networks.pn.forwards]]
+        proto = "tcp"
+        host_port = 5080
+        host_addr = "127.0.0.1"
+        guest = "dev"
+        guest_port = 80
+        [guests.dev]
+        [[guests.dev.nics]]
+        network = "pn"
+        """))
+    return path
+
+
+def _passts(lab) -> list[str]:
+    return [line for line in lab.host.run("ps", "-eo", "pid,user,args").stdout.splitlines()
+            if "passt" in line and str(lab.host.state_dir) in line]
+
+
+def test_passt_guest(make_lab, tmp_path):
+    lab = make_lab(_topology(tmp_path))
+    lab.wan.sh(f"ip addr add {WAN_SERVER}/32 dev lo")
+    lab.host.sh(f"ip route add {WAN_SERVER}/32 via {lab.WAN_PEER}")
+    topo = str(lab.topology)
+    started = lab.kvmnet("passt", "start", topo, "dev")
+    assert started.returncode == 0, started.stderr
+    sock = next(lab.host.state_dir.glob("*/passt-kn-dev-0/sock"))
+    assert f"serving {sock}" in started.stdout
+    (line,) = _passts(lab)
+    assert line.split()[1] == "nobody", line
+    (dev,) = lab.boot("dev")
+    lease = dev.leases()["eth0"]
+    assert lease["ip"] == f"{lab.WAN_HOST}/24" and lease["router"] == lab.WAN_PEER, lease  # the host's, copied
+    rc, out = dev.run(f"timeout 5 wget -qO- http://{WAN_SERVER}/", timeout=10)
+    assert rc == 0 and out.startswith(f"wan saw {lab.WAN_HOST}"), out  # passt's own socket on the host
+    assert "kvmnet guest dev" in _fetch(lab.host, "http://127.0.0.1:5080/")
+    dev.stop(poweroff=False)
+    stopped = lab.kvmnet("passt", "stop", topo, "dev")
+    assert stopped.returncode == 0 and stopped.stdout.startswith("stopped passt "), stopped.stdout + stopped.stderr
+    assert _passts(lab) == [] and not sock.parent.exists()
+    assert "no passt was running" in lab.kvmnet("passt", "stop", topo, "dev").stdout
