@@ -1,7 +1,9 @@
 """A real guest on a passt network: its address from passt's DHCP, a page from a wan host, a
 port forwarded to it from the host; its passt started and stopped by `kvmnet passt`."""
 
+import subprocess
 import textwrap
+import time
 
 import pytest
 
@@ -62,3 +64,23 @@ def test_passt_guest(make_lab, tmp_path):
     assert stopped.returncode == 0 and stopped.stdout.startswith("stopped passt "), stopped.stdout + stopped.stderr
     assert _passts(lab) == [] and not sock.parent.exists()
     assert "no passt was running" in lab.kvmnet("passt", "stop", topo, "dev").stdout
+
+
+def test_passt_guest_over_ipv6(make_lab, tmp_path):
+    """passt copies the host's IPv6 prefix and routes (SLAAC from its RAs) and relays the
+    guest's IPv6 through its own sockets on the host."""
+    lab = make_lab(_topology(tmp_path))
+    lab.host.sh("ip -6 addr add fd00:77::2/64 dev wan0 nodad && ip -6 route add default via fd00:77::1")
+    lab.wan.sh("ip -6 addr add fd00:77::1/64 dev eth0 nodad && ip -6 addr add fd00:99::1/128 dev lo")
+    lab.host.sh("ip -6 route add fd00:99::1/128 via fd00:77::1")
+    subprocess.Popen(["ip", "netns", "exec", lab.wan.name, PY, str(HELPERS / "httpd6.py"), "8086", "wan6"],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert lab.kvmnet("passt", "start", str(lab.topology), "dev").returncode == 0
+    (dev,) = lab.boot("dev")
+    deadline = time.monotonic() + 20
+    while "fd00:77:" not in dev.check("ip -6 addr show dev eth0 scope global"):
+        assert time.monotonic() < deadline, dev.check("ip -6 addr; ip -6 route")
+        time.sleep(1)
+    rc, out = dev.run("timeout 5 wget -qO- http://[fd00:99::1]:8086/", timeout=10)
+    assert rc == 0 and out.startswith("wan6 saw fd00:77::2"), out
+    assert lab.kvmnet("passt", "stop", str(lab.topology), "dev").returncode == 0
