@@ -18,12 +18,16 @@ def _fetch(ns, url, timeout=5):
     return ns.run(PY, str(HELPERS / "fetch.py"), url, str(timeout), check=False).stdout
 
 
-def _topology(tmp_path):
+CUSTOM = 'address = "10.0.2.15/24"\ngateway = "10.0.2.2"\ndns = ["10.0.2.3"]\n'
+
+
+def _topology(tmp_path, extra=""):
     path = tmp_path / "passt.toml"
     path.write_text(textwrap.dedent("""\
         [networks.pn]
         mode = "passt"
         mtu = 1500
+        """) + extra + textwrap.dedent("""\
         [[networks.pn.forwards]]
         proto = "tcp"
         host_port = 5080
@@ -42,8 +46,9 @@ def _passts(lab) -> list[str]:
             if "passt" in line and str(lab.host.state_dir) in line]
 
 
-def test_passt_guest(make_lab, tmp_path):
-    lab = make_lab(_topology(tmp_path))
+@pytest.mark.parametrize("custom", [False, True], ids=["passt-defaults", "address-gateway-dns"])
+def test_passt_guest(make_lab, tmp_path, custom):
+    lab = make_lab(_topology(tmp_path, CUSTOM if custom else ""))
     lab.wan.sh(f"ip addr add {WAN_SERVER}/32 dev lo")
     lab.host.sh(f"ip route add {WAN_SERVER}/32 via {lab.WAN_PEER}")
     topo = str(lab.topology)
@@ -55,7 +60,10 @@ def test_passt_guest(make_lab, tmp_path):
     assert line.split()[1] == "nobody", line
     (dev,) = lab.boot("dev")
     lease = dev.leases()["eth0"]
-    assert lease["ip"] == f"{lab.WAN_HOST}/24" and lease["router"] == lab.WAN_PEER, lease  # the host's, copied
+    if custom:
+        assert (lease["ip"], lease["router"], lease["dns"]) == ("10.0.2.15/24", "10.0.2.2", "10.0.2.3"), lease
+    else:
+        assert lease["ip"] == f"{lab.WAN_HOST}/24" and lease["router"] == lab.WAN_PEER, lease  # the host's, copied
     rc, out = dev.run(f"timeout 5 wget -qO- http://{WAN_SERVER}/", timeout=10)
     assert rc == 0 and out.startswith(f"wan saw {lab.WAN_HOST}"), out  # passt's own socket on the host
     assert "kvmnet guest dev" in _fetch(lab.host, "http://127.0.0.1:5080/")
