@@ -39,5 +39,7 @@ def start(topo: Topology, guest: str, state_root: str) -> list[tuple[str, int]]:
 def stop(topo: Topology, guest: str, state_root: str) -> list[int]:
     """The pids stopped (none: nothing was running)."""
     exe = host_passt.binary()
-    return [pid for nic in render.nics(topo, guest, state_root)
-            for pid in host_passt.stop(exe, nic.socket, nic.directory)]
+    stopped = [pid for nic in render.nics(topo, guest, state_root)
+               for pid in host_passt.stop(exe, nic.socket, nic.directory)]
+    host_passt.remove_if_empty(state_root, topo.name)
+    return stopped

@@ -111,6 +111,20 @@ def stop(exe: str, socket: str, directory: str) -> list[int]:
     return stopped
 
 
+def remove_if_empty(state_root: str, topology: str) -> None:
+    """The topology's state directory once its last passt is gone, unless something (a record,
+    dnsmasq's files) is still in it."""
+    root_fd = files.open_dir(state_root)
+    if root_fd is None:
+        return
+    try:
+        os.rmdir(topology, dir_fd=root_fd)
+    except OSError:
+        pass  # not empty, or already gone
+    finally:
+        os.close(root_fd)
+
+
 def _remove_leftovers(directory: str) -> None:
     """A killed passt leaves its socket and pid file: unlink them by name (never followed)."""
     for name in ("sock", "pid"):
