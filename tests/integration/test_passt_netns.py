@@ -3,7 +3,6 @@ socket), stopped once QEMU exits, its directory gone; the state dir stays root's
 
 import os
 import stat
-import textwrap
 
 import pytest
 
@@ -75,7 +74,7 @@ def test_run_starts_passt_before_qemu_and_stops_it_after(ns, tmp_path):
     saw = (tmp_path / "qemu.saw").read_text()
     sock = ns.state_dir / "p" / "passt-kn-web-0" / "sock"
     assert saw.startswith(f"connected {sock}\n") and ":5080 " in saw, saw  # passt's forward was bound
-    assert f"passt " in res.stderr and f"serving {sock}" in res.stderr
+    assert "kvmnet: passt " in res.stderr and f"serving {sock}" in res.stderr
     assert not sock.parent.exists()  # stopped and cleaned up
     assert _live_passts(ns) == []
     st = os.stat(ns.state_dir)
