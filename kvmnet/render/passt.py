@@ -82,10 +82,11 @@ def argv(topo: Topology, nic: PasstNic, exe: str = "passt") -> list[str]:
                       ("dns_forward", "--dns-forward")):
         if getattr(p, key) is not None:
             words += [flag, str(getattr(p, key))]
+    # empty lists: this snapshot refuses `--dns ""` and `--search ""` (which its --help offers)
     if p.dns is not None:
-        words += [w for addr in p.dns for w in ("--dns", str(addr))] if p.dns else ["--dns", ""]
+        words += [w for addr in p.dns for w in ("--dns", str(addr))] if p.dns else ["--no-dhcp-dns"]
     if p.search is not None:
-        words += ["--search", " ".join(p.search)]
+        words += ["--search", " ".join(p.search)] if p.search else ["--no-dhcp-search"]
     if not p.map_gateway:
         words.append("--no-map-gw")
     if p.mtu is not None:

@@ -89,3 +89,30 @@ def test_passt_start_reports_passts_own_failure(ns, tmp_path):
     res = ns.kvmnet("passt", "start", str(topo), "web")
     assert res.returncode == 1 and res.stderr.startswith("kvmnet: guests.web.nics[0] (network pn): passt failed to start (exit "), res.stderr
     assert not list(ns.state_dir.glob("p/passt-*/sock")) and _live_passts(ns) == []
+
+
+EVERY_OPTION = {
+    "set": """\
+address = "10.0.2.15/24"
+gateway = "10.0.2.2"
+address6 = "fd00::15"
+gateway6 = "fd00::2"
+dns = ["10.0.2.3", "fd00::3"]
+search = ["example.org", "lab"]
+dns_forward = "10.0.2.3"
+map_gateway = false
+mtu = 1500
+""",
+    "off": 'ipv6 = false\ndns = []\nsearch = []\nmtu = 68\n',
+    "ipv6-only": "ipv4 = false\n"}
+
+
+@pytest.mark.parametrize("options", sorted(EVERY_OPTION))
+def test_this_passt_accepts_every_option_kvmnet_renders(ns, tmp_path, options):
+    ns.sh("ip -6 addr add fd00:5::2/64 dev up0 nodad && ip -6 route add default via fd00:5::1")
+    topo = tmp_path / "p.toml"
+    topo.write_text(TOPOLOGY.replace('mode = "passt"\n', 'mode = "passt"\n' + EVERY_OPTION[options]))
+    res = ns.kvmnet("passt", "start", str(topo), "web")
+    assert res.returncode == 0, res.stderr
+    assert len(_live_passts(ns)) == 1
+    assert ns.kvmnet("passt", "stop", str(topo), "web").returncode == 0 and _live_passts(ns) == []

@@ -92,7 +92,7 @@ def test_defaults_are_passts_own_and_empty_lists_switch_dns_off():
         network = "pn"
         """)
     (nic,) = passt.nics(topo, "g", "/s")
-    assert passt.argv(topo, nic)[6:] == ["--ipv4-only", "--dns", "", "--search", ""]
+    assert passt.argv(topo, nic)[6:] == ["--ipv4-only", "--no-dhcp-dns", "--no-dhcp-search"]
 
 
 def test_qemu_connects_to_the_nics_socket():
