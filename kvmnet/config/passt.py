@@ -35,6 +35,8 @@ def passt_net(r: Reader, name: str, raw: dict, path: tuple) -> Network:
     for key in ("address6", "gateway6"):
         if fields[key] is not None and not ipv6:
             r.error(path + (key,), "is IPv6, but ipv6 is off")
+    if ipv6 and fields["mtu"] is not None and fields["mtu"] < 1280:
+        r.error(path + ("mtu",), f"{fields['mtu']} is below IPv6's minimum 1280; set ipv6 = false for a smaller MTU")
     gateway, address = fields["gateway"], fields["address"]
     if gateway is not None and address is not None and gateway not in address.network:
         r.error(path + ("gateway",), f"{gateway} is outside the guest's subnet {address.network}")

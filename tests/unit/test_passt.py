@@ -121,6 +121,7 @@ def test_a_socket_path_too_long_is_refused():
     ('dns = ["1.2.3.4", "resolver"]', "t.toml:3: networks.pn.dns[1]: 'resolver' is not an IPv4 or IPv6 address"),
     ('search = ["bad domain"]', "t.toml:3: networks.pn.search[0]: 'bad domain' is not a DNS domain name"),
     ('mtu = 65521', "t.toml:3: networks.pn.mtu: 65521 is outside 68-65520"),
+    ('mtu = 1200', "t.toml:3: networks.pn.mtu: 1200 is below IPv6's minimum 1280; set ipv6 = false for a smaller MTU"),
     ('subnet = "10.0.2.0/24"', "t.toml:3: networks.pn.subnet: unknown key"),
 ])
 def test_bad_keys_are_refused_with_their_line(keys, message):
