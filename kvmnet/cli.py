@@ -273,7 +273,7 @@ def qemu_args(state_root, file, guest, syntax, hooks, as_json, helper=False):
         if guest not in {g.name for g in topo.guests}:
             raise InputError(f"{file}: no guest {guest!r}")
         g = topo.guest(guest)
-        base = offers("kvm", os.path.join(state_root, topo.name))
+        base = offers("kvm", state_root, topo.name)
         fragments = guest_args(topo, g, syntax, hooks, bridge_offers(base) if helper else base)
         opened = _direct_devices(topo, guest)
         whole = guest_wide(g)
@@ -340,6 +340,7 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
             with statedir.locked(state_root):
                 engine.apply(topo, state_root)
         fds = _open_direct(_direct_devices(topo, guest))
+        stop_passt = cli_passt.around_qemu(topo, guest, state_root, dry_run)  # before QEMU, stopped after it
     except KvmnetError as exc:
         _fail(exc)
     except OSError as exc:
@@ -348,11 +349,14 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
     try:
         proc = subprocess.Popen(launch.argv, pass_fds=fds)
     except OSError as exc:
+        stop_passt()
         click.echo(f"kvmnet: QEMU failed to start: {exc}", err=True)
         sys.exit(1)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, _frame: proc.send_signal(signum))
-    sys.exit(proc.wait())
+    status = proc.wait()
+    stop_passt()
+    sys.exit(status)
 
 
 @main.command()
@@ -387,6 +391,7 @@ cli_capture.register(main)
 cli_service.attach(main)  # enable, list, try...: cli_service.py
 from . import cli_watch  # noqa: E402
 cli_watch.register(main)  # watch: before the examples
+from . import cli_passt; cli_passt.register(main)  # noqa: E402,E702  (passt start|stop)
 cli_extra.register(main)
 
 if __name__ == "__main__":

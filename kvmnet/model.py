@@ -9,7 +9,9 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6
 ROUTING_MODES = ("nat", "routed")  # the host forwards the subnet's traffic (ip_forward)
 VIRTUAL_MODES = ROUTING_MODES + ("isolated",)  # kvmnet's own subnet: gateway address, dnsmasq, firewall
 BRIDGED_MODES = VIRTUAL_MODES + ("bridge",)  # kvmnet builds a bridge (bridge mode: onto an uplink)
-MODES = BRIDGED_MODES + ("user", "socket", "direct", "vde")  # direct: a macvtap per NIC on an uplink
+MODES = BRIDGED_MODES + ("user", "socket", "direct", "vde", "passt")  # direct: a macvtap per NIC on an
+# uplink; vde: a vde_switch kvmnet runs; passt: one passt process per guest NIC (user-mode networking
+# without QEMU's slirp)
 MACVTAP_MODES = ("bridge", "vepa", "private", "passthrough")
 
 
@@ -35,7 +37,7 @@ class Forward:
 
     proto: str
     host_ports: tuple[int, int]  # inclusive range; (p, p) for one port
-    guest_ip: IPv4Address
+    guest_ip: IPv4Address | None  # None on passt networks: the guest's own passt forwards it
     guest_ports: tuple[int, int]
     guest: str | None = None  # the guest name when given by name
     host_addr: IPv4Address | None = None  # restrict to one host address (e.g. 127.0.0.1)
@@ -88,6 +90,24 @@ class SocketNet:
 
 
 @dataclass(frozen=True)
+class PasstNet:
+    """What every guest NIC's own passt offers on a passt network (its forwards are on the
+    Network, per guest). None: passt's default (copied from the host's default route)."""
+
+    ipv4: bool = True
+    ipv6: bool = True
+    address: IPv4Interface | None = None  # the guest's IPv4 address and prefix (-a, -n)
+    gateway: IPv4Address | None = None  # -g
+    address6: IPv6Address | None = None
+    gateway6: IPv6Address | None = None
+    dns: tuple[IPv4Address | IPv6Address, ...] | None = None  # (): no DNS servers offered
+    search: tuple[str, ...] | None = None  # (): no search list offered
+    dns_forward: IPv4Address | None = None  # queries to this address go to the host's resolver
+    map_gateway: bool = True  # False: --no-map-gw (the gateway address is not the host)
+    mtu: int | None = None
+
+
+@dataclass(frozen=True)
 class Bandwidth:
     """A rate limit as libvirt names its directions: inbound is traffic towards the guest(s)."""
 
@@ -134,6 +154,7 @@ class Network:
         if self.gateway6 is None or self.subnet6 is None:
             return None
         return IPv6Interface(f"{self.gateway6}/{self.subnet6.prefixlen}")
+    passt: PasstNet | None = None
 
     @property
     def gateway_interface(self) -> IPv4Interface | None:

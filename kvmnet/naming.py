@@ -66,6 +66,12 @@ def state_dir_for(topology: str, root: str) -> str:
     return os.path.join(root, topology)
 
 
+def passt_dir(topology: str, guest: str, index: int, root: str) -> str:
+    """The directory of a guest NIC's passt (its socket and pid file), in the topology's state
+    dir; short (tap_name), as the socket's path must fit in 107 bytes."""
+    return os.path.join(state_dir_for(topology, root), f"passt-{tap_name(topology, guest, index)}")
+
+
 def nft_table(topology: str) -> str:
     return f"kvmnet_{topology}".replace("-", "_")
 

@@ -12,6 +12,7 @@ from ..model import Dhcp, MODES, Network
 from . import ipv6
 from .attach import DIRECT_KEYS, bandwidth, direct_net
 from .guests import mac_address
+from .passt import KEYS as PASST_KEYS, passt_net
 from .qemu_modes import socket_net, user_net
 from .tomlread import MISSING, Reader, check_host_address, type_name
 
@@ -34,6 +35,7 @@ NETWORK_KEYS = {
     "vde": _COMMON + ("bridge",),
 }
 NETWORK_KEYS["direct"] = DIRECT_KEYS
+NETWORK_KEYS["passt"] = PASST_KEYS
 for _mode in ("nat", "routed", "isolated", "bridge"):  # config/attach.py reads it
     NETWORK_KEYS[_mode] += ("bandwidth",)
 
@@ -60,6 +62,8 @@ def network(r: Reader, name: str, raw, path: tuple) -> Network | None:
         return direct_net(r, name, raw, path)
     if mode == "vde":  # a vde_switch kvmnet runs; `bridge`: the kvmnet bridge it joins
         return Network(name, mode, vde_join=r.ifname(raw, "bridge", path, None))
+    if mode == "passt":
+        return passt_net(r, name, raw, path)
     fields = _bridge(r, raw, path)
     fields["allow_unprivileged"] = bool(r.get(raw, "allow_unprivileged", path, bool, False))
     if mode == "bridge":

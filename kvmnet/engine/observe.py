@@ -72,7 +72,7 @@ def _forward_listeners(topo: Topology, host, backend: str, fw: dict) -> dict[str
     """Sockets already bound on a port the topology forwards (DNAT would shadow them), except
     ports kvmnet's own table already forwards: a listener started after apply is no conflict
     (nor a reason to refuse repairing something else)."""
-    wanted = {(f.proto, port) for net in topo.networks for f in net.forwards
+    wanted = {(f.proto, port) for net in topo.networks if net.mode == "nat" for f in net.forwards
               for port in range(f.host_ports[0], f.host_ports[1] + 1)}
     if not wanted:
         return {}

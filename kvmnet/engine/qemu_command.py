@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import HostError, InputError
 from ..host import qemu
 from ..model import Topology
+from ..naming import DEFAULT_STATE_ROOT as DEFAULT_STATE_DIR
 from ..render.qemu import HostOffers, direct_fd, guest_args, machine_args
 from ..render.qemu_tuning import guest_wide
 
@@ -29,9 +30,13 @@ def hook_paths() -> tuple[str, str]:
     return paths[0], paths[1]
 
 
-def offers(accel: str, state_dir: str | None = None) -> HostOffers:
+def offers(accel: str, state_root: str | None = None, topology: str | None = None) -> HostOffers:
+    """What this host's QEMU can use; `state_root` and `topology` place the sockets of the
+    topology's passts (render/passt.py) and vde_switches (its state dir)."""
     ifup, ifdown = hook_paths()
-    return HostOffers(vhost_net=accel == "kvm" and qemu.vhost_net(), ifup=ifup, ifdown=ifdown, state_dir=state_dir)
+    root = state_root or DEFAULT_STATE_DIR
+    return HostOffers(vhost_net=accel == "kvm" and qemu.vhost_net(), ifup=ifup, ifdown=ifdown, state_root=root,
+                      state_dir=os.path.join(root, topology) if topology else None)
 
 
 def bridge_offers(base: HostOffers) -> HostOffers:
@@ -44,7 +49,7 @@ def check_backends(topo: Topology, guest_name: str, exe: str) -> list[str]:
     backends = qemu.netdev_backends(exe)
     for nic in topo.guest(guest_name).nics:
         net = topo.network(nic.network)
-        kind = "tap" if net.bridged or net.mode == "direct" else net.mode
+        kind = "tap" if net.bridged or net.mode == "direct" else "stream" if net.mode == "passt" else net.mode
         if kind not in backends:
             hint = " (QEMU built without slirp)" if kind == "user" else ""
             raise InputError(f"guests.{guest_name}: network {net.name} needs `-netdev {kind}`, which {exe} does not offer{hint}")
@@ -80,8 +85,7 @@ def build(topo: Topology, guest_name: str, extra: list[str], syntax: str = "netd
         notes.append("accelerator: KVM" if works else f"accelerator: TCG (software emulation, slow): {why}")
     guest = topo.guest(guest_name)
     argv = [exe, *machine_args(guest, accel)]
-    state_dir = os.path.join(state_root, topo.name) if state_root else None
-    for fragment in guest_args(topo, guest, syntax, hooks, offers(accel, state_dir)):
+    for fragment in guest_args(topo, guest, syntax, hooks, offers(accel, state_root, topo.name)):
         argv += fragment
     argv += guest_wide(guest)
     return Launch(argv + list(extra), notes)

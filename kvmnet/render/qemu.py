@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..errors import InputError
 from ..model import Guest, Network, Nic, Topology
 from . import qemu_tuning as tuning
+from . import passt
 
 # `-net nic,model=` takes the short names
 _LEGACY_MODELS = {"virtio-net-pci": "virtio", "virtio-net": "virtio"}
@@ -24,6 +25,7 @@ class HostOffers:
     ifdown: str = "kvmnet-ifdown"
     bridge_helper: str | None = None  # attach through qemu-bridge-helper (-netdev bridge) instead of a tap
     state_dir: str | None = None  # the topology's state dir: where its vde_switches' sockets are
+    state_root: str = "/run/kvmnet"  # where passt networks' sockets are (render/passt.py)
 
 
 def _opts(kind: str, pairs: list[tuple[str, object]]) -> str:
@@ -88,6 +90,9 @@ def nic_args(topo: Topology, guest: Guest, index: int, nic: Nic, syntax: str, ho
         kind, pairs = "user", _user(net)
     elif net.mode == "vde":
         kind, pairs = "vde", tuning.vde_pairs(net, offers.state_dir)
+    elif net.mode == "passt":  # QEMU 7.2 connects to the NIC's own passt as a stream client
+        sock = next(p.socket for p in passt.nics(topo, guest.name, offers.state_root) if p.index == index)
+        kind, pairs = "stream", [("server", "off"), ("addr.type", "unix"), ("addr.path", sock)]
     else:
         kind, pairs = "socket", _socket(topo, net, guest)
     capture = tuning.capture_args(nic, index, ident, syntax, f"guests.{guest.name}.nics[{index}]")
@@ -105,6 +110,8 @@ def guest_args(topo: Topology, guest: Guest, syntax: str = "netdev", hooks: bool
     if syntax == "legacy" and len(guest.nics) > 1:
         raise InputError(f"guests.{guest.name}: the legacy -net syntax joins every NIC to one hub "
                          f"(QEMU has no vlan= any more); this guest has {len(guest.nics)} NICs: use --syntax netdev")
+    if syntax == "legacy" and any(topo.network(n.network).mode == "passt" for n in guest.nics):
+        raise InputError(f"guests.{guest.name}: a passt network needs -netdev stream; use --syntax netdev")
     return [nic_args(topo, guest, i, nic, syntax, hooks, offers) for i, nic in enumerate(guest.nics)]
 
 

@@ -68,7 +68,7 @@ CASES = [
     (NAT.replace('mode = "nat"', 'mode = "nat"\ncolour = "blue"'),
      "t.toml:3: networks.default.colour: unknown key (allowed: mode, bridge, stp, forward_delay, mtu, mac, subnet, gateway, dhcp, domain, dns_hosts, tftp_root, bootfile, spoof_protection, forwards, subnet6, gateway6, nat6, dhcp6, allow_unprivileged, bandwidth)"),
     (NAT.replace('mode = "nat"', 'mode = "wormhole"'),
-     "t.toml:2: networks.default.mode: unknown mode 'wormhole' (one of nat, routed, isolated, bridge, user, socket, direct, vde)"),
+     "t.toml:2: networks.default.mode: unknown mode 'wormhole' (one of nat, routed, isolated, bridge, user, socket, direct, vde, passt)"),
     (NAT.replace('mode = "nat"', 'mode = "nat"\nstp = "yes"'),
      "t.toml:3: networks.default.stp: must be true or false, not a string"),
     (NAT.replace('"virbr0"', '"averyveryverylongbridge"'),

@@ -50,7 +50,7 @@ EXPECTED = {
     "bridge.toml": [("bridge.add", "br0"), ("link.set", "eth0"), ("addr.add", "192.0.2.10/24"),
                     ("route.del", "default"), ("addr.del", "192.0.2.10/24"), ("route.add", "default"),
                     ("tap.add", "kn-bridge-vm1-0")],
-    "socket.toml": [], "user.toml": [],
+    "socket.toml": [], "user.toml": [], "passt.toml": [],  # passt: started by `kvmnet run`/`passt start`
     "dual-stack.toml": [step for br, v4, v6 in (("kvmds0", "192.168.124.1/24", "fd00:dead:beef:1::1/64"),
                                                 ("kvmds1", "10.78.0.1/24", "fd00:dead:beef:2::1/64")) for step in (
                             ("bridge.add", br), ("sysctl.set", f"net/ipv6/conf/{br}/accept_ra"),
