@@ -14,7 +14,7 @@
 
 Adding one: write the module, add it to SECTIONS."""
 
-from bench.sections import cold_apply, dataplane, forwards_scale, hooks, libvirt, noop_reapply, taps_scale, watch
+from bench.sections import cold_apply, dataplane, forwards_scale, hooks, libvirt, noop_reapply, scale, taps_scale, watch
 
-SECTIONS = [cold_apply, noop_reapply, forwards_scale, taps_scale, hooks, dataplane, watch, libvirt]
+SECTIONS = [cold_apply, noop_reapply, forwards_scale, taps_scale, hooks, dataplane, watch, libvirt, scale]
 BY_NAME = {s.NAME: s for s in SECTIONS}
