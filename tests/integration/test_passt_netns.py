@@ -72,7 +72,7 @@ def test_run_starts_passt_before_qemu_and_stops_it_after(ns, tmp_path):
     res = ns.kvmnet("run", "--accel", "tcg", str(topo), "web", env={"KVMNET_QEMU": str(qemu)})
     assert res.returncode == 3, res.stderr  # QEMU's own status
     saw = (tmp_path / "qemu.saw").read_text()
-    sock = ns.state_dir / "p" / "passt-kn-web-0" / "sock"
+    sock = ns.state_dir / "p" / "passt-kn-p-web-0" / "sock"
     assert saw.startswith(f"connected {sock}\n") and ":5080 " in saw, saw  # passt's forward was bound
     assert "kvmnet: passt " in res.stderr and f"serving {sock}" in res.stderr
     assert not sock.parent.exists()  # stopped and cleaned up

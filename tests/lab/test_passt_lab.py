@@ -54,7 +54,7 @@ def test_passt_guest(make_lab, tmp_path, custom):
     topo = str(lab.topology)
     started = lab.kvmnet("passt", "start", topo, "dev")
     assert started.returncode == 0, started.stderr
-    sock = next(lab.host.state_dir.glob("*/passt-kn-dev-0/sock"))
+    sock = next(lab.host.state_dir.glob("*/passt-kn-passt-dev-0/sock"))
     assert f"serving {sock}" in started.stdout
     (line,) = _passts(lab)
     assert line.split()[1] == "nobody", line
