@@ -5,6 +5,8 @@ removed) to the full topology."""
 
 from __future__ import annotations
 
+from kvmnet import naming
+
 NETWORKS = 16
 
 
@@ -207,13 +209,13 @@ def small_change(p: dict, topo: Path, st: Path, guests: int, forwards: int) -> d
     return {**{k: stats(v) for k, v in s.items()}, "what": seen}
 
 
-def change_ok(c: dict) -> list[str]:  
+def change_ok(c: dict) -> list[str]:
     """What the small change touched beyond its own guest: empty when only the guest's tap,
     the firewall table (its forward), n00's dnsmasq host files and kvmnet's own record changed."""
     bad = []
     own_files = {"big/state.json", "big/hooks", "big/dnsmasq-n00.d/dhcp-hosts", "big/dnsmasq-n00.d/hosts"}
     for label, w in c["what"].items():
-        if w["links_changed"] != ["kn-gx-0"]:
+        if w["links_changed"] != [naming.tap_name("big", "gx", 0)]:
             bad.append(f"{label}: links changed {w['links_changed']}")
         if set(w["files_changed"]) - own_files:
             bad.append(f"{label}: files changed {sorted(set(w['files_changed']) - own_files)}")
