@@ -78,6 +78,7 @@ class Observed:
     listeners: dict = field(default_factory=dict)  # "tcp/8080" -> "1234 (python3)", forwarded ports only
     dnsmasq_user: str = "nobody"
     dnsmasq_exe: str = "/usr/sbin/dnsmasq"
+    overlay: dict = field(default_factory=dict)  # VXLAN devices, flooding lists, FRR: host/vxlan.py, host/frr.py
 
     def addrs_of(self, link: str) -> frozenset:
         """The link's addresses as "addr/prefix" strings."""
@@ -93,7 +94,8 @@ class Observed:
                 "addrs": {k: [a.as_dict() for a in self.addresses_of(k)] for k in self.addrs},
                 "routes": [asdict(r) for r in self.routes], "sysctls": self.sysctls,
                 "firewall": self.firewall, "processes": self.processes,
-                "listeners": self.listeners, "host_forward": self.host_forward, "dnsmasq_user": self.dnsmasq_user, "dnsmasq_exe": self.dnsmasq_exe}
+                "listeners": self.listeners, "host_forward": self.host_forward, "dnsmasq_user": self.dnsmasq_user, "dnsmasq_exe": self.dnsmasq_exe,
+                "overlay": self.overlay}
 
     @classmethod
     def from_json(cls, data: dict) -> "Observed":
@@ -104,4 +106,5 @@ class Observed:
                    processes=data.get("processes", {}),
                    listeners=data.get("listeners", {}), host_forward=data.get("host_forward", {}),
                    dnsmasq_user=data.get("dnsmasq_user", "nobody"),
-                   dnsmasq_exe=data.get("dnsmasq_exe", "/usr/sbin/dnsmasq"))
+                   dnsmasq_exe=data.get("dnsmasq_exe", "/usr/sbin/dnsmasq"),
+                   overlay=data.get("overlay", {}))

@@ -10,7 +10,7 @@ from ..host import system
 from ..model import ROUTING_MODES, Topology
 from ..observed import Observed
 from ..render.nft import needs_table
-from .plan import dnsmasq as dnsmasq_plan, sysctls
+from .plan import dnsmasq as dnsmasq_plan, overlay as overlay_plan, sysctls
 
 
 def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None) -> Observed:
@@ -29,7 +29,12 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
                     sysctls={p: host.sysctl(p) for p in sysctls.paths(topo)}, firewall=fw,
                     processes=procs, host_forward=host.host_forward() if forwarding else {},
                     listeners=_forward_listeners(topo, host, backend, fw),
-                    dnsmasq_user=user, dnsmasq_exe=exe)
+                    dnsmasq_user=user, dnsmasq_exe=exe, overlay=_overlay(topo, host))
+
+
+def _overlay(topo: Topology, host) -> dict:
+    names = overlay_plan.names(topo)
+    return host.overlay(names) if names else {}
 
 
 def _dnsmasqs(topo: Topology, state_dir: str, host, user: str) -> dict:

@@ -162,6 +162,10 @@ _DESCRIBE = {
                                 else f"start dnsmasq for {a['network']} on {a['bridge']}"),
     "dnsmasq.stop": lambda a: f"stop dnsmasq for {a['network']}",
     "dnsmasq.reload": lambda a: f"reload dnsmasq for {a['network']} (DNS records and static leases)",
+    "vxlan.add": lambda a: (f"{'re-create' if a.get('replace') else 'create'} VXLAN {a['name']} (VNI {a['vni']}, "
+                            f"local {a['local']}, port {a['port']}, mtu {a['mtu']}) on bridge {a['master']}"),
+    "fdb.add": "flood {dev}'s broadcast and unknown frames to peer {dst} too",
+    "fdb.del": "stop flooding {dev}'s frames to peer {dst}",
 }
 
 _COMMANDS = {
@@ -182,4 +186,11 @@ _COMMANDS = {
     "dnsmasq.start": lambda a: shlex.join(["dnsmasq", f"--conf-file={a['conf']}"]),
     "dnsmasq.stop": lambda a: f"kill $(cat {shlex.quote(a['pid_file'])})",
     "dnsmasq.reload": lambda a: f"kill -HUP $(cat {shlex.quote(a['pid_file'])})",
+    "vxlan.add": lambda a: ((f"ip link del {a['name']} && " if a.get("replace") else "")
+                            + f"ip link add {a['name']} mtu {a['mtu']} type vxlan id {a['vni']} local {a['local']} "
+                            f"dstport {a['port']}{'' if a.get('learning') else ' nolearning'} && "
+                            f"ip link set {a['name']} master {a['master']} up"
+                            + (f" && bridge link set dev {a['name']} learning off" if a.get("port_learning") is False else "")),
+    "fdb.add": lambda a: f"bridge fdb append 00:00:00:00:00:00 dev {a['dev']} dst {a['dst']}",
+    "fdb.del": lambda a: f"bridge fdb del 00:00:00:00:00:00 dev {a['dev']} dst {a['dst']}",
 }

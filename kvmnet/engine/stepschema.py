@@ -203,6 +203,13 @@ def _any(v, w):
 # --- ops: argument -> (required, check) -------------------------------------------------------
 
 R, O = True, False  # required, optional
+
+
+def _vxlan_name(v, w):
+    return _str(v, w) or (None if re.fullmatch(r"kvx[0-9]{1,8}", v) else f"{v!r} is not one of kvmnet's VXLAN devices")
+
+
+_FDB = {"dev": (R, _vxlan_name), "dst": (R, _ip)}
 _LINK_SET = {"name": (R, _ifname), "master": (O, _master), "mac": (O, _mac), "mtu": (O, _opt_int),
              "up": (O, _opt_bool), "stp": (O, _opt_bool), "forward_delay": (O, _opt_int)}
 _FIREWALL = {"backend": (R, _backend), "table": (R, _own_table), "summary": (R, _str),
@@ -236,6 +243,12 @@ OPS = {
                        "pid_file": (R, _state_file("pid")), "hosts": (R, _str), "dhcp_hosts": (R, _str),
                        "group": (O, _group)},
     "dnsmasq.stop": {**_DNSMASQ, "purge": (O, _bool)},
+    # a stretched network's VXLAN device (engine/overlay.py) and its flooding list
+    "vxlan.add": {"name": (R, _vxlan_name), "vni": (R, _bounded(1, 16777215)), "local": (R, _ip),
+                  "port": (R, _bounded(1, 65535)), "master": (R, _ifname), "mtu": (R, _bounded(68, 65535)),
+                  "learning": (O, _bool), "port_learning": (O, _opt_bool), "replace": (O, _bool)},
+    "fdb.add": _FDB,
+    "fdb.del": _FDB,
 }
 
 

@@ -38,5 +38,11 @@ def run(step) -> None:
         case "dnsmasq.start" | "dnsmasq.stop" | "dnsmasq.reload":
             from . import dnsmasq
             dnsmasq.run(step)
+        case "vxlan.add":
+            from . import vxlan
+            vxlan.add(a)
+        case "fdb.add" | "fdb.del":
+            from . import vxlan
+            vxlan.fdb(a, step.op == "fdb.add")
         case _:
             raise ValueError(f"unknown step {step.op}")

@@ -60,6 +60,11 @@ class System:
     def port_holders(self, port: int, proto: str) -> list[str]:
         return procs.port_holders(port, proto)
 
+    # stretched networks: VXLAN devices and their flooding lists
+    def overlay(self, vxlans: list[str]) -> dict:
+        from . import vxlan
+        return vxlan.observe(vxlans)
+
     # changes
     def run(self, step) -> None:
         executor.run(step)

@@ -43,6 +43,7 @@ class FakeHost:
         self.forward = {"policy": "ACCEPT", "rules": []}  # the host's filter FORWARD (iptables -S lines)
         # conf path -> {"pid", "conf_text", "network", "hosts", "dhcp_hosts", "bridge": [name, ifindex]}
         self.dnsmasqs: dict[str, dict] = {}
+        self.vxlans: dict[str, dict] = {}  # name -> {vni, local, port, learning, port_learning, fdb: set}
         self.reloads = 0  # SIGHUPs the fake dnsmasqs took
         self.listeners: dict[tuple[str, int], list[str]] = {}  # (proto, port) -> holders
         self.ran: list = []  # steps that succeeded, in order
@@ -71,7 +72,8 @@ class FakeHost:
                               "routes": sorted(map(repr, self.routes_)), "sysctls": self.sysctls,
                               "addr_attrs": {k: list(v.items()) for k, v in self.addr_attrs.items() if v},
                               "nft": self.nft_tables, "ipt": self.ipt_tables, "forward": self.forward,
-                              "dnsmasq": self.dnsmasqs})
+                              "dnsmasq": self.dnsmasqs,
+                              "vxlans": {n: dict(v, fdb=sorted(v["fdb"])) for n, v in self.vxlans.items()}})
 
     def ops(self) -> list[str]:
         return [s.op for s in self.ran]
@@ -157,6 +159,11 @@ class FakeHost:
     def port_holders(self, port: int, proto: str) -> list[str]:
         return list(self.listeners.get((proto, port), []))
 
+    def overlay(self, vxlans: list[str]) -> dict:
+        present = [n for n in vxlans if n in self.vxlans]
+        return {"vxlan": {n: {k: v for k, v in self.vxlans[n].items() if k != "fdb"} for n in present},
+                "fdb": {n: sorted(self.vxlans[n]["fdb"]) for n in present}}
+
     # ------------------------------------------------------------ System: changes
 
     def run(self, step) -> None:
@@ -193,6 +200,26 @@ class FakeHost:
         for template, value in _PER_LINK_SYSCTLS.items():
             self.sysctls[template.format(name)] = value
 
+    def _vxlan_add(self, a: dict) -> None:
+        if a.get("replace") and a["name"] in self.links_:
+            self._link_del({"name": a["name"]})
+        if a["name"] in self.links_:
+            raise HostError(f"fake host: {a['name']} exists")
+        self._add_link(a["name"], "vxlan", None, a["mtu"], master=a["master"])
+        self.vxlans[a["name"]] = {"vni": a["vni"], "local": a["local"], "port": a["port"],
+                                  "learning": a.get("learning", False),
+                                  "port_learning": a.get("port_learning") is not False, "fdb": set()}
+
+    def _fdb_add(self, a: dict) -> None:
+        if a["dev"] not in self.vxlans or a["dst"] in self.vxlans[a["dev"]]["fdb"]:
+            raise HostError(f"fake host: fdb append {a}: refused")
+        self.vxlans[a["dev"]]["fdb"].add(a["dst"])
+
+    def _fdb_del(self, a: dict) -> None:
+        if a["dev"] not in self.vxlans or a["dst"] not in self.vxlans[a["dev"]]["fdb"]:
+            raise HostError(f"fake host: fdb del {a}: no such entry")
+        self.vxlans[a["dev"]]["fdb"].discard(a["dst"])
+
     def _bridge_add(self, a: dict) -> None:
         if a["name"] not in self.links_:
             self._add_link(a["name"], "bridge", a.get("mac"), a.get("mtu"), stp=a["stp"],
@@ -214,6 +241,7 @@ class FakeHost:
             if link["master"] == name:
                 link["master"] = None
         self.addrs_.pop(name, None)
+        self.vxlans.pop(name, None)
         self.addr_attrs.pop(name, None)
         self.routes_ = [r for r in self.routes_ if r.dev != name]
         self.sysctls = {k: v for k, v in self.sysctls.items() if f"/conf/{name}/" not in k}

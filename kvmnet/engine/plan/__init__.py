@@ -18,11 +18,11 @@ from ...model import Topology
 from ...observed import Observed
 from ..record import Record
 from ..steps import Action, Step
-from . import dnsmasq, firewall, links, sysctls
+from . import dnsmasq, firewall, links, overlay, sysctls
 from .facts import Facts
 
 # op -> its undo, for the recorded steps a removal replays; each concern owns its ops
-UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO}
+UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO, **overlay.UNDO}
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,11 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
             sysctls.bridge(facts, net)
             if net.gateway_interface is not None:
                 links.addr(facts, net.bridge, str(net.gateway_interface))
+    overlay.vxlans(facts, topo)  # stretched networks: each bridge's VXLAN port (after the bridges)
     for guest in topo.guests:
         for nic in guest.nics:
             net = topo.network(nic.network)
-            if net.bridged:
+            if net.bridged and nic.tap:  # (no tap here for a guest of another host)
                 links.tap(facts, topo, net, nic.tap, nic.mac)
     sysctls.forwarding(facts, topo)
     firewall.accepts(facts, topo, firewall_backend)

@@ -1,0 +1,61 @@
+"""Facts about stretched networks on this host: the VXLAN device per VNI, a port of the network's
+bridge, and with the static control plane one flooding entry per peer host. Pure.
+
+The topology given is already this host's part (engine/overlay.py). A peer dropped from the file
+leaves a recorded `fdb:` fact nobody wants: its recorded undo removes the entry.
+"""
+
+from __future__ import annotations
+
+from ...model import Topology
+from ..overlay import local_vxlans, vxlan_name
+from ..steps import Step
+from .facts import Facts
+from .links import UNDO as LINK_UNDO
+
+_PARAMS = ("vni", "local", "port", "learning")
+
+
+def _undo_fdb(op: str):
+    return lambda step, _: Step(op, dict(step.args))
+
+
+UNDO = {"vxlan.add": lambda step, _: Step("link.del", {"name": step.args["name"]}),
+        "fdb.add": _undo_fdb("fdb.del"), "fdb.del": _undo_fdb("fdb.add")}
+
+
+def names(topo: Topology) -> list[str]:
+    """The VXLAN devices this host's part of `topo` has (what observe() reads)."""
+    return [vxlan_name(vx.vni) for _, vx, _, _ in local_vxlans(topo)]
+
+
+def vxlans(facts: Facts, topo: Topology) -> None:
+    seen_all = facts.obs.overlay.get("vxlan", {})
+    for net, vx, local, peers in local_vxlans(topo):
+        name = vxlan_name(vx.vni)
+        evpn = vx.control == "evpn"
+        want = {"name": name, "vni": vx.vni, "local": local, "port": vx.port, "master": net.bridge,
+                "mtu": net.mtu, "learning": False}
+        if evpn:
+            want["port_learning"] = False
+        link, seen = facts.obs.links.get(name), seen_all.get(name)
+        key, undo = f"link:{name}", Step("link.del", {"name": name})
+        rebuilt = link is None or seen is None or any(seen.get(p) != want[p] for p in _PARAMS) \
+            or (evpn and seen.get("port_learning") is not False)
+        if link is None or seen is None:
+            facts.want(key, Step("vxlan.add", want), undo)
+        elif rebuilt:
+            facts.want(key, Step("vxlan.add", dict(want, replace=True)), undo, "modify")
+        else:
+            drift = {k: v for k, v in (("master", net.bridge), ("mtu", net.mtu), ("up", True))
+                     if getattr(link, k) != v}
+            do = Step("link.set", {"name": name, **drift}) if drift else None
+            facts.want(key, do, LINK_UNDO["link.set"](do, facts.obs) if do else None, "modify")
+        if not evpn:
+            _flooding(facts, name, peers, set() if rebuilt else set(facts.obs.overlay.get("fdb", {}).get(name, ())))
+
+
+def _flooding(facts: Facts, name: str, peers: list[str], has: set[str]) -> None:
+    for peer in peers:
+        args = {"dev": name, "dst": peer}
+        facts.want(f"fdb:{name}:{peer}", None if peer in has else Step("fdb.add", args), Step("fdb.del", args))
