@@ -19,11 +19,30 @@ def _locked(state_root: str, file: str, work, shared: bool = False):
     nothing, which must work without root where it can); a kvmnet error is printed and exits
     (2: bad input or a conflict, nothing changed; 1: a failure on the host)."""
     try:
-        topo = _load(file)
+        topo = _with_host(_load(file))
         with statedir.locked(state_root, shared=shared):
             return topo, work(topo)
     except KvmnetError as exc:
         _fail(exc)
+
+
+_HOST: dict = {"name": None}  # --host NAME (or $KVMNET_HOST) of the verb being run
+
+
+def _set_host(ctx, param, value):
+    _HOST["name"] = value or None
+    return value
+
+
+def _with_host(topo):
+    """A multi-host file with --host noted (engine/overlay.py decides against the host)."""
+    from .engine import overlay
+    return overlay.with_host(topo, _HOST["name"]) if _HOST["name"] or topo.overlay else topo
+
+
+def _host_words(ctx) -> str:
+    me = ctx.topo.overlay.me if ctx.topo.overlay else None
+    return f" on host {me}" if me else ""
 
 
 def _need_root(what: str) -> None:
@@ -78,12 +97,14 @@ def plan_cmd(state_root, file, as_json, firewall=None, replace=False):
     topo, ctx = _locked(state_root, file, lambda topo: engine.Context(topo, state_root, firewall, replace=replace),
                         shared=True)
     actions = ctx.actions
+    host = _host_words(ctx)
     if as_json:
-        _json({"topology": topo.name, "firewall": ctx.backend, "steps": [a.to_json() for a in actions]})
+        extra = {"host": ctx.topo.overlay.me} if ctx.topo.overlay else {}
+        _json({"topology": topo.name, "firewall": ctx.backend, **extra, "steps": [a.to_json() for a in actions]})
     elif actions:
-        _print_actions(actions, f"{topo.name}: {len(actions)} step(s) to apply {file} (firewall: {ctx.backend}):")
+        _print_actions(actions, f"{topo.name}: {len(actions)} step(s) to apply {file}{host} (firewall: {ctx.backend}):")
     else:
-        click.echo(f"{topo.name}: in sync with {file}; nothing to do (firewall: {ctx.backend})")
+        click.echo(f"{topo.name}: in sync with {file}{host}; nothing to do (firewall: {ctx.backend})")
 
 
 @main.command("apply")
@@ -158,7 +179,7 @@ def status(state_root, file, as_json, quiet):
     """What kvmnet has applied here (and, with FILE, whether the host still matches it)."""
     corrupt = []  # a topology's bad record is listed as such, and blocks no other
     try:
-        topo = _load(file) if file else None  # a bad FILE is exit 2 even with nothing applied
+        topo = _with_host(_load(file)) if file else None  # a bad FILE is exit 2 even with nothing applied
         with statedir.locked(state_root, shared=True):
             recs = records.all_records(state_root, corrupt=corrupt)
             out = []
@@ -321,3 +342,12 @@ cli_extra.register(main)
 
 if __name__ == "__main__":
     main(prog_name="kvmnet")  # so completion's variable is _KVMNET_COMPLETE here too
+
+
+# --host NAME on the verbs that act on this host's part of a multi-host file (several hosts in
+# one file: which one this is; by default the [hosts] entry whose underlay address is local)
+for _verb in ("plan", "apply", "destroy", "check", "status"):
+    main.commands[_verb].params.append(click.Option(
+        ["--host", "host_name"], envvar="KVMNET_HOST", default=None, expose_value=False, is_eager=True,
+        callback=_set_host, metavar="NAME",
+        help="Which [hosts] entry of a multi-host file this host is (default: the one whose underlay address is local)."))

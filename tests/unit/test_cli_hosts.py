@@ -1,0 +1,56 @@
+"""`--host NAME` and host auto-detection on the command line (fake host): `plan` says which
+host it decided it is; a file whose hosts are none of this host's is exit 2 with the reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from helpers.fakehost import FakeHost
+
+from kvmnet import cli
+from kvmnet.host import system
+
+THREE = str(Path(__file__).resolve().parents[1] / "data" / "multihost" / "three.toml")
+
+
+@pytest.fixture
+def host(monkeypatch):
+    monkeypatch.delenv("KVMNET_HOST", raising=False)
+    fake = FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["10.200.0.2/24", "10.200.0.3/24"])
+    monkeypatch.setattr(system, "default", lambda: fake)
+    return fake
+
+
+def run(tmp_path, *args):
+    return CliRunner().invoke(cli.main, ["--state-dir", str(tmp_path), *args])
+
+
+def test_plan_names_the_host_given_by_host_option(host, tmp_path):
+    out = run(tmp_path, "plan", "--host", "h3", THREE)
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines()[0].startswith(f"multihost: ") and f"to apply {THREE} on host h3 (firewall:" in out.output
+    assert "create VXLAN kvx4242 (VNI 4242, local 10.200.0.3, port 4789, mtu 1450) on bridge kvb-lab" in out.output
+    doc = json.loads(run(tmp_path, "plan", "--json", "--host", "h2", THREE).output)
+    assert doc["host"] == "h2"
+
+
+def test_two_local_underlays_need_the_host_option(host, tmp_path):
+    out = run(tmp_path, "plan", THREE)
+    assert (out.exit_code, out.output) == (2, f"{THREE}: several [hosts] underlay addresses are local (h2, h3): "
+                                              "say --host NAME\n")
+
+
+def test_the_host_is_found_by_its_underlay_address(host, tmp_path):
+    host.addrs_["eth0"].discard("10.200.0.3/24")
+    out = run(tmp_path, "plan", THREE)
+    assert out.exit_code == 0 and f"on host h2 (firewall:" in out.output
+
+
+def test_host_option_on_a_single_host_file_is_refused(host, tmp_path):
+    single = tmp_path / "one.toml"
+    single.write_text('[networks.n]\nmode = "isolated"\nbridge = "kb0"\n')
+    out = run(tmp_path, "check", "--host", "h1", str(single))
+    assert (out.exit_code, out.output) == (2, f"{single}: --host h1: the file has no [hosts] table (it describes one host)\n")
