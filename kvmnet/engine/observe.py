@@ -29,12 +29,15 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
                     sysctls={p: host.sysctl(p) for p in sysctls.paths(topo)}, firewall=fw,
                     processes=procs, host_forward=host.host_forward() if forwarding else {},
                     listeners=_forward_listeners(topo, host, backend, fw),
-                    dnsmasq_user=user, dnsmasq_exe=exe, overlay=_overlay(topo, host))
+                    dnsmasq_user=user, dnsmasq_exe=exe, overlay=_overlay(topo, host, state_dir))
 
 
-def _overlay(topo: Topology, host) -> dict:
+def _overlay(topo: Topology, host, state_dir: str) -> dict:
     names = overlay_plan.names(topo)
-    return host.overlay(names) if names else {}
+    out = host.overlay(names) if names else {}
+    if overlay_plan.evpn_peers(topo) is not None:
+        out = dict(out, frr=host.frr(state_dir))
+    return out
 
 
 def _dnsmasqs(topo: Topology, state_dir: str, host, user: str) -> dict:

@@ -166,6 +166,9 @@ _DESCRIBE = {
                             f"local {a['local']}, port {a['port']}, mtu {a['mtu']}) on bridge {a['master']}"),
     "fdb.add": "flood {dev}'s broadcast and unknown frames to peer {dst} too",
     "fdb.del": "stop flooding {dev}'s frames to peer {dst}",
+    "frr.start": lambda a: (f"{'restart' if a.get('restart') else 'start'} kvmnet's FRR (zebra, bgpd: EVPN with "
+                            f"{', '.join(a['peers']) or 'no peer'})"),
+    "frr.stop": "stop kvmnet's FRR (zebra, bgpd)",
 }
 
 _COMMANDS = {
@@ -193,4 +196,7 @@ _COMMANDS = {
                             + (f" && bridge link set dev {a['name']} learning off" if a.get("port_learning") is False else "")),
     "fdb.add": lambda a: f"bridge fdb append 00:00:00:00:00:00 dev {a['dev']} dst {a['dst']}",
     "fdb.del": lambda a: f"bridge fdb del 00:00:00:00:00:00 dev {a['dev']} dst {a['dst']}",
+    "frr.start": lambda a: (f"/usr/lib/frr/zebra -d -u root -g frrvty -f {a['dir']}/zebra.conf ... && "
+                            f"/usr/lib/frr/bgpd -d -S -l {a['listen']} -f {a['dir']}/bgpd.conf ..."),
+    "frr.stop": lambda a: f"kill $(cat {a['dir']}/bgpd.pid {a['dir']}/zebra.pid)",
 }

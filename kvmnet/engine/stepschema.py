@@ -210,6 +210,22 @@ def _vxlan_name(v, w):
 
 
 _FDB = {"dev": (R, _vxlan_name), "dst": (R, _ip)}
+
+
+def _host_name(v, w):
+    return _str(v, w) or (None if naming.OBJECT_NAME_RE.fullmatch(v) else f"{v!r} is not a host name")
+
+
+def _ips(v, w):
+    if not isinstance(v, list):
+        return "must be a list of IP addresses"
+    return next((why for x in v if (why := _ip(x, w))), None)
+
+
+def _frr_dir(v, w):
+    """kvmnet's FRR instance lives in the topology's own state dir, nowhere else."""
+    want = os.path.join(w.topo_dir, "frr")
+    return _str(v, w) or (None if v == want else f"{v!r} is not {want} (outside the topology's state dir)")
 _LINK_SET = {"name": (R, _ifname), "master": (O, _master), "mac": (O, _mac), "mtu": (O, _opt_int),
              "up": (O, _opt_bool), "stp": (O, _opt_bool), "forward_delay": (O, _opt_int)}
 _FIREWALL = {"backend": (R, _backend), "table": (R, _own_table), "summary": (R, _str),
@@ -249,6 +265,9 @@ OPS = {
                   "learning": (O, _bool), "port_learning": (O, _opt_bool), "replace": (O, _bool)},
     "fdb.add": _FDB,
     "fdb.del": _FDB,
+    "frr.start": {"dir": (R, _frr_dir), "host": (R, _host_name), "listen": (R, _ip), "peers": (R, _ips),
+                  "restart": (O, _bool)},
+    "frr.stop": {"dir": (R, _frr_dir), "purge": (O, _bool)},
 }
 
 

@@ -38,6 +38,9 @@ def run(step) -> None:
         case "dnsmasq.start" | "dnsmasq.stop" | "dnsmasq.reload":
             from . import dnsmasq
             dnsmasq.run(step)
+        case "frr.start" | "frr.stop":
+            from . import frr
+            frr.run(step)
         case "vxlan.add":
             from . import vxlan
             vxlan.add(a)

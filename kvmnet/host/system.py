@@ -65,6 +65,18 @@ class System:
         from . import vxlan
         return vxlan.observe(vxlans)
 
+    def frr(self, topo_dir: str) -> dict:
+        from . import frr
+        return frr.observe(topo_dir)
+
+    def frr_sessions(self, topo_dir: str) -> list[dict]:
+        from . import frr
+        return frr.sessions(topo_dir)
+
+    def remote_macs(self, vxlan: str) -> list[dict]:
+        from . import vxlan as vxlans
+        return vxlans.remote_macs(vxlan)
+
     # changes
     def run(self, step) -> None:
         executor.run(step)

@@ -43,7 +43,8 @@ class FakeHost:
         self.forward = {"policy": "ACCEPT", "rules": []}  # the host's filter FORWARD (iptables -S lines)
         # conf path -> {"pid", "conf_text", "network", "hosts", "dhcp_hosts", "bridge": [name, ifindex]}
         self.dnsmasqs: dict[str, dict] = {}
-        self.vxlans: dict[str, dict] = {}  # name -> {vni, local, port, learning, port_learning, fdb: set}
+        self.vxlans: dict[str, dict] = {}
+        self.frrs: dict[str, dict] = {}  # FRR dir -> {pid, host, listen, peers}  # name -> {vni, local, port, learning, port_learning, fdb: set}
         self.reloads = 0  # SIGHUPs the fake dnsmasqs took
         self.listeners: dict[tuple[str, int], list[str]] = {}  # (proto, port) -> holders
         self.ran: list = []  # steps that succeeded, in order
@@ -73,7 +74,8 @@ class FakeHost:
                               "addr_attrs": {k: list(v.items()) for k, v in self.addr_attrs.items() if v},
                               "nft": self.nft_tables, "ipt": self.ipt_tables, "forward": self.forward,
                               "dnsmasq": self.dnsmasqs,
-                              "vxlans": {n: dict(v, fdb=sorted(v["fdb"])) for n, v in self.vxlans.items()}})
+                              "vxlans": {n: dict(v, fdb=sorted(v["fdb"])) for n, v in self.vxlans.items()},
+                              "frr": self.frrs})
 
     def ops(self) -> list[str]:
         return [s.op for s in self.ran]
@@ -158,6 +160,28 @@ class FakeHost:
 
     def port_holders(self, port: int, proto: str) -> list[str]:
         return list(self.listeners.get((proto, port), []))
+
+    def frr(self, topo_dir: str) -> dict:
+        inst = self.frrs.get(topo_dir + "/frr")
+        if inst is None:
+            return {"zebra": None, "bgpd": None, "zebra_conf": None, "bgpd_conf": None}
+        from kvmnet.render import frr as frr_conf
+        return {"zebra": inst["pid"], "bgpd": inst["pid"] + 1, "zebra_conf": frr_conf.zebra_conf(inst["host"]),
+                "bgpd_conf": frr_conf.bgpd_conf(inst["host"], inst["listen"], inst["peers"])}
+
+    def frr_sessions(self, topo_dir: str) -> list[dict]:
+        inst = self.frrs.get(topo_dir + "/frr")
+        return [{"peer": p, "state": "Established", "uptime": "00:00:01", "prefixes": 1} for p in inst["peers"]] if inst else []
+
+    def remote_macs(self, vxlan: str) -> list[dict]:
+        return []
+
+    def _frr_start(self, a: dict) -> None:
+        self._next_pid += 2
+        self.frrs[a["dir"]] = {"pid": 5000 + self._next_pid, **{k: a[k] for k in ("host", "listen", "peers")}}
+
+    def _frr_stop(self, a: dict) -> None:
+        self.frrs.pop(a["dir"], None)
 
     def overlay(self, vxlans: list[str]) -> dict:
         present = [n for n in vxlans if n in self.vxlans]

@@ -105,3 +105,41 @@ def test_the_record_with_vxlan_steps_passes_its_schema(tmp_path):
     engine.apply(topo(), str(tmp_path), host=host_at("10.200.0.1"))
     rec = records.load(str(tmp_path), "multihost")  # loading checks the closed schema
     assert {k for k, _ in rec.entries} >= {"link:kvx4242", "fdb:kvx4242:10.200.0.2", "fdb:kvx4242:10.200.0.3"}
+
+
+def _evpn(text: str | None = None):
+    text = (text or THREE.read_text()).replace('control = "static"', 'control = "evpn"')
+    return config.load_text(text, str(THREE))
+
+
+def test_evpn_runs_kvmnets_own_frr_with_every_peer_and_no_static_flooding(tmp_path):
+    host = host_at("10.200.0.2")
+    before = host.state()
+    engine.apply(_evpn(), str(tmp_path), host=host)
+    assert host.frrs == {f"{tmp_path}/multihost/frr": {"pid": 5002, "host": "h2", "listen": "10.200.0.2",
+                                                      "peers": ["10.200.0.1", "10.200.0.3"]}}
+    assert host.vxlans["kvx4242"]["fdb"] == set() and host.vxlans["kvx4242"]["port_learning"] is False
+    assert engine.apply(_evpn(), str(tmp_path), host=host).actions == []
+    records.load(str(tmp_path), "multihost")  # frr.start/stop pass the closed schema
+    engine.destroy("multihost", str(tmp_path), host=host)
+    assert host.state() == before
+
+
+def test_a_fourth_host_restarts_frr_with_the_new_peer(tmp_path):
+    host = host_at("10.200.0.2")
+    engine.apply(_evpn(), str(tmp_path), host=host)
+    text = THREE.read_text().replace('[networks.lab]', '[hosts.h4]\nunderlay = "10.200.0.4"\n\n[networks.lab]')
+    result = engine.apply(_evpn(text), str(tmp_path), host=host)
+    assert [a.do.describe() for a in result.actions] == [
+        "restart kvmnet's FRR (zebra, bgpd: EVPN with 10.200.0.1, 10.200.0.3, 10.200.0.4)"]
+
+
+def test_a_record_cannot_carry_frr_text_or_a_foreign_dir(tmp_path):
+    from kvmnet.engine.stepschema import SchemaError, Where, check_step
+    where = Where("multihost", f"{tmp_path}/multihost")
+    check_step({"op": "frr.stop", "args": {"dir": f"{tmp_path}/multihost/frr"}}, where)
+    with pytest.raises(SchemaError, match="is not .*/multihost/frr"):
+        check_step({"op": "frr.stop", "args": {"dir": "/etc/frr"}}, where)
+    with pytest.raises(SchemaError, match="unknown argument"):
+        check_step({"op": "frr.start", "args": {"dir": f"{tmp_path}/multihost/frr", "host": "h1", "listen": "10.0.0.1",
+                                                "peers": [], "bgpd_conf": "log file /etc/shadow"}}, where)

@@ -63,6 +63,7 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
     firewall.accepts(facts, topo, firewall_backend)
     firewall.table(facts, topo, firewall_backend, record)
     dnsmasq.instances(facts, topo, state_dir, record.keys())
+    overlay.frr(facts, topo, state_dir)  # EVPN: kvmnet's own zebra + bgpd (after the VXLAN devices)
     return Plan(_removals(record, facts.wanted, observed) + facts.actions, frozenset(facts.wanted))
 
 

@@ -8,6 +8,7 @@ leaves a recorded `fdb:` fact nobody wants: its recorded undo removes the entry.
 from __future__ import annotations
 
 from ...model import Topology
+from ...render import frr as frr_conf
 from ..overlay import local_vxlans, vxlan_name
 from ..steps import Step
 from .facts import Facts
@@ -21,7 +22,8 @@ def _undo_fdb(op: str):
 
 
 UNDO = {"vxlan.add": lambda step, _: Step("link.del", {"name": step.args["name"]}),
-        "fdb.add": _undo_fdb("fdb.del"), "fdb.del": _undo_fdb("fdb.add")}
+        "fdb.add": _undo_fdb("fdb.del"), "fdb.del": _undo_fdb("fdb.add"),
+        "frr.start": lambda step, _: Step("frr.stop", {"dir": step.args["dir"]})}
 
 
 def names(topo: Topology) -> list[str]:
@@ -59,3 +61,30 @@ def _flooding(facts: Facts, name: str, peers: list[str], has: set[str]) -> None:
     for peer in peers:
         args = {"dev": name, "dst": peer}
         facts.want(f"fdb:{name}:{peer}", None if peer in has else Step("fdb.add", args), Step("fdb.del", args))
+
+
+def evpn_peers(topo: Topology) -> tuple[str, list[str]] | None:
+    """(this host's underlay, every host it shares an EVPN network with), or None without EVPN."""
+    found = [(local, peers) for _, vx, local, peers in local_vxlans(topo) if vx.control == "evpn"]
+    if not found:
+        return None
+    return found[0][0], sorted({p for _, peers in found for p in peers}, key=lambda a: tuple(map(int, a.split("."))))
+
+
+def frr(facts: Facts, topo: Topology, topo_dir: str) -> None:
+    """kvmnet's FRR (zebra + bgpd) for this topology's EVPN networks; a changed configuration
+    (a host joined or left) restarts it."""
+    found = evpn_peers(topo)
+    if found is None:
+        return
+    local, peers = found
+    p = frr_conf.paths(topo_dir)
+    # the record keeps the parameters, not FRR's text: host/frr.py renders it when it starts
+    want = {"dir": p["dir"], "host": topo.overlay.me, "listen": local, "peers": peers}
+    texts = (frr_conf.zebra_conf(want["host"]), frr_conf.bgpd_conf(want["host"], local, peers))
+    seen = facts.obs.overlay.get("frr", {})
+    running = seen.get("zebra") and seen.get("bgpd")
+    same = running and (seen.get("zebra_conf"), seen.get("bgpd_conf")) == texts
+    undo = Step("frr.stop", {"dir": p["dir"]})
+    facts.want(f"frr:{topo.name}", None if same else Step("frr.start", dict(want, restart=True) if running else want),
+               undo, "modify" if running else "create")
