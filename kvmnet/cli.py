@@ -8,7 +8,7 @@ import sys
 import click
 
 from . import engine
-from .engine import record as records, statedir
+from .engine import overlay_status, record as records, statedir
 from . import cli_extra, exitcodes
 from .cli_common import echo_json as _json, fail as _fail, load as _load
 from .errors import InputError, KvmnetError
@@ -191,6 +191,9 @@ def status(state_root, file, as_json, quiet):
                         continue
                     _, _, actions = engine.compute(topo, state_root)
                     item["drift"] = [a.do.describe() for a in actions]
+                stretched = overlay_status.status(rec, state_root)
+                if stretched is not None:  # networks stretched over hosts: BGP sessions, remote MACs
+                    item["overlay"] = stretched
                 out.append(item)
     except KvmnetError as exc:
         _fail(exc)
@@ -209,6 +212,8 @@ def status(state_root, file, as_json, quiet):
         line = f"{item['topology']}: {item['objects']} object(s) from {item['file']} (firewall: {item['firewall'] or 'none'})"
         if "drift" in item:
             line += "; in sync" if not item["drift"] else f"; drifted: {'; '.join(item['drift'])}"
+        if "overlay" in item:
+            line += f"; {overlay_status.summary(item['overlay'])}"
         click.echo(line)
 
 

@@ -54,3 +54,19 @@ def test_host_option_on_a_single_host_file_is_refused(host, tmp_path):
     single.write_text('[networks.n]\nmode = "isolated"\nbridge = "kb0"\n')
     out = run(tmp_path, "check", "--host", "h1", str(single))
     assert (out.exit_code, out.output) == (2, f"{single}: --host h1: the file has no [hosts] table (it describes one host)\n")
+
+
+def test_status_json_shows_bgp_sessions_and_remote_macs_per_network(host, tmp_path, monkeypatch):
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    evpn = tmp_path / "evpn.toml"
+    evpn.write_text(Path(THREE).read_text().replace('control = "static"', 'control = "evpn"'))
+    assert run(tmp_path, "apply", "--host", "h2", str(evpn)).exit_code == 0
+    host.remote_macs = lambda dev: [{"mac": "52:54:00:12:34:56", "dst": "10.200.0.3", "extern_learn": True}]
+    doc = json.loads(run(tmp_path, "status", "--json").output)
+    assert doc["topologies"][0]["overlay"] == {
+        "networks": {"lab": {"vxlan": "kvx4242", "vni": 4242, "present": True,
+                             "remote_macs": [{"mac": "52:54:00:12:34:56", "dst": "10.200.0.3", "extern_learn": True}]}},
+        "bgp": [{"peer": "10.200.0.1", "state": "Established", "uptime": "00:00:01", "prefixes": 1},
+                {"peer": "10.200.0.3", "state": "Established", "uptime": "00:00:01", "prefixes": 1}]}
+    text = run(tmp_path, "status").output
+    assert "; BGP 2/2 established; lab: VNI 4242, 1 remote MAC(s)" in text
