@@ -162,6 +162,7 @@ class Overlay:
     vxlans: tuple[tuple[str, Vxlan], ...] = ()  # (network name, its Vxlan)
     guest_hosts: tuple[tuple[str, str], ...] = ()  # (guest name, host name)
     me: str | None = None  # this host, once decided (--host, or the local underlay address)
+    local: bool = False  # the topology holds this host's part only (engine/overlay.localize)
 
     def vxlan(self, network: str) -> Vxlan | None:
         return dict(self.vxlans).get(network)

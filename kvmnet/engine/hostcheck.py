@@ -11,6 +11,7 @@ from .. import naming
 from ..model import VIRTUAL_MODES, Topology
 from ..observed import Observed
 from .plan.firewall import key as firewall_key
+from .plan.overlay import conflicts as overlay_conflicts
 from .record import Record
 
 
@@ -43,6 +44,7 @@ def conflicts(topo: Topology, observed: Observed, record: Record) -> list[tuple[
                                 f"{net.subnet} overlaps the host's route {route.dst} dev {route.dev}"))
         out += _listener_conflicts(net, observed)
     out += firewall_conflicts(topo, observed, record)
+    out += overlay_conflicts(topo, observed, ours)
     for guest in topo.guests:
         for i, nic in enumerate(guest.nics):
             if nic.tap and nic.tap in observed.links and nic.tap not in owned_links:

@@ -44,7 +44,7 @@ def decide(topo: Topology, links: dict, addrs: dict) -> Topology:
     """This host's part of `topo` (unchanged when it has no [hosts], or is already localized).
     `links`/`addrs`: the host's links and addresses as host.links()/host.addrs() return them."""
     ov = topo.overlay
-    if ov is None or getattr(topo, "_local", False):
+    if ov is None or ov.local:
         return topo
     local = {str(a.cidr if hasattr(a, "cidr") else a).split("/")[0]: link
              for link, items in addrs.items() for a in items}
@@ -84,9 +84,8 @@ def localize(topo: Topology, underlay_mtu: int) -> Topology:
         nics = tuple(nic if where.get(guest.name, me) == me else dataclasses.replace(nic, tap=None)
                      for nic in guest.nics if nic.network in kept)
         guests.append(dataclasses.replace(guest, nics=nics))
-    out = dataclasses.replace(topo, networks=tuple(networks), guests=tuple(guests))
-    object.__setattr__(out, "_local", True)  # decided: a second decide() keeps it as it is
-    return out
+    return dataclasses.replace(topo, networks=tuple(networks), guests=tuple(guests),
+                               overlay=dataclasses.replace(ov, local=True))
 
 
 def _bridge_only(topo: Topology, net: Network, mtu: int, me: str) -> Network:

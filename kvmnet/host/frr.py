@@ -43,7 +43,7 @@ def _pid(daemon: str, p: dict) -> int | None:
 def observe(topo_dir: str) -> dict:
     """{"zebra": pid or None, "bgpd": ..., "zebra_conf": text, "bgpd_conf": text (of a running instance)}."""
     p = frr_conf.paths(topo_dir)
-    out = {}
+    out = {"available": available()}
     for daemon in frr_conf.DAEMONS:
         pid = _pid(daemon, p)
         out[daemon] = pid

@@ -44,7 +44,8 @@ class FakeHost:
         # conf path -> {"pid", "conf_text", "network", "hosts", "dhcp_hosts", "bridge": [name, ifindex]}
         self.dnsmasqs: dict[str, dict] = {}
         self.vxlans: dict[str, dict] = {}
-        self.frrs: dict[str, dict] = {}  # FRR dir -> {pid, host, listen, peers}  # name -> {vni, local, port, learning, port_learning, fdb: set}
+        self.frrs: dict[str, dict] = {}
+        self.frr_installed = True  # FRR dir -> {pid, host, listen, peers}  # name -> {vni, local, port, learning, port_learning, fdb: set}
         self.reloads = 0  # SIGHUPs the fake dnsmasqs took
         self.listeners: dict[tuple[str, int], list[str]] = {}  # (proto, port) -> holders
         self.ran: list = []  # steps that succeeded, in order
@@ -164,9 +165,9 @@ class FakeHost:
     def frr(self, topo_dir: str) -> dict:
         inst = self.frrs.get(topo_dir + "/frr")
         if inst is None:
-            return {"zebra": None, "bgpd": None, "zebra_conf": None, "bgpd_conf": None}
+            return {"zebra": None, "bgpd": None, "zebra_conf": None, "bgpd_conf": None, "available": self.frr_installed}
         from kvmnet.render import frr as frr_conf
-        return {"zebra": inst["pid"], "bgpd": inst["pid"] + 1, "zebra_conf": frr_conf.zebra_conf(inst["host"]),
+        return {"available": True, "zebra": inst["pid"], "bgpd": inst["pid"] + 1, "zebra_conf": frr_conf.zebra_conf(inst["host"]),
                 "bgpd_conf": frr_conf.bgpd_conf(inst["host"], inst["listen"], inst["peers"])}
 
     def frr_sessions(self, topo_dir: str) -> list[dict]:

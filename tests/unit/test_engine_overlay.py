@@ -143,3 +143,16 @@ def test_a_record_cannot_carry_frr_text_or_a_foreign_dir(tmp_path):
     with pytest.raises(SchemaError, match="unknown argument"):
         check_step({"op": "frr.start", "args": {"dir": f"{tmp_path}/multihost/frr", "host": "h1", "listen": "10.0.0.1",
                                                 "peers": [], "bgpd_conf": "log file /etc/shadow"}}, where)
+
+
+def test_a_foreign_vxlan_of_the_same_vni_and_evpn_without_frr_are_refused_before_any_change(tmp_path):
+    host = host_at("10.200.0.2")
+    host._add_link("kvx4242", "vxlan")
+    host.frr_installed = False
+    before = host.state()
+    with pytest.raises(InputError) as exc:
+        engine.apply(_evpn(), str(tmp_path), host=host)
+    assert str(exc.value).splitlines() == [
+        f"{THREE}:22: networks.lab.vxlan.vni: kvx4242 already exists on this host (vxlan) and kvmnet did not create it",
+        f"{THREE}:23: networks.lab.vxlan.control: evpn needs FRR's zebra and bgpd (/usr/lib/frr): install Debian's `frr` package"]
+    assert host.state() == before and host.ran == []

@@ -88,3 +88,20 @@ def frr(facts: Facts, topo: Topology, topo_dir: str) -> None:
     undo = Step("frr.stop", {"dir": p["dir"]})
     facts.want(f"frr:{topo.name}", None if same else Step("frr.start", dict(want, restart=True) if running else want),
                undo, "modify" if running else "create")
+
+
+def conflicts(topo: Topology, observed, owned: set[str]) -> list[tuple[tuple, str]]:
+    """A VXLAN device of the same VNI kvmnet did not make (the kernel allows one per VNI and
+    port), and EVPN where FRR is not installed: refused before any change."""
+    out = []
+    frr_missing = observed.overlay.get("frr", {}).get("available") is False
+    for net, vx, _, _ in local_vxlans(topo):
+        name = vxlan_name(vx.vni)
+        link = observed.links.get(name)
+        if link is not None and f"link:{name}" not in owned:
+            out.append((("networks", net.name, "vxlan", "vni"),
+                        f"{name} already exists on this host ({link.kind or 'device'}) and kvmnet did not create it"))
+        if vx.control == "evpn" and frr_missing:
+            out.append((("networks", net.name, "vxlan", "control"),
+                        "evpn needs FRR's zebra and bgpd (/usr/lib/frr): install Debian's `frr` package"))
+    return out
