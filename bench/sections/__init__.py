@@ -14,7 +14,7 @@
 
 Adding one: write the module, add it to SECTIONS."""
 
-from bench.sections import cold_apply, dataplane, forwards_scale, hooks, noop_reapply, taps_scale
+from bench.sections import cold_apply, dataplane, forwards_scale, hooks, multihost, noop_reapply, taps_scale
 
-SECTIONS = [cold_apply, noop_reapply, forwards_scale, taps_scale, hooks, dataplane]
+SECTIONS = [cold_apply, noop_reapply, forwards_scale, taps_scale, hooks, dataplane, multihost]
 BY_NAME = {s.NAME: s for s in SECTIONS}
