@@ -291,7 +291,9 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
     import subprocess
     from .engine import qemu_command as runner
     try:
-        topo = _load(file)
+        topo = _with_host(_load(file))
+        from .engine import overlay
+        overlay.refuse_elsewhere(topo, guest)  # a guest of another host has no tap here
         launch = runner.build(topo, guest, list(qemu_extra), syntax, hooks, accel)
         for note in launch.notes:
             click.echo(f"kvmnet: {note}", err=True)
@@ -351,7 +353,7 @@ if __name__ == "__main__":
 
 # --host NAME on the verbs that act on this host's part of a multi-host file (several hosts in
 # one file: which one this is; by default the [hosts] entry whose underlay address is local)
-for _verb in ("plan", "apply", "destroy", "check", "status"):
+for _verb in ("plan", "apply", "destroy", "check", "status", "run"):
     main.commands[_verb].params.append(click.Option(
         ["--host", "host_name"], envvar="KVMNET_HOST", default=None, expose_value=False, is_eager=True,
         callback=_set_host, metavar="NAME",

@@ -65,6 +65,20 @@ def decide(topo: Topology, links: dict, addrs: dict) -> Topology:
     return localize(dataclasses.replace(topo, overlay=ov), link.mtu if link else DEFAULT_UNDERLAY_MTU)
 
 
+def refuse_elsewhere(topo: Topology, guest: str, host=None) -> None:
+    """`kvmnet run FILE GUEST` on a host the guest does not run on: its tap is not here."""
+    if topo.overlay is None:
+        return
+    from ..host import system
+    host = host or system.default()
+    links = host.links()
+    me = decide(topo, links, host.addrs(links)).overlay.me
+    where = dict(topo.overlay.guest_hosts).get(guest)
+    if where is not None and where != me:
+        raise InputError(locate(topo.path, [(("guests", guest, "host"),
+                                             f"guest {guest} runs on host {where}; this host is {me}")]))
+
+
 def localize(topo: Topology, underlay_mtu: int) -> Topology:
     ov = topo.overlay
     me = ov.me

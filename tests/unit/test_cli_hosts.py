@@ -70,3 +70,10 @@ def test_status_json_shows_bgp_sessions_and_remote_macs_per_network(host, tmp_pa
                 {"peer": "10.200.0.3", "state": "Established", "uptime": "00:00:01", "prefixes": 1}]}
     text = run(tmp_path, "status").output
     assert "; BGP 2/2 established; lab: VNI 4242, 1 remote MAC(s)" in text
+
+
+def test_run_refuses_a_guest_of_another_host(host, tmp_path):
+    out = run(tmp_path, "run", "--dry-run", "--host", "h2", THREE, "web")
+    assert (out.exit_code, out.output) == (2, f"{THREE}:33: guests.web.host: guest web runs on host h3; this host is h2\n")
+    ok = run(tmp_path, "run", "--dry-run", "--host", "h3", THREE, "web")
+    assert ok.exit_code == 0 and "would run" in ok.output

@@ -156,3 +156,14 @@ def test_a_foreign_vxlan_of_the_same_vni_and_evpn_without_frr_are_refused_before
         f"{THREE}:22: networks.lab.vxlan.vni: kvx4242 already exists on this host (vxlan) and kvmnet did not create it",
         f"{THREE}:23: networks.lab.vxlan.control: evpn needs FRR's zebra and bgpd (/usr/lib/frr): install Debian's `frr` package"]
     assert host.state() == before and host.ran == []
+
+
+def test_a_dead_frr_is_drift_that_apply_restarts(tmp_path):
+    host = host_at("10.200.0.2")
+    engine.apply(_evpn(), str(tmp_path), host=host)
+    host.frrs.clear()  # both daemons killed
+    ctx = engine.Context(_evpn(), str(tmp_path), host=host)
+    assert [(a.key, a.do.describe()) for a in ctx.actions] == [
+        ("frr:multihost", "start kvmnet's FRR (zebra, bgpd: EVPN with 10.200.0.1, 10.200.0.3)")]
+    engine.apply(_evpn(), str(tmp_path), host=host)
+    assert host.frrs and [k for k, _ in records.load(str(tmp_path), "multihost").entries].count("frr:multihost") == 1
