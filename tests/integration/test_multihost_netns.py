@@ -80,6 +80,22 @@ def test_the_vxlan_floods_to_each_peer(lab):
     assert lab.kvmnet("h2", "check", str(lab.topology)).returncode == 0
 
 
+def test_a_deleted_or_detached_vxlan_device_is_drift_that_apply_repairs(lab):
+    h3 = lab.hosts["h3"]
+    h3.sh("ip link del kvx4242")
+    assert lab.db.fetch("http://10.95.0.10/", timeout=1).startswith("ERROR")  # h3 is cut off
+    res = lab.kvmnet("h3", "check", str(lab.topology))
+    assert res.returncode == 1 and "link:kvx4242: create VXLAN kvx4242 (VNI 4242, local 10.200.0.3" in res.stdout
+    assert lab.kvmnet("h3", "apply", str(lab.topology)).returncode == 0
+    assert lab.db.fetch("http://10.95.0.10/") == f"web saw {lab.db.lease['ip']}\n"
+    h3.sh("ip link set kvx4242 nomaster")
+    res = lab.kvmnet("h3", "check", str(lab.topology))
+    assert res.returncode == 1 and "link:kvx4242: set link kvx4242 master kvb-lab" in res.stdout
+    assert lab.kvmnet("h3", "apply", str(lab.topology)).returncode == 0
+    assert lab.kvmnet("h3", "check", str(lab.topology)).returncode == 0
+    assert lab.db.fetch("http://10.95.0.10/") == f"web saw {lab.db.lease['ip']}\n"
+
+
 def test_destroy_on_one_host_leaves_it_as_before_and_the_others_working(lab):
     lab.hosts["h2"].sh("ip link del c-db")  # the stand-in guest leaves first, as a guest's tap would
     res = lab.kvmnet("h2", "destroy", str(lab.topology))
