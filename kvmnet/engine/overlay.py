@@ -62,7 +62,20 @@ def decide(topo: Topology, links: dict, addrs: dict) -> Topology:
         raise InputError(locate(topo.path, [(("hosts", ov.me, "underlay"),
                                              f"{underlay} is not an address of this host (--host {ov.me})")]))
     link = links.get(local[underlay])
-    return localize(dataclasses.replace(topo, overlay=ov), link.mtu if link else DEFAULT_UNDERLAY_MTU)
+    mtu = link.mtu if link else DEFAULT_UNDERLAY_MTU
+    _refuse_oversized(topo, ov, local[underlay], mtu)
+    return localize(dataclasses.replace(topo, overlay=ov), mtu)
+
+
+def _refuse_oversized(topo: Topology, ov: Overlay, dev: str, underlay_mtu: int) -> None:
+    """A stretched network's `mtu` must fit in the underlay with VXLAN's header, else large
+    frames would vanish between hosts (a black hole, not an error anyone sees)."""
+    fits = underlay_mtu - VXLAN_OVERHEAD
+    bad = [(("networks", n.name, "mtu"), f"{n.mtu} does not fit this host's underlay ({dev} mtu {underlay_mtu} "
+                                         f"- {VXLAN_OVERHEAD} for VXLAN = {fits}): leave mtu out or lower it")
+           for n in topo.networks if n.mtu and n.mtu > fits and (vx := ov.vxlan(n.name)) and ov.me in vx.hosts]
+    if bad:
+        raise InputError(locate(topo.path, bad))
 
 
 def refuse_elsewhere(topo: Topology, guest: str, host=None) -> None:

@@ -167,3 +167,14 @@ def test_a_dead_frr_is_drift_that_apply_restarts(tmp_path):
         ("frr:multihost", "start kvmnet's FRR (zebra, bgpd: EVPN with 10.200.0.1, 10.200.0.3)")]
     engine.apply(_evpn(), str(tmp_path), host=host)
     assert host.frrs and [k for k, _ in records.load(str(tmp_path), "multihost").entries].count("frr:multihost") == 1
+
+
+def test_a_stretched_mtu_that_does_not_fit_the_underlay_is_refused(tmp_path):
+    path = tmp_path / "mtu.toml"
+    path.write_text(THREE.read_text().replace('subnet = "10.95.0.0/24"', 'subnet = "10.95.0.0/24"\nmtu = 1500'))
+    with pytest.raises(InputError) as exc:
+        engine.Context(config.load(str(path)), str(tmp_path), host=host_at("10.200.0.2"))
+    assert str(exc.value) == (f"{path}:17: networks.lab.mtu: 1500 does not fit this host's underlay "
+                              "(eth0 mtu 1500 - 50 for VXLAN = 1450): leave mtu out or lower it")
+    ok = engine.Context(config.load(str(path)), str(tmp_path), host=host_at("10.200.0.2", mtu=9000))
+    assert ok.topo.network("lab").mtu == 1500
