@@ -10,7 +10,8 @@ import click
 from . import engine
 from .engine import overlay_status, record as records, statedir
 from . import cli_extra, exitcodes
-from .cli_common import echo_json as _json, fail as _fail, load as _load
+from .cli_common import add_host_option, echo_json as _json, fail as _fail, host_words as _host_words, load as _load, \
+    with_host as _with_host
 from .errors import InputError, KvmnetError
 
 
@@ -26,30 +27,21 @@ def _locked(state_root: str, file: str, work, shared: bool = False):
         _fail(exc)
 
 
-_HOST: dict = {"name": None}  # --host NAME (or $KVMNET_HOST) of the verb being run
-
-
-def _set_host(ctx, param, value):
-    _HOST["name"] = value or None
-    return value
-
-
-def _with_host(topo):
-    """A multi-host file with --host noted (engine/overlay.py decides against the host)."""
-    from .engine import overlay
-    return overlay.with_host(topo, _HOST["name"]) if _HOST["name"] or topo.overlay else topo
-
-
-def _host_words(ctx) -> str:
-    me = ctx.topo.overlay.me if ctx.topo.overlay else None
-    return f" on host {me}" if me else ""
-
-
 def _need_root(what: str) -> None:
     if os.geteuid() != 0:
         click.echo(f"kvmnet {what}: needs root (CAP_NET_ADMIN to change links, addresses and firewall rules); "
                    "run it with sudo", err=True)
         sys.exit(1)
+
+
+def _inside_qemu(topo, file: str) -> str | None:
+    """plan's and status's one wording for a topology with no bridged network: nothing of it
+    is on the host to apply or to find, which is neither "in sync" nor "not applied"."""
+    if any(n.bridged for n in topo.networks):
+        return None
+    nets = ", ".join(f"{n.name} ({n.mode})" for n in topo.networks) or "none"
+    return (f"{topo.name}: nothing to apply on this host: its networks live inside QEMU ({nets}); "
+            f"`kvmnet qemu-args {file} GUEST` prints a guest's options")
 
 
 def _print_actions(actions, header: str) -> None:
@@ -73,7 +65,7 @@ def main(ctx, state_dir):
 @click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success; the exit code says it.")
 def validate(file, quiet):
-    """Check FILE without touching the host."""
+    """Check FILE alone, without looking at this host (`kvmnet plan FILE` checks it against the host)."""
     try:
         topo = _load(file)
     except KvmnetError as exc:
@@ -81,7 +73,9 @@ def validate(file, quiet):
     if quiet:
         return
     nets = ", ".join(f"{n.name} ({n.mode})" for n in topo.networks) or "none"
-    click.echo(f"{file}: ok: topology {topo.name}; networks: {nets}; guests: {len(topo.guests)}")
+    # the file alone: an uplink, routes or ports of this host are plan's to check, so say so
+    click.echo(f"{file}: file ok: topology {topo.name}; networks: {nets}; guests: {len(topo.guests)}")
+    click.echo(f"  run `kvmnet plan {file}` to check it against this host")
 
 
 @main.command("plan")
@@ -104,7 +98,7 @@ def plan_cmd(state_root, file, as_json, firewall=None, replace=False):
     elif actions:
         _print_actions(actions, f"{topo.name}: {len(actions)} step(s) to apply {file}{host} (firewall: {ctx.backend}):")
     else:
-        click.echo(f"{topo.name}: in sync with {file}{host}; nothing to do (firewall: {ctx.backend})")
+        click.echo(_inside_qemu(topo, file) or f"{topo.name}: in sync with {file}{host}; nothing to do (firewall: {ctx.backend})")
 
 
 @main.command("apply")
@@ -128,23 +122,30 @@ def apply_cmd(ctx, state_root, file, firewall, dry_run, replace, quiet):
     if quiet:
         return
     _print_actions(result.actions, f"{topo.name}: applied {n} step(s); verified in sync" if n else
-                   f"{topo.name}: already in sync; nothing changed")
+                   _inside_qemu(topo, file) or f"{topo.name}: already in sync; nothing changed")
 
 
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.option("--keep-leases", is_flag=True,
+              help="Keep dnsmasq's lease files (the next apply hands guests the same addresses).")
 @click.option("--force", is_flag=True,
               help="The state record is lost or corrupt: remove what kvmnet creates for FILE, by kvmnet's own names.")
 @click.pass_obj
-def destroy(state_root, file, force):
+def destroy(state_root, file, force, keep_leases):
     """Remove everything kvmnet created for FILE, and nothing else."""
     _need_root("destroy")
 
     def work(topo):
-        return engine.destroy(topo.name, state_root, engine.forced_record(topo, state_root) if force else None)
+        return engine.destroy(topo.name, state_root, engine.forced_record(topo, state_root) if force else None,
+                              keep_leases=keep_leases)
     topo, result = _locked(state_root, file, work)
     n = len(result.actions)
-    _print_actions(result.actions, f"{topo.name}: destroyed ({n} step(s))" if n else f"{topo.name}: nothing to destroy")
+    if not n:
+        # --force names only what it found (nothing); without it, nothing was recorded
+        click.echo(f"{topo.name}: nothing of {file}'s was on this host" if force else f"{topo.name}: nothing to destroy")
+        return
+    _print_actions(result.actions, f"{topo.name}: destroyed ({n} step(s))")
 
 
 @main.command()
@@ -177,6 +178,14 @@ def check(state_root, file, as_json, quiet):
 @click.pass_obj
 def status(state_root, file, as_json, quiet):
     """What kvmnet has applied here (and, with FILE, whether the host still matches it)."""
+    if file and not as_json:
+        try:
+            note = _inside_qemu(_load(file), file)
+        except KvmnetError as exc:
+            _fail(exc)
+        if note:
+            click.echo(note)
+            return
     corrupt = []  # a topology's bad record is listed as such, and blocks no other
     try:
         topo = _with_host(_load(file)) if file else None  # a bad FILE is exit 2 even with nothing applied
@@ -265,14 +274,39 @@ def qemu_args(file, guest, syntax, hooks, as_json):
             raise InputError(f"{file}: no guest {guest!r}")
         g = topo.guest(guest)
         fragments = guest_args(topo, g, syntax, hooks, offers("kvm"))
+        opened = _direct_devices(topo, guest)
     except KvmnetError as exc:
         _fail(exc)
     if as_json:
         _json({"guest": guest, "nics": [{"network": n.network, "mac": n.mac, "tap": n.tap, "args": f}
-                                        for n, f in zip(g.nics, fragments)]})
+                                        for n, f in zip(g.nics, fragments)],
+               **({"open": [{"fd": fd, "device": dev} for fd, dev in opened]} if opened else {})})
     else:
         for fragment in fragments:
             click.echo(shlex.join(fragment))
+        if opened:  # stderr: $(kvmnet qemu-args ...) stays the arguments alone
+            click.echo("kvmnet: QEMU must be started with its macvtaps open: "
+                       + " ".join(f"{fd}<>{dev}" for fd, dev in opened), err=True)
+
+
+def _direct_devices(topo, guest: str) -> list[tuple[int, str]]:
+    """A direct network's macvtaps, as QEMU is handed them (only once they exist)."""
+    if not any(topo.network(n.network).mode == "direct" for n in topo.guest(guest).nics):
+        return []
+    from .engine.qemu_command import direct_devices
+    return direct_devices(topo, guest)
+
+
+def _open_direct(opened: list[tuple[int, str]]) -> list[int]:
+    """Open each /dev/tapN on the descriptor QEMU's fd= names; they stay open for QEMU."""
+    import os
+    for fd, dev in opened:
+        raw = os.open(dev, os.O_RDWR)
+        if raw != fd:
+            os.dup2(raw, fd, inheritable=True)
+            os.close(raw)
+        os.set_inheritable(fd, True)
+    return [fd for fd, _ in opened]
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -300,14 +334,18 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
         click.echo(f"kvmnet: {'would run' if dry_run else 'running'}: {shlex.join(launch.argv)}", err=True)
         if dry_run:
             return
-        if any(n.bridged for n in topo.networks):
+        if any(n.bridged or n.mode == "direct" for n in topo.networks):
             _need_root("run")
             with statedir.locked(state_root):
                 engine.apply(topo, state_root)
+        fds = _open_direct(_direct_devices(topo, guest))
     except KvmnetError as exc:
         _fail(exc)
+    except OSError as exc:
+        click.echo(f"kvmnet: cannot open a macvtap for QEMU: {exc}", err=True)
+        sys.exit(1)
     try:
-        proc = subprocess.Popen(launch.argv)
+        proc = subprocess.Popen(launch.argv, pass_fds=fds)
     except OSError as exc:
         click.echo(f"kvmnet: QEMU failed to start: {exc}", err=True)
         sys.exit(1)
@@ -345,16 +383,12 @@ from . import cli_interop, cli_service  # noqa: E402  (registered before the exa
 
 cli_interop.register(main)
 cli_service.attach(main)  # enable, list, try...: cli_service.py
+from . import cli_watch  # noqa: E402
+cli_watch.register(main)  # watch: before the examples
 cli_extra.register(main)
 
 if __name__ == "__main__":
     main(prog_name="kvmnet")  # so completion's variable is _KVMNET_COMPLETE here too
 
 
-# --host NAME on the verbs that act on this host's part of a multi-host file (several hosts in
-# one file: which one this is; by default the [hosts] entry whose underlay address is local)
-for _verb in ("plan", "apply", "destroy", "check", "status", "run"):
-    main.commands[_verb].params.append(click.Option(
-        ["--host", "host_name"], envvar="KVMNET_HOST", default=None, expose_value=False, is_eager=True,
-        callback=_set_host, metavar="NAME",
-        help="Which [hosts] entry of a multi-host file this host is (default: the one whose underlay address is local)."))
+add_host_option(main, ("plan", "apply", "destroy", "check", "status", "run"))

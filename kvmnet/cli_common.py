@@ -37,3 +37,33 @@ def load(file: str):
 
 def echo_json(doc: dict) -> None:
     click.echo(json.dumps({"version": JSON_VERSION, **doc}, indent=1))
+
+
+# --host NAME (or $KVMNET_HOST): which [hosts] entry of a multi-host file this host is, on the
+# verbs that act on this host's part (default: the entry whose underlay address is local)
+_HOST: dict = {"name": None}
+
+
+def _set_host(ctx, param, value):
+    _HOST["name"] = value or None
+    return value
+
+
+def add_host_option(group: click.Group, verbs: tuple[str, ...]) -> None:
+    for verb in verbs:
+        group.commands[verb].params.append(click.Option(
+            ["--host", "host_name"], envvar="KVMNET_HOST", default=None, expose_value=False, is_eager=True,
+            callback=_set_host, metavar="NAME",
+            help="Which [hosts] entry of a multi-host file this host is (default: the one whose underlay address is local)."))
+
+
+def with_host(topo):
+    """A multi-host file with --host noted (engine/overlay.py decides against the host)."""
+    from .engine import overlay
+    return overlay.with_host(topo, _HOST["name"]) if _HOST["name"] or topo.overlay else topo
+
+
+def host_words(ctx) -> str:
+    """" on host h2" for a multi-host file's plan."""
+    me = ctx.topo.overlay.me if ctx.topo.overlay else None
+    return f" on host {me}" if me else ""

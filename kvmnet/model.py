@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 
 # Network modes, by what kvmnet does for them on the host:
 ROUTING_MODES = ("nat", "routed")  # the host forwards the subnet's traffic (ip_forward)
 VIRTUAL_MODES = ROUTING_MODES + ("isolated",)  # kvmnet's own subnet: gateway address, dnsmasq, firewall
 BRIDGED_MODES = VIRTUAL_MODES + ("bridge",)  # kvmnet builds a bridge (bridge mode: onto an uplink)
-MODES = BRIDGED_MODES + ("user", "socket")
+MODES = BRIDGED_MODES + ("user", "socket", "direct")  # direct: a macvtap per NIC on an uplink
+MACVTAP_MODES = ("bridge", "vepa", "private", "passthrough")
 
 
 @dataclass(frozen=True)
 class Dhcp:
     start: IPv4Address
     end: IPv4Address
+    lease_time: str = "1h"
+
+
+@dataclass(frozen=True)
+class Dhcp6:
+    """A stateful DHCPv6 range (config/ipv6.py); without one, a network's guests use SLAAC only."""
+
+    start: IPv6Address
+    end: IPv6Address
     lease_time: str = "1h"
 
 
@@ -78,6 +88,15 @@ class SocketNet:
 
 
 @dataclass(frozen=True)
+class Bandwidth:
+    """A rate limit as libvirt names its directions: inbound is traffic towards the guest(s)."""
+
+    inbound: int | None = None  # bits per second
+    outbound: int | None = None
+    burst: int | None = None  # bytes; None: render/tc.py's default for the rate
+
+
+@dataclass(frozen=True)
 class Network:
     name: str
     mode: str
@@ -98,6 +117,21 @@ class Network:
     spoof_protection: bool = False
     user: UserNet | None = None
     socket: SocketNet | None = None
+    # IPv6 (config/ipv6.py): subnet6 turns it on; nat6 masquerades it on nat networks
+    subnet6: IPv6Network | None = None
+    gateway6: IPv6Address | None = None
+    nat6: bool = False
+    dhcp6: Dhcp6 | None = None
+
+    @property
+    def gateway6_interface(self) -> IPv6Interface | None:
+        if self.gateway6 is None or self.subnet6 is None:
+            return None
+        return IPv6Interface(f"{self.gateway6}/{self.subnet6.prefixlen}")
+    bandwidth: Bandwidth | None = None  # on the bridge device: shared by the network's routed traffic
+    macvtap_mode: str | None = None  # direct networks: one of MACVTAP_MODES
+    host_macvlan: str | None = None  # direct networks: the host's own macvlan on the uplink (bridge mode)
+    host_address: str | None = None  # an address (CIDR) for that macvlan
 
     @property
     def gateway_interface(self) -> IPv4Interface | None:
@@ -117,6 +151,8 @@ class Nic:
     ip: IPv4Address | None = None
     model: str = "virtio-net-pci"
     tap: str | None = None  # derived by naming.tap_name for bridged networks
+    ip6: IPv6Address | None = None  # a static DHCPv6 address (and AAAA record)
+    bandwidth: Bandwidth | None = None  # on the tap
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,14 @@ def _digest(*parts: str) -> bytes:
 
 
 def tap_name(topology: str, guest: str, index: int) -> str:
-    """kn-<guest>-<i> when it fits, else kn<hash>-<i>; both at most 15 bytes."""
-    short = f"kn-{guest}-{index}"
-    if len(short.encode()) <= IFNAMSIZ and ifname_problem(short) is None:
-        return short
+    """The first that fits in 15 bytes: kn-<topology>-<guest>-<i> (kn-nat-web-0); kn<t>-<guest>-<i>
+    with t 4 hex digits of the topology's hash (kn3f2a-web-0); kn<h>-<i> with h 8 hex digits of
+    the topology's and the guest's. Two topologies' guests `web` never share the first form:
+    a topology name has no '-', so the name reads back to one topology, guest and index; the
+    forms differ at the third byte ('-' or a hex digit) and in their number of dashes."""
+    for name in (f"kn-{topology}-{guest}-{index}", f"kn{_digest(topology).hex()[:4]}-{guest}-{index}"):
+        if len(name.encode()) <= IFNAMSIZ and ifname_problem(name) is None:
+            return name
     return f"kn{_digest(topology, guest).hex()[:8]}-{index}"
 
 
@@ -74,6 +78,23 @@ def iptables_prefix(topology: str) -> str:
 
 
 
+DEFAULT_STATE_ROOT, DEFAULT_LIB_ROOT = "/run/kvmnet", "/var/lib/kvmnet"
+
+
+def lease_dir(state_dir: str) -> str:
+    """Where a topology's DHCP leases live. They must survive a reboot (guests keep their
+    addresses, `kvmnet leases` still knows them), so the default state dir under /run maps to
+    /var/lib/kvmnet (as libvirt keeps its under /var/lib/libvirt/dnsmasq); $KVMNET_LIB_DIR
+    replaces that root; an explicit --state-dir elsewhere keeps them beside its state."""
+    root, topology = os.path.split(os.path.normpath(state_dir))
+    if os.environ.get("KVMNET_LIB_DIR"):
+        return os.path.join(os.environ["KVMNET_LIB_DIR"], topology)
+    if root == DEFAULT_STATE_ROOT or root.startswith(DEFAULT_STATE_ROOT + "/netns/"):
+        return os.path.join(DEFAULT_LIB_ROOT + root[len(DEFAULT_STATE_ROOT):], topology)
+    return state_dir
+
+
 def dnsmasq_paths(state_dir: str, network: str) -> dict[str, str]:
     base = os.path.join(state_dir, f"dnsmasq-{network}")
-    return {"conf": base + ".conf", "pid": base + ".pid", "leases": base + ".leases"}
+    leases = os.path.join(lease_dir(state_dir), f"dnsmasq-{network}.leases")
+    return {"conf": base + ".conf", "pid": base + ".pid", "leases": leases}

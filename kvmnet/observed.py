@@ -76,8 +76,10 @@ class Observed:
     processes: dict = field(default_factory=dict)  # "dnsmasq:NET" -> {"pid", "conf_text"}
     host_forward: dict = field(default_factory=dict)  # the host's filter FORWARD: policy, kvmnet's accepts
     listeners: dict = field(default_factory=dict)  # "tcp/8080" -> "1234 (python3)", forwarded ports only
+    tc: dict = field(default_factory=dict)  # link -> {"root": {kind, rate (bytes/s), burst}, "redirect": ifb}
     dnsmasq_user: str = "nobody"
     dnsmasq_exe: str = "/usr/sbin/dnsmasq"
+    firewalld: dict = field(default_factory=dict)  # {} unless firewalld runs: its zones, the bridges' zones
     overlay: dict = field(default_factory=dict)  # VXLAN devices, flooding lists, FRR: host/vxlan.py, host/frr.py
 
     def addrs_of(self, link: str) -> frozenset:
@@ -95,7 +97,8 @@ class Observed:
                 "routes": [asdict(r) for r in self.routes], "sysctls": self.sysctls,
                 "firewall": self.firewall, "processes": self.processes,
                 "listeners": self.listeners, "host_forward": self.host_forward, "dnsmasq_user": self.dnsmasq_user, "dnsmasq_exe": self.dnsmasq_exe,
-                "overlay": self.overlay}
+                "tc": self.tc, **({"firewalld": self.firewalld} if self.firewalld else {}),
+                **({"overlay": self.overlay} if self.overlay else {})}
 
     @classmethod
     def from_json(cls, data: dict) -> "Observed":
@@ -107,4 +110,5 @@ class Observed:
                    listeners=data.get("listeners", {}), host_forward=data.get("host_forward", {}),
                    dnsmasq_user=data.get("dnsmasq_user", "nobody"),
                    dnsmasq_exe=data.get("dnsmasq_exe", "/usr/sbin/dnsmasq"),
+                   firewalld=data.get("firewalld", {}), tc=data.get("tc", {}),
                    overlay=data.get("overlay", {}))

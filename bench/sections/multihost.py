@@ -1,4 +1,4 @@
-"""Section 8: a network stretched over three hosts (namespaces on an underlay bridge, the
+"""Section 10: a network stretched over three hosts (namespaces on an underlay bridge, the
 section's own namespace): kvmnet's cold apply and no-op re-apply on each host (the gateway host
 h1 runs the address, dnsmasq and NAT; h2 and h3 a bridge and the VXLAN port), destroy; and in full
 runs TCP throughput (iperf3, one stream) and minimum RTT between two clients on different hosts
@@ -18,7 +18,7 @@ from bench.lib.common import KVMNET, REPO, percentile, rotate, run, stats, timed
 from bench.lib.report import Table, med
 
 NAME = "multihost"
-TITLE = "8. Several hosts: a network stretched over VXLAN"
+TITLE = "10. Several hosts: a network stretched over VXLAN"
 TOPOLOGY = REPO / "topologies" / "multihost.toml"
 HOSTS = ("h1", "h2", "h3")
 COLD, REAPPLY, DESTROY = "cold apply", "no-op re-apply", "destroy"

@@ -5,12 +5,14 @@ Runs after derive.py, so derived MACs and taps are checked like given ones."""
 from __future__ import annotations
 
 from ..model import Guest, Network, Nic, VIRTUAL_MODES
+from . import ipv6
 from .tomlread import Reader, check_host_address
 
 
 def cross_check(r: Reader, networks: list[Network], guests: list[Guest]) -> None:
     ifnames = _unique_ifnames(r, networks)
     _no_subnet_overlaps(r, networks)
+    ipv6.no_prefix_overlaps(r, networks)
     by_name = {n.name: n for n in networks}
     members = _nics(r, by_name, guests, ifnames)
     _socket_ports(r, networks)
@@ -47,6 +49,7 @@ class _Seen:
         self.ifnames = ifnames
         self.macs: dict[str, str] = {}
         self.ips: dict[tuple, str] = {}
+        self.ip6s: dict[tuple, str] = {}
         self.taps: dict[str, str] = {}
         self.socket_members: dict[str, list[str]] = {}
 
@@ -64,7 +67,8 @@ def _nics(r: Reader, by_name: dict[str, Network], guests: list[Guest], ifnames: 
             p = ("guests", guest.name, "nics", i)
             net = by_name.get(nic.network)
             if net is None:
-                r.error(p + ("network",), f"unknown network {nic.network!r}")
+                if not r.flawed(("networks", nic.network)):  # else its own problem is reported
+                    r.error(p + ("network",), f"unknown network {nic.network!r}")
                 continue
             _nic(r, seen, net, guest.name, nic, p, f"guests.{guest.name}.nics[{i}]")
     return seen.socket_members
@@ -74,7 +78,7 @@ def _nic(r: Reader, seen: _Seen, net: Network, guest: str, nic: Nic, p: tuple, w
     if nic.mac in seen.macs:
         r.error(p + ("mac",), f"{nic.mac} is also the MAC of {seen.macs[nic.mac]}")
     seen.macs[nic.mac] = where
-    if nic.ip is not None:
+    if nic.ip is not None and not r.flawed(("networks", net.name, "subnet")):  # a bad subnet is reported once
         if net.subnet is None or net.mode not in VIRTUAL_MODES:
             r.error(p + ("ip",), f"a static ip needs a network with a subnet and DHCP ({net.name} is {net.mode})")
         elif check_host_address(r, p + ("ip",), nic.ip, net.subnet):
@@ -83,6 +87,7 @@ def _nic(r: Reader, seen: _Seen, net: Network, guest: str, nic: Nic, p: tuple, w
             elif (net.name, nic.ip) in seen.ips:
                 r.error(p + ("ip",), f"{nic.ip} is also the ip of {seen.ips[(net.name, nic.ip)]}")
             seen.ips[(net.name, nic.ip)] = where
+    ipv6.check_nic_ip6(r, seen.ip6s, net, nic, p, where)
     if net.mode == "socket":
         members = seen.socket_members.setdefault(net.name, [])
         if guest in members:
@@ -115,3 +120,13 @@ def _socket_links(r: Reader, by_name: dict[str, Network], members: dict[str, lis
         net = by_name[name]
         if net.socket.transport in ("tcp", "udp") and len(guests) > 2:
             r.error(("networks", name, "transport"), f"a {net.socket.transport} link joins exactly two guests, but {len(guests)} use it ({', '.join(guests)}); use transport = \"mcast\"")
+
+
+def backend_limits(r: Reader, firewall: str | None, networks: list[Network]) -> None:
+    """What the file's own firewall choice cannot do is decidable from the file alone."""
+    if firewall != "iptables":
+        return  # auto/nftables: plan refuses --firewall iptables on this host (render/iptables.py)
+    for net in networks:
+        if net.spoof_protection:
+            r.error(("networks", net.name, "spoof_protection"), "needs the nftables backend (bridge-level rules), "
+                    "but this file sets firewall = \"iptables\"; drop one of them")

@@ -72,9 +72,12 @@ def _target(r: Reader, net: Network, target, path: tuple, guests_by_name: dict):
         return None, None
     guest = guests_by_name.get(target)
     if guest is None:
-        r.error(path, f"unknown guest {target!r}")
+        if not r.flawed(("guests", target)):  # a guest with a bad name is reported as such
+            r.error(path, f"unknown guest {target!r}")
         return None, None
     ips = [n.ip for n in guest.nics if n.network == net.name and n.ip is not None]
+    if not ips and r.flawed(("guests", target, "nics")):
+        return None, None  # its NICs' problems are reported; "no static ip" would be one of them again
     if not ips:
         r.error(path, f"guest {target!r} has no static ip on network {net.name!r}; a port forward needs one (set guests.{target}.nics[].ip)")
         return None, None

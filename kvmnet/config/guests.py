@@ -9,6 +9,8 @@ from netaddr import EUI, AddrFormatError, mac_unix_expanded
 
 from .. import naming
 from ..model import Guest, Nic
+from .ipv6 import nic_ip6
+from .attach import bandwidth
 from .tomlread import Reader
 
 MAX_NICS = 64  # per guest: more than a PCI bus holds, and derived tap names stay within 15 bytes
@@ -47,7 +49,7 @@ def guest(r: Reader, name: str, raw, path: tuple) -> Guest | None:
 
 
 def _nic(r: Reader, raw, path: tuple) -> Nic | None:
-    raw = r.table(raw, path, ("network", "mac", "ip", "model", "tap"))
+    raw = r.table(raw, path, ("network", "mac", "ip", "ip6", "model", "tap", "bandwidth"))
     network = r.get(raw, "network", path, str)
     mac = r.get(raw, "mac", path, str, None)
     if mac is not None:
@@ -59,7 +61,8 @@ def _nic(r: Reader, raw, path: tuple) -> Nic | None:
     tap = r.ifname(raw, "tap", path, None)
     if network is None:
         return None
-    return Nic(network, mac, ip, model or "virtio-net-pci", tap)
+    return Nic(network, mac, ip, model or "virtio-net-pci", tap, bandwidth=bandwidth(r, raw, path),
+               ip6=nic_ip6(r, raw, path))
 
 
 def mac_address(r: Reader, text: str, path: tuple) -> str | None:

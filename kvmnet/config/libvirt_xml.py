@@ -186,12 +186,8 @@ class _Import:
             if stp not in ("on", "off"):
                 self.error(br, f"{stp!r} must be on or off", attr="stp")
             self.put(self.net, "stp", stp == "on", br, attr="stp")
-        delay = br.attr("delay")
-        if delay is not None:
-            if not delay.isdigit():
-                self.error(br, f"{delay!r} is not a number of seconds", attr="delay")
-            else:
-                self.put(self.net, "forward_delay", int(delay), br, attr="delay")
+        if br.attr("delay") is not None:
+            self._number(br, "delay", "forward_delay", "a number of seconds")
 
     def _mac(self, el: Element) -> None:
         if self.mode == "bridge":
@@ -200,11 +196,15 @@ class _Import:
             self.put(self.net, "mac", el.attr("address") or "", el, "the bridge's own MAC", attr="address")
 
     def _mtu(self, el: Element) -> None:
-        size = el.attr("size") or ""
-        if not size.isdigit():
-            self.error(el, f"{size!r} is not an MTU", attr="size")
+        self._number(el, "size", "mtu", "an MTU")
+
+    def _number(self, el: Element, attr: str, key: str, what: str) -> None:
+        """A whole-number attribute into the network's `key`, or an error naming it."""
+        text = el.attr(attr) or ""
+        if not text.isdigit():
+            self.error(el, f"{text!r} is not {what}", attr=attr)
         else:
-            self.put(self.net, "mtu", int(size), el, attr="size")
+            self.put(self.net, key, int(text), el, attr=attr)
 
     def _domain(self, el: Element) -> None:
         if self.mode == "bridge":

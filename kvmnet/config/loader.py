@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 
 from .. import naming
 from ..errors import InputError, Problem
 from ..model import Topology
-from .crosscheck import cross_check
+from .attach import check_bandwidth
+from .crosscheck import backend_limits, cross_check
 from .derive import derive
 from .forwards import with_forwards
 from .guests import guest
@@ -50,10 +52,12 @@ def load_text(text: str, file: str, topology_name: str | None = None) -> Topolog
     guests = [g for key, raw in guests_raw.items() if (g := guest(r, key, raw, ("guests", key))) is not None]
     guests = derive(name, networks, guests)
     cross_check(r, networks, guests)
+    check_bandwidth(r, networks, guests)
     multihost.check(r, overlay, networks, guests)
     networks = with_forwards(r, networks, nets_raw, guests)
+    backend_limits(r, firewall, networks)
     if r.problems:
-        raise InputError(r.problems)
+        raise InputError(r.sorted_problems())
     return Topology(name, file, tuple(networks), tuple(guests), firewall or "auto", overlay=overlay, source=text)
 
 
@@ -64,6 +68,9 @@ def _parse(text: str, file: str) -> tuple[dict, Reader]:
         raise InputError([Problem(file, None, "", f"not valid Unicode text ({exc.reason} at {exc.start})")]) from None
     try:
         data = tomllib.loads(text)
+    except RecursionError:  # tomllib recurses per nesting level: [[[[... overflows the stack
+        raise InputError([Problem(file, None, "", "arrays or inline tables are nested too deeply "
+                                  "(a topology needs a few levels)")]) from None
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"line (\d+)", str(exc))
         raise InputError([Problem(file, int(line.group(1)) if line else None, "", f"TOML syntax error: {exc}")]) from None
@@ -71,19 +78,49 @@ def _parse(text: str, file: str) -> tuple[dict, Reader]:
 
 
 def load(path: str) -> Topology:
-    try:
-        size = os.path.getsize(path)
-        if size > MAX_FILE_BYTES:
-            raise InputError([Problem(path, None, "", f"file is {size} bytes; topology files are at most {MAX_FILE_BYTES}")])
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as exc:
-        raise InputError([Problem(path, None, "", exc.strerror or str(exc))]) from None
+    raw = _read_regular_file(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError([Problem(path, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
     return load_text(text, path)
+
+
+def _read_regular_file(path: str) -> bytes:
+    """At most MAX_FILE_BYTES of a regular file. A FIFO would block the open, a device
+    (/dev/zero) reads forever with st_size 0: stat first, open without blocking, check the
+    open file again (it may have been swapped since the stat), and never read past the cap."""
+    try:
+        _must_be_regular(path, os.stat(path).st_mode)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            _must_be_regular(path, st.st_mode)
+            _must_fit(path, st.st_size)
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                raw = f.read(MAX_FILE_BYTES + 1)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise InputError([Problem(path, None, "", exc.strerror or str(exc))]) from None
+    if len(raw) > MAX_FILE_BYTES:  # st_size said less: a file that grew, or one of /proc's
+        raise InputError([Problem(path, None, "", f"file has more than {MAX_FILE_BYTES} bytes; topology files are at most {MAX_FILE_BYTES}")])
+    return raw
+
+
+def _must_be_regular(path: str, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise InputError([Problem(path, None, "", f"is {kind}; a topology file must be a regular file")])
+
+
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
+
+
+def _must_fit(path: str, size: int) -> None:
+    if size > MAX_FILE_BYTES:
+        raise InputError([Problem(path, None, "", f"file is {size} bytes; topology files are at most {MAX_FILE_BYTES}")])
 
 
 def locate(file: str, items: list[tuple[tuple, str]]) -> list[Problem]:
@@ -102,6 +139,6 @@ def file_warnings(path: str) -> list[str]:
         mode = os.stat(path).st_mode
     except OSError:
         return []
-    if mode & 0o002:
+    if stat.S_ISREG(mode) and mode & 0o002:  # /dev/null is 0666 too: load() refuses it anyway
         return [f"{path}: warning: the file is world-writable; anyone on this host can change what kvmnet applies as root"]
     return []

@@ -9,6 +9,8 @@ from ipaddress import IPv4Network, ip_address, ip_network
 
 from .. import naming
 from ..model import Dhcp, MODES, Network
+from . import ipv6
+from .attach import DIRECT_KEYS, bandwidth, direct_net
 from .guests import mac_address
 from .qemu_modes import socket_net, user_net
 from .tomlread import MISSING, Reader, check_host_address, type_name
@@ -21,14 +23,17 @@ _BRIDGE_KEYS = ("bridge", "stp", "forward_delay", "mtu")
 _ADDR_KEYS = ("mac", "subnet", "gateway", "dhcp", "domain", "dns_hosts", "tftp_root", "bootfile",
               "spoof_protection")
 NETWORK_KEYS = {
-    "nat": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ("forwards",),
-    "routed": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS,
-    "isolated": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS,
+    "nat": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ("forwards",) + ipv6.KEYS["nat"],
+    "routed": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ipv6.KEYS["routed"],
+    "isolated": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ipv6.KEYS["isolated"],
     "bridge": _COMMON + _BRIDGE_KEYS + ("uplink",),
     "user": _COMMON + ("net", "host", "dns", "dhcpstart", "restrict", "hostname", "domainname",
                        "hostfwd", "guestfwd", "tftp", "bootfile", "smb", "ipv6"),
     "socket": _COMMON + ("transport", "address", "port", "localaddr"),
 }
+NETWORK_KEYS["direct"] = DIRECT_KEYS
+for _mode in ("nat", "routed", "isolated", "bridge"):  # config/attach.py reads it
+    NETWORK_KEYS[_mode] += ("bandwidth",)
 
 
 def network(r: Reader, name: str, raw, path: tuple) -> Network | None:
@@ -39,22 +44,32 @@ def network(r: Reader, name: str, raw, path: tuple) -> Network | None:
         r.error(path, f"must be a table, not {type_name(raw)}")
         return None
     mode = r.get(raw, "mode", path, str)
-    if mode is None:
-        return None
     if mode not in MODES:
-        r.error(path + ("mode",), f"unknown mode {mode!r} (one of {', '.join(MODES)})")
+        if mode is not None:
+            r.error(path + ("mode",), f"unknown mode {mode!r} (one of {', '.join(MODES)})")
+        _keys_of_any_mode(r, raw, path)  # a typo elsewhere is a problem of its own
         return None
     r.table(raw, path, NETWORK_KEYS[mode])
     if mode == "user":
         return Network(name, mode, user=user_net(r, raw, path))
     if mode == "socket":
         return socket_net(r, name, raw, path)
+    if mode == "direct":
+        return direct_net(r, name, raw, path)
     fields = _bridge(r, raw, path)
     if mode == "bridge":
         fields["uplink"] = r.ifname(raw, "uplink", path)
     else:
         fields.update(_addressing(r, raw, path, mode))
-    return Network(name, mode, **fields)
+        fields.update(ipv6.network_fields(r, raw, path, mode))
+    return Network(name, mode, bandwidth=bandwidth(r, raw, path), **fields)
+
+
+def _keys_of_any_mode(r: Reader, raw: dict, path: tuple) -> None:
+    known = {key for keys in NETWORK_KEYS.values() for key in keys}
+    for key in raw:
+        if key not in known:
+            r.error(path + (key,), "unknown key (no network mode has it)")
 
 
 def _bridge(r: Reader, raw: dict, path: tuple) -> dict:
@@ -85,15 +100,37 @@ def _addressing(r: Reader, raw: dict, path: tuple, mode: str) -> dict:
     fields = {"mac": mac_address(r, mac, path + ("mac",)) if mac is not None else None}
     for key in ("tftp_root", "bootfile"):
         value = r.get(raw, key, path, str, None)
-        if value is not None and ("\n" in value or "," in value):
-            r.error(path + (key,), "must not contain commas or newlines")
+        why = dnsmasq_value_problem(value) if value is not None else None
+        if why is None and key == "tftp_root" and value is not None and not os.path.isabs(value):
+            why = "must be an absolute path"
+        if why:
+            r.error(path + (key,), why)
         fields[key] = value
-    if fields["tftp_root"] is not None and not os.path.isabs(fields["tftp_root"]):
-        r.error(path + ("tftp_root",), "must be an absolute path")
     fields.update(subnet=subnet, gateway=gateway if subnet else None, dhcp=dhcp, domain=domain,
                   dns_hosts=dns_hosts,
                   spoof_protection=bool(r.get(raw, "spoof_protection", path, bool, False)))
     return fields
+
+
+# What dnsmasq's configuration file cannot carry in a value (proven with dnsmasq 2.90): a '#'
+# after a blank starts a comment, '"' and '\\' are quote syntax, a comma splits arguments,
+# blanks at either end are stripped; a leading tag:/net: is read as a DHCP tag, not a name.
+_DNSMASQ_SPECIAL = '#"\\,'
+
+
+def dnsmasq_value_problem(value: str) -> str | None:
+    """Why `value` cannot be written into dnsmasq's configuration as it is, or None."""
+    if not value:
+        return "must not be empty"
+    bad = sorted({c for c in value if c in _DNSMASQ_SPECIAL or not (c.isprintable() or c == " ")})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        return f"must not contain {shown}: dnsmasq's configuration cannot carry #, \", \\, commas or control characters"
+    if value != value.strip():
+        return "must not start or end with a blank (dnsmasq strips them)"
+    if value.startswith(("tag:", "net:")):
+        return "must not start with tag: or net: (dnsmasq reads that as a DHCP tag)"
+    return None
 
 
 def _subnet(r: Reader, raw: dict, path: tuple, required: bool) -> IPv4Network | None:

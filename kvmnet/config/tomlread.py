@@ -20,6 +20,7 @@ class Reader:
         self.file, self.text = file, text
         self._lines: dict | None = None
         self.problems: list[Problem] = []
+        self._flawed: set[tuple] = set()  # every key path with a problem at or under it
 
     @property
     def lines(self) -> dict:
@@ -31,6 +32,16 @@ class Reader:
 
     def error(self, path: tuple, reason: str) -> None:
         self.problems.append(Problem(self.file, line_of(self.lines, path), format_path(path), reason))
+        self._flawed.update(tuple(path[:i]) for i in range(1, len(path) + 1))
+
+    def flawed(self, path: tuple) -> bool:
+        """Whether a problem was reported at or under `path`: checks that would only repeat
+        it in other words ("unknown network" for a network whose mode was wrong) stay quiet."""
+        return tuple(path) in self._flawed
+
+    def sorted_problems(self) -> list[Problem]:
+        """In line order (a stable sort: problems without a line first, then as found)."""
+        return sorted(self.problems, key=lambda p: p.line or 0)
 
     def table(self, value, path: tuple, allowed: tuple[str, ...]) -> dict:
         if not isinstance(value, dict):

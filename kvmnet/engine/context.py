@@ -36,7 +36,8 @@ class Context:
         wanted = backend or (topo.firewall if topo.firewall != "auto" else None) or self.record.firewall_backend
         self.backend = backends.choose(wanted, self.host)
         self.refresh()
-        found = hostcheck.conflicts(topo, self.observed, self.record)
+        found = hostcheck.conflicts(topo, self.observed, self.record,
+                                    hostcheck.taps_of_other_topologies(state_root, topo.name))
         if found:
             raise InputError(locate(topo.path, found))
 

@@ -133,7 +133,8 @@ def _same_text(topo, state_root: str) -> bool:
 
 
 def destroy_all(config_dir: str, state_root: str, host=None) -> list[Outcome]:
-    """Destroy every enabled topology that is applied (the unit's ExecStop), each on its own."""
+    """Destroy every enabled topology that is applied (the unit's ExecStop), each on its own;
+    their DHCP leases stay for the next boot (as libvirt keeps them until a network is undefined)."""
     from .teardown import destroy
     out = []
     for path in files(config_dir):
@@ -142,7 +143,7 @@ def destroy_all(config_dir: str, state_root: str, host=None) -> list[Outcome]:
         try:
             with statedir.locked(state_root):
                 if os.path.isfile(records.path_for(state_root, name)):
-                    outcome.result = destroy(name, state_root, host=host)
+                    outcome.result = destroy(name, state_root, host=host, keep_leases=True)
         except KvmnetError as exc:
             outcome.error = exc
         out.append(outcome)

@@ -1,6 +1,7 @@
-"""Conflicts between a topology and the host, found before any change. Pure.
+"""Conflicts between a topology and the host, found before any change.
 
-Returns (key path, reason) pairs; the caller turns them into file:line messages.
+conflicts() is pure and returns (key path, reason) pairs; the caller turns them into
+file:line messages. taps_of_other_topologies() reads the other records, to name the holder.
 """
 
 from __future__ import annotations
@@ -8,14 +9,19 @@ from __future__ import annotations
 from ipaddress import ip_network
 
 from .. import naming
+from ..errors import InputError
 from ..model import VIRTUAL_MODES, Topology
 from ..observed import Observed
+from . import record as records
 from .plan.firewall import key as firewall_key
 from .plan.overlay import conflicts as overlay_conflicts
 from .record import Record
+from .statedir import topologies
 
 
-def conflicts(topo: Topology, observed: Observed, record: Record) -> list[tuple[tuple, str]]:
+def conflicts(topo: Topology, observed: Observed, record: Record,
+              other_taps: dict[str, tuple[str, str]] | None = None) -> list[tuple[tuple, str]]:
+    """`other_taps`: tap -> (topology, file) of the other topologies kvmnet applied here."""
     out = []
     ours = record.keys()
     owned_links = {k.split(":", 1)[1] for k in ours if k.startswith("link:")}
@@ -42,14 +48,46 @@ def conflicts(topo: Topology, observed: Observed, record: Record) -> list[tuple[
                 if ip_network(route.dst).overlaps(net.subnet):
                     out.append((("networks", net.name, "subnet"),
                                 f"{net.subnet} overlaps the host's route {route.dst} dev {route.dev}"))
+        out += _prefix6_conflicts(net, observed, bridges | owned_links)
         out += _listener_conflicts(net, observed)
     out += firewall_conflicts(topo, observed, record)
     out += overlay_conflicts(topo, observed, ours)
     for guest in topo.guests:
         for i, nic in enumerate(guest.nics):
-            if nic.tap and nic.tap in observed.links and nic.tap not in owned_links:
-                out.append((("guests", guest.name, "nics", i, "tap"),
-                            f"{nic.tap} already exists on this host and kvmnet did not create it"))
+            why = _tap_conflict(nic.tap, observed, owned_links, other_taps or {})
+            if why:
+                out.append((("guests", guest.name, "nics", i, "tap"), why))
+    return out
+
+
+def _tap_conflict(tap: str | None, observed: Observed, owned_links: set[str], other_taps: dict) -> str | None:
+    """A tap name is taken when another kvmnet topology has it (on the host or only in its
+    record: QEMU creates hook-mode taps when a guest starts) or anything else holds it."""
+    if not tap or tap in owned_links:
+        return None
+    if tap in other_taps:
+        holder, file = other_taps[tap]
+        return (f"{tap} is a tap of kvmnet topology {holder} (applied from {file or 'an unknown file'}); "
+                "set another `tap =` for this NIC")
+    if tap in observed.links:
+        return f"{tap} already exists on this host and kvmnet did not create it"
+    return None
+
+
+def taps_of_other_topologies(state_root: str, topology: str) -> dict[str, tuple[str, str]]:
+    """tap -> (topology, file) from every other record; an unreadable record is skipped here:
+    it only names a holder, and the record's own topology reports it."""
+    out: dict[str, tuple[str, str]] = {}
+    for name in topologies(state_root):
+        if name == topology:
+            continue
+        try:
+            rec = records.load(state_root, name)
+        except (InputError, OSError):
+            continue
+        links = [k.split(":", 1)[1] for k, _ in rec.entries if isinstance(k, str) and k.startswith("link:")]
+        for tap in [*(rec.taps if isinstance(rec.taps, dict) else {}), *links]:
+            out.setdefault(tap, (rec.topology, rec.file))
     return out
 
 
@@ -78,6 +116,22 @@ def firewall_conflicts(topo: Topology, observed: Observed, record: Record) -> li
     if sum((seen.get("rules") or {}).values()) and not seen.get("marked"):
         return [(where, f"{what} holds rules kvmnet did not write (none carries kvmnet's comment); "
                         "remove it or rename the topology (`name = ...`)")]
+    return []
+
+
+def _prefix6_conflicts(net, observed: Observed, ours: set) -> list[tuple[tuple, str]]:
+    """subnet6 against the host's IPv6 routes (not default, link-local or multicast ones)."""
+    if net.subnet6 is None:
+        return []
+    for route in observed.routes:
+        if route.family != 6 or route.dst == "default" or route.dev in ours:
+            continue
+        dst = ip_network(route.dst, strict=False)
+        if dst.is_link_local or dst.is_multicast or dst.prefixlen == 0:
+            continue
+        if dst.overlaps(net.subnet6):
+            return [(("networks", net.name, "subnet6"),
+                     f"{net.subnet6} overlaps the host's route {route.dst} dev {route.dev}")]
     return []
 
 

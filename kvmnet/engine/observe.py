@@ -10,7 +10,7 @@ from ..host import system
 from ..model import ROUTING_MODES, Topology
 from ..observed import Observed
 from ..render.nft import needs_table
-from .plan import dnsmasq as dnsmasq_plan, overlay as overlay_plan, sysctls
+from .plan import bandwidth, dnsmasq as dnsmasq_plan, firewalld as firewalld_plan, overlay as overlay_plan, sysctls
 
 
 def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None) -> Observed:
@@ -25,11 +25,23 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
     exe, user = host.dnsmasq_binary(), host.dnsmasq_user()
     procs = _dnsmasqs(topo, state_dir, host, user)
     forwarding = any(n.mode in ROUTING_MODES + ("bridge",) for n in topo.networks)
-    return Observed(links=links, addrs=host.addrs(links), routes=host.routes(links),
-                    sysctls={p: host.sysctl(p) for p in sysctls.paths(topo)}, firewall=fw,
+    routes = host.routes(links)
+    return Observed(links=links, addrs=host.addrs(links), routes=routes,
+                    sysctls={p: host.sysctl(p) for p in sysctls.paths(topo, routes)}, firewall=fw,
                     processes=procs, host_forward=host.host_forward() if forwarding else {},
                     listeners=_forward_listeners(topo, host, backend, fw),
-                    dnsmasq_user=user, dnsmasq_exe=exe, overlay=_overlay(topo, host, state_dir))
+                    dnsmasq_user=user, dnsmasq_exe=exe, firewalld=_firewalld(topo, host),
+                    tc=_qdiscs(topo, host), overlay=_overlay(topo, host, state_dir))
+
+
+def _firewalld(topo: Topology, host) -> dict:
+    bridges = firewalld_plan.bridges(topo)
+    return host.firewalld(bridges) if bridges else {}
+
+
+def _qdiscs(topo: Topology, host) -> dict:
+    devs = bandwidth.devices(topo)
+    return host.qdiscs(devs) if devs else {}
 
 
 def _overlay(topo: Topology, host, state_dir: str) -> dict:

@@ -6,10 +6,10 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from ..errors import InputError
+from ..errors import HostError, InputError
 from ..host import qemu
 from ..model import Topology
-from ..render.qemu import HostOffers, guest_args, machine_args
+from ..render.qemu import HostOffers, direct_fd, guest_args, machine_args
 
 
 @dataclass
@@ -39,7 +39,7 @@ def check_backends(topo: Topology, guest_name: str, exe: str) -> list[str]:
     backends = qemu.netdev_backends(exe)
     for nic in topo.guest(guest_name).nics:
         net = topo.network(nic.network)
-        kind = "tap" if net.bridged else net.mode
+        kind = "tap" if net.bridged or net.mode == "direct" else net.mode
         if kind not in backends:
             hint = " (QEMU built without slirp)" if kind == "user" else ""
             raise InputError(f"guests.{guest_name}: network {net.name} needs `-netdev {kind}`, which {exe} does not offer{hint}")
@@ -65,3 +65,21 @@ def build(topo: Topology, guest_name: str, extra: list[str], syntax: str = "netd
     for fragment in guest_args(topo, guest, syntax, hooks, offers(accel)):
         argv += fragment
     return Launch(argv + list(extra), notes)
+
+
+def direct_devices(topo: Topology, guest_name: str, host=None) -> list[tuple[int, str]]:
+    """(descriptor QEMU expects, /dev/tapN to open on it) for the guest's macvtaps, which must
+    exist (applied): N is the macvtap's ifindex in this network namespace."""
+    from ..host import system
+    from ..render.macvtap import device
+    from .plan.macvtap import macvtap_name
+    host = host or system.default()
+    out = []
+    for i, nic in enumerate(topo.guest(guest_name).nics):
+        if topo.network(nic.network).mode == "direct":
+            name = macvtap_name(topo.name, guest_name, i)
+            index = host.ifindex(name)
+            if index is None:
+                raise HostError(f"macvtap {name} of guests.{guest_name}.nics[{i}] does not exist: run kvmnet apply first")
+            out.append((direct_fd(i), device(index)))
+    return out

@@ -7,6 +7,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
+from ..render import macvtap, tc
+
 
 @dataclass(frozen=True)
 class Step:
@@ -162,6 +164,15 @@ _DESCRIBE = {
                                 else f"start dnsmasq for {a['network']} on {a['bridge']}"),
     "dnsmasq.stop": lambda a: f"stop dnsmasq for {a['network']}",
     "dnsmasq.reload": lambda a: f"reload dnsmasq for {a['network']} (DNS records and static leases)",
+    "firewalld.zone.add": lambda a: f"create firewalld zone {a['zone']} ({', '.join(a['services'])}; forwarding accepted)",
+    "firewalld.zone.del": "delete firewalld zone {zone}",
+    "firewalld.bind": "bind {bridge} to firewalld zone {zone}",
+    "firewalld.unbind": "unbind {bridge} from firewalld zone {zone}",
+    "tc.limit": lambda a: (f"limit {a['dev']}'s {_DIRECTION[a['direction']]} to {tc.human_rate(a['rate'])} "
+                           f"(burst {a['burst']} bytes" + (f", shaped on {a['ifb']})" if a.get("ifb") else ")")),
+    "tc.unlimit": lambda a: f"remove {a['dev']}'s {_DIRECTION[a['direction']]} limit",
+    "macvtap.add": lambda a: f"create {a['kind']} {a['name']} on {a['uplink']} (mode {a['mode']}"
+                             + (f", mac {a['mac']})" if a.get("mac") else ")"),
     "vxlan.add": lambda a: (f"{'re-create' if a.get('replace') else 'create'} VXLAN {a['name']} (VNI {a['vni']}, "
                             f"local {a['local']}, port {a['port']}, mtu {a['mtu']}) on bridge {a['master']}"),
     "fdb.add": "flood {dev}'s broadcast and unknown frames to peer {dst} too",
@@ -170,6 +181,8 @@ _DESCRIBE = {
                             f"{', '.join(a['peers']) or 'no peer'})"),
     "frr.stop": "stop kvmnet's FRR (zebra, bgpd)",
 }
+
+_DIRECTION = {"in": "inbound traffic (its egress)", "out": "outbound traffic (its ingress)"}
 
 _COMMANDS = {
     "bridge.add": _bridge_add,
@@ -189,6 +202,17 @@ _COMMANDS = {
     "dnsmasq.start": lambda a: shlex.join(["dnsmasq", f"--conf-file={a['conf']}"]),
     "dnsmasq.stop": lambda a: f"kill $(cat {shlex.quote(a['pid_file'])})",
     "dnsmasq.reload": lambda a: f"kill -HUP $(cat {shlex.quote(a['pid_file'])})",
+    "firewalld.zone.add": lambda a: (f"firewall-cmd --permanent --new-zone={a['zone']} && firewall-cmd --permanent "
+                                     f"--zone={a['zone']} --set-target=ACCEPT"
+                                     + "".join(f" --add-service={s}" for s in a["services"])
+                                     + " --add-protocol=icmp --add-protocol=ipv6-icmp "
+                                     "--add-rich-rule='rule priority=\"32767\" reject' && firewall-cmd --reload"),
+    "firewalld.zone.del": lambda a: f"firewall-cmd --permanent --delete-zone={a['zone']}",
+    "firewalld.bind": lambda a: f"firewall-cmd --zone={a['zone']} --change-interface={a['bridge']}",
+    "firewalld.unbind": lambda a: f"firewall-cmd --zone={a['zone']} --remove-interface={a['bridge']}",
+    "tc.limit": lambda a: " && ".join(map(shlex.join, tc.limit(a))),
+    "tc.unlimit": lambda a: " && ".join(map(shlex.join, tc.unlimit(a))),
+    "macvtap.add": lambda a: " && ".join(map(shlex.join, macvtap.add(a))),
     "vxlan.add": lambda a: ((f"ip link del {a['name']} && " if a.get("replace") else "")
                             + f"ip link add {a['name']} mtu {a['mtu']} type vxlan id {a['vni']} local {a['local']} "
                             f"dstport {a['port']}{'' if a.get('learning') else ' nolearning'} && "

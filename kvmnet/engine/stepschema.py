@@ -20,6 +20,7 @@ import re
 from .. import naming
 from ..ifname import problem as ifname_problem
 from ..observed import Route
+from .overlay_schema import OPS as OVERLAY_OPS
 
 
 class SchemaError(ValueError):
@@ -60,27 +61,24 @@ def _mac(v, w):
                               else f"{v!r} is not a MAC address")
 
 
-def _cidr(v, w):
-    if _str(v, w):
-        return _str(v, w)
-    try:
-        ipaddress.ip_interface(v)
-    except ValueError:
-        return f"{v!r} is not an address/prefix"
-    return None
+def _parses(parse, what: str):
+    """A string that `parse` (ipaddress.ip_interface, ip_address) accepts."""
+    def check(v, w):
+        if _str(v, w):
+            return _str(v, w)
+        try:
+            parse(v)
+        except ValueError:
+            return f"{v!r} is not {what}"
+        return None
+    return check
+
+
+_cidr = _parses(ipaddress.ip_interface, "an address/prefix")
+_ip = _parses(ipaddress.ip_address, "an IP address")
 
 
 _ROUTE_FIELDS = {f.name for f in dataclasses.fields(Route)}
-
-
-def _ip(v, w):
-    if _str(v, w):
-        return _str(v, w)
-    try:
-        ipaddress.ip_address(v)
-    except ValueError:
-        return f"{v!r} is not an IP address"
-    return None
 
 
 def _label(v, w):
@@ -196,36 +194,51 @@ def _ruleset(v, w):
     return None if isinstance(v, (dict, type(None))) else "must be nft text or an iptables ruleset"
 
 
+def _kvmnet_zone(v, w):
+    # only kvmnet's own zones: an undo never deletes, or unbinds from, anyone else's
+    return None if v in ("kvmnet", "kvmnet-tftp") else f"{v!r} is not a firewalld zone of kvmnet's"
+
+
+def _services(v, w):
+    ok = isinstance(v, list) and all(isinstance(s, str) and re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", s) for s in v)
+    return None if ok else "must be a list of firewalld service names"
+
+
 def _any(v, w):
     return None
+
+
+def _direction(v, w, args):
+    if v not in ("in", "out"):
+        return f"{v!r} is not in or out"
+    return "an outbound limit needs its ifb" if v == "out" and "ifb" not in args else None
+
+
+_direction.needs_args = True
+
+
+def _own_ifb(v, w, args):
+    """An ifb named as kvmnet derives it for this link, so an undo deletes no one else's link."""
+    from ..render.tc import ifb_name
+    want = ifb_name(w.topology, args.get("dev", ""))
+    return None if v == want and args.get("direction") == "out" else f"{v!r} is not this topology's ifb for {args.get('dev')!r}"
+
+
+_own_ifb.needs_args = True
+_TC = {"dev": (True, _ifname), "direction": (True, _direction), "ifb": (False, _own_ifb)}
+
+
+def _macv_kind(v, w):
+    return None if v in ("macvtap", "macvlan") else f"{v!r} is not macvtap or macvlan"
+
+
+def _macv_mode(v, w):
+    return None if v in ("bridge", "vepa", "private", "passthrough") else f"{v!r} is not a macvtap mode"
 
 
 # --- ops: argument -> (required, check) -------------------------------------------------------
 
 R, O = True, False  # required, optional
-
-
-def _vxlan_name(v, w):
-    return _str(v, w) or (None if re.fullmatch(r"kvx[0-9]{1,8}", v) else f"{v!r} is not one of kvmnet's VXLAN devices")
-
-
-_FDB = {"dev": (R, _vxlan_name), "dst": (R, _ip)}
-
-
-def _host_name(v, w):
-    return _str(v, w) or (None if naming.OBJECT_NAME_RE.fullmatch(v) else f"{v!r} is not a host name")
-
-
-def _ips(v, w):
-    if not isinstance(v, list):
-        return "must be a list of IP addresses"
-    return next((why for x in v if (why := _ip(x, w))), None)
-
-
-def _frr_dir(v, w):
-    """kvmnet's FRR instance lives in the topology's own state dir, nowhere else."""
-    want = os.path.join(w.topo_dir, "frr")
-    return _str(v, w) or (None if v == want else f"{v!r} is not {want} (outside the topology's state dir)")
 _LINK_SET = {"name": (R, _ifname), "master": (O, _master), "mac": (O, _mac), "mtu": (O, _opt_int),
              "up": (O, _opt_bool), "stp": (O, _opt_bool), "forward_delay": (O, _opt_int)}
 _FIREWALL = {"backend": (R, _backend), "table": (R, _own_table), "summary": (R, _str),
@@ -259,15 +272,15 @@ OPS = {
                        "pid_file": (R, _state_file("pid")), "hosts": (R, _str), "dhcp_hosts": (R, _str),
                        "group": (O, _group)},
     "dnsmasq.stop": {**_DNSMASQ, "purge": (O, _bool)},
-    # a stretched network's VXLAN device (engine/overlay.py) and its flooding list
-    "vxlan.add": {"name": (R, _vxlan_name), "vni": (R, _bounded(1, 16777215)), "local": (R, _ip),
-                  "port": (R, _bounded(1, 65535)), "master": (R, _ifname), "mtu": (R, _bounded(68, 65535)),
-                  "learning": (O, _bool), "port_learning": (O, _opt_bool), "replace": (O, _bool)},
-    "fdb.add": _FDB,
-    "fdb.del": _FDB,
-    "frr.start": {"dir": (R, _frr_dir), "host": (R, _host_name), "listen": (R, _ip), "peers": (R, _ips),
-                  "restart": (O, _bool)},
-    "frr.stop": {"dir": (R, _frr_dir), "purge": (O, _bool)},
+    "firewalld.zone.add": {"zone": (R, _kvmnet_zone), "services": (R, _services)},
+    "firewalld.zone.del": {"zone": (R, _kvmnet_zone)},
+    "firewalld.bind": {"bridge": (R, _ifname), "zone": (R, _kvmnet_zone)},
+    "firewalld.unbind": {"bridge": (R, _ifname), "zone": (R, _kvmnet_zone)},
+    "tc.limit": {**_TC, "rate": (R, _bounded(1, 2**64 - 1)), "burst": (R, _bounded(1, 2**32 - 1))},
+    "tc.unlimit": _TC,
+    "macvtap.add": {"name": (R, _ifname), "kind": (R, _macv_kind), "uplink": (R, _ifname), "mode": (R, _macv_mode),
+                    "mac": (O, _mac)},
+    **OVERLAY_OPS,  # VXLAN devices, flooding entries, kvmnet's FRR (overlay_schema.py)
 }
 
 

@@ -12,13 +12,15 @@ from .. import naming
 from ..errors import HostError
 from ..host import system
 from . import faults, record as records
-from .plan.sysctls import SHARED_KEYS
+from .plan import shared as shared_fact
 from .record import Record
 from .steps import Action, Result, Step
 
 
-def destroy(name: str, state_root: str, record: Record | None = None, host=None) -> Result:
-    """Undo everything recorded for topology `name`. `record` overrides the saved one (--force)."""
+def destroy(name: str, state_root: str, record: Record | None = None, host=None,
+            keep_leases: bool = False) -> Result:
+    """Undo everything recorded for topology `name`. `record` overrides the saved one (--force).
+    `keep_leases`: dnsmasq's lease files stay (a shutdown: guests keep their addresses at boot)."""
     host = host or system.default()
     record = record or records.load(state_root, name)
     # another topology's corrupt record must not block this destroy: it inherits nothing
@@ -31,6 +33,8 @@ def destroy(name: str, state_root: str, record: Record | None = None, host=None)
         if heir is not None:
             _hand_over(state_root, heir, keys[0], step)
         elif step is not None:
+            if keep_leases and step.op == "dnsmasq.stop":
+                step = Step(step.op, dict(step.args, leases=None))  # run, never recorded
             try:
                 host.run(step)
             except Exception as exc:
@@ -52,7 +56,7 @@ def _heir(others: list[Record], key: str) -> Record | None:
     """The applied topology that inherits this undo: only host-wide facts (ip_forward) are
     shared; a per-topology object whose key another record happens to hold too (two
     topologies' networks both named `lab`, in records of the old key shape) is undone here."""
-    if key not in SHARED_KEYS:
+    if not shared_fact(key):
         return None
     return next((r for r in others if key in r.keys()), None)
 

@@ -13,7 +13,7 @@ from . import faults, record as records
 from .context import Context
 from .plan import firewall as firewall_plan, make
 from .plan.links import uplink_snapshot
-from .plan.sysctls import SHARED_KEYS
+from .plan import shared as shared_fact
 from .record import Record, hook_index
 from .steps import Action, Result
 
@@ -22,7 +22,7 @@ def apply(topo: Topology, state_root: str, backend: str | None = None, host=None
     ctx = Context(topo, state_root, backend, host, replace)
     topo = ctx.topo  # this host's part, when the file describes several hosts
     record = ctx.record
-    shared = [k for k in ctx.plan.wanted if k in SHARED_KEYS and k not in record.keys()]
+    shared = [k for k in ctx.plan.wanted if shared_fact(k) and k not in record.keys()]
     networks, taps = hook_index(topo)
     if not ctx.actions and not shared and (record.networks, record.taps) == (networks, taps):
         if record.entries and topo.source and record.source != topo.source:

@@ -98,10 +98,12 @@ def remove_instance_files(conf: str, leases: str | None) -> None:
     for path in (conf, leases, paths["bridge"], paths["hosts"], paths["dhcp_hosts"]):
         if path:
             _unlink(path)
-    try:
-        os.rmdir(paths["dir"])
-    except OSError:
-        pass
+    for directory in (paths["dir"], os.path.dirname(leases) if leases else None):
+        try:
+            if directory:
+                os.rmdir(directory)  # empty now (the lease dir: /var/lib/kvmnet/TOPOLOGY)
+        except OSError:
+            pass
 
 
 def _unlink(path: str) -> None:

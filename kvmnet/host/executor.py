@@ -38,6 +38,15 @@ def run(step) -> None:
         case "dnsmasq.start" | "dnsmasq.stop" | "dnsmasq.reload":
             from . import dnsmasq
             dnsmasq.run(step)
+        case "firewalld.zone.add" | "firewalld.zone.del" | "firewalld.bind" | "firewalld.unbind":
+            from . import firewalld
+            firewalld.run(step)
+        case "macvtap.add":
+            from . import macvtap
+            macvtap.run(step)
+        case "tc.limit" | "tc.unlimit":
+            from . import tc
+            tc.run(step)
         case "frr.start" | "frr.stop":
             from . import frr
             frr.run(step)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from .. import naming
+from . import files
 
 
 def parse(text: str) -> list[dict]:
@@ -19,18 +20,14 @@ def parse(text: str) -> list[dict]:
 
 
 def read(state_dir: str, network: str) -> list[dict]:
-    path = naming.dnsmasq_paths(state_dir, network)["leases"]
-    try:
-        with open(path) as f:
-            return parse(f.read())
-    except FileNotFoundError:
-        return []
+    """The leases of one network (a private file in a checked directory: see files.py)."""
+    return parse(files.read_private(naming.dnsmasq_paths(state_dir, network)["leases"]) or "")
 
 
 def networks_in(state_dir: str) -> list[str]:
     """Networks of one applied topology that have a lease file."""
     try:
-        names = os.listdir(state_dir)
+        names = os.listdir(naming.lease_dir(state_dir))
     except FileNotFoundError:
         return []
     return sorted(n[len("dnsmasq-"):-len(".leases")] for n in names

@@ -7,6 +7,7 @@ errno in .code) leave this module as kvmnet's NetlinkError (.errno, .op), like r
 from __future__ import annotations
 
 import errno
+import sys
 
 from .netlink_error import NetlinkError
 
@@ -15,10 +16,27 @@ _ipr = None
 
 def _open():
     global _ipr
-    from pyroute2 import IPRoute
+    _enter_pyroute2_package()
+    from pyroute2.iproute.linux import IPRoute
 
     _ipr = IPRoute()
     return _ipr
+
+
+def _enter_pyroute2_package() -> None:
+    """Make `pyroute2` importable as a package without running its __init__, which imports every
+    module pyroute2 has (NDB, IPDB, conntrack, nl80211, wireguard...: about 40% of the import
+    time of a cold apply's pyroute2) just to re-export their names. kvmnet needs IPRoute and the
+    exception module, whose own imports (`from pyroute2.x import y`) then load only what they
+    use. A process that imported pyroute2 itself already has the real package: it is kept."""
+    if "pyroute2" in sys.modules:
+        return
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyroute2")
+    if spec is None or not spec.submodule_search_locations:
+        return  # not a plain package: let the ordinary import run (and fail, or not)
+    sys.modules["pyroute2"] = importlib.util.module_from_spec(spec)  # __path__ set, body not run
 
 
 def request(op: str, what: str, command: str, **fields) -> None:

@@ -60,6 +60,19 @@ class System:
     def port_holders(self, port: int, proto: str) -> list[str]:
         return procs.port_holders(port, proto)
 
+    def firewalld(self, bridges: list[str]) -> dict:
+        """{} unless firewalld runs; else its zones and each bridge's zone."""
+        from . import firewalld
+        return firewalld.observe(bridges)
+
+    def ifindex(self, name: str) -> int | None:
+        return netlink.index_of(name)
+
+    def qdiscs(self, devs: list[str]) -> dict:
+        """The bandwidth limits on these links, as tc reads them back."""
+        from . import tc
+        return tc.observe(devs)
+
     # stretched networks: VXLAN devices and their flooding lists
     def overlay(self, vxlans: list[str]) -> dict:
         from . import vxlan

@@ -13,6 +13,8 @@ from ..model import Network, Topology, VIRTUAL_MODES
 
 
 def needs_dnsmasq(net: Network) -> bool:
+    if net.mode in VIRTUAL_MODES and net.subnet6 is not None:
+        return True  # router advertisements: guests find the prefix and the router through them
     return net.mode in VIRTUAL_MODES and net.subnet is not None and (
         net.dhcp is not None or net.domain is not None or bool(net.dns_hosts))
 
@@ -55,12 +57,35 @@ def render(topo: Topology, net: Network, paths: dict, user: str, group: str | No
         lines += [f"domain={net.domain}", f"local=/{net.domain}/", "expand-hosts"]
     if net.dhcp is not None:
         lines += _dhcp_lines(net, paths, files)
+    if net.subnet6 is not None:
+        lines += _ipv6_lines(net, paths, files)
     return "\n".join(lines) + "\n"
+
+
+def _ipv6_lines(net: Network, paths: dict, files: dict) -> list[str]:
+    """Router advertisements on the bridge: the prefix for SLAAC (ra-only), or a stateful
+    DHCPv6 range (with SLAAC as well on a /64: a plain range sets M without A, and clients
+    would get no SLAAC address). An isolated network advertises itself as no router (router
+    lifetime 0): guests get addresses and DNS but no default route."""
+    sub, dhcp6 = net.subnet6, net.dhcp6
+    lines = ["enable-ra"]
+    if dhcp6 is None:
+        lines.append(f"dhcp-range={sub.network_address},ra-only,{sub.prefixlen}")
+    else:
+        slaac = ",slaac" if sub.prefixlen == 64 else ""
+        lines.append(f"dhcp-range={dhcp6.start},{dhcp6.end}{slaac},{sub.prefixlen},{dhcp6.lease_time}")
+        if net.dhcp is None:  # else _dhcp_lines named them; one lease file serves both families
+            lines += [f"dhcp-leasefile={paths['leases']}", f"dhcp-hostsfile={files['dhcp_hosts']}"]
+    if net.mode == "isolated":
+        lines.append(f"ra-param={net.bridge},0,0")
+    return lines
 
 
 def _dhcp_lines(net: Network, paths: dict, files: dict) -> list[str]:
     dhcp = net.dhcp
     size = int(dhcp.end) - int(dhcp.start) + 1
+    if net.dhcp6 is not None:  # the limit counts both families' leases
+        size += min(int(net.dhcp6.end) - int(net.dhcp6.start) + 1, 1 << 16)
     lines = [
         f"dhcp-range={dhcp.start},{dhcp.end},{net.subnet.netmask},{dhcp.lease_time}",
         f"dhcp-lease-max={size}",
@@ -91,19 +116,34 @@ def _static(topo: Topology, net: Network):
                 yield guest.name, nic.mac, nic.ip
 
 
+def _static6(topo: Topology, net: Network):
+    """(guest, mac, ip6) of every NIC on `net` with a static IPv6 address."""
+    for guest in topo.guests:
+        for nic in guest.nics:
+            if nic.network == net.name and nic.ip6 is not None:
+                yield guest.name, nic.mac, nic.ip6
+
+
 def render_hosts(topo: Topology, net: Network) -> str:
     """addn-hosts: the file's DNS records, then each static guest (hosts-file format)."""
     lines = [f"{ip} {_names(name, net)}" for name, ip in net.dns_hosts]
     if net.dhcp is not None:
         lines += [f"{ip} {_names(name, net)}" for name, _, ip in _static(topo, net)]
+    if net.dhcp6 is not None:  # AAAA records
+        lines += [f"{ip6} {_names(name, net)}" for name, _, ip6 in _static6(topo, net)]
     return "".join(line + "\n" for line in lines)
 
 
 def render_dhcp_hosts(topo: Topology, net: Network) -> str:
     """dhcp-hostsfile: one static lease per line (dhcp-host= syntax without the key)."""
-    if net.dhcp is None:
-        return ""
-    return "".join(f"{mac},{ip},{name}\n" for name, mac, ip in _static(topo, net))
+    v4 = {(name, mac): ip for name, mac, ip in _static(topo, net)} if net.dhcp is not None else {}
+    v6 = {(name, mac): ip6 for name, mac, ip6 in _static6(topo, net)} if net.dhcp6 is not None else {}
+    lines = []
+    for name, mac in list(v4) + [k for k in v6 if k not in v4]:
+        # one line per NIC with both families: dnsmasq takes an IPv4 and a [IPv6] address
+        addrs = ([str(v4[(name, mac)])] if (name, mac) in v4 else []) + ([f"[{v6[(name, mac)]}]"] if (name, mac) in v6 else [])
+        lines.append(f"{mac},{','.join(addrs)},{name}\n")
+    return "".join(lines)
 
 
 def _names(name: str, net: Network) -> str:

@@ -271,6 +271,15 @@ def save_args(argv: list[str]) -> str:
     return " ".join(words)
 
 
+def _refuse_ipv6(topo: Topology) -> None:
+    """IPv6 networks need ip6tables rules this backend does not write yet: forwarding IPv6 with
+    no rules at all would open every guest, so the topology is refused rather than applied."""
+    dual = [n.name for n in topo.networks if n.subnet6 is not None]
+    if dual:
+        raise InputError(f"{topo.path}: network {dual[0]!r} has subnet6 (IPv6), which needs the nftables "
+                         "backend for now: use --firewall nftables or drop subnet6")
+
+
 def render(topo: Topology) -> IptRuleset:
     spoofed = [nic.network for g in topo.guests for nic in g.nics  # render/nft.py's condition
                if nic.tap and topo.network(nic.network).spoof_protection and topo.network(nic.network).subnet]
@@ -280,6 +289,7 @@ def render(topo: Topology) -> IptRuleset:
         raise InputError(f"{topo.path}: network {spoofed[0]!r} has spoof_protection = true, which needs the "
                          "nftables backend (bridge-level rules); the iptables backend cannot provide it: "
                          "use --firewall nftables or drop spoof_protection")
+    _refuse_ipv6(topo)
     prefix = naming.iptables_prefix(topo.name)
     bare = bare_rules(topo)
     digest = hashlib.sha256(json.dumps(bare, sort_keys=True).encode()).hexdigest()[:12]

@@ -31,6 +31,7 @@ import hashlib
 from dataclasses import dataclass
 
 from ..model import Network, ROUTING_MODES, Topology, VIRTUAL_MODES
+from . import nft6
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ def render(topo: Topology, table: str) -> Ruleset:
             chains["forward"] += part(net)
     for net in virtual:
         _service_rules(net, chains)
+        nft6.service_rules(net, chains)
         _forward_entries(net, any_map, addr_map)
     maps = _maps(chains, any_map, addr_map)
     return _assemble(table, chains, maps, _antispoof_rules(topo))
@@ -97,7 +99,7 @@ def _inbound(net: Network) -> list[str]:
         rules.append(f'oifname "{br}" ip daddr {sub} ct status dnat accept')
     elif net.mode == "routed" and sub is not None:
         rules.append(f'oifname "{br}" ip daddr {sub} accept')
-    return rules + [f'oifname "{br}" reject with icmpx type admin-prohibited']
+    return rules + nft6.inbound(net) + [f'oifname "{br}" reject with icmpx type admin-prohibited']
 
 
 def _outbound(net: Network) -> list[str]:
@@ -105,7 +107,7 @@ def _outbound(net: Network) -> list[str]:
     rules = []
     if net.mode in ROUTING_MODES and net.subnet is not None:
         rules.append(f'iifname "{net.bridge}" ip saddr {net.subnet} accept')
-    return rules + [f'iifname "{net.bridge}" reject with icmpx type admin-prohibited']
+    return rules + nft6.outbound(net) + [f'iifname "{net.bridge}" reject with icmpx type admin-prohibited']
 
 
 def _service_rules(net: Network, chains: dict[str, list[str]]) -> None:

@@ -63,6 +63,11 @@ def _socket(topo: Topology, net: Network, guest: Guest) -> list[tuple[str, objec
     return [("mcast", f"{s.address}:{s.port}"), ("localaddr", s.localaddr)]
 
 
+def direct_fd(index: int) -> int:
+    """The descriptor NIC `index` of a direct network has in QEMU: 3 and up, past stdio."""
+    return 3 + index
+
+
 def nic_args(topo: Topology, guest: Guest, index: int, nic: Nic, syntax: str, hooks: bool,
              offers: HostOffers) -> list[str]:
     net = topo.network(nic.network)
@@ -76,6 +81,8 @@ def nic_args(topo: Topology, guest: Guest, index: int, nic: Nic, syntax: str, ho
             pairs.append(("vhost", "on"))
         if guest.queues and virtio:
             pairs.append(("queues", guest.queues))
+    elif net.mode == "direct":  # QEMU cannot open a macvtap by name: it is handed /dev/tapN open
+        kind, pairs = "tap", [("fd", direct_fd(index))]
     elif net.mode == "user":
         kind, pairs = "user", _user(net)
     else:

@@ -21,7 +21,8 @@ import re
 from kvmnet.errors import HostError
 from kvmnet.observed import Address, Link, Route
 
-_PER_LINK_SYSCTLS = {"net/ipv6/conf/{}/disable_ipv6": "0", "net/ipv4/conf/{}/route_localnet": "0"}
+_PER_LINK_SYSCTLS = {"net/ipv6/conf/{}/disable_ipv6": "0", "net/ipv4/conf/{}/route_localnet": "0",
+                     "net/ipv6/conf/{}/accept_ra": "1", "net/ipv6/conf/{}/autoconf": "1"}
 _COMMENT = re.compile(r'comment "([^"]*)"\s*$')
 _MARK = re.compile(r"kvmnet [0-9a-f]{12}")
 
@@ -37,7 +38,7 @@ class FakeHost:
         self.addrs_: dict[str, set] = {}
         self.addr_attrs: dict[str, dict] = {}  # link -> {cidr: attributes}, in the order added
         self.routes_: list[Route] = []
-        self.sysctls = {"net/ipv4/ip_forward": "0"}
+        self.sysctls = {"net/ipv4/ip_forward": "0", "net/ipv6/conf/all/forwarding": "0"}
         self.nft_tables: dict[tuple[str, str], dict] = {}  # (family, name) -> {"chains", "maps"}
         self.ipt_tables: dict[str, dict] = {}  # prefix -> the ruleset JSON it was given
         self.forward = {"policy": "ACCEPT", "rules": []}  # the host's filter FORWARD (iptables -S lines)
@@ -48,6 +49,9 @@ class FakeHost:
         self.frr_installed = True  # FRR dir -> {pid, host, listen, peers}  # name -> {vni, local, port, learning, port_learning, fdb: set}
         self.reloads = 0  # SIGHUPs the fake dnsmasqs took
         self.listeners: dict[tuple[str, int], list[str]] = {}  # (proto, port) -> holders
+        # firewalld, when running: {"zones": runtime, "permanent": zones, "bindings": {iface: zone}}
+        self.firewalld_: dict | None = None
+        self.qdiscs_: dict[str, dict] = {}  # link -> {"root": {kind, rate, burst}, "redirect": ifb}, as tc reads back
         self.ran: list = []  # steps that succeeded, in order
         self.failed: list = []  # steps that were made to fail
         self._rules: list[dict] = []
@@ -74,7 +78,8 @@ class FakeHost:
                               "routes": sorted(map(repr, self.routes_)), "sysctls": self.sysctls,
                               "addr_attrs": {k: list(v.items()) for k, v in self.addr_attrs.items() if v},
                               "nft": self.nft_tables, "ipt": self.ipt_tables, "forward": self.forward,
-                              "dnsmasq": self.dnsmasqs,
+                              "dnsmasq": self.dnsmasqs, "firewalld": self.firewalld_,
+                              **({"tc": self.qdiscs_} if self.qdiscs_ else {}),
                               "vxlans": {n: dict(v, fdb=sorted(v["fdb"])) for n, v in self.vxlans.items()},
                               "frr": self.frrs})
 
@@ -162,6 +167,30 @@ class FakeHost:
     def port_holders(self, port: int, proto: str) -> list[str]:
         return list(self.listeners.get((proto, port), []))
 
+    def firewalld(self, bridges) -> dict:
+        fw = self.firewalld_
+        if fw is None:
+            return {}
+        return {"running": True, "zones": sorted(fw["zones"]), "permanent": sorted(fw["permanent"]),
+                "bindings": {br: fw["bindings"].get(br, "") for br in bridges}}
+
+    def with_firewalld(self, default_zone: str = "public") -> "FakeHost":
+        zones = {"block", "dmz", "drop", "external", "home", "internal", "public", "trusted", "work"}
+        self.firewalld_ = {"zones": set(zones), "permanent": set(zones), "bindings": {}, "reloads": 0}
+        return self
+
+    def firewalld_reload(self) -> None:
+        """As firewalld's reload: permanent zones loaded, runtime bindings gone."""
+        fw = self.firewalld_
+        fw["zones"], fw["bindings"], fw["reloads"] = set(fw["permanent"]), {}, fw["reloads"] + 1
+
+    def ifindex(self, name: str) -> int | None:
+        link = self.links_.get(name)
+        return link["index"] if link else None
+
+    def qdiscs(self, devs: list[str]) -> dict:
+        return {d: copy.deepcopy(self.qdiscs_.get(d, {"root": None, "redirect": None})) for d in devs}
+
     def frr(self, topo_dir: str) -> dict:
         inst = self.frrs.get(topo_dir + "/frr")
         if inst is None:
@@ -215,6 +244,28 @@ class FakeHost:
             raise ValueError(f"unknown step {op}")
         return handler
 
+    # firewalld (a stopped one: the undos have nothing to do, the rest fail)
+
+    def _firewalld_zone_add(self, a: dict) -> None:
+        if self.firewalld_ is None:
+            raise HostError("firewalld: not running")
+        self.firewalld_["permanent"].add(a["zone"])
+        if a["zone"] not in self.firewalld_["zones"]:
+            self.firewalld_reload()
+
+    def _firewalld_zone_del(self, a: dict) -> None:
+        if self.firewalld_ is not None:
+            self.firewalld_["permanent"].discard(a["zone"])
+
+    def _firewalld_bind(self, a: dict) -> None:
+        if self.firewalld_ is None:
+            raise HostError("firewalld: not running")
+        self.firewalld_["bindings"].setdefault(a["bridge"], a["zone"])  # a zone the admin chose stays
+
+    def _firewalld_unbind(self, a: dict) -> None:
+        if self.firewalld_ is not None and self.firewalld_["bindings"].get(a["bridge"]) == a["zone"]:
+            del self.firewalld_["bindings"][a["bridge"]]
+
     # links
 
     def _add_link(self, name: str, kind: str, mac: str | None = None, mtu: int | None = None, **attrs) -> None:
@@ -262,6 +313,7 @@ class FakeHost:
         name = a["name"]
         if self.links_.pop(name, None) is None:
             return
+        self.qdiscs_.pop(name, None)
         for link in self.links_.values():
             if link["master"] == name:
                 link["master"] = None
@@ -270,6 +322,37 @@ class FakeHost:
         self.addr_attrs.pop(name, None)
         self.routes_ = [r for r in self.routes_ if r.dev != name]
         self.sysctls = {k: v for k, v in self.sysctls.items() if f"/conf/{name}/" not in k}
+
+    def _macvtap_add(self, a: dict) -> None:
+        if a["uplink"] not in self.links_:
+            raise _enodev(a["uplink"])
+        if a["name"] in self.links_:
+            raise HostError(f"fake host: {a['name']} exists")
+        self._add_link(a["name"], a["kind"], a.get("mac"))
+
+    # bandwidth limits (tc): a tbf on egress; ingress redirected to an ifb shaped the same way
+
+    def _tc_limit(self, a: dict) -> None:
+        if a["dev"] not in self.links_:
+            raise _enodev(a["dev"])
+        shaped = a["dev"]
+        if a["direction"] == "out":
+            shaped = a["ifb"]
+            if shaped not in self.links_:
+                self._add_link(shaped, "ifb")
+            self.qdiscs_.setdefault(a["dev"], {"root": None, "redirect": None})["redirect"] = shaped
+        # tc reads the burst back rounded to its scheduler ticks
+        root = {"kind": "tbf", "rate": a["rate"] // 8, "burst": a["burst"] - 1}
+        self.qdiscs_.setdefault(shaped, {"root": None, "redirect": None})["root"] = root
+
+    def _tc_unlimit(self, a: dict) -> None:
+        q = self.qdiscs_.get(a["dev"])
+        if q is not None:
+            q["root" if a["direction"] == "in" else "redirect"] = None
+            if q == {"root": None, "redirect": None}:
+                del self.qdiscs_[a["dev"]]
+        if a["direction"] == "out":
+            self._link_del({"name": a["ifb"]})
 
     def _links_del_group(self, a: dict) -> None:
         members = {n for n, link in self.links_.items() if link["group"] == a["group"]}

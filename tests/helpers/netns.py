@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -53,6 +54,9 @@ class Netns:
         links = json.loads(self.run("ip", "-j", "-d", "link", "show").stdout)
         addrs = json.loads(self.run("ip", "-j", "addr", "show").stdout)
         routes = self.run("ip", "route", "show", "table", "all").stdout.splitlines()
+        # IPv6 too (every table); an RA route's remaining lifetime is not state
+        routes += [re.sub(r" expires \d+sec", "", r) for r in
+                   self.run("ip", "-6", "route", "show", "table", "all").stdout.splitlines()]
         sysctls = [l for l in self.run("sysctl", "-a", "--pattern", r"^net\.", check=False).stdout.splitlines()
                    if not l.startswith(_VOLATILE_SYSCTLS)]
         nft = self.run("nft", "list", "ruleset", check=False).stdout if shutil.which("nft") else ""

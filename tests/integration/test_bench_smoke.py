@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))  # bench.sections: the result labels and sanity ch
 from bench.sections import SECTIONS  # noqa: E402
 
 pytestmark = pytest.mark.root
-QUICK_SKIPS = {"dataplane"}  # iperf3 for seconds per path: full runs only
+QUICK_SKIPS = {"dataplane", "libvirt"}  # iperf3 for seconds per path; libvirt: ~3 s per lease: full runs only
 
 
 def _walk(node, path=""):

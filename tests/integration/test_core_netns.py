@@ -30,7 +30,7 @@ def test_bridge_mode_moves_uplink_and_back(netns, topo_dir):
     assert "10.9.0.2" not in netns.run("ip", "-br", "addr", "show", "eth0").stdout
     assert "default via 10.9.0.1 dev br0" in netns.run("ip", "route").stdout
     assert "master br0" in netns.run("ip", "link", "show", "eth0").stdout
-    assert "master br0" in netns.run("ip", "link", "show", "kn-vm1-0").stdout
+    assert "master br0" in netns.run("ip", "link", "show", "kn-bridge-vm1-0").stdout
     # the bridge takes the uplink's MAC, so the LAN sees the same host
     eth_mac = json.loads(netns.run("ip", "-j", "link", "show", "eth0").stdout)[0]["address"]
     assert json.loads(netns.run("ip", "-j", "link", "show", "br0").stdout)[0]["address"] == eth_mac
@@ -47,7 +47,7 @@ def test_isolated_network_apply_destroy(netns, topo_dir):
     before = netns.snapshot()
     _apply(netns, topo_dir / "isolated.toml")
     assert "10.77.0.1/24" in netns.run("ip", "-br", "addr", "show", "kvmiso0").stdout
-    for tap in ("kn-a-0", "kn-b-0"):
+    for tap in ("kn-isolated-a-0", "kn-isolated-b-0"):
         assert "master kvmiso0" in netns.run("ip", "link", "show", tap).stdout
     assert netns.run("sysctl", "-n", "net.ipv6.conf.kvmiso0.disable_ipv6").stdout.strip() == "1"
     assert _plan_steps(netns, topo_dir / "isolated.toml") == []
@@ -57,10 +57,10 @@ def test_isolated_network_apply_destroy(netns, topo_dir):
 
 def test_drift_is_repaired(netns, topo_dir):
     _apply(netns, topo_dir / "isolated.toml")
-    netns.sh("ip link set kn-a-0 nomaster && ip link del kn-b-0 && ip addr flush dev kvmiso0")
+    netns.sh("ip link set kn-isolated-a-0 nomaster && ip link del kn-isolated-b-0 && ip addr flush dev kvmiso0")
     steps = [s["describe"] for s in _plan_steps(netns, topo_dir / "isolated.toml")]
-    assert any("kn-a-0 master kvmiso0" in s for s in steps)
-    assert any("create tap kn-b-0" in s for s in steps)
+    assert any("kn-isolated-a-0 master kvmiso0" in s for s in steps)
+    assert any("create tap kn-isolated-b-0" in s for s in steps)
     assert any("10.77.0.1/24" in s for s in steps)
     _apply(netns, topo_dir / "isolated.toml")
     assert _plan_steps(netns, topo_dir / "isolated.toml") == []
@@ -124,4 +124,4 @@ def test_destroy_force_without_record(netns, topo_dir):
     res = netns.kvmnet("destroy", "--force", str(topo_dir / "isolated.toml"))
     assert res.returncode == 0, res.stderr
     links = netns.run("ip", "-br", "link").stdout
-    assert "kvmiso0" not in links and "kn-a-0" not in links and "bystander" in links
+    assert "kvmiso0" not in links and "kn-isolated-a-0" not in links and "bystander" in links

@@ -71,7 +71,7 @@ def test_a_lost_state_dir_or_pid_file_does_not_orphan_dnsmasq(lost, netns):
 def test_destroy_force_with_nothing_present_removes_nothing(netns):
     res = netns.kvmnet("destroy", "--force", str(TOPOLOGIES / "nat.toml"))
     assert res.returncode == 0, res.stderr
-    assert res.stdout == "nat: nothing to destroy\n"
+    assert res.stdout == f"nat: nothing of {TOPOLOGIES / 'nat.toml'}'s was on this host\n"
 
 
 def test_a_foreign_dnsmasq_is_never_taken_for_kvmnets(netns, tmp_path):

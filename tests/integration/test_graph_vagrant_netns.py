@@ -25,9 +25,9 @@ def test_graph_live_follows_apply_drift_and_destroy(netns, topo_dir):
     assert _marks(netns, topo) == ["not applied"] * 3  # the network, a's NIC, b's NIC
     assert netns.kvmnet("apply", "--quiet", str(topo)).returncode == 0
     assert _marks(netns, topo) == ["applied"] * 3
-    netns.sh("ip link del kn-b-0")
+    netns.sh("ip link del kn-isolated-b-0")
     out = netns.kvmnet("graph", "--live", str(topo)).stdout
-    assert "guest b nic0" in out and out.splitlines()[-1].endswith("tap kn-b-0 [drifted]")
+    assert "guest b nic0" in out and out.splitlines()[-1].endswith("tap kn-isolated-b-0 [drifted]")
     assert netns.kvmnet("destroy", str(topo)).returncode == 0
     assert netns.snapshot() == before
 

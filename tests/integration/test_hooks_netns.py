@@ -48,7 +48,7 @@ def test_ifup_ifdown_idempotent(netns):
         assert _master(netns, "tap7") is None
     assert _hook(netns, IFDOWN, "no-such-tap").returncode == 0
     # ifdown of a tap the topology owns leaves it attached: it is the topology's, not QEMU's
-    assert _hook(netns, IFDOWN, "kn-web-0").returncode == 0 and _master(netns, "kn-web-0") == "virbr0"
+    assert _hook(netns, IFDOWN, "kn-natlab-web-0").returncode == 0 and _master(netns, "kn-natlab-web-0") == "virbr0"
     assert netns.kvmnet("plan", "--json", str(TOPOLOGY)).stdout.count('"key"') == 0
     netns.kvmnet("destroy", str(TOPOLOGY))
 
@@ -95,12 +95,12 @@ def test_run_applies_and_launches_qemu_on_the_tap(netns):
                             env=_env(netns, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # QEMU holds the tap open: carrier comes up on the topology's tap
-        assert _wait(lambda: "NO-CARRIER" not in netns.run("ip", "-o", "link", "show", "kn-web-0", check=False).stdout
-                     and "kn-web-0" in netns.run("ip", "-o", "link", check=False).stdout, 20), proc.stderr.read() if proc.poll() is not None else ""
+        assert _wait(lambda: "NO-CARRIER" not in netns.run("ip", "-o", "link", "show", "kn-natlab-web-0", check=False).stdout
+                     and "kn-natlab-web-0" in netns.run("ip", "-o", "link", check=False).stdout, 20), proc.stderr.read() if proc.poll() is not None else ""
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
     err = proc.stderr.read()
-    assert "accelerator:" in err and "running: " in err and "ifname=kn-web-0,script=no,downscript=no" in err
+    assert "accelerator:" in err and "running: " in err and "ifname=kn-natlab-web-0,script=no,downscript=no" in err
     assert not [p for p in netns.processes() if "qemu" in p]
     netns.kvmnet("destroy", str(TOPOLOGY))

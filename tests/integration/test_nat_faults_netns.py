@@ -87,7 +87,7 @@ def test_recycled_pid_is_never_signalled(netns):
 @pytest.mark.parametrize("damage,key", [
     ("nft flush chain inet kvmnet_natlab postrouting", "firewall:"),
     ("nft delete table inet kvmnet_natlab", "firewall:"),
-    ("ip link set kn-web-0 nomaster", "link:kn-web-0"),
+    ("ip link set kn-natlab-web-0 nomaster", "link:kn-natlab-web-0"),
     ("ip link del virbr0", "link:virbr0"),
     ("sysctl -qw net.ipv4.ip_forward=0", "sysctl:net/ipv4/ip_forward"),
 ])

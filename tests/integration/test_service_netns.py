@@ -5,6 +5,7 @@ exactly as it was, including the version of the topology applied before."""
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -29,7 +30,8 @@ def _power_cut(lab: NatLab) -> None:
 
 
 def test_enabled_topologies_come_back_after_a_reboot(tmp_path):
-    env = {"KVMNET_CONFIG_DIR": str(tmp_path / "etc-kvmnet")}
+    # /etc/kvmnet and /var/lib/kvmnet survive the power cut; /run (the state dir) does not
+    env = {"KVMNET_CONFIG_DIR": str(tmp_path / "etc-kvmnet"), "KVMNET_LIB_DIR": str(tmp_path / "var-lib-kvmnet")}
     first = NatLab(NATLAB)
     try:
         res = first.kvmnet("enable", str(NATLAB), env=env)
@@ -46,6 +48,9 @@ def test_enabled_topologies_come_back_after_a_reboot(tmp_path):
         assert res.returncode == 0, res.stderr
         enabled = str(tmp_path / "etc-kvmnet" / "natlab.toml")
         assert res.stdout.startswith(f"natlab: applied ") and res.stdout.endswith(f"({enabled})\n"), res.stdout
+        # the first boot's leases are back before any client asks again (dnsmasq read its file)
+        leases = json.loads(second.kvmnet("leases", "--json", env=env).stdout)["leases"]
+        assert [(l["ip"], l["mac"]) for l in leases] == [("192.168.122.10", "52:54:00:12:34:56")], leases
         web = second.add_client("web", "52:54:00:12:34:56")
         assert web.lease["ip"] == "192.168.122.10" and web.lease["router"] == "192.168.122.1"
         other = second.add_client("other", "52:54:00:00:00:77")
@@ -55,6 +60,8 @@ def test_enabled_topologies_come_back_after_a_reboot(tmp_path):
         res = second.kvmnet("destroy-enabled", env=env)
         assert res.returncode == 0, res.stderr
         assert "virbr0" not in second.host.run("ip", "-br", "link").stdout
+        # a shutdown keeps the leases for the next boot; a plain destroy leaves no trace
+        assert (tmp_path / "var-lib-kvmnet" / "natlab" / "dnsmasq-default.leases").exists()
     finally:
         second.close()
 

@@ -77,7 +77,8 @@ def applied(host, state, *paths):
 def test_validate_summarises_a_good_file(kvmnet):
     res = kvmnet("validate", NAT)
     assert (res.exit_code, res.stdout, res.stderr) == (
-        0, f"{NAT}: ok: topology nat; networks: default (nat); guests: 2\n", "")
+        0, f"{NAT}: file ok: topology nat; networks: default (nat); guests: 2\n"
+           f"  run `kvmnet plan {NAT}` to check it against this host\n", "")
 
 
 def test_validate_of_a_bad_file_gives_file_line_key_reason_and_exit_2(kvmnet, tmp_path):
@@ -96,7 +97,8 @@ def test_validate_warns_about_a_world_writable_file(kvmnet, tmp_path):
     assert res.exit_code == 0
     assert res.stderr == (f"kvmnet: {loose}: warning: the file is world-writable; anyone on this host can "
                           "change what kvmnet applies as root\n")
-    assert res.stdout == f"{loose}: ok: topology loose; networks: slirp (user); guests: 1\n"
+    assert res.stdout == (f"{loose}: file ok: topology loose; networks: slirp (user); guests: 1\n"
+                          f"  run `kvmnet plan {loose}` to check it against this host\n")
 
 
 def test_a_missing_file_is_an_input_error(kvmnet, tmp_path):
@@ -129,7 +131,7 @@ def test_plan_json_and_the_firewall_option(kvmnet, host):
     assert (doc["topology"], doc["firewall"]) == ("nat", "iptables")
     assert [s["key"] for s in doc["steps"]] == [
         "link:virbr0", "sysctl:net/ipv6/conf/virbr0/disable_ipv6", "addr:virbr0:192.168.122.1/24",
-        "link:kn-web-0", "link:kn-other-0", "sysctl:net/ipv4/ip_forward",
+        "link:kn-nat-web-0", "link:kn-nat-other-0", "sysctl:net/ipv4/ip_forward",
         "sysctl:net/ipv4/conf/virbr0/route_localnet", "firewall:iptables:kvmnet_nat", "dnsmasq:nat:default"]
 
 
@@ -159,7 +161,7 @@ def test_apply_changes_the_host_then_reapply_changes_nothing(kvmnet, host, as_ro
     res = kvmnet("apply", NAT)
     assert res.exit_code == 0, res.output
     assert res.stdout.splitlines()[0] == "nat: applied 9 step(s); verified in sync"
-    assert "virbr0" in host.links_ and host.links_["kn-web-0"]["master"] == "virbr0"
+    assert "virbr0" in host.links_ and host.links_["kn-nat-web-0"]["master"] == "virbr0"
     assert records.load(str(state), "nat").file == str(NAT)
     ran = len(host.ran)
     again = kvmnet("apply", NAT)
@@ -169,13 +171,13 @@ def test_apply_changes_the_host_then_reapply_changes_nothing(kvmnet, host, as_ro
 
 def test_a_host_failure_rolls_back_and_exits_1(kvmnet, host, as_root, state):
     before = host.state()
-    host.fail(at=3)  # the 4th step: creating tap kn-web-0
+    host.fail(at=3)  # the 4th step: creating tap kn-nat-web-0
     res = kvmnet("apply", NAT)
     assert res.exit_code == 1 and res.stdout == ""
     assert res.stderr.splitlines() == [
-        "kvmnet: apply failed at step 4 (create tap kn-web-0 on bridge virbr0): fake host: tap.add failed (as told)",
+        "kvmnet: apply failed at step 4 (create tap kn-nat-web-0 on bridge virbr0): fake host: tap.add failed (as told)",
         "rolled back:",
-        "  delete link kn-web-0",
+        "  delete link kn-nat-web-0",
         "  remove address 192.168.122.1/24 from virbr0",
         "  delete link virbr0"]
     assert host.state() == before
@@ -221,7 +223,7 @@ def test_destroy_force_cleans_up_after_a_corrupt_record(kvmnet, host, as_root, s
     res = kvmnet("destroy", "--force", NAT)
     assert res.exit_code == 0, res.output
     assert res.stdout.startswith("nat: destroyed (")
-    assert "virbr0" not in host.links_ and "kn-web-0" not in host.links_
+    assert "virbr0" not in host.links_ and "kn-nat-web-0" not in host.links_
     assert host.dnsmasqs == {} and host.nft_tables == {}
     assert host.state()["links"] == before["links"]
 
@@ -234,15 +236,15 @@ def test_check_exits_0_in_sync_and_1_with_the_drift(kvmnet, host, state):
     ok = kvmnet("check", NAT)
     assert (ok.exit_code, ok.stdout) == (0, f"nat: in sync with {NAT}\n")
     host.dnsmasqs.clear()
-    host.links_["kn-web-0"]["up"] = False
+    host.links_["kn-nat-web-0"]["up"] = False
     res = kvmnet("check", NAT)
     assert res.exit_code == 1
     assert res.stdout.splitlines() == [f"nat: drifted from {NAT}; `kvmnet apply` would:",
-                                       "  link:kn-web-0: set link kn-web-0 up",
+                                       "  link:kn-nat-web-0: set link kn-nat-web-0 up",
                                        "  dnsmasq:nat:default: start dnsmasq for default on virbr0"]
     doc = json.loads(kvmnet("check", "--json", NAT).stdout)
     assert doc == {"version": 1, "topology": "nat", "in_sync": False,
-                   "drift": [{"key": "link:kn-web-0", "repair": "set link kn-web-0 up"},
+                   "drift": [{"key": "link:kn-nat-web-0", "repair": "set link kn-nat-web-0 up"},
                              {"key": "dnsmasq:nat:default", "repair": "start dnsmasq for default on virbr0"}]}
 
 
@@ -335,8 +337,8 @@ def test_qemu_args_match_the_golden_renders(case, guest, kvmnet, monkeypatch):
 def test_qemu_args_json(kvmnet):
     res = kvmnet("qemu-args", "--json", NAT, "web")
     assert json.loads(res.stdout) == {"version": 1, "guest": "web", "nics": [{
-        "network": "default", "mac": "52:54:00:12:34:56", "tap": "kn-web-0",
-        "args": ["-netdev", "tap,id=net0,ifname=kn-web-0,script=no,downscript=no",
+        "network": "default", "mac": "52:54:00:12:34:56", "tap": "kn-nat-web-0",
+        "args": ["-netdev", "tap,id=net0,ifname=kn-nat-web-0,script=no,downscript=no",
                  "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56"]}]}
 
 
@@ -379,7 +381,7 @@ def test_run_dry_run_prints_the_command(kvmnet, host, tmp_path, monkeypatch, as_
     res = kvmnet("run", "--dry-run", "--accel", "tcg", NAT, "web", "--", "-snapshot")
     assert res.exit_code == 0 and res.stdout == ""
     assert res.stderr == (f"kvmnet: would run: {exe} -accel tcg -m 512 -smp 1 -netdev "
-                          "tap,id=net0,ifname=kn-web-0,script=no,downscript=no "
+                          "tap,id=net0,ifname=kn-nat-web-0,script=no,downscript=no "
                           "-device virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56 -snapshot\n")
     assert host.ran == [] and not (exe.parent / "qemu-fake.args").exists()
 
@@ -414,9 +416,9 @@ def test_run_applies_a_bridged_topology_first(kvmnet, host, tmp_path, monkeypatc
     monkeypatch.setenv("KVMNET_QEMU", str(exe))
     res = kvmnet("run", "--accel", "tcg", NAT, "web")
     assert res.exit_code == 0, res.output
-    assert host.links_["kn-web-0"]["master"] == "virbr0" and host.dnsmasqs
+    assert host.links_["kn-nat-web-0"]["master"] == "virbr0" and host.dnsmasqs
     assert records.load(str(state), "nat").file == str(NAT)
-    assert "ifname=kn-web-0,script=no,downscript=no" in (tmp_path / "qemu-fake.args").read_text()
+    assert "ifname=kn-nat-web-0,script=no,downscript=no" in (tmp_path / "qemu-fake.args").read_text()
 
 
 def test_run_reports_a_qemu_that_cannot_start(kvmnet, tmp_path, monkeypatch):

@@ -153,11 +153,11 @@ def test_graph_formats_and_output_file(kvmnet, tmp_path):
 
 def test_graph_live_on_the_host(kvmnet, host, state):
     applied(host, state, NAT)
-    host.links_["kn-web-0"]["up"] = False
+    host.links_["kn-nat-web-0"]["up"] = False
     lines = kvmnet("graph", "--live", NAT).stdout.splitlines()
     assert lines[1] == "└── network default [applied]"
-    assert lines[-2:] == ["    ├── guest web nic0 52:54:00:12:34:56 192.168.122.10 tap kn-web-0 [drifted]",
-                          "    └── guest other nic0 52:54:00:d5:ee:a8 tap kn-other-0 [applied]"]
+    assert lines[-2:] == ["    ├── guest web nic0 52:54:00:12:34:56 192.168.122.10 tap kn-nat-web-0 [drifted]",
+                          "    └── guest other nic0 52:54:00:d5:ee:a8 tap kn-nat-other-0 [applied]"]
     assert "[" not in kvmnet("graph", NAT).stdout  # no marks without --live
 
 

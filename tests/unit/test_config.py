@@ -36,7 +36,7 @@ def test_contract_example_loads(topo_dir):
     fwd = net.forwards[0]
     assert (fwd.proto, fwd.host_ports, str(fwd.guest_ip), fwd.guest_ports) == ("tcp", (8080, 8080), "192.168.122.10", (80, 80))
     nic = topo.guest("web").nics[0]
-    assert (nic.mac, str(nic.ip), nic.model, nic.tap) == ("52:54:00:12:34:56", "192.168.122.10", "virtio-net-pci", "kn-web-0")
+    assert (nic.mac, str(nic.ip), nic.model, nic.tap) == ("52:54:00:12:34:56", "192.168.122.10", "virtio-net-pci", "kn-nat-web-0")
 
 
 def test_every_shipped_topology_validates(topo_dir):
@@ -66,9 +66,9 @@ CASES = [
     (NAT.replace('subnet = "192.168.122.0/24"', 'subnet = "192.168.122.0/24"\ngateway = "10.0.0.1"'),
      "t.toml:5: networks.default.gateway: 10.0.0.1 is outside subnet 192.168.122.0/24"),
     (NAT.replace('mode = "nat"', 'mode = "nat"\ncolour = "blue"'),
-     "t.toml:3: networks.default.colour: unknown key (allowed: mode, bridge, stp, forward_delay, mtu, mac, subnet, gateway, dhcp, domain, dns_hosts, tftp_root, bootfile, spoof_protection, forwards)"),
+     "t.toml:3: networks.default.colour: unknown key (allowed: mode, bridge, stp, forward_delay, mtu, mac, subnet, gateway, dhcp, domain, dns_hosts, tftp_root, bootfile, spoof_protection, forwards, subnet6, gateway6, nat6, dhcp6, bandwidth)"),
     (NAT.replace('mode = "nat"', 'mode = "wormhole"'),
-     "t.toml:2: networks.default.mode: unknown mode 'wormhole' (one of nat, routed, isolated, bridge, user, socket)"),
+     "t.toml:2: networks.default.mode: unknown mode 'wormhole' (one of nat, routed, isolated, bridge, user, socket, direct)"),
     (NAT.replace('mode = "nat"', 'mode = "nat"\nstp = "yes"'),
      "t.toml:3: networks.default.stp: must be true or false, not a string"),
     (NAT.replace('"virbr0"', '"averyveryverylongbridge"'),
@@ -167,8 +167,8 @@ def test_all_problems_reported_in_one_run():
         '[guests.a]\n[[guests.a.nics]]\nnetwork = "nowhere"\nmac = "ff:ff:ff:ff:ff:ff"\n'
     assert problems(text) == [
         "t.toml:7: networks.default.dhcp.end: 192.168.123.9 is outside subnet 192.168.122.0/24",
+        "t.toml:10: guests.a.nics[0].network: unknown network 'nowhere'",  # in line order
         "t.toml:11: guests.a.nics[0].mac: ff:ff:ff:ff:ff:ff is the broadcast MAC; a NIC needs a unicast one",
-        "t.toml:10: guests.a.nics[0].network: unknown network 'nowhere'",
     ]
 
 

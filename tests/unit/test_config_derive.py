@@ -22,6 +22,6 @@ def test_derived_macs_and_taps_are_deterministic():
     first, again = (config.load_text(text, "t.toml") for _ in range(2))
     assert first == again
     a, b, c = (first.guest(g).nics[0] for g in "abc")
-    assert (a.mac, a.tap) == (naming.guest_mac("lab", "a", 0), "kn-a-0")
+    assert (a.mac, a.tap) == (naming.guest_mac("lab", "a", 0), "kn-lab-a-0")
     assert (b.mac, b.tap) == (naming.guest_mac("lab", "b", 0), None)  # socket networks have no taps
     assert c.tap == "vnet7"

@@ -30,15 +30,15 @@ def steps(host: FakeHost) -> list[tuple[str, str]]:
     out = []
     for s in host.ran:
         a = s.args
-        what = a.get("name") or a.get("path") or a.get("cidr") or a.get("network") or a.get("table") \
-            or a.get("bridge") or a.get("dst") or a["route"]["dst"]
+        what = a.get("name") or a.get("dst") or a.get("dev") or a.get("path") or a.get("cidr") or a.get("network") \
+            or a.get("table") or a.get("bridge") or a["route"]["dst"]
         out.append((s.op, what))
     return out
 
 
 EXPECTED = {
     "nat.toml": [("bridge.add", "virbr0"), ("sysctl.set", "net/ipv6/conf/virbr0/disable_ipv6"),
-                 ("addr.add", "192.168.122.1/24"), ("tap.add", "kn-web-0"), ("tap.add", "kn-other-0"),
+                 ("addr.add", "192.168.122.1/24"), ("tap.add", "kn-nat-web-0"), ("tap.add", "kn-nat-other-0"),
                  ("sysctl.set", "net/ipv4/ip_forward"), ("sysctl.set", "net/ipv4/conf/virbr0/route_localnet"),
                  ("firewall.apply", "kvmnet_nat"), ("dnsmasq.start", "default")],
     "multihost.toml": [("bridge.add", "kvb-lab"), ("sysctl.set", "net/ipv6/conf/kvb-lab/disable_ipv6"),
@@ -47,23 +47,38 @@ EXPECTED = {
                        ("sysctl.set", "net/ipv4/conf/kvb-lab/route_localnet"), ("firewall.apply", "kvmnet_multihost"),
                        ("dnsmasq.start", "lab")],
     "isolated.toml": [("bridge.add", "kvmiso0"), ("sysctl.set", "net/ipv6/conf/kvmiso0/disable_ipv6"),
-                      ("addr.add", "10.77.0.1/24"), ("tap.add", "kn-a-0"), ("tap.add", "kn-b-0"),
+                      ("addr.add", "10.77.0.1/24"), ("tap.add", "kn-isolated-a-0"), ("tap.add", "kn-isolated-b-0"),
                       ("firewall.apply", "kvmnet_isolated"), ("dnsmasq.start", "lab")],
     "routed.toml": [("bridge.add", "kvmrt0"), ("sysctl.set", "net/ipv6/conf/kvmrt0/disable_ipv6"),
-                    ("addr.add", "10.80.0.1/24"), ("tap.add", "kn-db-0"), ("sysctl.set", "net/ipv4/ip_forward"),
+                    ("addr.add", "10.80.0.1/24"), ("tap.add", "kn-routed-db-0"), ("sysctl.set", "net/ipv4/ip_forward"),
                     ("firewall.apply", "kvmnet_routed"), ("dnsmasq.start", "lab")],
     "bridge.toml": [("bridge.add", "br0"), ("link.set", "eth0"), ("addr.add", "192.0.2.10/24"),
                     ("route.del", "default"), ("addr.del", "192.0.2.10/24"), ("route.add", "default"),
-                    ("tap.add", "kn-vm1-0")],
+                    ("tap.add", "kn-bridge-vm1-0")],
     "socket.toml": [], "user.toml": [],
+    "dual-stack.toml": [step for br, v4, v6 in (("kvmds0", "192.168.124.1/24", "fd00:dead:beef:1::1/64"),
+                                                ("kvmds1", "10.78.0.1/24", "fd00:dead:beef:2::1/64")) for step in (
+                            ("bridge.add", br), ("sysctl.set", f"net/ipv6/conf/{br}/accept_ra"),
+                            ("sysctl.set", f"net/ipv6/conf/{br}/autoconf"),
+                            ("sysctl.set", f"net/ipv6/conf/{br}/disable_ipv6"), ("addr.add", v4), ("addr.add", v6))]
+                        + [("tap.add", "kn907f-web-0"), ("tap.add", "kn907f-db-0"), ("sysctl.set", "net/ipv4/ip_forward"),
+                           ("sysctl.set", "net/ipv4/conf/kvmds0/route_localnet"),
+                           ("sysctl.set", "net/ipv6/conf/all/forwarding"), ("firewall.apply", "kvmnet_dual_stack"),
+                           ("dnsmasq.start", "default"), ("dnsmasq.start", "lab")],
     "antispoof.toml": [("bridge.add", "virbr0"), ("sysctl.set", "net/ipv6/conf/virbr0/disable_ipv6"),
                        ("addr.add", "192.168.122.1/24"), ("tap.add", "c-web"), ("tap.add", "c-other"),
                        ("tap.add", "c-roamer"), ("sysctl.set", "net/ipv4/ip_forward"),
                        ("firewall.apply", "kvmnet_antispoof"), ("dnsmasq.start", "default")],
     "nat-lab.toml": [("bridge.add", "virbr0"), ("sysctl.set", "net/ipv6/conf/virbr0/disable_ipv6"),
-                     ("addr.add", "192.168.122.1/24"), ("tap.add", "kn-web-0"), ("tap.add", "kn-other-0"),
+                     ("addr.add", "192.168.122.1/24"), ("tap.add", "kn-natlab-web-0"), ("tap.add", "kn8bd3-other-0"),
                      ("sysctl.set", "net/ipv4/ip_forward"), ("sysctl.set", "net/ipv4/conf/virbr0/route_localnet"),
                      ("firewall.apply", "kvmnet_natlab"), ("dnsmasq.start", "default")],
+    "bandwidth.toml": [("bridge.add", "kvmbw0"), ("sysctl.set", "net/ipv6/conf/kvmbw0/disable_ipv6"),
+                       ("addr.add", "192.168.140.1/24"), ("tap.add", "kn2c72-web-0"), ("tap.add", "kn2c72-batch-0"),
+                       ("tc.limit", "kvmbw0"), ("tc.limit", "kvmbw0"), ("tc.limit", "kn2c72-web-0"),
+                       ("tc.limit", "kn2c72-web-0"), ("sysctl.set", "net/ipv4/ip_forward"),
+                       ("firewall.apply", "kvmnet_bandwidth"), ("dnsmasq.start", "shaped")],
+    "direct.toml": [("macvtap.add", "kvmhost0"), ("addr.add", "192.0.2.250/24"), ("macvtap.add", "kn-direct-web-0")],
     "isolation-a.toml": [step for net, n in (("a", 1), ("b", 2), ("c", 3), ("e", 5)) for step in (
                              ("bridge.add", f"kvb-{net}"), ("sysctl.set", f"net/ipv6/conf/kvb-{net}/disable_ipv6"),
                              ("addr.add", f"10.81.{n}.1/24"))]
@@ -96,27 +111,27 @@ def test_apply_records_every_undo_and_the_hook_index(tmp_path):
     assert rec.file == str(NAT) and rec.firewall_backend == "nftables"
     undo = dict((k, u and u["op"]) for k, u in rec.entries)
     assert undo == {"link:virbr0": "link.del", "sysctl:net/ipv6/conf/virbr0/disable_ipv6": None,
-                    "addr:virbr0:192.168.122.1/24": "addr.del", "link:kn-web-0": "link.del",
-                    "link:kn-other-0": "link.del", "sysctl:net/ipv4/ip_forward": "sysctl.set",
+                    "addr:virbr0:192.168.122.1/24": "addr.del", "link:kn-nat-web-0": "link.del",
+                    "link:kn-nat-other-0": "link.del", "sysctl:net/ipv4/ip_forward": "sysctl.set",
                     "sysctl:net/ipv4/conf/virbr0/route_localnet": None,
                     "firewall:nftables:kvmnet_nat": "firewall.delete", "dnsmasq:nat:default": "dnsmasq.stop"}
     assert rec.networks == {"default": {"bridge": "virbr0", "mode": "nat"}}
-    assert rec.taps == {"kn-web-0": "default", "kn-other-0": "default"}
+    assert rec.taps == {"kn-nat-web-0": "default", "kn-nat-other-0": "default"}
     hooks = (tmp_path / "nat" / "hooks").read_text()
-    assert hooks == f"file {NAT}\nnetwork default virbr0\ntap kn-other-0 default\ntap kn-web-0 default\n"
+    assert hooks == f"file {NAT}\nnetwork default virbr0\ntap kn-nat-other-0 default\ntap kn-nat-web-0 default\n"
 
 
 def _break(host: FakeHost, damage: str) -> None:
     if damage == "deleted bridge":
         host._link_del({"name": "virbr0"})
     elif damage == "detached tap":
-        host.links_["kn-web-0"]["master"] = None
+        host.links_["kn-nat-web-0"]["master"] = None
     elif damage == "changed table":
         host.nft_tables[("inet", "kvmnet_nat")]["chains"]["forward"]["rules"].pop()
     elif damage == "dead dnsmasq":
         host.dnsmasqs.clear()
     elif damage == "tap down":
-        host.links_["kn-web-0"]["up"] = False
+        host.links_["kn-nat-web-0"]["up"] = False
     elif damage == "bridge mtu":
         host.links_["virbr0"].update(mtu=1400, stp=False, forward_delay=7, mac="02:00:00:00:00:99", up=False)
     elif damage == "forwarding off":
@@ -191,7 +206,7 @@ def test_a_failed_reapply_restores_the_record(tmp_path):
     host, topo = uplinked(), load(NAT)
     engine.apply(topo, str(tmp_path), host=host)
     saved = (tmp_path / "nat" / "state.json").read_text()
-    host._link_del({"name": "kn-web-0"})
+    host._link_del({"name": "kn-nat-web-0"})
     host.fail(op="tap.add")
     with pytest.raises(HostError):
         engine.apply(topo, str(tmp_path), host=host)

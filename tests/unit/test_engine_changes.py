@@ -36,7 +36,7 @@ def test_a_renamed_bridge_removes_the_old_one_first(tmp_path):
     engine.apply(topo, state, host=host)
     assert [s.describe() for s in host.ran][:2] == ["remove address 10.77.0.1/24 from kvmiso0", "delete link kvmiso0"]
     assert host.ops()[2] == "bridge.add"
-    assert "kvmiso0" not in host.links_ and host.links_["kn-a-0"]["master"] == "kvmiso1"
+    assert "kvmiso0" not in host.links_ and host.links_["kn-isolated-a-0"]["master"] == "kvmiso1"
     assert "link:kvmiso0" not in records.load(state, "isolated").keys()
     engine.destroy("isolated", state, host=host)
     assert host.state() == before

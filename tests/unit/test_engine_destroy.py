@@ -43,26 +43,26 @@ def test_the_taps_go_as_one_link_group(tmp_path):
     host, _ = applied(NAT, root=tmp_path)
     engine.destroy("nat", str(tmp_path), host=host)
     [group] = [s for s in host.ran if s.op == "links.del_group"]
-    assert group.args == {"group": naming.link_group("nat"), "names": ["kn-web-0", "kn-other-0"]}
+    assert group.args == {"group": naming.link_group("nat"), "names": ["kn-nat-web-0", "kn-nat-other-0"]}
     assert group.describe() == f"delete 2 taps (link group {naming.link_group('nat')})"
-    assert not {"kn-web-0", "kn-other-0"} & set(host.links_)
+    assert not {"kn-nat-web-0", "kn-nat-other-0"} & set(host.links_)
 
 
 def test_a_foreign_link_in_the_group_is_spared(tmp_path):
     host, _ = applied(NAT, root=tmp_path)
     host._add_link("theirs", "tun", group=naming.link_group("nat"))
     engine.destroy("nat", str(tmp_path), host=host)
-    assert "theirs" in host.links_ and "kn-web-0" not in host.links_
+    assert "theirs" in host.links_ and "kn-nat-web-0" not in host.links_
 
 
 def test_a_tap_not_in_the_hook_index_is_deleted_on_its_own(tmp_path):
     host, before = applied(NAT, root=tmp_path)
     rec = records.load(str(tmp_path), "nat")
-    rec.taps = {"kn-web-0": "default"}
+    rec.taps = {"kn-nat-web-0": "default"}
     records.save(str(tmp_path), rec)
     engine.destroy("nat", str(tmp_path), host=host)
     assert [s.args for s in host.ran if s.op.startswith("link")] == [
-        {"name": "kn-other-0"}, {"group": naming.link_group("nat"), "names": ["kn-web-0"]}, {"name": "virbr0"}]
+        {"name": "kn-nat-other-0"}, {"group": naming.link_group("nat"), "names": ["kn-nat-web-0"]}, {"name": "virbr0"}]
     assert host.state() == before
 
 
@@ -115,10 +115,10 @@ def test_force_removes_kvmnets_own_names_without_a_record(tmp_path):
                               "enclosed in double quotes: line 1 column 2 (char 1)); `kvmnet destroy --force FILE` "
                               "removes what kvmnet made from its names")
     forced = engine.forced_record(topo, str(tmp_path), host=host)
-    assert [k for k, _ in forced.entries] == ["link:virbr0", "link:kn-web-0", "link:kn-other-0",
+    assert [k for k, _ in forced.entries] == ["link:virbr0", "link:kn-nat-web-0", "link:kn-nat-other-0",
                                              "firewall:nftables:kvmnet_nat", "dnsmasq:nat:default"]
     engine.destroy("nat", str(tmp_path), forced, host=host)
-    assert not {"virbr0", "kn-web-0", "kn-other-0"} & set(host.links_)
+    assert not {"virbr0", "kn-nat-web-0", "kn-nat-other-0"} & set(host.links_)
     assert host.nft_tables == {} and host.dnsmasqs == {}
     assert host.sysctls[FORWARD] == "1"  # its original value is unknown without the record: left as it is
 

@@ -15,6 +15,7 @@ from kvmnet.observed import Link, Route
 
 ROOT = Path(__file__).resolve().parents[2]
 NAT, BRIDGE = "topologies/nat.toml", "topologies/bridge.toml"
+DUAL = "topologies/dual-stack.toml"
 
 
 def nic() -> FakeHost:
@@ -24,6 +25,12 @@ def nic() -> FakeHost:
 def foreign_bridge():
     host = nic()
     host._add_link("virbr0", "bridge")
+    return host
+
+
+def ipv6_route(dst: str) -> FakeHost:
+    host = nic()
+    host._route_add({"family": 6, "dst": dst, "dev": "eth0", "proto": "static"})
     return host
 
 
@@ -48,7 +55,7 @@ def port_bound():
 
 def foreign_tap():
     host = nic()
-    host._add_link("kn-web-0", "tun")
+    host._add_link("kn-nat-web-0", "tun")
     return host
 
 
@@ -58,6 +65,9 @@ CONFLICTS = {
     "overlapping route": (lambda: nic().with_nic("eth1", "52:54:00:00:00:02", ["192.168.0.5/16"]), NAT,
                           "topologies/nat.toml:6: networks.default.subnet: 192.168.122.0/24 overlaps the host's "
                           "route 192.168.0.0/16 dev eth1"),
+    "overlapping IPv6 route": (lambda: ipv6_route("fd00:dead:beef:1:8000::/65"), DUAL,
+                               "topologies/dual-stack.toml:12: networks.default.subnet6: fd00:dead:beef:1::/64 "
+                               "overlaps the host's route fd00:dead:beef:1:8000::/65 dev eth0"),
     "missing uplink": (FakeHost, BRIDGE, "topologies/bridge.toml:6: networks.lan.uplink: uplink eth0 does not exist "
                        "on this host"),
     "uplink in another bridge": (uplink_taken, BRIDGE, "topologies/bridge.toml:6: networks.lan.uplink: uplink eth0 "
@@ -66,7 +76,7 @@ CONFLICTS = {
                         "device, not a NIC"),
     "bound port": (port_bound, NAT, "topologies/nat.toml:18: networks.default.forwards[0].host_port: tcp port 8080 "
                    "is already in use on this host by 1234 (python3)"),
-    "foreign tap": (foreign_tap, NAT, "topologies/nat.toml:23: guests.web.nics[0].tap: kn-web-0 already exists on "
+    "foreign tap": (foreign_tap, NAT, "topologies/nat.toml:23: guests.web.nics[0].tap: kn-nat-web-0 already exists on "
                     "this host and kvmnet did not create it"),
 }
 

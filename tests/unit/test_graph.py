@@ -113,7 +113,7 @@ def test_live_status_before_apply_after_apply_and_after_drift(host, tmp_path):
     assert live.status(topo, state, host) == dict.fromkeys(everything, "not applied")
     engine.apply(topo, state, host=host)
     assert live.status(topo, state, host) == dict.fromkeys(everything, "applied")
-    host.links_["kn-web-0"]["up"] = False
+    host.links_["kn-nat-web-0"]["up"] = False
     host.dnsmasqs.clear()
     assert live.status(topo, state, host) == {"network:default": "drifted", "forwards:default": "applied",
                                               "nic:web:0": "drifted", "nic:other:0": "applied"}
@@ -123,7 +123,7 @@ def test_live_text_marks_each_object(host, tmp_path):
     topo = config.load(str(NAT))
     state = str(tmp_path / "state")
     engine.apply(topo, state, host=host)
-    del host.links_["kn-other-0"]
+    del host.links_["kn-nat-other-0"]
     text = graph.to_text(topo, live.status(topo, state, host))
     assert text.splitlines() == [
         "topology nat",
@@ -133,8 +133,8 @@ def test_live_text_marks_each_object(host, tmp_path):
         "    ├── dhcp 192.168.122.2-192.168.122.254 (1h)",
         "    ├── domain kvm.lan",
         "    ├── forward tcp 8080 -> web (192.168.122.10):80 [applied]",
-        "    ├── guest web nic0 52:54:00:12:34:56 192.168.122.10 tap kn-web-0 [applied]",
-        "    └── guest other nic0 52:54:00:d5:ee:a8 tap kn-other-0 [drifted]"]
+        "    ├── guest web nic0 52:54:00:12:34:56 192.168.122.10 tap kn-nat-web-0 [applied]",
+        "    └── guest other nic0 52:54:00:d5:ee:a8 tap kn-nat-other-0 [drifted]"]
 
 
 def test_live_has_nothing_to_say_about_host_less_networks(host, tmp_path):

@@ -59,9 +59,9 @@ def test_ifup_attaches_a_qemu_tap_to_the_only_applied_network_with_its_mtu(host,
 
 def test_ifup_of_a_topologys_own_tap_uses_its_record(host, links, tmp_path):
     applied(host, tmp_path, NAT, ROUTED)
-    host.links_["kn-db-0"].update(master=None, up=False)
-    assert hook.ifup("kn-db-0", None, str(tmp_path)) == "kn-db-0: attached to kvmrt0 (lab)"
-    assert host.links_["kn-db-0"]["master"] == "kvmrt0"
+    host.links_["kn-routed-db-0"].update(master=None, up=False)
+    assert hook.ifup("kn-routed-db-0", None, str(tmp_path)) == "kn-routed-db-0: attached to kvmrt0 (lab)"
+    assert host.links_["kn-routed-db-0"]["master"] == "kvmrt0"
 
 
 def test_ifup_with_several_networks_needs_to_be_told_which(host, links, tmp_path):
@@ -169,7 +169,7 @@ def test_ifdown_detaches_a_qemu_tap_and_leaves_the_network(host, links, tmp_path
 def test_ifdown_leaves_a_topologys_own_tap_in_place(host, links, tmp_path):
     applied(host, tmp_path, NAT)
     before = host.state()
-    assert hook.ifdown("kn-web-0", str(tmp_path)) == "kn-web-0: belongs to an applied topology; left in place"
+    assert hook.ifdown("kn-nat-web-0", str(tmp_path)) == "kn-nat-web-0: belongs to an applied topology; left in place"
     assert host.state() == before and links.calls == []
 
 

@@ -55,8 +55,8 @@ def test_unknown_hosts_duplicate_underlays_and_vnis_are_reported_with_lines():
     assert _problems(text) == [
         "t.toml:4: hosts.h2.underlay: 10.200.0.1 is already the underlay address of hosts.h1",
         "t.toml:10: networks.lab.gateway_host: unknown host 'h9' (the [hosts] table has h1)",
-        "t.toml:23: networks.b.vxlan.control: 'bgp' must be static or evpn",
         "t.toml:15: guests.a.host: unknown host 'h7' (the [hosts] table has h1)",
+        "t.toml:23: networks.b.vxlan.control: 'bgp' must be static or evpn",
     ]
 
 
@@ -64,8 +64,8 @@ def test_vnis_are_unique_and_guests_run_on_a_host_the_network_spans():
     text = GOOD.replace("vni = 4242", 'vni = 4242\nhosts = ["h2"]')
     text += '\n[networks.b]\nmode = "isolated"\nbridge = "kvb-b"\n[networks.b.vxlan]\nvni = 4242\n'
     assert _problems(text) == [
-        "t.toml:23: networks.b.vxlan.vni: 4242 is already the VNI of networks.lab",
         "t.toml:17: guests.a.nics[0].network: networks.lab does not span host h1 (its vxlan hosts: h2)",
+        "t.toml:23: networks.b.vxlan.vni: 4242 is already the VNI of networks.lab",
     ]
 
 

@@ -145,7 +145,7 @@ def test_build_puts_machine_network_and_extra_arguments_in_order(tmp_path, monke
     launch = qemu_command.build(config.load(str(NAT)), "web", ["-snapshot"], accel="kvm")
     assert launch.notes == []
     assert launch.argv == [str(exe), "-accel", "kvm", "-m", "512", "-smp", "1", "-cpu", "host",
-                           "-netdev", "tap,id=net0,ifname=kn-web-0,script=no,downscript=no,vhost=on",
+                           "-netdev", "tap,id=net0,ifname=kn-nat-web-0,script=no,downscript=no,vhost=on",
                            "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56", "-snapshot"]
 
 
@@ -156,7 +156,7 @@ def test_build_with_hooks_names_the_hook_scripts_and_tcg_has_no_vhost(tmp_path, 
     launch = qemu_command.build(config.load(str(NAT)), "web", [], syntax="legacy", hooks=True, accel="tcg")
     assert launch.argv[1:] == ["-accel", "tcg", "-m", "512", "-smp", "1",
                                "-net", "nic,model=virtio,macaddr=52:54:00:12:34:56",
-                               "-net", f"tap,ifname=kn-web-0,script={up},downscript={down}"]
+                               "-net", f"tap,ifname=kn-nat-web-0,script={up},downscript={down}"]
 
 
 @pytest.mark.parametrize("works, why, note, accel", [
@@ -234,9 +234,9 @@ def test_render_of_tap_queues_user_options_and_a_udp_link():
     offers = HostOffers(vhost_net=True, ifup="/opt/kvmnet/bin/kvmnet-ifup", ifdown="/opt/kvmnet/bin/kvmnet-ifdown")
     hooks = "script=/opt/kvmnet/bin/kvmnet-ifup,downscript=/opt/kvmnet/bin/kvmnet-ifdown"
     assert guest_args(topo, topo.guest("alpha"), "netdev", True, offers) == [
-        ["-netdev", f"tap,id=net0,ifname=kn-alpha-0,{hooks},vhost=on,queues=4",
+        ["-netdev", f"tap,id=net0,ifname=kn3f8f-alpha-0,{hooks},vhost=on,queues=4",
          "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:0a,mq=on,vectors=10"],
-        ["-netdev", f"tap,id=net1,ifname=kn-alpha-1,{hooks}",  # e1000: no vhost, no queues
+        ["-netdev", f"tap,id=net1,ifname=kn3f8f-alpha-1,{hooks}",  # e1000: no vhost, no queues
          "-device", "e1000,netdev=net1,mac=52:54:00:00:00:0b"],
         ["-netdev", "user,id=net2,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,dhcpstart=10.0.2.15,restrict=on,"
                     "domainname=lab.test,smb=/srv/share,ipv6=off,guestfwd=tcp:10.0.2.100:4321-127.0.0.1:80",

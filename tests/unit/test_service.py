@@ -195,7 +195,9 @@ def test_install_units_fills_in_the_command_and_config_dir(kvmnet, tmp_path):
     assert f"ExecStop={exe} destroy-enabled --config-dir /srv/topologies\n" in text
     assert "@" not in text and "RemainAfterExit=yes" in text and "Before=libvirtd.service" in text
     assert oct(unit.stat().st_mode & 0o777) == "0o644"
-    assert sorted(units.templates()) == ["kvmnet.service"]  # no watch unit until `kvmnet watch` exists
+    assert sorted(units.templates()) == ["kvmnet-watch.service", "kvmnet.service"]
+    watch = (tmp_path / "units" / "kvmnet-watch.service").read_text()
+    assert f"ExecStart={exe} watch\n" in watch and "@" not in watch and "After=kvmnet.service" in watch
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")

@@ -100,7 +100,8 @@ def test_the_lab_vagrantfile_loads_the_generated_file_and_wraps_vagrant_in_kvmne
 
 def test_the_lab_topology_validates():
     res = kvmnet("validate", "lab.toml")
-    assert (res.returncode, res.stdout) == (0, "lab.toml: ok: topology vagrant_lab; networks: front (nat), back (isolated); guests: 3\n")
+    assert (res.returncode, res.stdout) == (0, "lab.toml: file ok: topology vagrant_lab; networks: front (nat), back (isolated); "
+                                            "guests: 3\n  run `kvmnet plan lab.toml` to check it against this host\n")
 
 
 # ---------------------------------------------------------------- the renderer

@@ -18,11 +18,18 @@ from ...model import Topology
 from ...observed import Observed
 from ..record import Record
 from ..steps import Action, Step
-from . import dnsmasq, firewall, links, overlay, sysctls
+from . import bandwidth, dnsmasq, firewall, firewalld, links, macvtap, overlay, sysctls
 from .facts import Facts
 
 # op -> its undo, for the recorded steps a removal replays; each concern owns its ops
-UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO, **overlay.UNDO}
+UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO, **firewalld.UNDO, **bandwidth.UNDO,
+        **overlay.UNDO}
+SHARED_KEYS = sysctls.SHARED_KEYS + firewalld.SHARED_KEYS  # host-wide facts: handed over on destroy
+
+
+def shared(key: str) -> bool:
+    """A host-wide fact several topologies may need: handed over on destroy, not reverted."""
+    return sysctls.shared(key) or key in firewalld.SHARED_KEYS
 
 
 @dataclass(frozen=True)
@@ -53,15 +60,21 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
             sysctls.bridge(facts, net)
             if net.gateway_interface is not None:
                 links.addr(facts, net.bridge, str(net.gateway_interface))
+            if net.gateway6_interface is not None:
+                links.gateway6(facts, net)
     overlay.vxlans(facts, topo)  # stretched networks: each bridge's VXLAN port (after the bridges)
     for guest in topo.guests:
         for nic in guest.nics:
             net = topo.network(nic.network)
             if net.bridged and nic.tap:  # (no tap here for a guest of another host)
                 links.tap(facts, topo, net, nic.tap, nic.mac)
+    macvtap.plan(facts, topo)
+    bandwidth.plan(facts, topo, record.keys())
     sysctls.forwarding(facts, topo)
+    sysctls.forwarding6(facts, topo)
     firewall.accepts(facts, topo, firewall_backend)
     firewall.table(facts, topo, firewall_backend, record)
+    firewalld.zones(facts, topo, record.keys())
     dnsmasq.instances(facts, topo, state_dir, record.keys())
     overlay.frr(facts, topo, state_dir)  # EVPN: kvmnet's own zebra + bgpd (after the VXLAN devices)
     return Plan(_removals(record, facts.wanted, observed) + facts.actions, frozenset(facts.wanted))

@@ -124,6 +124,16 @@ def addr(facts: Facts, link: str, a: str | dict, present: bool = True) -> None:
         _want(facts, f"noaddr:{link}:{cidr}", Step("addr.del", {"link": link, **attrs}) if has else None)
 
 
+IFA_F_NODAD = 0x02
+
+
+def gateway6(facts: Facts, net: Network) -> None:
+    """The bridge's IPv6 gateway address, without duplicate address detection (as libvirt adds
+    it): the bridge has no carrier until a guest's tap joins, and a tentative address could not
+    be bound by dnsmasq nor used as the source of its router advertisements."""
+    addr(facts, net.bridge, {"cidr": str(net.gateway6_interface), "flags": IFA_F_NODAD})
+
+
 def _same_route(r, route: dict) -> bool:
     return (r.family, r.dst, r.dev, r.gateway, r.table) == (
         route["family"], route["dst"], route["dev"], route.get("gateway"), route.get("table", 254))

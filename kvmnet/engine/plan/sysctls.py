@@ -9,13 +9,21 @@ from ..steps import Step
 from .facts import Facts
 
 IP_FORWARD = "net/ipv4/ip_forward"
-SHARED_KEYS = (f"sysctl:{IP_FORWARD}",)  # host-wide facts several topologies may need
+IP6_FORWARD = "net/ipv6/conf/all/forwarding"
+SHARED_KEYS = (f"sysctl:{IP_FORWARD}", f"sysctl:{IP6_FORWARD}")  # host-wide facts several topologies may need
 BR_NF_CALL = "net/bridge/bridge-nf-call-iptables"  # br_netfilter: bridged frames meet iptables
 
 
-def paths(topo: Topology) -> list[str]:
+def shared(key: str) -> bool:
+    """A host-wide fact several topologies may need: handed over on destroy, not reverted."""
+    # an uplink's accept_ra=2 (forwarding6); a bridge's own accept_ra is in one record only,
+    # so it is never handed over
+    return key in SHARED_KEYS or key.startswith("sysctl:net/ipv6/conf/") and key.endswith("/accept_ra")
+
+
+def paths(topo: Topology, routes=()) -> list[str]:
     """Every sysctl the plan may compare, so observe() can read just those."""
-    out = []
+    out = ipv6_paths(topo, routes)
     for net in topo.networks:
         if net.mode == "bridge":
             out.append(BR_NF_CALL)
@@ -44,7 +52,53 @@ def want(facts: Facts, path: str, value: str) -> None:
 
 
 def bridge(facts: Facts, net) -> None:
-    want(facts, f"net/ipv6/conf/{net.bridge}/disable_ipv6", "1")
+    if net.subnet6 is None:
+        want(facts, f"net/ipv6/conf/{net.bridge}/disable_ipv6", "1")
+        return
+    # libvirt's settings: the bridge is the router of its prefix, it never configures itself
+    # from (its own guests') router advertisements; set before IPv6 comes on
+    for name in ("accept_ra", "autoconf"):
+        want(facts, f"net/ipv6/conf/{net.bridge}/{name}", "0")
+    want(facts, f"net/ipv6/conf/{net.bridge}/disable_ipv6", "0")
+
+
+def _ipv6_routing(topo: Topology) -> bool:
+    return any(n.mode in ROUTING_MODES and n.subnet6 is not None for n in topo.networks)
+
+
+def ra_uplinks(routes) -> list[str]:
+    """Links the host configures from router advertisements (it has routes learned from them)."""
+    return sorted({r.dev for r in routes if r.family == 6 and r.proto == "ra"})
+
+
+def ipv6_paths(topo: Topology, routes=()) -> list[str]:
+    out = []
+    for net in topo.networks:
+        if net.mode in VIRTUAL_MODES and net.subnet6 is not None:
+            out += [f"net/ipv6/conf/{net.bridge}/{name}" for name in ("accept_ra", "autoconf")]
+    if _ipv6_routing(topo):
+        out.append(IP6_FORWARD)
+        bridges = {n.bridge for n in topo.networks}
+        out += [f"net/ipv6/conf/{dev}/accept_ra" for dev in ra_uplinks(routes) if dev not in bridges]
+    return out
+
+
+def forwarding6(facts: Facts, topo: Topology) -> None:
+    """IPv6 forwarding for nat/routed networks with a prefix. Forwarding makes the kernel ignore
+    router advertisements on links with accept_ra=1: the host's own uplinks that rely on them
+    get accept_ra=2 (accept them while forwarding) first, so the host keeps its default route."""
+    if not _ipv6_routing(topo):
+        return
+    prefix = "net/ipv6/conf/"
+    for path in sorted(p for p in facts.obs.sysctls if p.startswith(prefix) and p.endswith("/accept_ra")):
+        # "2" already: wanted all the same, so a topology that set it hands it over on destroy
+        if facts.obs.sysctls[path] in ("1", "2") and not _is_bridge(topo, path):
+            want(facts, path, "2")
+    want(facts, IP6_FORWARD, "1")
+
+
+def _is_bridge(topo: Topology, path: str) -> bool:
+    return path.split("/")[3] in {n.bridge for n in topo.networks}
 
 
 def forwarding(facts: Facts, topo: Topology) -> None:

@@ -1,0 +1,94 @@
+"""kvmnet with a real firewalld (Debian's package) running in the lab's host namespace, its own
+system D-Bus and a temporary /etc/firewalld, default zone `drop`: guests get leases and reach
+the outside because kvmnet binds its bridge to its own zone; a `firewall-cmd --reload` drops the
+binding (and the guests' traffic), and with `kvmnet watch` running it is back within a second;
+destroy removes the binding and the zone, and no other zone changed."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from helpers import firewalld as fwd
+from helpers.natlab import NatLab
+from helpers.watching import Watch
+
+pytestmark = pytest.mark.root
+WAN = "http://10.0.0.1/"
+
+
+@pytest.fixture
+def lab(topo_dir, tmp_path):
+    why = fwd.missing()
+    if why:
+        pytest.skip(why)
+    lab = NatLab(topo_dir / "nat.toml")
+    fw = None
+    try:
+        fw = fwd.Firewalld(lab.host, tmp_path, default_zone="drop")
+        lab.fw = fw
+        yield lab
+    finally:
+        lab.host.kvmnet("destroy", str(lab.topology), env={"DBUS_SYSTEM_BUS_ADDRESS": fw.env["DBUS_SYSTEM_BUS_ADDRESS"]}
+                        if fw else None)
+        if fw:
+            fw.close()
+        for ns in reversed(lab.spaces):
+            ns.delete()
+
+
+def reaches_wan(client, within: float) -> float | None:
+    """Seconds until the client fetches the wan's page (None if not within `within`)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < within:
+        if client.fetch(WAN, 0.3) == "wan saw 10.0.0.2\n":
+            return time.monotonic() - t0
+    return None
+
+
+def test_guests_work_under_a_drop_default_zone_and_after_a_reload(lab, tmp_path):
+    fw, bus = lab.fw, {"DBUS_SYSTEM_BUS_ADDRESS": lab.fw.env["DBUS_SYSTEM_BUS_ADDRESS"]}
+    zones_before = fw.cmd("--permanent", "--get-zones").stdout.split()
+    assert fw.cmd("--get-default-zone").stdout.strip() == "drop"
+    res = lab.host.kvmnet("apply", str(lab.topology), env=bus)
+    assert res.returncode == 0, res.stderr
+    assert "create firewalld zone kvmnet (dhcp, dhcpv6, dns; forwarding accepted)" in res.stdout
+    assert fw.cmd("--get-zone-of-interface=virbr0").stdout.strip() == "kvmnet"
+    web = lab.add_client("web", "52:54:00:12:34:56", serve=False)
+    assert web.lease["ip"] == "192.168.122.10" and web.lease["dns"] == "192.168.122.1"
+    assert reaches_wan(web, 3) is not None
+
+    # control: a reload without watch drops the binding, and firewalld's drop zone the traffic
+    fw.cmd("--reload")
+    assert fw.cmd("--get-zone-of-interface=virbr0", check=False).stdout.strip() in ("", "no zone")
+    assert reaches_wan(web, 1.5) is None
+    check = lab.host.kvmnet("check", str(lab.topology), env=bus)
+    assert check.returncode == 1 and "firewalld:bind:virbr0" in check.stdout
+
+    watch = Watch(lab.host, tmp_path / "watch.log", env=bus)
+    try:
+        watch.wait_for(r"nat: repaired in \d+ ms \(drifted: firewalld:bind:virbr0\)", timeout=3)
+        assert reaches_wan(web, 2) is not None
+        for i in range(3):  # reload under watch: working again within a second, every time
+            fw.cmd("--reload")
+            t_reloaded = time.monotonic()
+            watch.wait_for(r"drifted: firewalld:bind:virbr0", timeout=2, count=2 + i)
+            took = reaches_wan(web, 2)
+            assert took is not None and time.monotonic() - t_reloaded < 1.0, watch.log()
+        assert fw.cmd("--get-zone-of-interface=virbr0").stdout.strip() == "kvmnet"
+    finally:
+        watch.close()
+
+    res = lab.host.kvmnet("destroy", str(lab.topology), env=bus)
+    assert res.returncode == 0, res.stderr
+    assert "unbind virbr0 from firewalld zone kvmnet" in res.stdout and "delete firewalld zone kvmnet" in res.stdout
+    assert fw.cmd("--permanent", "--get-zones").stdout.split() == zones_before
+    assert fw.cmd("--get-zone-of-interface=virbr0", check=False).stdout.strip() in ("", "no zone")
+    assert "virbr0" not in fw.cmd("--list-all-zones").stdout
+
+
+def test_without_firewalld_kvmnet_plans_nothing_for_it(netns, topo_dir):
+    """A system bus with nobody owning firewalld's name: no zone, no binding, as before."""
+    res = netns.kvmnet("plan", "--json", str(topo_dir / "nat.toml"),
+                       env={"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/bus"})
+    assert res.returncode == 0 and "firewalld" not in res.stdout

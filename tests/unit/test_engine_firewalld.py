@@ -1,0 +1,115 @@
+"""firewalld on the in-memory host: bridges bound to kvmnet's zones (created when missing, shared
+between topologies, deleted by the last one), bindings re-made after a reload (by apply or
+watch), an admin's choice of zone left alone, nothing wanted without firewalld, and records
+whose firewalld steps name anyone else's zone refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers.fakehost import FakeHost
+
+from kvmnet import config, engine
+from kvmnet.engine import record as records
+from kvmnet.engine.record import CorruptRecord
+from kvmnet.engine.watch import Watcher
+
+ROOT = Path(__file__).resolve().parents[2]
+NAT, ROUTED, ISOLATED = (str(ROOT / "topologies" / f"{n}.toml") for n in ("nat", "routed", "isolated"))
+
+
+@pytest.fixture
+def host():
+    return FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1").with_firewalld()
+
+
+def test_apply_creates_the_zone_and_binds_the_bridge(host, tmp_path):
+    state = str(tmp_path)
+    result = engine.apply(config.load(NAT), state, host=host)
+    done = [a.do.describe() for a in result.actions]
+    assert "create firewalld zone kvmnet (dhcp, dhcpv6, dns; forwarding accepted)" in done
+    assert "bind virbr0 to firewalld zone kvmnet" in done
+    assert host.firewalld_["bindings"] == {"virbr0": "kvmnet"} and "kvmnet" in host.firewalld_["permanent"]
+    assert engine.apply(config.load(NAT), state, host=host).actions == []  # in sync: nothing to do
+
+
+def test_a_reload_drops_the_binding_and_apply_or_watch_makes_it_again(host, tmp_path):
+    state = str(tmp_path)
+    engine.apply(config.load(NAT), state, host=host)
+    host.firewalld_reload()
+    assert host.firewalld_["bindings"] == {}
+    lines = []
+    Watcher(state, lines.append, host=host).sync()
+    assert len(lines) == 1 and "(drifted: firewalld:bind:virbr0): bind virbr0 to firewalld zone kvmnet" in lines[0]
+    assert host.firewalld_["bindings"] == {"virbr0": "kvmnet"} and host.firewalld_["reloads"] == 2
+
+
+def test_destroy_unbinds_and_the_last_topology_deletes_the_zone(host, tmp_path):
+    state = str(tmp_path)
+    engine.apply(config.load(NAT), state, host=host)
+    engine.apply(config.load(ROUTED), state, host=host)
+    assert host.firewalld_["bindings"] == {"virbr0": "kvmnet", "kvmrt0": "kvmnet"}
+    assert records.load(state, "routed").entries[0:0] == [] and \
+        ["firewalld:zone:kvmnet", None] in records.load(state, "routed").entries  # needed, not made
+    engine.destroy("nat", state, host=host)
+    assert host.firewalld_["bindings"] == {"kvmrt0": "kvmnet"}
+    assert "kvmnet" in host.firewalld_["permanent"]  # routed still needs it: handed over
+    engine.destroy("routed", state, host=host)
+    assert host.firewalld_["bindings"] == {} and "kvmnet" not in host.firewalld_["permanent"]
+
+
+def test_tftp_networks_get_their_own_zone(host, tmp_path):
+    text = Path(ISOLATED).read_text()
+    f = tmp_path / "pxe.toml"
+    f.write_text(text.replace('mode = "isolated"', 'mode = "isolated"\ntftp_root = "/srv/tftp"', 1))
+    engine.apply(config.load(str(f)), str(tmp_path / "state"), host=host)
+    assert set(host.firewalld_["bindings"].values()) == {"kvmnet-tftp"}
+    assert "kvmnet" not in host.firewalld_["permanent"]
+
+
+def test_a_zone_the_admin_chose_is_left_alone(host, tmp_path):
+    host.firewalld_["zones"].add("kvmnet")
+    host.firewalld_["permanent"].add("kvmnet")
+    host.firewalld_["bindings"]["virbr0"] = "trusted"
+    result = engine.apply(config.load(NAT), str(tmp_path), host=host)
+    assert not [a for a in result.actions if a.key == "firewalld:bind:virbr0"]
+    assert host.firewalld_["bindings"] == {"virbr0": "trusted"}
+    engine.destroy("nat", str(tmp_path), host=host)
+    assert host.firewalld_["bindings"] == {"virbr0": "trusted"}
+
+
+def test_without_firewalld_nothing_is_wanted_and_nothing_recorded_is_undone(tmp_path):
+    host = FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
+    result = engine.apply(config.load(NAT), str(tmp_path), host=host)
+    assert not [a for a in result.actions if a.key.startswith("firewalld:")]
+    host.with_firewalld()
+    engine.apply(config.load(NAT), str(tmp_path), host=host)
+    host.firewalld_ = None  # firewalld stopped: its bindings went with it
+    assert engine.Context(config.load(NAT), str(tmp_path), host=host).actions == []
+    engine.destroy("nat", str(tmp_path), host=host)  # the undos have nothing to do
+    assert not (tmp_path / "nat").exists()
+
+
+def test_a_failed_bind_rolls_back_the_zone(host, tmp_path):
+    before = host.state()
+    host.fail(op="firewalld.bind")
+    with pytest.raises(Exception, match="firewalld.bind failed"):
+        engine.apply(config.load(NAT), str(tmp_path), host=host)
+    after = host.state()
+    assert after["firewalld"]["permanent"] == before["firewalld"]["permanent"]
+    assert after["links"] == before["links"]
+
+
+@pytest.mark.parametrize("undo", [{"op": "firewalld.zone.del", "args": {"zone": "public"}},
+                                  {"op": "firewalld.unbind", "args": {"bridge": "eth0", "zone": "drop"}},
+                                  {"op": "firewalld.zone.add", "args": {"zone": "kvmnet", "services": ["ssh; rm"]}}])
+def test_records_naming_other_zones_are_refused(host, tmp_path, undo):
+    engine.apply(config.load(NAT), str(tmp_path), host=host)
+    path = Path(records.path_for(str(tmp_path), "nat"))
+    data = json.loads(path.read_text())
+    data["entries"].append(["firewalld:zone:evil", undo])
+    path.write_text(json.dumps(data))
+    with pytest.raises(CorruptRecord, match="firewalld"):
+        records.load(str(tmp_path), "nat")
