@@ -387,8 +387,9 @@ from . import cli_watch  # noqa: E402
 cli_watch.register(main)  # watch: before the examples
 cli_extra.register(main)
 
+add_host_option(main, ("plan", "apply", "destroy", "check", "status", "run"))  # (before main() below runs)
+
+
 if __name__ == "__main__":
     main(prog_name="kvmnet")  # so completion's variable is _KVMNET_COMPLETE here too
 
-
-add_host_option(main, ("plan", "apply", "destroy", "check", "status", "run"))

@@ -77,3 +77,14 @@ def test_run_refuses_a_guest_of_another_host(host, tmp_path):
     assert (out.exit_code, out.output) == (2, f"{THREE}:33: guests.web.host: guest web runs on host h3; this host is h2\n")
     ok = run(tmp_path, "run", "--dry-run", "--host", "h3", THREE, "web")
     assert ok.exit_code == 0 and "would run" in ok.output
+
+
+def test_host_option_exists_when_kvmnet_runs_as_a_program(tmp_path):
+    """`python -m kvmnet.cli` runs main() at the end of cli.py: --host must be there by then."""
+    import os
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[2]
+    res = subprocess.run([sys.executable, "-m", "kvmnet.cli", "--state-dir", str(tmp_path), "plan", "--host", "h9", THREE],
+                         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(root)), cwd=tmp_path)
+    assert (res.returncode, res.stderr) == (2, f"{THREE}: --host h9: not one of the file's hosts (h1, h2, h3)\n")
