@@ -44,6 +44,11 @@ def test_each_host_knows_which_host_it_is(lab):
     for name in ("h1", "h2", "h3"):
         res = lab.kvmnet(name, "plan", str(lab.topology))
         assert res.returncode == 0 and f"on host {name}; nothing to do" in res.stdout, res.stdout + res.stderr
+    res = lab.kvmnet("h2", "plan", "--host", "h2", str(lab.topology))
+    assert res.returncode == 0 and "on host h2; nothing to do" in res.stdout, res.stderr
+    res = lab.kvmnet("h2", "plan", "--host", "h1", str(lab.topology))
+    assert (res.returncode, res.stderr) == (
+        2, f"{lab.topology}:7: hosts.h1.underlay: 10.200.0.1 is not an address of this host (--host h1)\n")
 
 
 def test_clients_on_other_hosts_get_leases_and_the_overlay_mtu_from_the_gateway_host(lab):
