@@ -11,7 +11,7 @@ from . import engine
 from .engine import overlay_status, record as records, statedir
 from . import cli_extra, exitcodes
 from .cli_common import add_host_option, echo_json as _json, fail as _fail, host_words as _host_words, load as _load, \
-    with_host as _with_host
+    networks_summary, with_host as _with_host
 from .errors import InputError, KvmnetError
 
 
@@ -72,7 +72,7 @@ def validate(file, quiet):
         _fail(exc)
     if quiet:
         return
-    nets = ", ".join(f"{n.name} ({n.mode})" for n in topo.networks) or "none"
+    nets = networks_summary(topo)
     # the file alone: an uplink, routes or ports of this host are plan's to check, so say so
     click.echo(f"{file}: file ok: topology {topo.name}; networks: {nets}; guests: {len(topo.guests)}")
     click.echo(f"  run `kvmnet plan {file}` to check it against this host")

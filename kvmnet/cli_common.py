@@ -67,3 +67,11 @@ def host_words(ctx) -> str:
     """" on host h2" for a multi-host file's plan."""
     me = ctx.topo.overlay.me if ctx.topo.overlay else None
     return f" on host {me}" if me else ""
+
+
+def networks_summary(topo) -> str:
+    """`validate`'s words for the networks (and, in a multi-host file, what spans which hosts)."""
+    ov = topo.overlay
+    vx = {name: f", VXLAN {v.vni} {v.control} over {' '.join(v.hosts)}" for name, v in (ov.vxlans if ov else ())}
+    nets = ", ".join(f"{n.name} ({n.mode}{vx.get(n.name, '')})" for n in topo.networks) or "none"
+    return nets + (f"; hosts: {', '.join(h.name for h in ov.hosts)}" if ov else "")

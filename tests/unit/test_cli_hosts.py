@@ -88,3 +88,10 @@ def test_host_option_exists_when_kvmnet_runs_as_a_program(tmp_path):
     res = subprocess.run([sys.executable, "-m", "kvmnet.cli", "--state-dir", str(tmp_path), "plan", "--host", "h9", THREE],
                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(root)), cwd=tmp_path)
     assert (res.returncode, res.stderr) == (2, f"{THREE}: --host h9: not one of the file's hosts (h1, h2, h3)\n")
+
+
+def test_validate_names_the_hosts_and_the_stretched_networks(tmp_path):
+    out = run(tmp_path, "validate", THREE)
+    assert out.exit_code == 0
+    assert out.output.splitlines()[0] == (f"{THREE}: file ok: topology multihost; networks: lab (nat, VXLAN 4242 static "
+                                          "over h1 h2 h3); hosts: h1, h2, h3; guests: 2")

@@ -178,3 +178,13 @@ def test_a_stretched_mtu_that_does_not_fit_the_underlay_is_refused(tmp_path):
                               "(eth0 mtu 1500 - 50 for VXLAN = 1450): leave mtu out or lower it")
     ok = engine.Context(config.load(str(path)), str(tmp_path), host=host_at("10.200.0.2", mtu=9000))
     assert ok.topo.network("lab").mtu == 1500
+
+
+def test_ipv6_of_a_stretched_network_lives_on_its_gateway_host_only(tmp_path):
+    text = THREE.read_text().replace('subnet = "10.95.0.0/24"', 'subnet = "10.95.0.0/24"\nsubnet6 = "fd00:95::/64"')
+    gateway, other = host_at("10.200.0.1"), host_at("10.200.0.2")
+    engine.apply(config.load_text(text, str(THREE)), str(tmp_path / "g"), host=gateway)
+    engine.apply(config.load_text(text, str(THREE)), str(tmp_path / "o"), host=other)
+    assert "fd00:95::1/64" in gateway.addrs_["kvb-lab"]
+    assert not other.addrs_.get("kvb-lab")
+    assert other.vxlans["kvx4242"]["fdb"] == {"10.200.0.1", "10.200.0.3"}
