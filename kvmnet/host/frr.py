@@ -55,7 +55,31 @@ def observe(topo_dir: str) -> dict:
             except OSError:
                 pass
         out[f"{daemon}_conf"] = text
+    out["others"] = _other_bgpds(p["bgpd_conf"])
     return out
+
+
+def _other_bgpds(ours: str) -> list[str]:
+    """Any other bgpd in this network namespace (another topology's, or the system's FRR): two
+    would compete for TCP port 179. Each as "PID (its -f config, or its default)"."""
+    exe = os.path.realpath(_exe("bgpd"))
+    try:
+        here = os.readlink("/proc/self/ns/net")
+    except OSError:
+        return []
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.path.realpath(f"/proc/{entry}/exe") != exe or os.readlink(f"/proc/{entry}/ns/net") != here:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        conf = argv[argv.index("-f") + 1] if "-f" in argv[:-1] else "/etc/frr"
+        if conf != ours:
+            found.append(f"{entry} ({conf})")
+    return found
 
 
 def start(a: dict) -> None:

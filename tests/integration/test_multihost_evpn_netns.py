@@ -113,3 +113,15 @@ def test_destroy_stops_frr_and_leaves_the_host_as_before(lab):
     after = lab.hosts["h2"].snapshot()
     assert after == lab.before["h2"], snapshot_diff(lab.before["h2"], after)
     assert lab.web.fetch(f"http://{lab.WAN_PEER}/") == f"wan saw {lab.WAN_HOST}\n"
+
+
+def test_a_second_evpn_topology_on_a_host_is_refused_before_any_change(lab, tmp_path):
+    other = tmp_path / "other.toml"
+    other.write_text(_text().replace('name = "multihost"', 'name = "other"').replace("kvb-lab", "kvb-oth")
+                     .replace("vni = 4242", "vni = 4343").replace("10.95.0", "10.96.0"))
+    h3 = lab.hosts["h3"]
+    before = h3.snapshot()
+    res = lab.kvmnet("h3", "apply", str(other))
+    assert res.returncode == 2 and "networks.lab.vxlan.control: another bgpd runs in this network namespace: " in res.stderr
+    assert f"({h3.state_dir}/multihost/frr/bgpd.conf); kvmnet runs one EVPN instance per host" in res.stderr
+    assert h3.snapshot() == before

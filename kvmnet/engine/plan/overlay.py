@@ -95,6 +95,7 @@ def conflicts(topo: Topology, observed, owned: set[str]) -> list[tuple[tuple, st
     port), and EVPN where FRR is not installed: refused before any change."""
     out = []
     frr_missing = observed.overlay.get("frr", {}).get("available") is False
+    others = observed.overlay.get("frr", {}).get("others") or []
     for net, vx, _, _ in local_vxlans(topo):
         name = vxlan_name(vx.vni)
         link = observed.links.get(name)
@@ -104,4 +105,8 @@ def conflicts(topo: Topology, observed, owned: set[str]) -> list[tuple[tuple, st
         if vx.control == "evpn" and frr_missing:
             out.append((("networks", net.name, "vxlan", "control"),
                         "evpn needs FRR's zebra and bgpd (/usr/lib/frr): install Debian's `frr` package"))
+        if vx.control == "evpn" and others:  # one EVPN instance per host: both would want TCP port 179
+            out.append((("networks", net.name, "vxlan", "control"),
+                        f"another bgpd runs in this network namespace: {', '.join(others)}; kvmnet runs one EVPN "
+                        "instance per host: stretch these networks in the same topology file"))
     return out
