@@ -10,8 +10,7 @@ import click
 from . import engine
 from .engine import overlay_status, record as records, statedir
 from . import cli_extra, exitcodes
-from .cli_common import add_host_option, echo_json as _json, fail as _fail, host_words as _host_words, load as _load, \
-    networks_summary, with_host as _with_host
+from .cli_common import add_host_option, echo_json as _json, fail as _fail, host_json, host_words, load as _load, networks_summary
 from .errors import InputError, KvmnetError
 
 
@@ -20,7 +19,7 @@ def _locked(state_root: str, file: str, work, shared: bool = False):
     nothing, which must work without root where it can); a kvmnet error is printed and exits
     (2: bad input or a conflict, nothing changed; 1: a failure on the host)."""
     try:
-        topo = _with_host(_load(file))
+        topo = _load(file)
         with statedir.locked(state_root, shared=shared):
             return topo, work(topo)
     except KvmnetError as exc:
@@ -54,11 +53,15 @@ def _print_actions(actions, header: str) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exitcodes.text())
 @click.option("--state-dir", envvar="KVMNET_STATE_DIR", default=None,
               help="Where kvmnet keeps its records (default /run/kvmnet, or /run/kvmnet/netns/NAME in a named netns).")
+@click.option("--qemu-conf-dir", envvar="KVMNET_QEMU_CONF_DIR", default=None,
+              help="Where qemu-bridge-helper's bridge.conf is (default /etc/qemu).")
 @click.version_option(package_name="kvmnet")
 @click.pass_context
-def main(ctx, state_dir):
+def main(ctx, state_dir, qemu_conf_dir):
     """Declarative network topologies for QEMU/KVM hosts."""
     ctx.obj = statedir.resolve(state_dir)
+    if qemu_conf_dir:  # host/qemu_acl.py reads it where the engine asks
+        os.environ["KVMNET_QEMU_CONF_DIR"] = os.path.abspath(qemu_conf_dir)
 
 
 @main.command()
@@ -72,7 +75,7 @@ def validate(file, quiet):
         _fail(exc)
     if quiet:
         return
-    nets = networks_summary(topo)
+    nets = networks_summary(topo)  # (a multi-host file: its hosts, what each stretched network spans)
     # the file alone: an uplink, routes or ports of this host are plan's to check, so say so
     click.echo(f"{file}: file ok: topology {topo.name}; networks: {nets}; guests: {len(topo.guests)}")
     click.echo(f"  run `kvmnet plan {file}` to check it against this host")
@@ -91,14 +94,12 @@ def plan_cmd(state_root, file, as_json, firewall=None, replace=False):
     topo, ctx = _locked(state_root, file, lambda topo: engine.Context(topo, state_root, firewall, replace=replace),
                         shared=True)
     actions = ctx.actions
-    host = _host_words(ctx)
     if as_json:
-        extra = {"host": ctx.topo.overlay.me} if ctx.topo.overlay else {}
-        _json({"topology": topo.name, "firewall": ctx.backend, **extra, "steps": [a.to_json() for a in actions]})
+        _json({"topology": topo.name, "firewall": ctx.backend, **host_json(ctx), "steps": [a.to_json() for a in actions]})
     elif actions:
-        _print_actions(actions, f"{topo.name}: {len(actions)} step(s) to apply {file}{host} (firewall: {ctx.backend}):")
+        _print_actions(actions, f"{topo.name}: {len(actions)} step(s) to apply {file}{host_words(ctx)} (firewall: {ctx.backend}):")
     else:
-        click.echo(_inside_qemu(topo, file) or f"{topo.name}: in sync with {file}{host}; nothing to do (firewall: {ctx.backend})")
+        click.echo(_inside_qemu(topo, file) or f"{topo.name}: in sync with {file}{host_words(ctx)}; nothing to do (firewall: {ctx.backend})")
 
 
 @main.command("apply")
@@ -188,7 +189,7 @@ def status(state_root, file, as_json, quiet):
             return
     corrupt = []  # a topology's bad record is listed as such, and blocks no other
     try:
-        topo = _with_host(_load(file)) if file else None  # a bad FILE is exit 2 even with nothing applied
+        topo = _load(file) if file else None  # a bad FILE is exit 2 even with nothing applied
         with statedir.locked(state_root, shared=True):
             recs = records.all_records(state_root, corrupt=corrupt)
             out = []
@@ -200,10 +201,7 @@ def status(state_root, file, as_json, quiet):
                         continue
                     _, _, actions = engine.compute(topo, state_root)
                     item["drift"] = [a.do.describe() for a in actions]
-                stretched = overlay_status.status(rec, state_root)
-                if stretched is not None:  # networks stretched over hosts: BGP sessions, remote MACs
-                    item["overlay"] = stretched
-                out.append(item)
+                out.append(overlay_status.with_overlay(item, rec, state_root))  # stretched: BGP, remote MACs
     except KvmnetError as exc:
         _fail(exc)
     bad = [{"topology": os.path.basename(os.path.dirname(c.path)), "corrupt": str(c)} for c in corrupt]
@@ -221,9 +219,7 @@ def status(state_root, file, as_json, quiet):
         line = f"{item['topology']}: {item['objects']} object(s) from {item['file']} (firewall: {item['firewall'] or 'none'})"
         if "drift" in item:
             line += "; in sync" if not item["drift"] else f"; drifted: {'; '.join(item['drift'])}"
-        if "overlay" in item:
-            line += f"; {overlay_status.summary(item['overlay'])}"
-        click.echo(line)
+        click.echo(line + overlay_status.words(item))
 
 
 @main.command()
@@ -263,26 +259,33 @@ def leases(state_root, network, as_json):
               help="-netdev/-device pairs, or the legacy -net nic -net tap form.")
 @click.option("--hooks", is_flag=True, help="script=/downscript= run kvmnet-ifup/-ifdown (QEMU makes the tap).")
 @click.option("--json", "as_json", is_flag=True, help="Print the NICs and their arguments as JSON.")
-def qemu_args(file, guest, syntax, hooks, as_json):
+@click.option("--helper", is_flag=True,
+              help="-netdev bridge through qemu-bridge-helper (networks with allow_unprivileged = true): QEMU runs unprivileged.")
+@click.pass_obj
+def qemu_args(state_root, file, guest, syntax, hooks, as_json, helper=False):
     """Print the QEMU network arguments for GUEST's NICs, one NIC per line."""
     import shlex
     from .render.qemu import guest_args
-    from .engine.qemu_command import offers
+    from .render.qemu_tuning import guest_wide
+    from .engine.qemu_command import bridge_offers, offers
     try:
         topo = _load(file)
         if guest not in {g.name for g in topo.guests}:
             raise InputError(f"{file}: no guest {guest!r}")
         g = topo.guest(guest)
-        fragments = guest_args(topo, g, syntax, hooks, offers("kvm"))
+        base = offers("kvm", state_root, topo.name)
+        fragments = guest_args(topo, g, syntax, hooks, bridge_offers(base) if helper else base)
         opened = _direct_devices(topo, guest)
+        whole = guest_wide(g)
     except KvmnetError as exc:
         _fail(exc)
     if as_json:
         _json({"guest": guest, "nics": [{"network": n.network, "mac": n.mac, "tap": n.tap, "args": f}
                                         for n, f in zip(g.nics, fragments)],
-               **({"open": [{"fd": fd, "device": dev} for fd, dev in opened]} if opened else {})})
+               **({"open": [{"fd": fd, "device": dev} for fd, dev in opened]} if opened else {}),
+               **({"guest_args": whole} if whole else {})})  # `-nic none`: not a NIC's
     else:
-        for fragment in fragments:
+        for fragment in fragments + ([whole] if whole else []):
             click.echo(shlex.join(fragment))
         if opened:  # stderr: $(kvmnet qemu-args ...) stays the arguments alone
             click.echo("kvmnet: QEMU must be started with its macvtaps open: "
@@ -325,20 +328,19 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
     import subprocess
     from .engine import qemu_command as runner
     try:
-        topo = _with_host(_load(file))
-        from .engine import overlay
-        overlay.refuse_elsewhere(topo, guest)  # a guest of another host has no tap here
-        launch = runner.build(topo, guest, list(qemu_extra), syntax, hooks, accel)
+        topo = _load(file)
+        launch = runner.build(topo, guest, list(qemu_extra), syntax, hooks, accel, state_root)
         for note in launch.notes:
             click.echo(f"kvmnet: {note}", err=True)
         click.echo(f"kvmnet: {'would run' if dry_run else 'running'}: {shlex.join(launch.argv)}", err=True)
         if dry_run:
             return
-        if any(n.bridged or n.mode == "direct" for n in topo.networks):
+        if any(n.bridged or n.mode in ("direct", "vde") for n in topo.networks):  # vde: kvmnet runs its switch
             _need_root("run")
             with statedir.locked(state_root):
                 engine.apply(topo, state_root)
         fds = _open_direct(_direct_devices(topo, guest))
+        stop_passt = cli_passt.around_qemu(topo, guest, state_root, dry_run)  # before QEMU, stopped after it
     except KvmnetError as exc:
         _fail(exc)
     except OSError as exc:
@@ -347,11 +349,14 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
     try:
         proc = subprocess.Popen(launch.argv, pass_fds=fds)
     except OSError as exc:
+        stop_passt()
         click.echo(f"kvmnet: QEMU failed to start: {exc}", err=True)
         sys.exit(1)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, _frame: proc.send_signal(signum))
-    sys.exit(proc.wait())
+    status = proc.wait()
+    stop_passt()
+    sys.exit(status)
 
 
 @main.command()
@@ -379,17 +384,16 @@ def ifdown(state_root, tap):
         _fail(exc)
 
 
-from . import cli_interop, cli_service  # noqa: E402  (registered before the examples are added)
+from . import cli_capture, cli_interop, cli_service  # noqa: E402  (registered before the examples are added)
 
 cli_interop.register(main)
+cli_capture.register(main)
 cli_service.attach(main)  # enable, list, try...: cli_service.py
 from . import cli_watch  # noqa: E402
 cli_watch.register(main)  # watch: before the examples
+from . import cli_passt; cli_passt.register(main)  # noqa: E402,E702  (passt start|stop)
 cli_extra.register(main)
-
 add_host_option(main, ("plan", "apply", "destroy", "check", "status", "run"))  # (before main() below runs)
-
 
 if __name__ == "__main__":
     main(prog_name="kvmnet")  # so completion's variable is _KVMNET_COMPLETE here too
-

@@ -32,7 +32,7 @@ def load(file: str):
     """config.load plus warnings about the file itself (printed, never fatal)."""
     for warning in config.file_warnings(file):
         click.echo(f"kvmnet: {warning}", err=True)
-    return config.load(file)
+    return _with_host(config.load(file))
 
 
 def echo_json(doc: dict) -> None:
@@ -46,6 +46,7 @@ _HOST: dict = {"name": None}
 
 def _set_host(ctx, param, value):
     _HOST["name"] = value or None
+    ctx.call_on_close(lambda: _HOST.update(name=None))  # for this verb only
     return value
 
 
@@ -57,16 +58,21 @@ def add_host_option(group: click.Group, verbs: tuple[str, ...]) -> None:
             help="Which [hosts] entry of a multi-host file this host is (default: the one whose underlay address is local)."))
 
 
-def with_host(topo):
+def _with_host(topo):
     """A multi-host file with --host noted (engine/overlay.py decides against the host)."""
     from .engine import overlay
-    return overlay.with_host(topo, _HOST["name"]) if _HOST["name"] or topo.overlay else topo
+    name = _HOST["name"]
+    return overlay.with_host(topo, name) if name or topo.overlay else topo
 
 
 def host_words(ctx) -> str:
     """" on host h2" for a multi-host file's plan."""
     me = ctx.topo.overlay.me if ctx.topo.overlay else None
     return f" on host {me}" if me else ""
+
+
+def host_json(ctx) -> dict:
+    return {"host": ctx.topo.overlay.me} if ctx.topo.overlay else {}
 
 
 def networks_summary(topo) -> str:

@@ -43,6 +43,7 @@ EXAMPLES = {
     "install-units": "sudo kvmnet install-units && sudo systemctl daemon-reload && sudo systemctl enable kvmnet.service",
     "try": "sudo kvmnet try --timeout 60 topologies/nat.toml   # then `kvmnet confirm nat` from another shell",
     "confirm": "sudo kvmnet confirm topologies/nat.toml",
+    "capture": "sudo kvmnet capture topologies/nat.toml default -o nat.pcap --duration 30 && tcpdump -r nat.pcap",
 }
 
 

@@ -9,7 +9,9 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6
 ROUTING_MODES = ("nat", "routed")  # the host forwards the subnet's traffic (ip_forward)
 VIRTUAL_MODES = ROUTING_MODES + ("isolated",)  # kvmnet's own subnet: gateway address, dnsmasq, firewall
 BRIDGED_MODES = VIRTUAL_MODES + ("bridge",)  # kvmnet builds a bridge (bridge mode: onto an uplink)
-MODES = BRIDGED_MODES + ("user", "socket", "direct")  # direct: a macvtap per NIC on an uplink
+MODES = BRIDGED_MODES + ("user", "socket", "direct", "vde", "passt")  # direct: a macvtap per NIC on an
+# uplink; vde: a vde_switch kvmnet runs; passt: one passt process per guest NIC (user-mode networking
+# without QEMU's slirp)
 MACVTAP_MODES = ("bridge", "vepa", "private", "passthrough")
 
 
@@ -35,7 +37,7 @@ class Forward:
 
     proto: str
     host_ports: tuple[int, int]  # inclusive range; (p, p) for one port
-    guest_ip: IPv4Address
+    guest_ip: IPv4Address | None  # None on passt networks: the guest's own passt forwards it
     guest_ports: tuple[int, int]
     guest: str | None = None  # the guest name when given by name
     host_addr: IPv4Address | None = None  # restrict to one host address (e.g. 127.0.0.1)
@@ -88,6 +90,24 @@ class SocketNet:
 
 
 @dataclass(frozen=True)
+class PasstNet:
+    """What every guest NIC's own passt offers on a passt network (its forwards are on the
+    Network, per guest). None: passt's default (copied from the host's default route)."""
+
+    ipv4: bool = True
+    ipv6: bool = True
+    address: IPv4Interface | None = None  # the guest's IPv4 address and prefix (-a, -n)
+    gateway: IPv4Address | None = None  # -g
+    address6: IPv6Address | None = None
+    gateway6: IPv6Address | None = None
+    dns: tuple[IPv4Address | IPv6Address, ...] | None = None  # (): no DNS servers offered
+    search: tuple[str, ...] | None = None  # (): no search list offered
+    dns_forward: IPv4Address | None = None  # queries to this address go to the host's resolver
+    map_gateway: bool = True  # False: --no-map-gw (the gateway address is not the host)
+    mtu: int | None = None
+
+
+@dataclass(frozen=True)
 class Bandwidth:
     """A rate limit as libvirt names its directions: inbound is traffic towards the guest(s)."""
 
@@ -122,16 +142,19 @@ class Network:
     gateway6: IPv6Address | None = None
     nat6: bool = False
     dhcp6: Dhcp6 | None = None
+    bandwidth: Bandwidth | None = None  # on the bridge device: shared by the network's routed traffic
+    macvtap_mode: str | None = None  # direct networks: one of MACVTAP_MODES
+    host_macvlan: str | None = None  # direct networks: the host's own macvlan on the uplink (bridge mode)
+    host_address: str | None = None  # an address (CIDR) for that macvlan
+    allow_unprivileged: bool = False  # an `allow BRIDGE` line for qemu-bridge-helper
+    vde_join: str | None = None  # vde mode: the bridge its switch joins through a tap (vde_switch -t)
 
     @property
     def gateway6_interface(self) -> IPv6Interface | None:
         if self.gateway6 is None or self.subnet6 is None:
             return None
         return IPv6Interface(f"{self.gateway6}/{self.subnet6.prefixlen}")
-    bandwidth: Bandwidth | None = None  # on the bridge device: shared by the network's routed traffic
-    macvtap_mode: str | None = None  # direct networks: one of MACVTAP_MODES
-    host_macvlan: str | None = None  # direct networks: the host's own macvlan on the uplink (bridge mode)
-    host_address: str | None = None  # an address (CIDR) for that macvlan
+    passt: PasstNet | None = None
 
     @property
     def gateway_interface(self) -> IPv4Interface | None:
@@ -145,6 +168,16 @@ class Network:
 
 
 @dataclass(frozen=True)
+class NicTuning:
+    """The seed's per-NIC QEMU options (5.2, 5.5); None: QEMU's default."""
+    sndbuf: int | None = None  # tap send buffer, bytes (0: unlimited)
+    vnet_hdr: bool | None = None  # tap virtio-net headers
+    vhost: str = "auto"  # auto (on where /dev/vhost-net exists, virtio only), on, off
+    vectors: int | None = None  # virtio MSI-X vectors
+    capture: str | None = None  # pcap file QEMU writes every frame of this NIC to (filter-dump)
+
+
+@dataclass(frozen=True)
 class Nic:
     network: str
     mac: str  # lowercase 52:54:00:12:34:56 form (compared as a string); config/derive.py picks one if the file gives none
@@ -153,6 +186,7 @@ class Nic:
     tap: str | None = None  # derived by naming.tap_name for bridged networks
     ip6: IPv6Address | None = None  # a static DHCPv6 address (and AAAA record)
     bandwidth: Bandwidth | None = None  # on the tap
+    tuning: NicTuning = NicTuning()
 
 
 @dataclass(frozen=True)

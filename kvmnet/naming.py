@@ -66,6 +66,12 @@ def state_dir_for(topology: str, root: str) -> str:
     return os.path.join(root, topology)
 
 
+def passt_dir(topology: str, guest: str, index: int, root: str) -> str:
+    """The directory of a guest NIC's passt (its socket and pid file), in the topology's state
+    dir; short (tap_name), as the socket's path must fit in 107 bytes."""
+    return os.path.join(state_dir_for(topology, root), f"passt-{tap_name(topology, guest, index)}")
+
+
 def nft_table(topology: str) -> str:
     return f"kvmnet_{topology}".replace("-", "_")
 
@@ -92,6 +98,17 @@ def lease_dir(state_dir: str) -> str:
     if root == DEFAULT_STATE_ROOT or root.startswith(DEFAULT_STATE_ROOT + "/netns/"):
         return os.path.join(DEFAULT_LIB_ROOT + root[len(DEFAULT_STATE_ROOT):], topology)
     return state_dir
+
+
+def vde_paths(state_dir: str, network: str) -> dict[str, str]:
+    """A vde_switch's control directory (QEMU's -netdev vde,sock=), pid file, management socket."""
+    base = os.path.join(state_dir, f"vde-{network}")
+    return {"ctl": base + ".ctl", "pid": base + ".pid", "mgmt": base + ".mgmt"}
+
+
+def vde_tap(topology: str, network: str) -> str:
+    """The tap a vde_switch joins a bridge with: kv<hash>, 10 bytes."""
+    return f"kv{_digest(topology, network).hex()[:8]}"
 
 
 def dnsmasq_paths(state_dir: str, network: str) -> dict[str, str]:

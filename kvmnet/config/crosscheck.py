@@ -5,7 +5,7 @@ Runs after derive.py, so derived MACs and taps are checked like given ones."""
 from __future__ import annotations
 
 from ..model import Guest, Network, Nic, VIRTUAL_MODES
-from . import ipv6
+from . import ipv6, seed_opts
 from .tomlread import Reader, check_host_address
 
 
@@ -15,6 +15,7 @@ def cross_check(r: Reader, networks: list[Network], guests: list[Guest]) -> None
     ipv6.no_prefix_overlaps(r, networks)
     by_name = {n.name: n for n in networks}
     members = _nics(r, by_name, guests, ifnames)
+    seed_opts.check_vde_joins(r, networks)
     _socket_ports(r, networks)
     _socket_links(r, by_name, members)
 
@@ -100,6 +101,7 @@ def _nic(r: Reader, seen: _Seen, net: Network, guest: str, nic: Nic, p: tuple, w
         seen.taps[nic.tap] = where
     elif nic.tap is not None:
         r.error(p + ("tap",), f"only NICs on bridged networks have taps ({net.name} is {net.mode})")
+    seed_opts.check_tap_only(r, nic, net, p)
 
 
 def _socket_ports(r: Reader, networks: list[Network]) -> None:

@@ -1,5 +1,6 @@
 """[[networks.NAME.forwards]] -> model.Forward. Read after the guests, whom they name; host port
-ranges must not overlap across all networks."""
+ranges must not overlap across all networks. nat networks DNAT them to the guest's address;
+passt networks (same syntax) hand them to the guest's own passt, so there they name a guest."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ..model import Forward, Guest, Network
 from .tomlpos import line_of
 from .tomlread import Reader, check_host_address
 
+FORWARDING_MODES = ("nat", "passt")
 MAX_FORWARDS = 20000  # in all; each is one map element, but a file this big is a mistake
 
 
@@ -21,7 +23,7 @@ def with_forwards(r: Reader, networks: list[Network], raw_networks: dict, guests
     ports: list[tuple[str, int, int, str, tuple]] = []  # proto, low, high, where, key path
     for net in networks:
         raw = raw_networks[net.name]
-        if net.mode != "nat" or "forwards" not in raw:
+        if net.mode not in FORWARDING_MODES or "forwards" not in raw:
             out.append(net)
             continue
         path = ("networks", net.name, "forwards")
@@ -50,7 +52,7 @@ def _forwards(r: Reader, net: Network, raw_list, path: tuple, guests_by_name: di
             r.error(p + ("guest_port",), f"range {guest_ports[0]}-{guest_ports[1]} is not the same size as host_port {host[0]}-{host[1]}")
             guest_ports = None
         guest_ip, guest_name = _target(r, net, target, p + ("guest",), guests_by_name)
-        if None not in (proto, host, guest_ports, guest_ip):
+        if None not in (proto, host, guest_ports) and (guest_ip is not None or net.mode == "passt" and guest_name):
             out.append(Forward(proto, host, guest_ip, guest_ports, guest_name, host_addr, i))
     return tuple(out)
 
@@ -59,6 +61,8 @@ def _target(r: Reader, net: Network, target, path: tuple, guests_by_name: dict):
     """(guest ip, guest name or None) for `guest = "web"` or `guest = "192.168.122.10"`."""
     if target is None:
         return None, None
+    if net.mode == "passt":
+        return None, _passt_target(r, net, target, path, guests_by_name)
     try:
         ip = ip_address(target)
     except ValueError:
@@ -82,6 +86,18 @@ def _target(r: Reader, net: Network, target, path: tuple, guests_by_name: dict):
         r.error(path, f"guest {target!r} has no static ip on network {net.name!r}; a port forward needs one (set guests.{target}.nics[].ip)")
         return None, None
     return ips[0], target
+
+
+def _passt_target(r: Reader, net: Network, target: str, path: tuple, guests_by_name: dict) -> str | None:
+    """The guest whose passt forwards the port: it needs a NIC on this network."""
+    guest = guests_by_name.get(target)
+    if guest is None:
+        r.error(path, f"unknown guest {target!r} (on a passt network a forward names a guest: its own passt forwards the port)")
+        return None
+    if not any(n.network == net.name for n in guest.nics):
+        r.error(path, f"guest {target!r} has no NIC on network {net.name!r}")
+        return None
+    return target
 
 
 def _check_port_overlaps(r: Reader, ports: list) -> None:

@@ -11,6 +11,7 @@ from .. import naming
 from ..model import Guest, Nic
 from .ipv6 import nic_ip6
 from .attach import bandwidth
+from . import seed_opts
 from .tomlread import Reader
 
 MAX_NICS = 64  # per guest: more than a PCI bus holds, and derived tap names stay within 15 bytes
@@ -49,7 +50,7 @@ def guest(r: Reader, name: str, raw, path: tuple) -> Guest | None:
 
 
 def _nic(r: Reader, raw, path: tuple) -> Nic | None:
-    raw = r.table(raw, path, ("network", "mac", "ip", "ip6", "model", "tap", "bandwidth"))
+    raw = r.table(raw, path, ("network", "mac", "ip", "ip6", "model", "tap", "bandwidth") + seed_opts.NIC_KEYS)
     network = r.get(raw, "network", path, str)
     mac = r.get(raw, "mac", path, str, None)
     if mac is not None:
@@ -62,7 +63,7 @@ def _nic(r: Reader, raw, path: tuple) -> Nic | None:
     if network is None:
         return None
     return Nic(network, mac, ip, model or "virtio-net-pci", tap, bandwidth=bandwidth(r, raw, path),
-               ip6=nic_ip6(r, raw, path))
+               ip6=nic_ip6(r, raw, path), tuning=seed_opts.nic_tuning(r, raw, path, model))
 
 
 def mac_address(r: Reader, text: str, path: tuple) -> str | None:

@@ -3,7 +3,7 @@ keys. `imp` is libvirt_xml's importer: it holds the document, the origins and th
 
 from __future__ import annotations
 
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Interface, IPv6Interface
 
 from .. import naming
 from .xmllines import Element
@@ -12,11 +12,18 @@ _LEASE_UNITS = {"seconds": "", "minutes": "m", "hours": "h"}
 
 
 def ips(imp, root: Element) -> None:
-    """One IPv4 <ip> per network (kvmnet's model has one subnet); IPv6 is not supported yet."""
-    seen = None
+    """One IPv4 and one IPv6 <ip> per network (kvmnet's model has one subnet of each family)."""
+    seen, seen6 = None, None
     for el in root.find("ip"):
         if el.attrs.get("family") == "ipv6" or ":" in el.attrs.get("address", ""):
-            imp.error(el.handle(subtree=True), "IPv6 (family='ipv6') is not yet supported: kvmnet networks are IPv4-only for now")
+            if imp.mode == "bridge":
+                imp.error(el.handle(subtree=True), "a bridge-mode network has no address of its own")
+            elif seen6 is not None:
+                imp.error(el.handle(subtree=True), f"a second IPv6 prefix on one bridge (the first is on line "
+                                                   f"{seen6.line}): a kvmnet network has one `subnet6`")
+            else:
+                seen6 = el
+                _ip6(imp, el.handle())
         elif imp.mode == "bridge":
             imp.error(el.handle(subtree=True), "a bridge-mode network has no address of its own (the LAN's DHCP serves guests)")
         elif seen is not None:
@@ -46,6 +53,31 @@ def _ip(imp, el: Element) -> None:
             imp.error(tftp, "kvmnet's dnsmasq serves TFTP only on networks with DHCP")
     for dhcp in el.find("dhcp")[:1]:
         _dhcp(imp, dhcp.handle())
+
+
+def _ip6(imp, el: Element) -> None:
+    """<ip family='ipv6' address prefix> with an optional <dhcp><range>: subnet6, gateway6, dhcp6."""
+    el.attr("family")
+    address, prefix = el.attr("address"), el.attr("prefix")
+    try:
+        iface = IPv6Interface(f"{address}/{prefix}")
+    except ValueError:
+        imp.error(el, f"{address}/{prefix} is not an IPv6 address and prefix length")
+        return
+    imp.put(imp.net, "subnet6", str(iface.network), el, "<ip family='ipv6'>: routed by default, as libvirt does")
+    imp.put(imp.net, "gateway6", str(iface.ip), el)
+    for dhcp in el.find("dhcp")[:1]:
+        dhcp = dhcp.handle()
+        ranges = dhcp.find("range")
+        for extra in ranges[1:]:
+            imp.error(extra.handle(subtree=True), "a second DHCPv6 range: a kvmnet network has one")
+        if ranges:
+            rng = ranges[0].handle()
+            imp.put(imp.net + ("dhcp6",), "start", rng.attr("start") or "", rng, attr="start")
+            imp.put(imp.net + ("dhcp6",), "end", rng.attr("end") or "", rng, attr="end")
+        for host in dhcp.find("host"):
+            imp.error(host.handle(subtree=True), "static DHCPv6 leases by DUID/name are not imported yet: "
+                                                 "give the guest's NIC `ip6 = ...` in the topology")
 
 
 def _dhcp(imp, el: Element) -> None:

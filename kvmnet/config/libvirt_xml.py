@@ -165,7 +165,9 @@ class _Import:
             self.error(fwd, f"libvirt forwards this network through {dev} only; kvmnet forwards it through "
                             "any interface the host routes to", attr="dev")
         for nat in fwd.find("nat")[:1] if mode == "nat" else []:
-            nat.handle()
+            nat = nat.handle()
+            if nat.attr("ipv6") == "yes":  # NAT66: masquerade the network's IPv6 prefix too
+                self.put(self.net, "nat6", True, nat, attr="ipv6")
             for port in nat.find("port")[:1]:
                 if (port.handle().attr("start"), port.attr("end")) != ("1024", "65535"):
                     self.error(port, "kvmnet masquerades to source ports 1024-65535 (libvirt's default) only")

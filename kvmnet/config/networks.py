@@ -12,6 +12,7 @@ from ..model import Dhcp, MODES, Network
 from . import ipv6
 from .attach import DIRECT_KEYS, bandwidth, direct_net
 from .guests import mac_address
+from .passt import KEYS as PASST_KEYS, passt_net
 from .qemu_modes import socket_net, user_net
 from .tomlread import MISSING, Reader, check_host_address, type_name
 
@@ -20,18 +21,21 @@ _LEASE = re.compile(r"\d+[smhdw]?|infinite", re.ASCII)
 
 _COMMON = ("mode",)
 _BRIDGE_KEYS = ("bridge", "stp", "forward_delay", "mtu")
+_HELPER = ("allow_unprivileged",)  # qemu-bridge-helper's ACL (host/qemu_acl.py)
 _ADDR_KEYS = ("mac", "subnet", "gateway", "dhcp", "domain", "dns_hosts", "tftp_root", "bootfile",
               "spoof_protection")
 NETWORK_KEYS = {
-    "nat": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ("forwards",) + ipv6.KEYS["nat"],
-    "routed": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ipv6.KEYS["routed"],
-    "isolated": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ipv6.KEYS["isolated"],
-    "bridge": _COMMON + _BRIDGE_KEYS + ("uplink",),
+    "nat": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ("forwards",) + ipv6.KEYS["nat"] + _HELPER,
+    "routed": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ipv6.KEYS["routed"] + _HELPER,
+    "isolated": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ipv6.KEYS["isolated"] + _HELPER,
+    "bridge": _COMMON + _BRIDGE_KEYS + ("uplink",) + _HELPER,
     "user": _COMMON + ("net", "host", "dns", "dhcpstart", "restrict", "hostname", "domainname",
                        "hostfwd", "guestfwd", "tftp", "bootfile", "smb", "ipv6"),
     "socket": _COMMON + ("transport", "address", "port", "localaddr"),
+    "vde": _COMMON + ("bridge",),
 }
 NETWORK_KEYS["direct"] = DIRECT_KEYS
+NETWORK_KEYS["passt"] = PASST_KEYS
 for _mode in ("nat", "routed", "isolated", "bridge"):  # config/attach.py reads it
     NETWORK_KEYS[_mode] += ("bandwidth",)
 
@@ -56,7 +60,12 @@ def network(r: Reader, name: str, raw, path: tuple) -> Network | None:
         return socket_net(r, name, raw, path)
     if mode == "direct":
         return direct_net(r, name, raw, path)
+    if mode == "vde":  # a vde_switch kvmnet runs; `bridge`: the kvmnet bridge it joins
+        return Network(name, mode, vde_join=r.ifname(raw, "bridge", path, None))
+    if mode == "passt":
+        return passt_net(r, name, raw, path)
     fields = _bridge(r, raw, path)
+    fields["allow_unprivileged"] = bool(r.get(raw, "allow_unprivileged", path, bool, False))
     if mode == "bridge":
         fields["uplink"] = r.ifname(raw, "uplink", path)
     else:

@@ -50,8 +50,24 @@ def forced_record(topo: Topology, state_root: str, backend: str = "nftables", ho
         paths = naming.dnsmasq_paths(sdir, net.name)
         if host.dnsmasq(paths["conf"], paths["pid"]).get("pid") or _any_file(paths):
             add(dnsmasq_plan.key(topo.name, net.name), dnsmasq_plan.stop_step(net.name, paths))
+    _switches_and_acl(topo, host, sdir, add)
     _overlay(topo, host, links, sdir, add)
     return rec
+
+
+def _switches_and_acl(topo: Topology, host, sdir: str, add) -> None:
+    """vde_switches (found by their control dir) and the helper ACL lines of this topology."""
+    for net in topo.networks:
+        if net.mode == "vde":
+            paths = naming.vde_paths(sdir, net.name)
+            if host.vde(paths["pid"], paths["ctl"]).get("pid") or any(os.path.lexists(p) for p in paths.values()):
+                add(f"vde:{topo.name}:{net.name}", Step("vde.stop", {"network": net.name, "ctl": paths["ctl"],
+                                                                     "pid_file": paths["pid"], "mgmt": paths["mgmt"]}))
+        if net.bridged and net.allow_unprivileged:
+            conf_dir = host.qemu_conf_dir()
+            if host.qemu_acl(conf_dir).get(net.bridge) == topo.name:
+                add(f"qemuacl:{net.bridge}", Step("qemuacl.del", {"conf_dir": conf_dir, "bridge": net.bridge,
+                                                                  "topology": topo.name}))
 
 
 def _overlay(topo: Topology, host, links: dict, sdir: str, add) -> None:

@@ -48,7 +48,7 @@ def annotate(topo: Topology, wanted, pending: set[str], recorded: set[str]) -> d
     firewall = {k for k in wanted if k.startswith("firewall:")}
     for net in topo.networks:
         for key, facts in ((f"network:{net.name}", network_keys(net, wanted)),
-                           (f"forwards:{net.name}", firewall if net.forwards else set())):
+                           (f"forwards:{net.name}", firewall if net.forwards and net.mode == "nat" else set())):
             state = classify(facts, pending, recorded)
             if state:
                 out[key] = state

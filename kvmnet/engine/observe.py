@@ -24,6 +24,10 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
             fw = dict(fw, backend=backend)
     exe, user = host.dnsmasq_binary(), host.dnsmasq_user()
     procs = _dnsmasqs(topo, state_dir, host, user)
+    for net in topo.networks:
+        if net.mode == "vde":
+            paths = naming.vde_paths(state_dir, net.name)
+            procs[f"vde:{net.name}"] = host.vde(paths["pid"], paths["ctl"])
     forwarding = any(n.mode in ROUTING_MODES + ("bridge",) for n in topo.networks)
     routes = host.routes(links)
     return Observed(links=links, addrs=host.addrs(links), routes=routes,
@@ -31,7 +35,8 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
                     processes=procs, host_forward=host.host_forward() if forwarding else {},
                     listeners=_forward_listeners(topo, host, backend, fw),
                     dnsmasq_user=user, dnsmasq_exe=exe, firewalld=_firewalld(topo, host),
-                    tc=_qdiscs(topo, host), overlay=_overlay(topo, host, state_dir))
+                    tc=_qdiscs(topo, host), qemu_acl=_qemu_acl(topo, host),
+                    overlay=_overlay(topo, host, state_dir))
 
 
 def _firewalld(topo: Topology, host) -> dict:
@@ -42,6 +47,14 @@ def _firewalld(topo: Topology, host) -> dict:
 def _qdiscs(topo: Topology, host) -> dict:
     devs = bandwidth.devices(topo)
     return host.qdiscs(devs) if devs else {}
+
+
+def _qemu_acl(topo: Topology, host) -> dict:
+    """qemu-bridge-helper's ACL as kvmnet keeps it, read only for topologies that use it."""
+    if not any(n.allow_unprivileged for n in topo.networks):
+        return {}
+    conf_dir = host.qemu_conf_dir()
+    return {"dir": conf_dir, "allowed": host.qemu_acl(conf_dir)}
 
 
 def _overlay(topo: Topology, host, state_dir: str) -> dict:
@@ -68,7 +81,7 @@ def _forward_listeners(topo: Topology, host, backend: str, fw: dict) -> dict[str
     """Sockets already bound on a port the topology forwards (DNAT would shadow them), except
     ports kvmnet's own table already forwards: a listener started after apply is no conflict
     (nor a reason to refuse repairing something else)."""
-    wanted = {(f.proto, port) for net in topo.networks for f in net.forwards
+    wanted = {(f.proto, port) for net in topo.networks if net.mode == "nat" for f in net.forwards
               for port in range(f.host_ports[0], f.host_ports[1] + 1)}
     if not wanted:
         return {}

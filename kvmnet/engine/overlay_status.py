@@ -38,3 +38,13 @@ def summary(doc: dict) -> str:
     for net, info in doc["networks"].items():
         words.append(f"{net}: VNI {info['vni']}, {len(info['remote_macs'])} remote MAC(s)")
     return "; ".join(words)
+
+
+def with_overlay(item: dict, rec, state_root: str) -> dict:
+    """`status`'s item for a record, with "overlay" when it has stretched networks."""
+    found = status(rec, state_root)
+    return item if found is None else dict(item, overlay=found)
+
+
+def words(item: dict) -> str:
+    return f"; {summary(item['overlay'])}" if "overlay" in item else ""

@@ -18,7 +18,8 @@ from ..host import files
 from ..host.files import write_private
 from ..model import Topology
 from . import statedir
-from .stepschema import SchemaError, Where, check_record
+from .recordschema import check_record
+from .stepschema import SchemaError, Where
 
 VERSION = 1
 
@@ -36,9 +37,16 @@ class Record:
     # fact key -> digest of what kvmnet saw of it right after making it (its nft table's listing)
     content: dict = field(default_factory=dict)
     source: str = ""  # the text of `file` as applied (what `kvmnet try` rolls back to)
+    # keys() of (this entries list, at this length): planning and apply ask for them per fact,
+    # 1000s of times on a big topology; entries is only ever appended to or replaced
+    _keys: tuple = field(default=(None, -1, frozenset()), init=False, repr=False, compare=False)
 
-    def keys(self) -> set[str]:
-        return {k for k, _ in self.entries}
+    def keys(self) -> frozenset[str]:
+        entries, n, keys = self._keys
+        if entries is not self.entries or n != len(self.entries):
+            keys = frozenset(k for k, _ in self.entries)
+            self._keys = (self.entries, len(self.entries), keys)
+        return keys
 
     def add(self, key: str, undo: dict | None) -> bool:
         if key in self.keys():
@@ -47,8 +55,14 @@ class Record:
         return True
 
     def drop(self, key: str) -> None:
-        self.entries = [e for e in self.entries if e[0] != key]
-        self.content.pop(key, None)
+        self.drop_all((key,))
+
+    def drop_all(self, keys) -> None:
+        """drop() of each key, in one pass (destroy drops a 1000-tap link group at once)."""
+        gone = set(keys)
+        self.entries = [e for e in self.entries if e[0] not in gone]
+        for key in gone:
+            self.content.pop(key, None)
 
     def to_json(self) -> dict:
         return {"version": VERSION, "topology": self.topology, "file": self.file, "entries": self.entries,
@@ -128,7 +142,9 @@ def save(state_root: str, record: Record) -> None:
         return
     # absolute: QEMU runs the hook (which may apply this file) from /, not from where apply ran
     record.file = os.path.abspath(record.file) if record.file else ""
-    write_private(path, json.dumps(record.to_json(), indent=1), durable=True)
+    # compact: json's C encoder (indent= falls back to the pure-Python one, ~10x slower on a
+    # 1000-tap record that destroy writes after every step)
+    write_private(path, json.dumps(record.to_json()), durable=True)
     _write_hook_index(os.path.dirname(path), record)
 
 
@@ -148,13 +164,32 @@ def _write_hook_index(directory: str, record: Record) -> None:
     lines = [f"file {record.file}"]
     lines += [f"network {name} {net['bridge']}" for name, net in sorted(record.networks.items())]
     lines += [f"tap {tap} {network}" for tap, network in sorted(record.taps.items())]
-    write_private(os.path.join(directory, HOOK_INDEX), "\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    path = os.path.join(directory, HOOK_INDEX)
+    if _hooks_written.get(path) == (text, _identity(path)):  # this process wrote it so, and it is still there
+        return
+    write_private(path, text)
+    _hooks_written[path] = (text, _identity(path))
+
+
+# hook index path -> (the text this process last wrote there, that file's inode/mtime/size):
+# destroy saves the record after every step, the hook index rarely changes
+_hooks_written: dict[str, tuple] = {}
+
+
+def _identity(path: str) -> tuple | None:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode)
 
 
 def remove(state_root: str, topology: str) -> None:
     path = path_for(state_root, topology)
     for p in (path, os.path.join(os.path.dirname(path), HOOK_INDEX)):
         files.unlink_private(p)
+        _hooks_written.pop(p, None)
     root_fd = files.open_dir(state_root)
     if root_fd is None:
         return

@@ -136,8 +136,16 @@ def _bridge_add(a: dict) -> str:
 def _tap_add(a: dict) -> str:
     opts = (f" address {a['mac']}" if a.get("mac") else "") + (f" mtu {a['mtu']}" if a.get("mtu") else "")
     group = f" group {a['group']}" if a.get("group") else ""
-    return (f"ip tuntap add dev {a['name']} mode tap vnet_hdr && "
+    mq = " multi_queue" if a.get("multi_queue") else ""
+    return (f"ip tuntap add dev {a['name']} mode tap vnet_hdr{mq} && "
             f"ip link set {a['name']}{opts} master {a['master']}{group} up")
+
+
+def _qemuacl_add(a: dict) -> str:
+    own, main = shlex.quote(f"{a['conf_dir']}/kvmnet.conf"), shlex.quote(f"{a['conf_dir']}/bridge.conf")
+    include = shlex.quote(f"include {a['conf_dir']}/kvmnet.conf")
+    return (f"printf '# kvmnet topology %s\\nallow %s\\n' {a['topology']} {a['bridge']} >> {own} && "
+            f"(grep -qxF {include} {main} || echo {include} >> {main})")
 
 
 def _sysctl_name(path: str) -> str:
@@ -147,7 +155,7 @@ def _sysctl_name(path: str) -> str:
 _DESCRIBE = {
     "bridge.add": lambda a: f"create bridge {a['name']} (stp {'on' if a['stp'] else 'off'}, forward delay {a['forward_delay']} s"
                             + (f", mtu {a['mtu']}" if a.get("mtu") else "") + (f", mac {a['mac']}" if a.get("mac") else "") + ")",
-    "tap.add": lambda a: f"create tap {a['name']} on bridge {a['master']}",
+    "tap.add": lambda a: f"create {'multi-queue ' if a.get('multi_queue') else ''}tap {a['name']} on bridge {a['master']}",
     "link.del": "delete link {name}",
     "links.del_group": lambda a: f"delete {len(a['names'])} taps (link group {a['group']})",
     "link.set": lambda a: f"set link {a['name']} " + _link_set_words(a),
@@ -163,6 +171,12 @@ _DESCRIBE = {
     "dnsmasq.start": lambda a: (f"restart dnsmasq for {a['network']} on {a['bridge']}" if a.get("previous")
                                 else f"start dnsmasq for {a['network']} on {a['bridge']}"),
     "dnsmasq.stop": lambda a: f"stop dnsmasq for {a['network']}",
+    "vde.start": lambda a: f"start vde_switch for {a['network']}" + (
+        f", joined to bridge {a['bridge']} through tap {a['tap']}" if a.get("tap") else ""),
+    "vde.stop": lambda a: f"stop vde_switch for {a['network']}",
+    "qemuacl.add": lambda a: f"let qemu-bridge-helper attach unprivileged guests to {a['bridge']} "
+                             f"({a['conf_dir']}/kvmnet.conf, included from bridge.conf)",
+    "qemuacl.del": lambda a: f"stop qemu-bridge-helper attaching unprivileged guests to {a['bridge']}",
     "dnsmasq.reload": lambda a: f"reload dnsmasq for {a['network']} (DNS records and static leases)",
     "firewalld.zone.add": lambda a: f"create firewalld zone {a['zone']} ({', '.join(a['services'])}; forwarding accepted)",
     "firewalld.zone.del": "delete firewalld zone {zone}",
@@ -201,6 +215,13 @@ _COMMANDS = {
     "fwaccept.del": lambda a: " && ".join(shlex.join(["iptables", "-D", "FORWARD", *spec]) for spec in a["specs"]),
     "dnsmasq.start": lambda a: shlex.join(["dnsmasq", f"--conf-file={a['conf']}"]),
     "dnsmasq.stop": lambda a: f"kill $(cat {shlex.quote(a['pid_file'])})",
+    "qemuacl.add": _qemuacl_add,
+    "vde.start": lambda a: (f"vde_switch -d -s {shlex.quote(a['ctl'])} -p {shlex.quote(a['pid_file'])} "
+                            f"-M {shlex.quote(a['mgmt'])}"
+                            + (f" -t {a['tap']} && ip link set {a['tap']} master {a['bridge']} up" if a.get("tap") else "")),
+    "vde.stop": lambda a: f"kill $(cat {shlex.quote(a['pid_file'])})",
+    "qemuacl.del": lambda a: (f"sed -i '/^# kvmnet topology {a['topology']}$/{{N;/\\nallow {a['bridge']}$/d}}' "
+                              f"{shlex.quote(a['conf_dir'] + '/kvmnet.conf')}"),
     "dnsmasq.reload": lambda a: f"kill -HUP $(cat {shlex.quote(a['pid_file'])})",
     "firewalld.zone.add": lambda a: (f"firewall-cmd --permanent --new-zone={a['zone']} && firewall-cmd --permanent "
                                      f"--zone={a['zone']} --set-target=ACCEPT"

@@ -48,6 +48,12 @@ _str, _int, _bool = _type(str), _type(int), _type(bool)
 _opt_str, _opt_int, _opt_bool = _type(str, type(None)), _type(int, type(None)), _type(bool, type(None))
 
 
+def _abs_dir(v, w):
+    if not isinstance(v, str) or not v.startswith("/") or "\n" in v or "\0" in v:
+        return "must be an absolute directory path"
+    return None
+
+
 def _ifname(v, w):
     return _str(v, w) or ifname_problem(v)
 
@@ -131,6 +137,15 @@ def _state_file(ext: str):
     """A file of this network's dnsmasq, in this topology's state dir and nowhere else."""
     def check(v, w, args):
         want = naming.dnsmasq_paths(w.topo_dir, args.get("network", ""))[ext]
+        return _str(v, w) or (None if v == want else f"{v!r} is not {want} (outside the topology's state dir)")
+    check.needs_args = True
+    return check
+
+
+def _vde_file(ext: str):
+    """A file of this network's vde_switch, in this topology's state dir and nowhere else."""
+    def check(v, w, args):
+        want = naming.vde_paths(w.topo_dir, args.get("network", ""))[ext]
         return _str(v, w) or (None if v == want else f"{v!r} is not {want} (outside the topology's state dir)")
     check.needs_args = True
     return check
@@ -247,12 +262,20 @@ _FIREWALL = {"backend": (R, _backend), "table": (R, _own_table), "summary": (R, 
 _DNSMASQ = {"network": (R, _str), "conf": (R, _state_file("conf")), "pid_file": (R, _state_file("pid")),
             "leases": (R, _state_file("leases")), "exe": (O, _dnsmasq_exe)}
 
+_VDE = {"network": (R, _str), "ctl": (R, _vde_file("ctl")), "pid_file": (R, _vde_file("pid")),
+        "mgmt": (R, _vde_file("mgmt"))}
+_QEMU_ACL = {"conf_dir": (R, _abs_dir), "bridge": (R, _ifname), "topology": (R, _str)}
+
 OPS = {
     "bridge.add": {"name": (R, _ifname), "mac": (O, _mac), "mtu": (O, _opt_int), "stp": (R, _bool),
                    "forward_delay": (R, _int)},
     "tap.add": {"name": (R, _ifname), "master": (R, _master), "mac": (O, _mac), "mtu": (O, _opt_int),
-                "group": (O, _opt_int)},
+                "group": (O, _opt_int), "multi_queue": (O, _opt_bool)},
     "link.del": {"name": (R, _ifname)},
+    "vde.start": {**_VDE, "tap": (O, _ifname), "bridge": (O, _ifname)},
+    "vde.stop": _VDE,
+    "qemuacl.add": _QEMU_ACL,
+    "qemuacl.del": _QEMU_ACL,
     "links.del_group": {"group": (R, _int), "names": (R, _names)},
     "link.set": _LINK_SET,
     "addr.add": _ADDR,
@@ -305,83 +328,3 @@ def check_step(data, where: Where) -> None:
         why = check(args[name], where, args) if getattr(check, "needs_args", False) else check(args[name], where)
         if why:
             raise SchemaError(f"{op}: {name}: {why}")
-
-
-# --- the record around the steps ---------------------------------------------------------------
-
-def _str_map(v, what: str, value_ok) -> None:
-    if not isinstance(v, dict) or not all(isinstance(k, str) and value_ok(x) for k, x in v.items()):
-        raise SchemaError(f"{what} must map names to {value_ok.__doc__}")
-
-
-def _network_entry(x) -> bool:
-    """{bridge, mode}"""
-    return (isinstance(x, dict) and set(x) == {"bridge", "mode"} and isinstance(x["mode"], str)
-            and isinstance(x["bridge"], str) and not ifname_problem(x["bridge"]))
-
-
-def _network_name(x) -> bool:
-    """network names"""
-    return isinstance(x, str)
-
-
-def _snapshot_addr(a):
-    """A CIDR string (records before 0.2), or an address object as addr.add takes it."""
-    if isinstance(a, str):
-        return _cidr(a, None)
-    if not isinstance(a, dict):
-        return "not an address"
-    unknown = set(a) - set(_ADDR) - {"family"}
-    return (f"unknown address field(s) {sorted(unknown)}" if unknown else None) or next(
-        (why for k, x in a.items() if k in _ADDR and (why := _ADDR[k][1](x, None))), None)
-
-
-def _uplink(x) -> bool:
-    """uplink snapshots ({mac, addrs, routes})"""
-    if not isinstance(x, dict):
-        return False
-    addrs, routes = x.get("addrs", []), x.get("routes", [])
-    return (isinstance(addrs, list) and not any(_snapshot_addr(a) for a in addrs)
-            and isinstance(routes, list) and not any(_route(r, None) for r in routes))
-
-
-RECORD_KEYS = {"version", "topology", "file", "entries", "uplinks", "firewall_backend", "networks", "taps",
-               "content", "source"}  # content: fact key -> digest of the firewall listing kvmnet loaded;
-# source: the text of the file as applied (what `kvmnet try` rolls back to)
-
-
-def _digest(x) -> bool:
-    """hex digests"""
-    return isinstance(x, str) and 0 < len(x) <= 128 and all(c in "0123456789abcdef" for c in x)
-
-
-def check_record(data, where: Where, version: int) -> None:
-    """Raise SchemaError unless `data` is a whole, well-formed record of `where.topology`."""
-    if not isinstance(data, dict):
-        raise SchemaError("not a JSON object")
-    if data.get("version") != version:
-        raise SchemaError(f"not a kvmnet state record of version {version}")
-    extra = sorted(set(data) - RECORD_KEYS)
-    if extra:
-        raise SchemaError(f"unknown field(s) {', '.join(extra)}")
-    if data.get("topology") != where.topology:
-        raise SchemaError(f"topology is {data.get('topology')!r}, not {where.topology!r} (its directory)")
-    if not isinstance(data.get("source", ""), str):
-        raise SchemaError("source must be the topology file's text")
-    if not isinstance(data.get("file", ""), str) or data.get("firewall_backend") not in (None, "nftables", "iptables"):
-        raise SchemaError("file must be a string and firewall_backend nftables, iptables or null")
-    entries = data.get("entries")
-    if not isinstance(entries, list):
-        raise SchemaError("entries must be a list")
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[0], str):
-            raise SchemaError(f"entries[{i}] must be [key, undo step or null]")
-        if entry[1] is not None:
-            try:
-                check_step(entry[1], where)
-            except SchemaError as exc:
-                raise SchemaError(f"entries[{i}] ({entry[0]}): {exc}") from None
-    _str_map(data.get("uplinks", {}), "uplinks", _uplink)
-    _str_map(data.get("networks", {}), "networks", _network_entry)
-    _str_map(data.get("taps", {}), "taps", _network_name)
-    _str_map(data.get("content", {}), "content", _digest)

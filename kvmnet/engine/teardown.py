@@ -41,9 +41,9 @@ def destroy(name: str, state_root: str, record: Record | None = None, host=None,
                 errors.append(f"{step.describe()}: {exc}")
                 continue
             done.append(Action(keys[0], "remove", step, None))
-        for key in keys:
-            record.drop(key)
-        records.save(state_root, record)
+        record.drop_all(keys)
+        if step is not None or heir is not None:  # an entry with no undo needs no write of its own:
+            records.save(state_root, record)  # a destroy run again drops it, doing nothing
     if errors:
         raise HostError("destroy could not finish (run it again once fixed): " + "; ".join(errors),
                         [a.do.describe() for a in done])

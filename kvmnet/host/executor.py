@@ -11,7 +11,7 @@ def run(step) -> None:
         case "bridge.add":
             netlink.add_bridge(a["name"], a.get("mac"), a.get("mtu"), a["stp"], a["forward_delay"])
         case "tap.add":
-            netlink.add_tap(a["name"], a["master"], a.get("mac"), a.get("mtu"), a.get("group"))
+            netlink.add_tap(a["name"], a["master"], a.get("mac"), a.get("mtu"), a.get("group"), bool(a.get("multi_queue")))
         case "link.del":
             netlink.delete_link(a["name"])
         case "links.del_group":
@@ -35,6 +35,12 @@ def run(step) -> None:
         case "fwaccept.add" | "fwaccept.del":
             from . import coexist
             coexist.run(step)
+        case "vde.start" | "vde.stop":
+            from . import vde
+            vde.run(step)
+        case "qemuacl.add" | "qemuacl.del":
+            from . import qemu_acl
+            qemu_acl.run(step)
         case "dnsmasq.start" | "dnsmasq.stop" | "dnsmasq.reload":
             from . import dnsmasq
             dnsmasq.run(step)

@@ -52,7 +52,8 @@ def read_links() -> dict[str, Link]:
     names = {l["index"]: l["name"] for l in raw}
     return {l["name"]: Link(name=l["name"], index=l["index"], kind=l["kind"], mtu=l["mtu"],
                             up=bool(l["flags"] & _IFF_UP), master=names.get(l["master"]), mac=l["mac"],
-                            stp=l["stp"], forward_delay=l["forward_delay"], group=l["group"])
+                            stp=l["stp"], forward_delay=l["forward_delay"], group=l["group"],
+                            multi_queue=l.get("multi_queue"))
             for l in raw}
 
 
@@ -119,8 +120,9 @@ def _set_bridge_mtu(op: str, index: int, name: str, mtu: int) -> None:
     netlink_pyroute2.request(op, "link", "set", index=index, mtu=mtu)
 
 
-def add_tap(name: str, master: str, mac: str | None, mtu: int | None, group: int | None = None) -> None:
-    rtnl.create_tap(name)
+def add_tap(name: str, master: str, mac: str | None, mtu: int | None, group: int | None = None,
+            multi_queue: bool = False) -> None:
+    rtnl.create_tap(name, multi_queue)
     bridge = _index(master, f"add tap {name}")
     rtnl.set_link(name, master=bridge, mac=mac, mtu=mtu, group=group or None, up=True)  # one request
 

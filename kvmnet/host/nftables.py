@@ -31,12 +31,18 @@ def _list(family: str, table: str) -> list | None:
     res = subprocess.run(["nft", "-j", "list", "table", family, table], capture_output=True, text=True)
     if res.returncode != 0:
         return None
-    return [i for i in json.loads(res.stdout)["nftables"] if "metainfo" not in i]
+    # volatile keys dropped while parsing: one call per object instead of a second walk of
+    # every value (10,000 forwards list as ~90,000 of them)
+    return [i for i in json.loads(res.stdout, object_hook=_drop_volatile)["nftables"] if "metainfo" not in i]
 
 
 # What changes in a listing without anyone changing the rules: the kernel's handles, and what
 # traffic moves (counters, quota use, the expiry of dynamic set elements)
 _VOLATILE = frozenset({"handle", "packets", "bytes", "used", "used_unit", "expires"})
+
+
+def _drop_volatile(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if k not in _VOLATILE} if not _VOLATILE.isdisjoint(obj) else obj
 
 
 def _stable(value):
@@ -50,6 +56,11 @@ def _stable(value):
 def content_digest(items: list) -> str:
     """sha256 of a listing without its volatile parts: equal exactly when the rules are."""
     return hashlib.sha256(json.dumps(_stable(items), sort_keys=True).encode()).hexdigest()
+
+
+def _digest(items: list) -> str:
+    """content_digest of items already without their volatile parts (_list drops them)."""
+    return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
 
 
 def observe(table: str, bridge_table: bool = True) -> dict:
@@ -79,7 +90,7 @@ def observe(table: str, bridge_table: bool = True) -> dict:
             elements[body["name"]] = len(body.get("elem", []))
     return {"exists": True, "families": [f for f, t in (("inet", inet), ("bridge", bridge)) if t is not None],
             "rules": {k: v for k, v in rules.items() if v}, "elements": elements, "comments": sorted(comments),
-            "marked": any(MARK.fullmatch(c) for c in comments), "content": content_digest(items)}
+            "marked": any(MARK.fullmatch(c) for c in comments), "content": _digest(items)}
 
 
 def listing(table: str) -> str:

@@ -27,6 +27,15 @@ def netdev_backends(exe: str) -> frozenset[str]:
     return frozenset(line.strip() for line in out.splitlines()[1:] if line.strip())
 
 
+HELPERS = ("/usr/lib/qemu/qemu-bridge-helper", "/usr/libexec/qemu-bridge-helper")  # Debian, Fedora
+
+
+def bridge_helper() -> str:
+    """qemu-bridge-helper's path ($KVMNET_QEMU_BRIDGE_HELPER first)."""
+    given = os.environ.get("KVMNET_QEMU_BRIDGE_HELPER")
+    return given or next((p for p in HELPERS if os.path.exists(p)), HELPERS[0])
+
+
 def vhost_net() -> bool:
     return os.path.exists("/dev/vhost-net")
 

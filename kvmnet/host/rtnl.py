@@ -29,6 +29,7 @@ _IFLA_ADDRESS, _IFLA_IFNAME, _IFLA_MTU, _IFLA_MASTER = 1, 3, 4, 10
 _IFLA_LINKINFO, _IFLA_GROUP, _IFLA_EXT_MASK = 18, 27, 29
 _IFLA_INFO_KIND, _IFLA_INFO_DATA = 1, 2
 _IFLA_BR_FORWARD_DELAY, _IFLA_BR_STP_STATE = 1, 5
+_IFLA_TUN_MULTI_QUEUE = 7  # a u8 in a tun link's IFLA_INFO_DATA
 _IFA_ADDRESS, _IFA_LOCAL, _IFA_LABEL, _IFA_BROADCAST, _IFA_CACHEINFO, _IFA_FLAGS, _IFA_RT_PRIORITY = 1, 2, 3, 4, 6, 8, 9
 _FOREVER = 0xFFFFFFFF  # an address lifetime that never runs out
 _RTA_DST, _RTA_OIF, _RTA_GATEWAY, _RTA_PRIORITY, _RTA_PREFSRC, _RTA_TABLE = 1, 4, 5, 6, 7, 15
@@ -36,7 +37,7 @@ _RTEXT_FILTER_SKIP_STATS = 1 << 3
 _IFF_UP = 0x1
 # <linux/if_tun.h>
 _TUNSETIFF, _TUNSETPERSIST = 0x400454CA, 0x400454CB
-_IFF_TAP, _IFF_NO_PI, _IFF_VNET_HDR = 0x0002, 0x1000, 0x4000
+_IFF_TAP, _IFF_NO_PI, _IFF_VNET_HDR, _IFF_MULTI_QUEUE = 0x0002, 0x1000, 0x4000, 0x0100
 _IFINFOMSG, _IFADDRMSG, _RTMSG = "BxHiII", "BBBBI", "BBBBBBBBI"  # the fixed part of each message
 
 
@@ -119,9 +120,12 @@ def build_dump_routes(family: int) -> bytes:
     return _message(_RTM_GETROUTE, _NLM_F_DUMP, struct.pack(_RTMSG, family, 0, 0, 0, 0, 0, 0, 0, 0))
 
 
-def build_ifreq(name: str) -> bytes:
-    """struct ifreq (40 bytes) for TUNSETIFF: a tap with vnet headers and no packet-info header."""
-    return struct.pack("16sH22x", name.encode(), _IFF_TAP | _IFF_NO_PI | _IFF_VNET_HDR)
+def build_ifreq(name: str, multi_queue: bool = False) -> bytes:
+    """struct ifreq (40 bytes) for TUNSETIFF: a tap with vnet headers and no packet-info header;
+    multi-queue when a guest opens it with queues > 1 (the kernel refuses a multi-queue open of a
+    single-queue tap, and the flag cannot change while the tap exists)."""
+    flags = _IFF_TAP | _IFF_NO_PI | _IFF_VNET_HDR | (_IFF_MULTI_QUEUE if multi_queue else 0)
+    return struct.pack("16sH22x", name.encode(), flags)
 
 
 def parse_link(payload: bytes) -> dict:
@@ -130,7 +134,8 @@ def parse_link(payload: bytes) -> dict:
     a = _attrs(payload, 16)
     link = {"index": index, "flags": flags, "name": _text(a[_IFLA_IFNAME]), "mtu": _u32(a, _IFLA_MTU, 0),
             "master": _u32(a, _IFLA_MASTER), "mac": ":".join(f"{b:02x}" for b in a.get(_IFLA_ADDRESS, b"")),
-            "group": _u32(a, _IFLA_GROUP, 0), "kind": "", "stp": None, "forward_delay": None}
+            "group": _u32(a, _IFLA_GROUP, 0), "kind": "", "stp": None, "forward_delay": None,
+            "multi_queue": None}
     if _IFLA_LINKINFO in a:
         info = _attrs(a[_IFLA_LINKINFO])
         link["kind"] = _text(info.get(_IFLA_INFO_KIND, b""))
@@ -139,6 +144,9 @@ def parse_link(payload: bytes) -> dict:
             stp, delay = _u32(data, _IFLA_BR_STP_STATE), _u32(data, _IFLA_BR_FORWARD_DELAY)
             link["stp"] = None if stp is None else bool(stp)
             link["forward_delay"] = None if delay is None else delay // 100  # centiseconds
+        if link["kind"] == "tun" and _IFLA_INFO_DATA in info:
+            mq = _attrs(info[_IFLA_INFO_DATA]).get(_IFLA_TUN_MULTI_QUEUE)
+            link["multi_queue"] = None if mq is None else bool(mq[0])
     return link
 
 
@@ -205,7 +213,7 @@ def set_link(name: str, *, master: int | None = None, mtu: int | None = None, up
     _request(op, build_set_link(index, master=master, mtu=mtu, up=up, mac=mac, group=group))
 
 
-def create_tap(name: str) -> bool:
+def create_tap(name: str, multi_queue: bool = False) -> bool:
     """A persistent tap with vnet headers and no packet-info header (as libvirt makes them, so
     QEMU can use offloads), by ioctl as `ip tuntap` does. False if it already exists."""
     if index_of(name) is not None:
@@ -215,7 +223,7 @@ def create_tap(name: str) -> bool:
     try:
         fd = os.open("/dev/net/tun", os.O_RDWR)
         try:
-            fcntl.ioctl(fd, _TUNSETIFF, build_ifreq(name))
+            fcntl.ioctl(fd, _TUNSETIFF, build_ifreq(name, multi_queue))
             fcntl.ioctl(fd, _TUNSETPERSIST, 1)
         finally:
             os.close(fd)

@@ -41,6 +41,18 @@ class System:
         return coexist.observe()
 
     # dnsmasq and sockets
+    def vde(self, pid_file: str, ctl: str) -> dict:
+        from . import vde
+        return vde.observe(pid_file, ctl)
+
+    def qemu_conf_dir(self) -> str:
+        from . import qemu_acl
+        return qemu_acl.conf_dir()
+
+    def qemu_acl(self, conf_dir: str) -> dict:
+        from . import qemu_acl
+        return qemu_acl.read(conf_dir)
+
     def dnsmasq_binary(self) -> str:
         return dnsmasq.binary()
 

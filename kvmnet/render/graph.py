@@ -54,7 +54,7 @@ def _ports(ports: tuple[int, int]) -> str:
 
 def forward_words(f: Forward) -> str:
     host = f"{f.host_addr}:" if f.host_addr else ""
-    target = f"{f.guest} ({f.guest_ip})" if f.guest else str(f.guest_ip)
+    target = f.guest if f.guest_ip is None else f"{f.guest} ({f.guest_ip})" if f.guest else str(f.guest_ip)
     return f"{f.proto} {host}{_ports(f.host_ports)} -> {target}:{_ports(f.guest_ports)}"
 
 

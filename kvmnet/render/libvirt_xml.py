@@ -42,6 +42,8 @@ def render(topo: Topology, net: Network) -> str:
         fwd = ET.SubElement(root, "forward", mode=_FORWARD[net.mode])
         if net.uplink:
             fwd.set("dev", net.uplink)
+        if net.nat6:
+            ET.SubElement(fwd, "nat", ipv6="yes")
     bridge = ET.SubElement(root, "bridge", name=net.bridge)
     if net.mode != "bridge" or not net.stp or net.forward_delay:  # libvirt's bridge mode leaves them to the host
         bridge.set("stp", "on" if net.stp else "off")
@@ -58,6 +60,10 @@ def render(topo: Topology, net: Network) -> str:
             ET.SubElement(ET.SubElement(dns, "host", ip=str(ip)), "hostname").text = name
     if net.subnet is not None:
         _ip(ET.SubElement(root, "ip", address=str(net.gateway), prefix=str(net.subnet.prefixlen)), topo, net)
+    if net.subnet6 is not None:
+        ip6 = ET.SubElement(root, "ip", family="ipv6", address=str(net.gateway6), prefix=str(net.subnet6.prefixlen))
+        if net.dhcp6 is not None:
+            ET.SubElement(ET.SubElement(ip6, "dhcp"), "range", start=str(net.dhcp6.start), end=str(net.dhcp6.end))
     ET.indent(root, "  ")
     return ET.tostring(root, encoding="unicode") + "\n"
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 from ..model import Guest, Network, Nic, Topology
+from . import qemu_tuning as tuning
+from . import passt
 
 # `-net nic,model=` takes the short names
 _LEGACY_MODELS = {"virtio-net-pci": "virtio", "virtio-net": "virtio"}
@@ -21,6 +23,9 @@ class HostOffers:
     vhost_net: bool = False  # /dev/vhost-net exists
     ifup: str = "kvmnet-ifup"  # paths QEMU runs with --hooks
     ifdown: str = "kvmnet-ifdown"
+    bridge_helper: str | None = None  # attach through qemu-bridge-helper (-netdev bridge) instead of a tap
+    state_dir: str | None = None  # the topology's state dir: where its vde_switches' sockets are
+    state_root: str = "/run/kvmnet"  # where passt networks' sockets are (render/passt.py)
 
 
 def _opts(kind: str, pairs: list[tuple[str, object]]) -> str:
@@ -72,28 +77,31 @@ def nic_args(topo: Topology, guest: Guest, index: int, nic: Nic, syntax: str, ho
              offers: HostOffers) -> list[str]:
     net = topo.network(nic.network)
     ident = f"net{index}"
-    if net.bridged:
+    helper = net.bridged and offers.bridge_helper
+    if helper:
+        kind, pairs = "bridge", tuning.helper_pairs(net, offers.bridge_helper, f"guests.{guest.name}.nics[{index}]")
+    elif net.bridged:
         kind = "tap"
         script = [("script", offers.ifup), ("downscript", offers.ifdown)] if hooks else [("script", "no"), ("downscript", "no")]
-        pairs = [("ifname", nic.tap)] + script
-        virtio = nic.model.startswith("virtio")
-        if offers.vhost_net and virtio:
-            pairs.append(("vhost", "on"))
-        if guest.queues and virtio:
-            pairs.append(("queues", guest.queues))
+        pairs = [("ifname", nic.tap)] + script + tuning.tap_pairs(guest, nic, offers.vhost_net)
     elif net.mode == "direct":  # QEMU cannot open a macvtap by name: it is handed /dev/tapN open
         kind, pairs = "tap", [("fd", direct_fd(index))]
     elif net.mode == "user":
         kind, pairs = "user", _user(net)
+    elif net.mode == "vde":
+        kind, pairs = "vde", tuning.vde_pairs(net, offers.state_dir)
+    elif net.mode == "passt":  # QEMU 7.2 connects to the NIC's own passt as a stream client
+        sock = next(p.socket for p in passt.nics(topo, guest.name, offers.state_root) if p.index == index)
+        kind, pairs = "stream", [("server", "off"), ("addr.type", "unix"), ("addr.path", sock)]
     else:
         kind, pairs = "socket", _socket(topo, net, guest)
+    capture = tuning.capture_args(nic, index, ident, syntax, f"guests.{guest.name}.nics[{index}]")
     if syntax == "legacy":
         model = _LEGACY_MODELS.get(nic.model, nic.model)
-        return ["-net", _opts("nic", [("model", model), ("macaddr", nic.mac)]), "-net", _opts(kind, pairs)]
-    device = [("netdev", ident), ("mac", nic.mac)]
-    if guest.queues and net.bridged and nic.model.startswith("virtio"):
-        device += [("mq", "on"), ("vectors", 2 * guest.queues + 2)]
-    return ["-netdev", _opts(kind, [("id", ident)] + pairs), "-device", _opts(nic.model, device)]
+        vectors = [("vectors", nic.tuning.vectors)] if nic.tuning.vectors is not None else []
+        return ["-net", _opts("nic", [("model", model), ("macaddr", nic.mac)] + vectors), "-net", _opts(kind, pairs)]
+    device = [("netdev", ident), ("mac", nic.mac)] + tuning.device_pairs(guest, nic, net.bridged and not helper)
+    return ["-netdev", _opts(kind, [("id", ident)] + pairs), "-device", _opts(nic.model, device)] + capture
 
 
 def guest_args(topo: Topology, guest: Guest, syntax: str = "netdev", hooks: bool = False,
@@ -102,6 +110,8 @@ def guest_args(topo: Topology, guest: Guest, syntax: str = "netdev", hooks: bool
     if syntax == "legacy" and len(guest.nics) > 1:
         raise InputError(f"guests.{guest.name}: the legacy -net syntax joins every NIC to one hub "
                          f"(QEMU has no vlan= any more); this guest has {len(guest.nics)} NICs: use --syntax netdev")
+    if syntax == "legacy" and any(topo.network(n.network).mode == "passt" for n in guest.nics):
+        raise InputError(f"guests.{guest.name}: a passt network needs -netdev stream; use --syntax netdev")
     return [nic_args(topo, guest, i, nic, syntax, hooks, offers) for i, nic in enumerate(guest.nics)]
 
 

@@ -35,6 +35,8 @@ class FakeHost:
     def __init__(self, nft: bool = True, iptables_problem: str | None = None):
         self.nft, self.ipt_problem = nft, iptables_problem
         self.links_: dict[str, dict] = {}
+        self.acl: dict[str, str] = {}  # qemu-bridge-helper: bridge -> topology
+        self.vdes: set[str] = set()  # control dirs of running vde_switches
         self.addrs_: dict[str, set] = {}
         self.addr_attrs: dict[str, dict] = {}  # link -> {cidr: attributes}, in the order added
         self.routes_: list[Route] = []
@@ -148,6 +150,35 @@ class FakeHost:
 
     def dnsmasq_binary(self) -> str:
         return "/usr/sbin/dnsmasq"
+
+    def vde(self, pid_file: str, ctl: str) -> dict:
+        return {"pid": 4242 if ctl in self.vdes else None}
+
+    def _vde_start(self, a: dict) -> None:
+        self.vdes.add(a["ctl"])
+        if a.get("tap"):
+            if a["tap"] not in self.links_:
+                self._add_link(a["tap"], "tun")
+            self.links_[a["tap"]].update(master=a["bridge"], up=True)
+
+    def _vde_stop(self, a: dict) -> None:
+        self.vdes.discard(a["ctl"])
+        tap = next((n for n, l in self.links_.items() if n.startswith("kv") and l["kind"] == "tun"), None)
+        if tap:  # the switch's tap goes with it
+            self.links_.pop(tap)
+
+    def qemu_conf_dir(self) -> str:
+        return "/etc/qemu"
+
+    def qemu_acl(self, conf_dir: str) -> dict:
+        return dict(self.acl)
+
+    def _qemuacl_add(self, a: dict) -> None:
+        self.acl[a["bridge"]] = a["topology"]
+
+    def _qemuacl_del(self, a: dict) -> None:
+        if self.acl.get(a["bridge"]) == a["topology"]:
+            del self.acl[a["bridge"]]
 
     def dnsmasq_user(self) -> str:
         return "nobody"
@@ -306,7 +337,7 @@ class FakeHost:
         if a["master"] not in self.links_:
             raise _enodev(a["master"])
         if a["name"] not in self.links_:
-            self._add_link(a["name"], "tun", a.get("mac"), a.get("mtu"))
+            self._add_link(a["name"], "tun", a.get("mac"), a.get("mtu"), multi_queue=bool(a.get("multi_queue")))
         self.links_[a["name"]].update(master=a["master"], group=a.get("group") or 0, up=True)
 
     def _link_del(self, a: dict) -> None:

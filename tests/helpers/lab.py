@@ -31,15 +31,16 @@ class Lab(NatLab):
     def qemu_args(self, guest: str, *flags: str) -> list[str]:
         res = self.kvmnet("qemu-args", "--json", *flags, str(self.topology), guest)
         assert res.returncode == 0, res.stderr
-        return [word for nic in json.loads(res.stdout)["nics"] for word in nic["args"]]
+        out = json.loads(res.stdout)
+        return [word for nic in out["nics"] for word in nic["args"]] + out.get("guest_args", [])
 
     def boot(self, *names: str, net_args: dict[str, list[str]] | None = None,
-             append: dict[str, str] | None = None) -> list[Guest]:
+             append: dict[str, str] | None = None, **guest_kw) -> list[Guest]:
         """Start every guest first, then wait for each: boots overlap."""
         started = []
         for name in names:
             args = (net_args or {}).get(name) or self.qemu_args(name)
-            guest = Guest(name, args, netns=self.host.name, append=(append or {}).get(name, ""))
+            guest = Guest(name, args, netns=self.host.name, append=(append or {}).get(name, ""), **guest_kw)
             self.guests[name] = guest.start()
             started.append(guest)
         for guest in started:
@@ -54,7 +55,8 @@ class Lab(NatLab):
             (out / f"console-{name}.log").write_text(guest.console)
         (out / "plan.txt").write_text(self.kvmnet("plan", str(self.topology)).stdout)
         for conf in self.host.state_dir.rglob("dnsmasq-*"):
-            shutil.copy(conf, out / conf.name)
+            if conf.is_file():  # per-network dnsmasq directories match too
+                shutil.copy(conf, out / conf.name)
         return out
 
     def close(self, failed_test: str | None = None) -> None:

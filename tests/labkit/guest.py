@@ -123,12 +123,19 @@ class Guest:
     def __init__(self, name: str, net_args: list[str] = (), *, netns: str | None = None,
                  memory: int = 128, append: str = "", qemu_args: list[str] = (),
                  kernel: Path | None = None, initrd: Path | None = None,
-                 boot_timeout: float = 120):
+                 boot_timeout: float = 120, nodefaults: bool = True,
+                 outer: list[str] = (), inner: list[str] = (), owner: tuple[int, int] | None = None):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]*", name):
             raise ValueError(f"guest name must be a hostname: {name!r}")
         self.name, self.net_args, self.netns = name, list(net_args), netns
         self.memory, self.append, self.qemu_args = memory, append, list(qemu_args)
         self.kernel, self.initrd, self.boot_timeout = kernel, initrd, boot_timeout
+        # nodefaults=False keeps QEMU's default devices (a user-mode NIC among them): for tests
+        # of what the arguments alone leave out
+        self.defaults = [] if nodefaults else ["-vga", "none", "-monitor", "none", "-parallel", "none"]
+        # outer + ip netns exec NS + inner + QEMU: e.g. a private mount namespace outside,
+        # `setpriv` to an unprivileged user inside; owner (uid, gid) then gets the guest's dir
+        self.outer, self.inner, self.owner = list(outer), list(inner), owner
         self.proc: subprocess.Popen | None = None
         self.boot_seconds: float | None = None   # start -> all leases reported
         self.stopped_by: str | None = None       # poweroff | SIGTERM | SIGKILL
@@ -144,15 +151,19 @@ class Guest:
         self.console_path = self.dir / "console.log"
         self.sock_path = self.dir / "cmd.sock"
         cmd = [QEMU, "-accel", "tcg", "-m", str(self.memory),
-               "-nodefaults", "-nographic", "-no-reboot",
+               *(self.defaults or ["-nodefaults"]), "-nographic", "-no-reboot",
                "-kernel", str(kernel), "-initrd", str(initrd),
                "-append", f"{BASE_APPEND} kvmnet.name={self.name} {self.append}".strip(),
                "-serial", f"file:{self.console_path}",                   # ttyS0
                "-chardev", f"socket,id=cmd,path={self.sock_path},server=on,wait=off",
                "-serial", "chardev:cmd",                                 # ttyS1
                *self.net_args, *self.qemu_args]
+        cmd = self.inner + cmd
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns] + cmd
+        cmd = self.outer + cmd
+        if self.owner:
+            os.chown(self.dir, *self.owner)
         self.cmdline = cmd
         self._qemu_log = open(self.dir / "qemu.log", "wb")
         self._t0 = time.monotonic()

@@ -109,7 +109,7 @@ CASES = [
     (NET.replace('subnet6 = "fd00:dead:beef:1::/64"', 'subnet6 = "fd00:dead:beef:1::/64"\nnat6 = "yes"'),
      "t.toml:6: networks.default.nat6: must be true or false, not a string"),
     (NET.replace('mode = "nat"', 'mode = "routed"').replace('subnet6 = "fd00:dead:beef:1::/64"', 'subnet6 = "fd00:dead:beef:1::/64"\nnat6 = true'),
-     "t.toml:6: networks.default.nat6: unknown key (allowed: mode, bridge, stp, forward_delay, mtu, mac, subnet, gateway, dhcp, domain, dns_hosts, tftp_root, bootfile, spoof_protection, subnet6, gateway6, dhcp6, bandwidth)"),
+     "t.toml:6: networks.default.nat6: unknown key (allowed: mode, bridge, stp, forward_delay, mtu, mac, subnet, gateway, dhcp, domain, dns_hosts, tftp_root, bootfile, spoof_protection, subnet6, gateway6, dhcp6, allow_unprivileged, bandwidth)"),
     ('[networks.a]\nmode = "nat"\nbridge = "br-a"\nsubnet = "10.1.0.0/24"\ngateway6 = "fd00::1"\n',
      "t.toml:5: networks.a.gateway6: needs subnet6 (the network's IPv6 prefix)"),
     (NET + '[networks.b]\nmode = "routed"\nbridge = "br-b"\nsubnet = "10.1.0.0/24"\nsubnet6 = "fd00:dead:beef:1::/64"\n',

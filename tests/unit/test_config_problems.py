@@ -47,7 +47,7 @@ NAT_WITH_TYPOS = """\
 
 def test_a_wrong_mode_brings_no_cascade_and_hides_no_other_typo():
     assert problems(NAT_WITH_TYPOS) == [
-        "t.toml:2: networks.default.mode: unknown mode 'nta' (one of nat, routed, isolated, bridge, user, socket, direct)",
+        "t.toml:2: networks.default.mode: unknown mode 'nta' (one of nat, routed, isolated, bridge, user, socket, direct, vde, passt)",
         "t.toml:4: networks.default.subnte: unknown key (no network mode has it)",
         "t.toml:11: guests.web.memroy: unknown key (allowed: nics, memory, cpus, kernel, initrd, append, disk, qemu_args, queues)",
         "t.toml:17: guests.other.nics[0].model: unknown NIC model 'virtio-nett' (one of virtio-net-pci, virtio-net, e1000, "

@@ -55,7 +55,7 @@ EXPECTED = {
     "bridge.toml": [("bridge.add", "br0"), ("link.set", "eth0"), ("addr.add", "192.0.2.10/24"),
                     ("route.del", "default"), ("addr.del", "192.0.2.10/24"), ("route.add", "default"),
                     ("tap.add", "kn-bridge-vm1-0")],
-    "socket.toml": [], "user.toml": [],
+    "socket.toml": [], "user.toml": [], "passt.toml": [],  # passt: started by `kvmnet run`/`passt start`
     "dual-stack.toml": [step for br, v4, v6 in (("kvmds0", "192.168.124.1/24", "fd00:dead:beef:1::1/64"),
                                                 ("kvmds1", "10.78.0.1/24", "fd00:dead:beef:2::1/64")) for step in (
                             ("bridge.add", br), ("sysctl.set", f"net/ipv6/conf/{br}/accept_ra"),
@@ -87,6 +87,10 @@ EXPECTED = {
     "isolation-b.toml": [("bridge.add", "kvb-d"), ("sysctl.set", "net/ipv6/conf/kvb-d/disable_ipv6"),
                          ("addr.add", "10.81.4.1/24"), ("sysctl.set", "net/ipv4/ip_forward"),
                          ("firewall.apply", "kvmnet_isolb"), ("dnsmasq.start", "d")],
+    "seed-qemu.toml": [("bridge.add", "virbr0"), ("sysctl.set", "net/ipv6/conf/virbr0/disable_ipv6"),
+                       ("addr.add", "192.168.122.1/24"), ("tap.add", "kn2a89-fast-0"), ("tap.add", "kn772fd2a5-0"),
+                       ("sysctl.set", "net/ipv4/ip_forward"), ("firewall.apply", "kvmnet_seed_qemu"),
+                       ("dnsmasq.start", "default"), ("qemuacl.add", "virbr0"), ("vde.start", "switch")],
 }
 FILES = sorted((ROOT / "topologies").glob("*.toml")) + sorted((ROOT / "tests/data/topologies").glob("*.toml"))
 

@@ -110,11 +110,14 @@ def check_topology(topo: Topology) -> None:
             assert s is not None and 1 <= s.port <= 65535 and s.transport in ("tcp", "udp", "mcast")
             assert s.transport != "mcast" or s.address.is_multicast
         for f in net.forwards:
-            assert net.mode == "nat" and f.proto in ("tcp", "udp")
+            assert net.mode in ("nat", "passt") and f.proto in ("tcp", "udp")
             assert 1 <= f.host_ports[0] <= f.host_ports[1] <= 65535, f
             assert 1 <= f.guest_ports[0] <= f.guest_ports[1] <= 65535, f
             assert f.host_ports[1] - f.host_ports[0] == f.guest_ports[1] - f.guest_ports[0], f
-            assert f.guest_ip in net.subnet, f
+            if net.mode == "passt":  # the guest's own passt forwards it: a guest on the network
+                assert f.guest_ip is None and any(n.network == net.name for n in topo.guest(f.guest).nics), f
+            else:
+                assert f.guest_ip in net.subnet, f
     subnets = [n.subnet for n in topo.networks if n.subnet is not None]
     assert not any(a.overlaps(b) for i, a in enumerate(subnets) for b in subnets[i + 1:]), subnets
     ports = sorted((f.proto, *f.host_ports) for n in topo.networks for f in n.forwards)

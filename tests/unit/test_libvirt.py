@@ -26,7 +26,7 @@ from kvmnet.render import libvirt_xml as writer
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "data" / "libvirt"
-SUPPORTED = ["default", "full-nat", "routed", "open", "isolated", "bridge"]
+SUPPORTED = ["default", "full-nat", "routed", "open", "isolated", "bridge", "dual-stack"]
 REFUSED = sorted(p.stem for p in CORPUS.glob("*.xml") if p.stem not in SUPPORTED)
 OBSERVED = ROOT / "tests" / "data" / "plans" / "bridge-fresh" / "observed.json"  # a host with eth0
 
@@ -75,9 +75,16 @@ def test_the_corpus_covers_every_element_both_ways():
         assert needle in text, needle
 
 
+def test_an_ipv6_prefix_and_nat66_are_imported():
+    topo = config.load_text(_import("dual-stack"), "dual-stack.toml")
+    net = topo.network("dualstack")
+    assert (str(net.subnet6), str(net.gateway6), net.nat6) == ("fd00:126::/64", "fd00:126::1", True)
+    assert (str(net.dhcp6.start), str(net.dhcp6.end)) == ("fd00:126::100", "fd00:126::1ff")
+
+
 def test_exact_lines_for_the_headline_refusals():
     errors = _errors("unsupported")
-    assert "unsupported.xml:37: network/ip: IPv6 (family='ipv6') is not yet supported: kvmnet networks are IPv4-only for now" in errors
+    assert not any(":37:" in line for line in errors)  # an IPv6 <ip> is imported (subnet6), not refused
     assert ("unsupported.xml:10: network/virtualport: not supported: Open vSwitch / 802.1Qbh virtual ports: "
             "kvmnet builds Linux bridges only") in errors
     assert _errors("doctype") == ["doctype.xml:2: DOCTYPE declarations are refused (entities could expand without bound)"]

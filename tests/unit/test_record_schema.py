@@ -43,7 +43,7 @@ def test_every_record_kvmnet_writes_passes_the_schema(path, backend, tmp_path):
         pytest.skip("IPv6 needs nftables (refused on iptables: test_render_iptables.py)")
     engine.apply(topo, str(tmp_path), backend, host=host)
     rec = records.load(str(tmp_path), topo.name)  # raises if the schema refused it
-    assert rec.entries or topo.networks and all(n.mode in ("user", "socket") for n in topo.networks)
+    assert rec.entries or topo.networks and all(n.mode in ("user", "socket", "passt") for n in topo.networks)
 
 
 def test_a_changed_topology_records_previous_rules_and_config_that_pass(tmp_path):

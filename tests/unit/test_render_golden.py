@@ -10,6 +10,7 @@ import pytest
 from kvmnet import config, naming
 from kvmnet.engine.plan.dnsmasq import networks as dnsmasq_networks
 from kvmnet.errors import InputError
+from kvmnet.render.qemu_tuning import guest_wide
 from kvmnet.render import dnsmasq, nft, qemu
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,11 +28,14 @@ def rendered(path: Path) -> dict[str, str]:
         out[f"dnsmasq-{net.name}.conf"] = dnsmasq.render(topo, net, paths, "nobody")
     for guest in topo.guests:
         lines = []
-        for syntax, hooks, offers in (("netdev", False, qemu.HostOffers()), ("netdev", True, qemu.HostOffers(vhost_net=True)),
-                                      ("legacy", True, qemu.HostOffers())):
+        state = f"/run/kvmnet/{topo.name}"  # where a vde network's switch socket is
+        for syntax, hooks, offers in (("netdev", False, qemu.HostOffers(state_dir=state)),
+                                      ("netdev", True, qemu.HostOffers(vhost_net=True, state_dir=state)),
+                                      ("legacy", True, qemu.HostOffers(state_dir=state))):
             lines.append(f"# --syntax {syntax}{' --hooks' if hooks else ''}{' (vhost-net present)' if offers.vhost_net else ''}")
             try:
                 lines += [shlex.join(f) for f in qemu.guest_args(topo, guest, syntax, hooks, offers)]
+                lines += [shlex.join(guest_wide(guest))] if guest_wide(guest) else []  # -nic none
             except InputError as exc:
                 lines.append(f"error: {exc}")
         out[f"qemu-{guest.name}.txt"] = "\n".join(lines) + "\n"

@@ -95,6 +95,9 @@ def test_tap_ifreq_matches_pyroute2s():
     theirs = b"kn-web-0".ljust(16, b"\0") + struct.pack("H", IFT_TAP | IFT_NO_PI | IFT_VNET_HDR)
     assert ifreq == theirs + bytes(22)
     assert (rtnl._TUNSETIFF, rtnl._TUNSETPERSIST) == (pyroute2_tuntap.TUNSETIFF, pyroute2_tuntap.TUNSETPERSIST)
+    multi = rtnl.build_ifreq("kn-web-0", multi_queue=True)
+    flags = IFT_TAP | IFT_NO_PI | IFT_VNET_HDR | pyroute2_tuntap.IFT_MULTI_QUEUE
+    assert multi == b"kn-web-0".ljust(16, b"\0") + struct.pack("H", flags) + bytes(22)
 
 
 # -- what rtnl parses -------------------------------------------------------------------------
@@ -116,12 +119,22 @@ def test_parse_links_bridge_tap_and_veth():
     got = [rtnl.parse_link(p) for p in _payloads(bridge, tap, veth)]
     assert got == [
         {"index": 3, "flags": 0x1003, "name": "virbr0", "mtu": 1500, "master": None, "mac": "52:54:00:00:00:01",
-         "group": 0, "kind": "bridge", "stp": True, "forward_delay": 15},
+         "group": 0, "kind": "bridge", "stp": True, "forward_delay": 15, "multi_queue": None},
         {"index": 9, "flags": 0x1002, "name": "kn-web-0", "mtu": 1400, "master": 3, "mac": "fe:54:00:12:34:56",
-         "group": 4242, "kind": "", "stp": None, "forward_delay": None},
+         "group": 4242, "kind": "", "stp": None, "forward_delay": None, "multi_queue": None},
         {"index": 10, "flags": 0, "name": "v0", "mtu": 0, "master": None, "mac": "",
-         "group": 0, "kind": "veth", "stp": None, "forward_delay": None},
+         "group": 0, "kind": "veth", "stp": None, "forward_delay": None, "multi_queue": None},
     ]
+
+
+@pytest.mark.parametrize("mq", [0, 1])
+def test_parse_a_taps_multi_queue_flag(mq):
+    """A tap's IFF_MULTI_QUEUE cannot change while it exists: observe it, so a tap deleted by a
+    plan is made again as it was."""
+    tap = _link(9, 0x1002, [("IFLA_IFNAME", "kn-web-0"), ("IFLA_LINKINFO", {"attrs": [
+        ("IFLA_INFO_KIND", "tun"), ("IFLA_INFO_DATA", {"attrs": [("IFLA_TUN_TYPE", 2), ("IFLA_TUN_MULTI_QUEUE", mq)]})]})])
+    (got,) = [rtnl.parse_link(p) for p in _payloads(tap)]
+    assert (got["kind"], got["multi_queue"]) == ("tun", bool(mq))
 
 
 def _addr(family: int, prefixlen: int, scope: int, index: int, attrs: list) -> bytes:

@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from ... import naming
 from ...model import Topology
 from ...observed import Observed
+from ...render.qemu_tuning import multi_queue
 from ..record import Record
 from ..steps import Action, Step
-from . import bandwidth, dnsmasq, firewall, firewalld, links, macvtap, overlay, sysctls
+from . import bandwidth, dnsmasq, firewall, firewalld, links, macvtap, overlay, qemu_acl, sysctls, vde
 from .facts import Facts
 
 # op -> its undo, for the recorded steps a removal replays; each concern owns its ops
 UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO, **firewalld.UNDO, **bandwidth.UNDO,
-        **overlay.UNDO}
+        **qemu_acl.UNDO, **vde.UNDO, **overlay.UNDO}
 SHARED_KEYS = sysctls.SHARED_KEYS + firewalld.SHARED_KEYS  # host-wide facts: handed over on destroy
 
 
@@ -67,7 +68,7 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
         for nic in guest.nics:
             net = topo.network(nic.network)
             if net.bridged and nic.tap:  # (no tap here for a guest of another host)
-                links.tap(facts, topo, net, nic.tap, nic.mac)
+                links.tap(facts, topo, net, nic.tap, nic.mac, multi_queue(guest, nic))
     macvtap.plan(facts, topo)
     bandwidth.plan(facts, topo, record.keys())
     sysctls.forwarding(facts, topo)
@@ -76,6 +77,8 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
     firewall.table(facts, topo, firewall_backend, record)
     firewalld.zones(facts, topo, record.keys())
     dnsmasq.instances(facts, topo, state_dir, record.keys())
+    qemu_acl.allows(facts, topo)
+    vde.switches(facts, topo, state_dir)
     overlay.frr(facts, topo, state_dir)  # EVPN: kvmnet's own zebra + bgpd (after the VXLAN devices)
     return Plan(_removals(record, facts.wanted, observed) + facts.actions, frozenset(facts.wanted))
 

@@ -89,12 +89,24 @@ def _nft_drift(seen: dict, ruleset, recorded: str | None) -> str | None:
     return None
 
 
+_rendered: list = [None, None, None]  # the last (topology, table, ruleset) rendered
+
+
+def _render(topo: Topology, table: str) -> nft.Ruleset:
+    """nft.render, once per topology object: an apply plans three times (before, after, the
+    verify), each rendering 10,000 forwards alike. Topology is frozen, and held here, so
+    `is` cannot match another topology that reused its id."""
+    if _rendered[0] is not topo or _rendered[1] != table:
+        _rendered[:] = [topo, table, nft.render(topo, table)]
+    return _rendered[2]
+
+
 def _table_step(topo: Topology, observed: Observed, backend: str, recorded: str | None = None) -> Step | None:
     """The firewall.apply step, or None when kvmnet's rules on the host are already these."""
     if backend == "iptables":
         return _iptables_step(topo, observed)
     table = naming.nft_table(topo.name)
-    ruleset = nft.render(topo, table)
+    ruleset = _render(topo, table)
     seen = observed.firewall
     why = _nft_drift(seen, ruleset, recorded)
     if why is None:

@@ -70,8 +70,9 @@ def _recreate(step: Step, observed: Observed) -> Step | None:
         return Step("bridge.add", {"name": link.name, "mac": link.mac, "mtu": link.mtu,
                                    "stp": link.stp, "forward_delay": link.forward_delay})
     if link.kind == "tun":
+        mq = {"multi_queue": True} if link.multi_queue else {}
         return Step("tap.add", {"name": link.name, "master": link.master or "", "mac": link.mac, "mtu": link.mtu,
-                                "group": link.group})
+                                "group": link.group, **mq})
     return None
 
 
@@ -173,12 +174,13 @@ def uplink(facts: Facts, net: Network, record: Record) -> None:
         route(facts, dict(r, dev=net.bridge))
 
 
-def tap(facts: Facts, topo: Topology, net: Network, name: str, guest_mac: str) -> None:
+def tap(facts: Facts, topo: Topology, net: Network, name: str, guest_mac: str, multi_queue: bool = False) -> None:
     link = facts.obs.links.get(name)
     key = f"link:{name}"
     if link is None:
+        mq = {"multi_queue": True} if multi_queue else {}  # a guest opening it with queues > 1 needs it
         _want(facts, key, Step("tap.add", {"name": name, "master": net.bridge, "mac": naming.tap_host_mac(guest_mac),
-                                           "mtu": net.mtu, "group": naming.link_group(topo.name)}))
+                                           "mtu": net.mtu, "group": naming.link_group(topo.name), **mq}))
         return
     drift = {}
     if link.master != net.bridge:

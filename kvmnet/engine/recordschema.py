@@ -1,0 +1,86 @@
+"""The closed schema of a state record around its steps (engine/stepschema.py checks each step):
+its fields, the hook index's networks and taps, uplink snapshots, content digests. A record that
+fails it is corrupt and runs nothing."""
+
+from __future__ import annotations
+
+from ..ifname import problem as ifname_problem
+from .stepschema import _ADDR, SchemaError, Where, _cidr, _route, check_step
+
+
+def _str_map(v, what: str, value_ok) -> None:
+    if not isinstance(v, dict) or not all(isinstance(k, str) and value_ok(x) for k, x in v.items()):
+        raise SchemaError(f"{what} must map names to {value_ok.__doc__}")
+
+
+def _network_entry(x) -> bool:
+    """{bridge, mode}"""
+    return (isinstance(x, dict) and set(x) == {"bridge", "mode"} and isinstance(x["mode"], str)
+            and isinstance(x["bridge"], str) and not ifname_problem(x["bridge"]))
+
+
+def _network_name(x) -> bool:
+    """network names"""
+    return isinstance(x, str)
+
+
+def _snapshot_addr(a):
+    """A CIDR string (records before 0.2), or an address object as addr.add takes it."""
+    if isinstance(a, str):
+        return _cidr(a, None)
+    if not isinstance(a, dict):
+        return "not an address"
+    unknown = set(a) - set(_ADDR) - {"family"}
+    return (f"unknown address field(s) {sorted(unknown)}" if unknown else None) or next(
+        (why for k, x in a.items() if k in _ADDR and (why := _ADDR[k][1](x, None))), None)
+
+
+def _uplink(x) -> bool:
+    """uplink snapshots ({mac, addrs, routes})"""
+    if not isinstance(x, dict):
+        return False
+    addrs, routes = x.get("addrs", []), x.get("routes", [])
+    return (isinstance(addrs, list) and not any(_snapshot_addr(a) for a in addrs)
+            and isinstance(routes, list) and not any(_route(r, None) for r in routes))
+
+
+RECORD_KEYS = {"version", "topology", "file", "entries", "uplinks", "firewall_backend", "networks", "taps",
+               "content", "source"}  # content: fact key -> digest of the firewall listing kvmnet loaded;
+# source: the text of the file as applied (what `kvmnet try` rolls back to)
+
+
+def _digest(x) -> bool:
+    """hex digests"""
+    return isinstance(x, str) and 0 < len(x) <= 128 and all(c in "0123456789abcdef" for c in x)
+
+
+def check_record(data, where: Where, version: int) -> None:
+    """Raise SchemaError unless `data` is a whole, well-formed record of `where.topology`."""
+    if not isinstance(data, dict):
+        raise SchemaError("not a JSON object")
+    if data.get("version") != version:
+        raise SchemaError(f"not a kvmnet state record of version {version}")
+    extra = sorted(set(data) - RECORD_KEYS)
+    if extra:
+        raise SchemaError(f"unknown field(s) {', '.join(extra)}")
+    if data.get("topology") != where.topology:
+        raise SchemaError(f"topology is {data.get('topology')!r}, not {where.topology!r} (its directory)")
+    if not isinstance(data.get("source", ""), str):
+        raise SchemaError("source must be the topology file's text")
+    if not isinstance(data.get("file", ""), str) or data.get("firewall_backend") not in (None, "nftables", "iptables"):
+        raise SchemaError("file must be a string and firewall_backend nftables, iptables or null")
+    entries = data.get("entries")
+    if not isinstance(entries, list):
+        raise SchemaError("entries must be a list")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[0], str):
+            raise SchemaError(f"entries[{i}] must be [key, undo step or null]")
+        if entry[1] is not None:
+            try:
+                check_step(entry[1], where)
+            except SchemaError as exc:
+                raise SchemaError(f"entries[{i}] ({entry[0]}): {exc}") from None
+    _str_map(data.get("uplinks", {}), "uplinks", _uplink)
+    _str_map(data.get("networks", {}), "networks", _network_entry)
+    _str_map(data.get("taps", {}), "taps", _network_name)
+    _str_map(data.get("content", {}), "content", _digest)
