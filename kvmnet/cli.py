@@ -8,9 +8,9 @@ import sys
 import click
 
 from . import engine
-from .engine import record as records, statedir
+from .engine import overlay_status, record as records, statedir
 from . import cli_extra, exitcodes
-from .cli_common import echo_json as _json, fail as _fail, load as _load
+from .cli_common import add_host_option, echo_json as _json, fail as _fail, host_json, host_words, load as _load, networks_summary
 from .errors import InputError, KvmnetError
 
 
@@ -75,7 +75,7 @@ def validate(file, quiet):
         _fail(exc)
     if quiet:
         return
-    nets = ", ".join(f"{n.name} ({n.mode})" for n in topo.networks) or "none"
+    nets = networks_summary(topo)  # (a multi-host file: its hosts, what each stretched network spans)
     # the file alone: an uplink, routes or ports of this host are plan's to check, so say so
     click.echo(f"{file}: file ok: topology {topo.name}; networks: {nets}; guests: {len(topo.guests)}")
     click.echo(f"  run `kvmnet plan {file}` to check it against this host")
@@ -95,11 +95,11 @@ def plan_cmd(state_root, file, as_json, firewall=None, replace=False):
                         shared=True)
     actions = ctx.actions
     if as_json:
-        _json({"topology": topo.name, "firewall": ctx.backend, "steps": [a.to_json() for a in actions]})
+        _json({"topology": topo.name, "firewall": ctx.backend, **host_json(ctx), "steps": [a.to_json() for a in actions]})
     elif actions:
-        _print_actions(actions, f"{topo.name}: {len(actions)} step(s) to apply {file} (firewall: {ctx.backend}):")
+        _print_actions(actions, f"{topo.name}: {len(actions)} step(s) to apply {file}{host_words(ctx)} (firewall: {ctx.backend}):")
     else:
-        click.echo(_inside_qemu(topo, file) or f"{topo.name}: in sync with {file}; nothing to do (firewall: {ctx.backend})")
+        click.echo(_inside_qemu(topo, file) or f"{topo.name}: in sync with {file}{host_words(ctx)}; nothing to do (firewall: {ctx.backend})")
 
 
 @main.command("apply")
@@ -201,7 +201,7 @@ def status(state_root, file, as_json, quiet):
                         continue
                     _, _, actions = engine.compute(topo, state_root)
                     item["drift"] = [a.do.describe() for a in actions]
-                out.append(item)
+                out.append(overlay_status.with_overlay(item, rec, state_root))  # stretched: BGP, remote MACs
     except KvmnetError as exc:
         _fail(exc)
     bad = [{"topology": os.path.basename(os.path.dirname(c.path)), "corrupt": str(c)} for c in corrupt]
@@ -219,7 +219,7 @@ def status(state_root, file, as_json, quiet):
         line = f"{item['topology']}: {item['objects']} object(s) from {item['file']} (firewall: {item['firewall'] or 'none'})"
         if "drift" in item:
             line += "; in sync" if not item["drift"] else f"; drifted: {'; '.join(item['drift'])}"
-        click.echo(line)
+        click.echo(line + overlay_status.words(item))
 
 
 @main.command()
@@ -393,6 +393,7 @@ from . import cli_watch  # noqa: E402
 cli_watch.register(main)  # watch: before the examples
 from . import cli_passt; cli_passt.register(main)  # noqa: E402,E702  (passt start|stop)
 cli_extra.register(main)
+add_host_option(main, ("plan", "apply", "destroy", "check", "status", "run"))  # (before main() below runs)
 
 if __name__ == "__main__":
     main(prog_name="kvmnet")  # so completion's variable is _KVMNET_COMPLETE here too

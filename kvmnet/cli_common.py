@@ -32,8 +32,52 @@ def load(file: str):
     """config.load plus warnings about the file itself (printed, never fatal)."""
     for warning in config.file_warnings(file):
         click.echo(f"kvmnet: {warning}", err=True)
-    return config.load(file)
+    return _with_host(config.load(file))
 
 
 def echo_json(doc: dict) -> None:
     click.echo(json.dumps({"version": JSON_VERSION, **doc}, indent=1))
+
+
+# --host NAME (or $KVMNET_HOST): which [hosts] entry of a multi-host file this host is, on the
+# verbs that act on this host's part (default: the entry whose underlay address is local)
+_HOST: dict = {"name": None}
+
+
+def _set_host(ctx, param, value):
+    _HOST["name"] = value or None
+    ctx.call_on_close(lambda: _HOST.update(name=None))  # for this verb only
+    return value
+
+
+def add_host_option(group: click.Group, verbs: tuple[str, ...]) -> None:
+    for verb in verbs:
+        group.commands[verb].params.append(click.Option(
+            ["--host", "host_name"], envvar="KVMNET_HOST", default=None, expose_value=False, is_eager=True,
+            callback=_set_host, metavar="NAME",
+            help="Which [hosts] entry of a multi-host file this host is (default: the one whose underlay address is local)."))
+
+
+def _with_host(topo):
+    """A multi-host file with --host noted (engine/overlay.py decides against the host)."""
+    from .engine import overlay
+    name = _HOST["name"]
+    return overlay.with_host(topo, name) if name or topo.overlay else topo
+
+
+def host_words(ctx) -> str:
+    """" on host h2" for a multi-host file's plan."""
+    me = ctx.topo.overlay.me if ctx.topo.overlay else None
+    return f" on host {me}" if me else ""
+
+
+def host_json(ctx) -> dict:
+    return {"host": ctx.topo.overlay.me} if ctx.topo.overlay else {}
+
+
+def networks_summary(topo) -> str:
+    """`validate`'s words for the networks (and, in a multi-host file, what spans which hosts)."""
+    ov = topo.overlay
+    vx = {name: f", VXLAN {v.vni} {v.control} over {' '.join(v.hosts)}" for name, v in (ov.vxlans if ov else ())}
+    nets = ", ".join(f"{n.name} ({n.mode}{vx.get(n.name, '')})" for n in topo.networks) or "none"
+    return nets + (f"; hosts: {', '.join(h.name for h in ov.hosts)}" if ov else "")

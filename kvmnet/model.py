@@ -205,12 +205,50 @@ class Guest:
 
 
 @dataclass(frozen=True)
+class HostEntry:
+    """[hosts.NAME]: one machine of a multi-host topology, by its address on the underlay."""
+
+    name: str
+    underlay: IPv4Address
+
+
+@dataclass(frozen=True)
+class Vxlan:
+    """[networks.N.vxlan] (and the network's gateway_host): the network stretched over hosts."""
+
+    vni: int
+    control: str = "static"  # static (head-end replication to every peer) | evpn (FRR's BGP)
+    port: int = 4789
+    hosts: tuple[str, ...] = ()  # the hosts the network spans (the file says all by default)
+    gateway_host: str | None = None  # where the gateway address, dnsmasq, NAT and forwards live
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """The multi-host part of a topology: config/hosts.py reads it; engine/overlay.py turns the
+    whole topology into this host's part (`me` set) before anything is planned."""
+
+    hosts: tuple[HostEntry, ...] = ()
+    vxlans: tuple[tuple[str, Vxlan], ...] = ()  # (network name, its Vxlan)
+    guest_hosts: tuple[tuple[str, str], ...] = ()  # (guest name, host name)
+    me: str | None = None  # this host, once decided (--host, or the local underlay address)
+    local: bool = False  # the topology holds this host's part only (engine/overlay.localize)
+
+    def vxlan(self, network: str) -> Vxlan | None:
+        return dict(self.vxlans).get(network)
+
+    def host(self, name: str) -> HostEntry:
+        return next(h for h in self.hosts if h.name == name)
+
+
+@dataclass(frozen=True)
 class Topology:
     name: str
     path: str
     networks: tuple[Network, ...] = ()
     guests: tuple[Guest, ...] = ()
     firewall: str = "auto"  # auto | nftables | iptables
+    overlay: Overlay | None = None  # [hosts] and stretched networks: see engine/overlay.py
     # the file's text as loaded: the record keeps it, so `kvmnet try` can put back exactly the
     # version that was applied even when the file has since been edited in place
     source: str = field(default="", compare=False, repr=False)

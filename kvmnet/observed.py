@@ -82,6 +82,7 @@ class Observed:
     dnsmasq_exe: str = "/usr/sbin/dnsmasq"
     firewalld: dict = field(default_factory=dict)  # {} unless firewalld runs: its zones, the bridges' zones
     qemu_acl: dict = field(default_factory=dict)  # {"dir": conf dir, "allowed": {bridge: topology}}
+    overlay: dict = field(default_factory=dict)  # VXLAN devices, flooding lists, FRR: host/vxlan.py, host/frr.py
 
     def addrs_of(self, link: str) -> frozenset:
         """The link's addresses as "addr/prefix" strings."""
@@ -99,7 +100,8 @@ class Observed:
                 "firewall": self.firewall, "processes": self.processes,
                 "listeners": self.listeners, "host_forward": self.host_forward, "dnsmasq_user": self.dnsmasq_user, "dnsmasq_exe": self.dnsmasq_exe,
                 "tc": self.tc, **({"firewalld": self.firewalld} if self.firewalld else {}),
-                **({"qemu_acl": self.qemu_acl} if self.qemu_acl else {})}
+                **({"qemu_acl": self.qemu_acl} if self.qemu_acl else {}),
+                **({"overlay": self.overlay} if self.overlay else {})}
 
     @classmethod
     def from_json(cls, data: dict) -> "Observed":
@@ -112,4 +114,5 @@ class Observed:
                    dnsmasq_user=data.get("dnsmasq_user", "nobody"),
                    dnsmasq_exe=data.get("dnsmasq_exe", "/usr/sbin/dnsmasq"),
                    firewalld=data.get("firewalld", {}), tc=data.get("tc", {}),
-                   qemu_acl=data.get("qemu_acl", {}))
+                   qemu_acl=data.get("qemu_acl", {}),
+                   overlay=data.get("overlay", {}))

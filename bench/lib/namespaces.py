@@ -63,7 +63,7 @@ def run_in_namespace(name: str, index: int, p: dict, peers: int, timeout: float)
     """`ip netns exec kvb<PID>-<index> python worker.py NAME ...` (plus `peers` more namespaces,
     kvb<PID>-<index>a, b...): the section's result, or status "error" saying what went wrong."""
     ns = f"kvb{os.getpid()}-{index}"
-    names = [ns, *[f"{ns}{x}" for x in "ab"[:peers]]]
+    names = [ns, *[f"{ns}{x}" for x in "abcdefgh"[:peers]]]
     tmp = Path(tempfile.mkdtemp(prefix=f"kvb{os.getpid()}-{name}-"))
     os.chmod(tmp, 0o755)  # dnsmasq drops privileges; the seed's lease file lives here
     made = []

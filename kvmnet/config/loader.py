@@ -21,6 +21,7 @@ from .crosscheck import backend_limits, cross_check
 from .derive import derive
 from .forwards import with_forwards
 from .guests import guest
+from . import hosts as multihost
 from .networks import network
 from .tomlpos import format_path, key_lines, line_of
 from .tomlread import Reader
@@ -33,7 +34,7 @@ _TOPOLOGY_NAME = re.compile(r"[A-Za-z0-9_]{1,24}", re.ASCII)
 
 def load_text(text: str, file: str, topology_name: str | None = None) -> Topology:
     data, r = _parse(text, file)
-    r.table(data, (), ("name", "firewall", "networks", "guests"))
+    r.table(data, (), ("name", "firewall", "hosts", "networks", "guests"))
     name = r.get(data, "name", (), str, None)
     if name is None:
         name = topology_name or naming.topology_name_from_path(file)
@@ -46,16 +47,18 @@ def load_text(text: str, file: str, topology_name: str | None = None) -> Topolog
     guests_raw = r.get(data, "guests", (), dict, {}) or {}
     if len(nets_raw) > MAX_NETWORKS or len(guests_raw) > MAX_GUESTS:
         raise InputError([Problem(file, None, "", f"too large: at most {MAX_NETWORKS} networks and {MAX_GUESTS} guests")])
+    nets_raw, guests_raw, overlay = multihost.take(r, data, nets_raw, guests_raw)
     networks = [n for key, raw in nets_raw.items() if (n := network(r, key, raw, ("networks", key))) is not None]
     guests = [g for key, raw in guests_raw.items() if (g := guest(r, key, raw, ("guests", key))) is not None]
     guests = derive(name, networks, guests)
     cross_check(r, networks, guests)
     check_bandwidth(r, networks, guests)
+    multihost.check(r, overlay, networks, guests)
     networks = with_forwards(r, networks, nets_raw, guests)
     backend_limits(r, firewall, networks)
     if r.problems:
         raise InputError(r.sorted_problems())
-    return Topology(name, file, tuple(networks), tuple(guests), firewall or "auto", source=text)
+    return Topology(name, file, tuple(networks), tuple(guests), firewall or "auto", overlay=overlay, source=text)
 
 
 def _parse(text: str, file: str) -> tuple[dict, Reader]:

@@ -13,7 +13,7 @@ from ..config import locate
 from ..errors import InputError
 from ..host import backend as backends, system
 from ..model import Topology
-from . import hostcheck, record as records
+from . import hostcheck, overlay, record as records
 from .observe import observe
 from .plan import Plan, firewall as firewall_plan, make
 from .steps import Action
@@ -22,8 +22,11 @@ from .steps import Action
 class Context:
     def __init__(self, topo: Topology, state_root: str, backend: str | None = None, host=None,
                  replace: bool = False):
-        self.topo, self.root = topo, state_root
         self.host = host or system.default()
+        if topo.overlay is not None:  # several hosts in the file: this host's part of it
+            links = self.host.links()
+            topo = overlay.decide(topo, links, self.host.addrs(links))
+        self.topo, self.root = topo, state_root
         self.dir = naming.state_dir_for(topo.name, state_root)
         records.clear_stale(state_root, topo.name)
         self.record = records.load(state_root, topo.name)

@@ -16,9 +16,10 @@ from .. import naming
 from ..errors import KvmnetError
 from ..host import system
 from ..model import Topology
-from ..render import nft
+from ..render import frr as frr_conf, nft
 from ..render.dnsmasq import reload_paths
-from .plan import dnsmasq as dnsmasq_plan
+from . import overlay
+from .plan import dnsmasq as dnsmasq_plan, overlay as overlay_plan
 from .plan.firewall import delete_step
 from .record import Record
 from .steps import Step
@@ -29,6 +30,8 @@ def forced_record(topo: Topology, state_root: str, backend: str = "nftables", ho
     rec = Record(topo.name, topo.path)
     add = lambda key, step: rec.entries.append([key, step.to_json()])  # noqa: E731
     links = host.links()
+    if topo.overlay is not None:  # this host's part of a multi-host file
+        topo = overlay.decide(topo, links, host.addrs(links))
     for net in topo.networks:
         if net.bridged:
             uplink = links.get(net.uplink) if net.mode == "bridge" else None
@@ -48,6 +51,7 @@ def forced_record(topo: Topology, state_root: str, backend: str = "nftables", ho
         if host.dnsmasq(paths["conf"], paths["pid"]).get("pid") or _any_file(paths):
             add(dnsmasq_plan.key(topo.name, net.name), dnsmasq_plan.stop_step(net.name, paths))
     _switches_and_acl(topo, host, sdir, add)
+    _overlay(topo, host, links, sdir, add)
     return rec
 
 
@@ -64,6 +68,17 @@ def _switches_and_acl(topo: Topology, host, sdir: str, add) -> None:
             if host.qemu_acl(conf_dir).get(net.bridge) == topo.name:
                 add(f"qemuacl:{net.bridge}", Step("qemuacl.del", {"conf_dir": conf_dir, "bridge": net.bridge,
                                                                   "topology": topo.name}))
+
+
+def _overlay(topo: Topology, host, links: dict, sdir: str, add) -> None:
+    """The VXLAN devices of its VNIs, and its FRR instance (found by exe + its -f config)."""
+    for name in overlay_plan.names(topo):
+        if name in links:
+            add(f"link:{name}", Step("link.del", {"name": name}))
+    if overlay_plan.evpn_peers(topo) is not None:
+        seen, frr_dir = host.frr(sdir), frr_conf.paths(sdir)["dir"]
+        if seen.get("zebra") or seen.get("bgpd") or os.path.lexists(frr_dir):
+            add(f"frr:{topo.name}", Step("frr.stop", {"dir": frr_dir}))
 
 
 def _firewall(topo: Topology, host, add) -> None:

@@ -14,6 +14,7 @@ from ..model import VIRTUAL_MODES, Topology
 from ..observed import Observed
 from . import record as records
 from .plan.firewall import key as firewall_key
+from .plan.overlay import conflicts as overlay_conflicts
 from .record import Record
 from .statedir import topologies
 
@@ -50,6 +51,7 @@ def conflicts(topo: Topology, observed: Observed, record: Record,
         out += _prefix6_conflicts(net, observed, bridges | owned_links)
         out += _listener_conflicts(net, observed)
     out += firewall_conflicts(topo, observed, record)
+    out += overlay_conflicts(topo, observed, ours)
     for guest in topo.guests:
         for i, nic in enumerate(guest.nics):
             why = _tap_conflict(nic.tap, observed, owned_links, other_taps or {})

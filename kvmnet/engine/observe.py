@@ -10,7 +10,7 @@ from ..host import system
 from ..model import ROUTING_MODES, Topology
 from ..observed import Observed
 from ..render.nft import needs_table
-from .plan import bandwidth, dnsmasq as dnsmasq_plan, firewalld as firewalld_plan, sysctls
+from .plan import bandwidth, dnsmasq as dnsmasq_plan, firewalld as firewalld_plan, overlay as overlay_plan, sysctls
 
 
 def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None) -> Observed:
@@ -35,7 +35,8 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
                     processes=procs, host_forward=host.host_forward() if forwarding else {},
                     listeners=_forward_listeners(topo, host, backend, fw),
                     dnsmasq_user=user, dnsmasq_exe=exe, firewalld=_firewalld(topo, host),
-                    tc=_qdiscs(topo, host), qemu_acl=_qemu_acl(topo, host))
+                    tc=_qdiscs(topo, host), qemu_acl=_qemu_acl(topo, host),
+                    overlay=_overlay(topo, host, state_dir))
 
 
 def _firewalld(topo: Topology, host) -> dict:
@@ -54,6 +55,14 @@ def _qemu_acl(topo: Topology, host) -> dict:
         return {}
     conf_dir = host.qemu_conf_dir()
     return {"dir": conf_dir, "allowed": host.qemu_acl(conf_dir)}
+
+
+def _overlay(topo: Topology, host, state_dir: str) -> dict:
+    names = overlay_plan.names(topo)
+    out = host.overlay(names) if names else {}
+    if overlay_plan.evpn_peers(topo) is not None:
+        out = dict(out, frr=host.frr(state_dir))
+    return out
 
 
 def _dnsmasqs(topo: Topology, state_dir: str, host, user: str) -> dict:

@@ -12,6 +12,7 @@ from ..model import Topology
 from ..naming import DEFAULT_STATE_ROOT as DEFAULT_STATE_DIR
 from ..render.qemu import HostOffers, direct_fd, guest_args, machine_args
 from ..render.qemu_tuning import guest_wide
+from . import overlay
 
 
 @dataclass
@@ -75,6 +76,7 @@ def build(topo: Topology, guest_name: str, extra: list[str], syntax: str = "netd
           accel: str | None = None, state_root: str | None = None) -> Launch:
     if guest_name not in {g.name for g in topo.guests}:
         raise InputError(f"{topo.path}: no guest {guest_name!r} (guests: {', '.join(g.name for g in topo.guests) or 'none'})")
+    overlay.refuse_elsewhere(topo, guest_name)  # a guest of another host (a multi-host file) has no tap here
     exe = qemu.binary()
     if exe is None:
         raise InputError("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86), or set KVMNET_QEMU")

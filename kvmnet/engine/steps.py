@@ -187,6 +187,13 @@ _DESCRIBE = {
     "tc.unlimit": lambda a: f"remove {a['dev']}'s {_DIRECTION[a['direction']]} limit",
     "macvtap.add": lambda a: f"create {a['kind']} {a['name']} on {a['uplink']} (mode {a['mode']}"
                              + (f", mac {a['mac']})" if a.get("mac") else ")"),
+    "vxlan.add": lambda a: (f"{'re-create' if a.get('replace') else 'create'} VXLAN {a['name']} (VNI {a['vni']}, "
+                            f"local {a['local']}, port {a['port']}, mtu {a['mtu']}) on bridge {a['master']}"),
+    "fdb.add": "flood {dev}'s broadcast and unknown frames to peer {dst} too",
+    "fdb.del": "stop flooding {dev}'s frames to peer {dst}",
+    "frr.start": lambda a: (f"{'restart' if a.get('restart') else 'start'} kvmnet's FRR (zebra, bgpd: EVPN with "
+                            f"{', '.join(a['peers']) or 'no peer'})"),
+    "frr.stop": "stop kvmnet's FRR (zebra, bgpd)",
 }
 
 _DIRECTION = {"in": "inbound traffic (its egress)", "out": "outbound traffic (its ingress)"}
@@ -227,4 +234,14 @@ _COMMANDS = {
     "tc.limit": lambda a: " && ".join(map(shlex.join, tc.limit(a))),
     "tc.unlimit": lambda a: " && ".join(map(shlex.join, tc.unlimit(a))),
     "macvtap.add": lambda a: " && ".join(map(shlex.join, macvtap.add(a))),
+    "vxlan.add": lambda a: ((f"ip link del {a['name']} && " if a.get("replace") else "")
+                            + f"ip link add {a['name']} mtu {a['mtu']} type vxlan id {a['vni']} local {a['local']} "
+                            f"dstport {a['port']}{'' if a.get('learning') else ' nolearning'} && "
+                            f"ip link set {a['name']} master {a['master']} up"
+                            + (f" && bridge link set dev {a['name']} learning off" if a.get("port_learning") is False else "")),
+    "fdb.add": lambda a: f"bridge fdb append 00:00:00:00:00:00 dev {a['dev']} dst {a['dst']}",
+    "fdb.del": lambda a: f"bridge fdb del 00:00:00:00:00:00 dev {a['dev']} dst {a['dst']}",
+    "frr.start": lambda a: (f"/usr/lib/frr/zebra -d -u root -g frrvty -f {a['dir']}/zebra.conf ... && "
+                            f"/usr/lib/frr/bgpd -d -S -l {a['listen']} -f {a['dir']}/bgpd.conf ..."),
+    "frr.stop": lambda a: f"kill $(cat {a['dir']}/bgpd.pid {a['dir']}/zebra.pid)",
 }

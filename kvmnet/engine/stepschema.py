@@ -20,6 +20,7 @@ import re
 from .. import naming
 from ..ifname import problem as ifname_problem
 from ..observed import Route
+from .overlay_schema import OPS as OVERLAY_OPS
 
 
 class SchemaError(ValueError):
@@ -302,6 +303,7 @@ OPS = {
     "tc.unlimit": _TC,
     "macvtap.add": {"name": (R, _ifname), "kind": (R, _macv_kind), "uplink": (R, _ifname), "mode": (R, _macv_mode),
                     "mac": (O, _mac)},
+    **OVERLAY_OPS,  # VXLAN devices, flooding entries, kvmnet's FRR (overlay_schema.py)
 }
 
 

@@ -20,6 +20,7 @@ from .steps import Action, Result
 
 def apply(topo: Topology, state_root: str, backend: str | None = None, host=None, replace: bool = False) -> Result:
     ctx = Context(topo, state_root, backend, host, replace)
+    topo = ctx.topo  # this host's part, when the file describes several hosts
     record = ctx.record
     shared = [k for k in ctx.plan.wanted if shared_fact(k) and k not in record.keys()]
     networks, taps = hook_index(topo)

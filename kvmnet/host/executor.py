@@ -53,5 +53,14 @@ def run(step) -> None:
         case "tc.limit" | "tc.unlimit":
             from . import tc
             tc.run(step)
+        case "frr.start" | "frr.stop":
+            from . import frr
+            frr.run(step)
+        case "vxlan.add":
+            from . import vxlan
+            vxlan.add(a)
+        case "fdb.add" | "fdb.del":
+            from . import vxlan
+            vxlan.fdb(a, step.op == "fdb.add")
         case _:
             raise ValueError(f"unknown step {step.op}")

@@ -76,6 +76,7 @@ class System:
         """{} unless firewalld runs; else its zones and each bridge's zone."""
         from . import firewalld
         return firewalld.observe(bridges)
+
     def ifindex(self, name: str) -> int | None:
         return netlink.index_of(name)
 
@@ -83,6 +84,23 @@ class System:
         """The bandwidth limits on these links, as tc reads them back."""
         from . import tc
         return tc.observe(devs)
+
+    # stretched networks: VXLAN devices and their flooding lists
+    def overlay(self, vxlans: list[str]) -> dict:
+        from . import vxlan
+        return vxlan.observe(vxlans)
+
+    def frr(self, topo_dir: str) -> dict:
+        from . import frr
+        return frr.observe(topo_dir)
+
+    def frr_sessions(self, topo_dir: str) -> list[dict]:
+        from . import frr
+        return frr.sessions(topo_dir)
+
+    def remote_macs(self, vxlan: str) -> list[dict]:
+        from . import vxlan as vxlans
+        return vxlans.remote_macs(vxlan)
 
     # changes
     def run(self, step) -> None:

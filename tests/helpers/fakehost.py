@@ -46,6 +46,9 @@ class FakeHost:
         self.forward = {"policy": "ACCEPT", "rules": []}  # the host's filter FORWARD (iptables -S lines)
         # conf path -> {"pid", "conf_text", "network", "hosts", "dhcp_hosts", "bridge": [name, ifindex]}
         self.dnsmasqs: dict[str, dict] = {}
+        self.vxlans: dict[str, dict] = {}
+        self.frrs: dict[str, dict] = {}
+        self.frr_installed = True  # FRR dir -> {pid, host, listen, peers}  # name -> {vni, local, port, learning, port_learning, fdb: set}
         self.reloads = 0  # SIGHUPs the fake dnsmasqs took
         self.listeners: dict[tuple[str, int], list[str]] = {}  # (proto, port) -> holders
         # firewalld, when running: {"zones": runtime, "permanent": zones, "bindings": {iface: zone}}
@@ -78,7 +81,9 @@ class FakeHost:
                               "addr_attrs": {k: list(v.items()) for k, v in self.addr_attrs.items() if v},
                               "nft": self.nft_tables, "ipt": self.ipt_tables, "forward": self.forward,
                               "dnsmasq": self.dnsmasqs, "firewalld": self.firewalld_,
-                              **({"tc": self.qdiscs_} if self.qdiscs_ else {})})
+                              **({"tc": self.qdiscs_} if self.qdiscs_ else {}),
+                              "vxlans": {n: dict(v, fdb=sorted(v["fdb"])) for n, v in self.vxlans.items()},
+                              "frr": self.frrs})
 
     def ops(self) -> list[str]:
         return [s.op for s in self.ran]
@@ -209,12 +214,40 @@ class FakeHost:
         """As firewalld's reload: permanent zones loaded, runtime bindings gone."""
         fw = self.firewalld_
         fw["zones"], fw["bindings"], fw["reloads"] = set(fw["permanent"]), {}, fw["reloads"] + 1
+
     def ifindex(self, name: str) -> int | None:
         link = self.links_.get(name)
         return link["index"] if link else None
 
     def qdiscs(self, devs: list[str]) -> dict:
         return {d: copy.deepcopy(self.qdiscs_.get(d, {"root": None, "redirect": None})) for d in devs}
+
+    def frr(self, topo_dir: str) -> dict:
+        inst = self.frrs.get(topo_dir + "/frr")
+        if inst is None:
+            return {"zebra": None, "bgpd": None, "zebra_conf": None, "bgpd_conf": None, "available": self.frr_installed}
+        from kvmnet.render import frr as frr_conf
+        return {"available": True, "zebra": inst["pid"], "bgpd": inst["pid"] + 1, "zebra_conf": frr_conf.zebra_conf(inst["host"]),
+                "bgpd_conf": frr_conf.bgpd_conf(inst["host"], inst["listen"], inst["peers"])}
+
+    def frr_sessions(self, topo_dir: str) -> list[dict]:
+        inst = self.frrs.get(topo_dir + "/frr")
+        return [{"peer": p, "state": "Established", "uptime": "00:00:01", "prefixes": 1} for p in inst["peers"]] if inst else []
+
+    def remote_macs(self, vxlan: str) -> list[dict]:
+        return []
+
+    def _frr_start(self, a: dict) -> None:
+        self._next_pid += 2
+        self.frrs[a["dir"]] = {"pid": 5000 + self._next_pid, **{k: a[k] for k in ("host", "listen", "peers")}}
+
+    def _frr_stop(self, a: dict) -> None:
+        self.frrs.pop(a["dir"], None)
+
+    def overlay(self, vxlans: list[str]) -> dict:
+        present = [n for n in vxlans if n in self.vxlans]
+        return {"vxlan": {n: {k: v for k, v in self.vxlans[n].items() if k != "fdb"} for n in present},
+                "fdb": {n: sorted(self.vxlans[n]["fdb"]) for n in present}}
 
     # ------------------------------------------------------------ System: changes
 
@@ -274,6 +307,26 @@ class FakeHost:
         for template, value in _PER_LINK_SYSCTLS.items():
             self.sysctls[template.format(name)] = value
 
+    def _vxlan_add(self, a: dict) -> None:
+        if a.get("replace") and a["name"] in self.links_:
+            self._link_del({"name": a["name"]})
+        if a["name"] in self.links_:
+            raise HostError(f"fake host: {a['name']} exists")
+        self._add_link(a["name"], "vxlan", None, a["mtu"], master=a["master"])
+        self.vxlans[a["name"]] = {"vni": a["vni"], "local": a["local"], "port": a["port"],
+                                  "learning": a.get("learning", False),
+                                  "port_learning": a.get("port_learning") is not False, "fdb": set()}
+
+    def _fdb_add(self, a: dict) -> None:
+        if a["dev"] not in self.vxlans or a["dst"] in self.vxlans[a["dev"]]["fdb"]:
+            raise HostError(f"fake host: fdb append {a}: refused")
+        self.vxlans[a["dev"]]["fdb"].add(a["dst"])
+
+    def _fdb_del(self, a: dict) -> None:
+        if a["dev"] not in self.vxlans or a["dst"] not in self.vxlans[a["dev"]]["fdb"]:
+            raise HostError(f"fake host: fdb del {a}: no such entry")
+        self.vxlans[a["dev"]]["fdb"].discard(a["dst"])
+
     def _bridge_add(self, a: dict) -> None:
         if a["name"] not in self.links_:
             self._add_link(a["name"], "bridge", a.get("mac"), a.get("mtu"), stp=a["stp"],
@@ -296,6 +349,7 @@ class FakeHost:
             if link["master"] == name:
                 link["master"] = None
         self.addrs_.pop(name, None)
+        self.vxlans.pop(name, None)
         self.addr_attrs.pop(name, None)
         self.routes_ = [r for r in self.routes_ if r.dev != name]
         self.sysctls = {k: v for k, v in self.sysctls.items() if f"/conf/{name}/" not in k}

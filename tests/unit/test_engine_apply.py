@@ -30,8 +30,8 @@ def steps(host: FakeHost) -> list[tuple[str, str]]:
     out = []
     for s in host.ran:
         a = s.args
-        what = a.get("name") or a.get("dev") or a.get("path") or a.get("cidr") or a.get("network") or a.get("table") \
-            or a.get("bridge") or a["route"]["dst"]
+        what = a.get("name") or a.get("dst") or a.get("dev") or a.get("path") or a.get("cidr") or a.get("network") \
+            or a.get("table") or a.get("bridge") or a["route"]["dst"]
         out.append((s.op, what))
     return out
 
@@ -41,6 +41,11 @@ EXPECTED = {
                  ("addr.add", "192.168.122.1/24"), ("tap.add", "kn-nat-web-0"), ("tap.add", "kn-nat-other-0"),
                  ("sysctl.set", "net/ipv4/ip_forward"), ("sysctl.set", "net/ipv4/conf/virbr0/route_localnet"),
                  ("firewall.apply", "kvmnet_nat"), ("dnsmasq.start", "default")],
+    "multihost.toml": [("bridge.add", "kvb-lab"), ("sysctl.set", "net/ipv6/conf/kvb-lab/disable_ipv6"),
+                       ("addr.add", "10.95.0.1/24"), ("vxlan.add", "kvx4242"), ("fdb.add", "10.200.0.2"),
+                       ("fdb.add", "10.200.0.3"), ("sysctl.set", "net/ipv4/ip_forward"),
+                       ("sysctl.set", "net/ipv4/conf/kvb-lab/route_localnet"), ("firewall.apply", "kvmnet_multihost"),
+                       ("dnsmasq.start", "lab")],
     "isolated.toml": [("bridge.add", "kvmiso0"), ("sysctl.set", "net/ipv6/conf/kvmiso0/disable_ipv6"),
                       ("addr.add", "10.77.0.1/24"), ("tap.add", "kn-isolated-a-0"), ("tap.add", "kn-isolated-b-0"),
                       ("firewall.apply", "kvmnet_isolated"), ("dnsmasq.start", "lab")],
@@ -92,7 +97,7 @@ FILES = sorted((ROOT / "topologies").glob("*.toml")) + sorted((ROOT / "tests/dat
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_apply_on_an_empty_host_then_reapply_is_a_no_op(path, tmp_path):
-    host = uplinked()
+    host = uplinked().with_nic("eth1", "52:54:00:00:00:02", ["10.200.0.1/24"])  # h1 of multihost.toml
     topo = load(path)
     result = engine.apply(topo, str(tmp_path), host=host)
     assert steps(host) == EXPECTED[path.name]

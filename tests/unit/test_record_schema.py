@@ -22,7 +22,9 @@ TOPOLOGIES = sorted((ROOT / "topologies").glob("*.toml")) + sorted((ROOT / "test
 
 
 def _host():
-    return FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
+    # eth1: host h1's underlay address, for topologies/multihost.toml
+    return FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1").with_nic(
+        "eth1", "52:54:00:00:00:02", ["10.200.0.1/24"])
 
 
 def _applied_nat(root: Path) -> dict:

@@ -19,12 +19,12 @@ from ...observed import Observed
 from ...render.qemu_tuning import multi_queue
 from ..record import Record
 from ..steps import Action, Step
-from . import bandwidth, dnsmasq, firewall, firewalld, links, macvtap, qemu_acl, sysctls, vde
+from . import bandwidth, dnsmasq, firewall, firewalld, links, macvtap, overlay, qemu_acl, sysctls, vde
 from .facts import Facts
 
 # op -> its undo, for the recorded steps a removal replays; each concern owns its ops
 UNDO = {**links.UNDO, **sysctls.UNDO, **firewall.UNDO, **dnsmasq.UNDO, **firewalld.UNDO, **bandwidth.UNDO,
-        **qemu_acl.UNDO, **vde.UNDO}
+        **qemu_acl.UNDO, **vde.UNDO, **overlay.UNDO}
 SHARED_KEYS = sysctls.SHARED_KEYS + firewalld.SHARED_KEYS  # host-wide facts: handed over on destroy
 
 
@@ -63,10 +63,11 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
                 links.addr(facts, net.bridge, str(net.gateway_interface))
             if net.gateway6_interface is not None:
                 links.gateway6(facts, net)
+    overlay.vxlans(facts, topo)  # stretched networks: each bridge's VXLAN port (after the bridges)
     for guest in topo.guests:
         for nic in guest.nics:
             net = topo.network(nic.network)
-            if net.bridged:
+            if net.bridged and nic.tap:  # (no tap here for a guest of another host)
                 links.tap(facts, topo, net, nic.tap, nic.mac, multi_queue(guest, nic))
     macvtap.plan(facts, topo)
     bandwidth.plan(facts, topo, record.keys())
@@ -78,6 +79,7 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
     dnsmasq.instances(facts, topo, state_dir, record.keys())
     qemu_acl.allows(facts, topo)
     vde.switches(facts, topo, state_dir)
+    overlay.frr(facts, topo, state_dir)  # EVPN: kvmnet's own zebra + bgpd (after the VXLAN devices)
     return Plan(_removals(record, facts.wanted, observed) + facts.actions, frozenset(facts.wanted))
 
 

@@ -1,0 +1,78 @@
+"""kvmnet's VXLAN devices and their flooding entries, through iproute2's `ip` and `bridge`.
+
+A stretched network's data plane on this host is one unicast VXLAN device per VNI, a port of the
+network's bridge, with `nolearning` (remote MACs are found by the bridge, or with EVPN installed
+by FRR's zebra, never learned by the VXLAN device from the underlay). With the static control
+plane, each peer host gets one all-zeros FDB entry: broadcast and unknown frames are sent to every
+peer (head-end replication). A handful of devices per host: one `ip` process each is cheap enough,
+and iproute2 spells VXLAN's options better than a hand-built netlink message would.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from ..errors import HostError
+
+ZERO_MAC = "00:00:00:00:00:00"
+
+
+def _run(argv: list[str], ok_codes=(0,)) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise HostError(f"{' '.join(argv)}: {exc}") from None
+    if done.returncode not in ok_codes:
+        raise HostError(f"{' '.join(argv)}: {done.stderr.strip() or f'exit {done.returncode}'}")
+    return done.stdout
+
+
+def observe(names: list[str]) -> dict:
+    """{"vxlan": {name: {vni, local, port, learning, port_learning}}, "fdb": {name: [peer, ...]}}
+    for those of `names` that exist (the all-zeros entries only: the flooding list)."""
+    out: dict = {"vxlan": {}, "fdb": {}}
+    for name in names:
+        listing = _run(["ip", "-j", "-d", "link", "show", "dev", name], ok_codes=(0, 1))
+        links = json.loads(listing) if listing.strip() else []
+        info = (links[0].get("linkinfo") or {}) if links else {}
+        if info.get("info_kind") != "vxlan":
+            continue
+        data = info.get("info_data") or {}
+        port = json.loads(_run(["bridge", "-j", "-d", "link", "show", "dev", name]) or "[]")
+        out["vxlan"][name] = {"vni": data.get("id"), "local": data.get("local"), "port": data.get("port"),
+                              "learning": bool(data.get("learning")),
+                              "port_learning": bool(port[0].get("learning", True)) if port else None}
+        fdb = json.loads(_run(["bridge", "-j", "fdb", "show", "dev", name]) or "[]")
+        out["fdb"][name] = sorted(e["dst"] for e in fdb if e.get("mac") == ZERO_MAC and e.get("dst"))
+    return out
+
+
+def add(a: dict) -> None:
+    """Create the VXLAN device (again, with `replace`: its VNI, address or port drifted) and make
+    it a port of its bridge, up."""
+    if a.get("replace"):
+        _run(["ip", "link", "del", "dev", a["name"]], ok_codes=(0, 1))
+    argv = ["ip", "link", "add", a["name"]]
+    if a.get("mtu"):
+        argv += ["mtu", str(a["mtu"])]
+    argv += ["type", "vxlan", "id", str(a["vni"]), "local", a["local"], "dstport", str(a["port"])]
+    argv += [] if a.get("learning") else ["nolearning"]
+    _run(argv)
+    _run(["ip", "link", "set", "dev", a["name"], "master", a["master"], "up"])
+    if a.get("port_learning") is False:  # EVPN: zebra installs remote MACs; the bridge must not learn them
+        _run(["bridge", "link", "set", "dev", a["name"], "learning", "off"])
+
+
+def fdb(a: dict, present: bool) -> None:
+    if present:
+        _run(["bridge", "fdb", "append", ZERO_MAC, "dev", a["dev"], "dst", a["dst"]])
+    else:
+        _run(["bridge", "fdb", "del", ZERO_MAC, "dev", a["dev"], "dst", a["dst"]])
+
+
+def remote_macs(name: str) -> list[dict]:
+    """The MACs the VXLAN device forwards to a remote host (what EVPN, or a peer, installed)."""
+    fdb = json.loads(_run(["bridge", "-j", "fdb", "show", "dev", name], ok_codes=(0, 1)) or "[]")
+    return [{"mac": e["mac"], "dst": e["dst"], "extern_learn": "extern_learn" in e.get("flags", [])}
+            for e in fdb if e.get("dst") and e.get("mac") != ZERO_MAC]
