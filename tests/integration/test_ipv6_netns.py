@@ -82,7 +82,7 @@ def global6(ns) -> list[str]:
     return [a["local"] for link in out for a in link.get("addr_info", []) if "local" in a and "tentative" not in a]
 
 
-def wait_slaac(ns, prefix: str, timeout: float = 30) -> tuple[str, float]:
+def wait_slaac(ns, prefix: str, timeout: float = 25) -> tuple[str, float]:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         found = [a for a in global6(ns) if ipaddress.ip_address(a) in ipaddress.ip_network(prefix)]
@@ -128,9 +128,11 @@ def test_slaac_address_from_kvmnets_router_advertisements_within_seconds(lab):
     print("SLAAC seconds:", {net: round(s, 2) for net, (_, s) in lab.slaac.items()})
     for net, (addr, seconds) in lab.slaac.items():
         assert ipaddress.ip_address(addr) in ipaddress.ip_network(PREFIX[net])
-        # measured 0.01-17 s here: the clients' first router solicitations go unanswered (the
-        # kernel resends at 4 s, 8 s, 16 s); why is not known yet: see the IPv6 report
-        assert seconds < 25, f"{net}: SLAAC took {seconds:.1f}s"
+        # the client's own work: DAD of its link-local (up to 1 s delay + 1 s), its first router
+        # solicitation, DAD of the SLAAC address (the same again); kvmnet's share must be nil.
+        # A bridge whose link-local is still tentative when the first port comes up answers from
+        # its global address, the client drops that RA and the next solicitation is 4 s later
+        assert seconds < 4.5, f"{net}: SLAAC took {seconds:.1f}s"
 
 
 def test_host_keeps_accepting_router_advertisements_while_forwarding(lab):
