@@ -31,15 +31,17 @@ class Dhcp6:
 
 @dataclass(frozen=True)
 class Forward:
-    """A DNAT port forward: host_ports on the host reach guest_ports on guest_ip."""
+    """A DNAT port forward: host_ports on the host reach guest_ports on guest_ip (IPv4) and/or
+    guest_ip6 (IPv6, nat6 networks only): at least one is set."""
 
     proto: str
     host_ports: tuple[int, int]  # inclusive range; (p, p) for one port
-    guest_ip: IPv4Address
+    guest_ip: IPv4Address | None
     guest_ports: tuple[int, int]
     guest: str | None = None  # the guest name when given by name
-    host_addr: IPv4Address | None = None  # restrict to one host address (e.g. 127.0.0.1)
+    host_addr: IPv4Address | IPv6Address | None = None  # restrict to one host address (e.g. 127.0.0.1)
     index: int = 0  # position in the file's forwards array, for messages
+    guest_ip6: IPv6Address | None = None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ WAN6_HOST, WAN6_PEER, HTTP6 = "fd00:99::2", "fd00:99::1", 8086
 PREFIX = {"routed6": "fd00:61::/64", "masq6": "fd00:62::/64", "iso6": "fd00:63::/64"}
 BRIDGE = {"routed6": "kv6a", "masq6": "kv6b", "iso6": "kv6c"}
 WEB_MAC, WEB_IP6 = "52:54:00:61:00:10", "fd00:61::10"
+M6_MAC, M6_IP6 = "52:54:00:61:00:77", "fd00:62::10"  # the masq6 client; its forwards:
+FWD_BOTH, FWD_V6 = 8087, 8088
 TOPOLOGY = f"""\
 name = "ipv6lab"
 [networks.routed6]
@@ -49,6 +51,20 @@ nat6 = true
 [networks.masq6.dhcp]
 start = "10.62.0.100"
 end = "10.62.0.199"
+[networks.masq6.dhcp6]
+start = "fd00:62::100"
+end = "fd00:62::1ff"
+[[networks.masq6.forwards]]  # no host_addr: both families
+proto = "tcp"
+host_port = {FWD_BOTH}
+guest = "m6"
+guest_port = {HTTP6}
+[[networks.masq6.forwards]]  # IPv6 only
+proto = "tcp"
+host_addr = "{WAN6_HOST}"
+host_port = {FWD_V6}
+guest = "m6"
+guest_port = {HTTP6}
 
 [networks.iso6]
 mode = "isolated"
@@ -65,6 +81,13 @@ end = "10.63.0.199"
 network = "routed6"
 mac = "{WEB_MAC}"
 ip6 = "{WEB_IP6}"
+
+[guests.m6]
+[[guests.m6.nics]]
+network = "masq6"
+mac = "{M6_MAC}"
+ip = "10.62.0.10"
+ip6 = "{M6_IP6}"
 """
 
 
@@ -93,7 +116,9 @@ def wait_slaac(ns, prefix: str, timeout: float = 25) -> tuple[str, float]:
 
 
 def fetch6(client, addr: str, timeout: float = 2) -> str:
-    return client.fetch(f"http://[{addr}]:{HTTP6}/", timeout)
+    """GET from [addr]:HTTP6, or from addr when it names its port ("[addr]:port")."""
+    where = addr if addr.startswith("[") else f"[{addr}]:{HTTP6}"
+    return client.fetch(f"http://{where}/", timeout)
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +138,13 @@ def lab(tmp_path_factory):
         lab.apply()
         lab.c, lab.slaac = {}, {}
         for i, net in enumerate(BRIDGE):  # SLAAC timed from the client's link coming up
-            mac = WEB_MAC if net == "routed6" else f"52:54:00:6{i}:00:77"
+            mac = {"routed6": WEB_MAC, "masq6": M6_MAC}.get(net, f"52:54:00:6{i}:00:77")
             start = time.monotonic()
             lab.c[net] = lab.add_client(net, mac, BRIDGE[net], serve=False)
             addr, _ = wait_slaac(lab.c[net].ns, PREFIX[net])
             lab.slaac[net] = addr, time.monotonic() - start
+            if net == "masq6":  # its static ip6 (what dhclient -6 gets, as the tests below show)
+                lab.c[net].ns.sh(f"ip -6 addr add {M6_IP6}/64 dev eth0 nodad")
             serve6(lab.c[net].ns, net)
         yield lab
     finally:
@@ -186,6 +213,21 @@ def test_wan_reaches_the_routed_prefix_not_the_masqueraded_one(lab):
     wan = Client(lab.wan, "wan", {})
     assert fetch6(wan, lab.slaac["routed6"][0]).startswith("routed6 saw ")
     assert fetch6(wan, lab.slaac["masq6"][0]).startswith("ERROR")
+
+
+def test_ipv6_port_forwards_reach_the_guests_ip6_on_a_nat6_network(lab):
+    from helpers.natlab import Client
+    wan = Client(lab.wan, "wan", {})
+    # host_addr = the host's IPv6 address: IPv6 only; no host_addr: IPv6 and IPv4 alike
+    assert fetch6(wan, f"[{WAN6_HOST}]:{FWD_V6}") == f"masq6 saw {WAN6_PEER}\n"
+    assert fetch6(wan, f"[{WAN6_HOST}]:{FWD_BOTH}") == f"masq6 saw {WAN6_PEER}\n"
+    assert wan.fetch(f"http://{lab.WAN_HOST}:{FWD_BOTH}/", 2) == f"masq6 saw ::ffff:{lab.WAN_PEER}\n"
+    assert fetch6(wan, f"[{WAN6_HOST}]:{FWD_V6 + 1}").startswith("ERROR")
+    # hairpin: another guest of the network through the forward, seen as coming from the gateway
+    # (as on IPv4, a guest reaching itself through its own forward does not work)
+    other = lab.add_client("m6b", "52:54:00:62:00:78", BRIDGE["masq6"], serve=False)
+    wait_slaac(other.ns, PREFIX["masq6"])
+    assert fetch6(other, f"[{WAN6_HOST}]:{FWD_V6}") == "masq6 saw fd00:62::1\n"
 
 
 def test_networks_are_isolated_over_ipv6(lab):
