@@ -111,7 +111,7 @@ class Network:
     mac: str | None = None  # the bridge's own MAC (nat/routed/isolated); None: naming.bridge_mac
     uplink: str | None = None
     domain: str | None = None
-    dns_hosts: tuple[tuple[str, IPv4Address], ...] = ()
+    dns_hosts: tuple[tuple[str, IPv4Address | IPv6Address], ...] = ()  # A and AAAA records
     dhcp: Dhcp | None = None
     forwards: tuple[Forward, ...] = ()
     tftp_root: str | None = None

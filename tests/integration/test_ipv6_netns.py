@@ -34,6 +34,7 @@ stp = false  # a port forwards at once: RAs are measured, not STP's delay
 subnet = "10.61.0.0/24"
 subnet6 = "fd00:61::/64"
 domain = "v6.lan"
+dns_hosts = {{ nas = "fd00:99::50" }}
 [networks.routed6.dhcp]
 start = "10.61.0.100"
 end = "10.61.0.199"
@@ -156,10 +157,11 @@ def test_slaac_address_from_kvmnets_router_advertisements_within_seconds(lab):
     for net, (addr, seconds) in lab.slaac.items():
         assert ipaddress.ip_address(addr) in ipaddress.ip_network(PREFIX[net])
         # the client's own work: DAD of its link-local (up to 1 s delay + 1 s), its first router
-        # solicitation, DAD of the SLAAC address (the same again); kvmnet's share must be nil.
-        # A bridge whose link-local is still tentative when the first port comes up answers from
-        # its global address, the client drops that RA and the next solicitation is 4 s later
-        assert seconds < 4.5, f"{net}: SLAAC took {seconds:.1f}s"
+        # solicitation, DAD of the SLAAC address (the same again): at most ~4 s, measured 1.2-4.1;
+        # kvmnet's share must be nil. A bridge whose link-local is still tentative when the first
+        # port comes up answers from its global address, the client drops that RA and solicits
+        # again 4 s later: 6 s at the very least, measured 7-18
+        assert seconds < 5.5, f"{net}: SLAAC took {seconds:.1f}s"
 
 
 def test_host_keeps_accepting_router_advertisements_while_forwarding(lab):
@@ -177,6 +179,8 @@ def test_dhcpv6_static_lease_from_dhclient(lab, tmp_path):
                  "-sf", str(HELPERS / "dhclient6.script"), "eth0", check=False, timeout=30)
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"iaaddr {WEB_IP6} " in leases.read_text(), leases.read_text()
+    shown = json.loads(lab.kvmnet("leases", "--json", "routed6").stdout)["leases"]
+    assert {(l["ip"], l["mac"]) for l in shown} >= {(WEB_IP6, WEB_MAC)}, shown  # the MAC from dhclient's DUID
 
 
 def test_dhcpv6_lease_in_the_range_for_a_guest_without_static_ip6(lab, tmp_path):
@@ -197,6 +201,11 @@ def test_dhcpv6_lease_in_the_range_for_a_guest_without_static_ip6(lab, tmp_path)
 def test_aaaa_record_of_a_static_guest(lab):
     out = lab.c["routed6"].ns.run("busybox", "nslookup", "-type=AAAA", "web.v6.lan", "fd00:61::1", check=False)
     assert WEB_IP6 in out.stdout, out.stdout + out.stderr
+
+
+def test_aaaa_record_of_a_dns_host(lab):
+    out = lab.c["routed6"].ns.run("busybox", "nslookup", "-type=AAAA", "nas.v6.lan", "fd00:61::1", check=False)
+    assert "fd00:99::50" in out.stdout, out.stdout + out.stderr
 
 
 def test_routed_prefix_reaches_the_wan_with_its_own_address(lab):
