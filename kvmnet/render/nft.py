@@ -205,6 +205,7 @@ def _antispoof_rules(topo: Topology) -> list[str]:
             rules.append(f'iifname "{tap}" ether type ip ip saddr != {allowed} drop')
             rules.append(f'iifname "{tap}" ether type arp arp saddr ether != {nic.mac} drop')
             rules.append(f'iifname "{tap}" ether type arp arp saddr ip != {allowed} drop')
+            rules += nft6.antispoof_rules(net, nic)
     return rules
 
 
