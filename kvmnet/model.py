@@ -79,6 +79,9 @@ class UserNet:
     bootfile: str | None = None
     smb: str | None = None
     ipv6: bool | None = None
+    ipv6_net: IPv6Network | None = None  # ipv6-net/-host/-dns: all set when the file gives any
+    ipv6_host: IPv6Address | None = None
+    ipv6_dns: IPv6Address | None = None
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ NETWORK_KEYS = {
     "isolated": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ipv6.KEYS["isolated"],
     "bridge": _COMMON + _BRIDGE_KEYS + ("uplink",),
     "user": _COMMON + ("net", "host", "dns", "dhcpstart", "restrict", "hostname", "domainname",
-                       "hostfwd", "guestfwd", "tftp", "bootfile", "smb", "ipv6"),
+                       "hostfwd", "guestfwd", "tftp", "bootfile", "smb", "ipv6", "ipv6-net", "ipv6-host", "ipv6-dns"),
     "socket": _COMMON + ("transport", "address", "port", "localaddr"),
 }
 NETWORK_KEYS["direct"] = DIRECT_KEYS
