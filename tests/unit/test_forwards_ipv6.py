@@ -71,3 +71,11 @@ def test_ipv6_forwards_become_ip6_dnat_maps():
                  "dnat ip6 to ip6 daddr . meta l4proto . th dport map @fwd6_addr",
                  'oifname "virbr0" ip6 saddr fd00:7::/64 ip6 daddr fd00:7::/64 ct status dnat masquerade'):
         assert rules.text.count(rule) == (1 if "masquerade" in rule else 2), rule
+
+
+def test_graph_names_both_addresses_and_brackets_an_ipv6_host_addr():
+    from kvmnet.render.graph import forward_words
+    (both,) = forwards(TOPO, nat6=True)
+    assert forward_words(both) == "tcp 8080 -> web (192.168.122.10, fd00:7::10):80"
+    (v6,) = forwards(TOPO + 'host_addr = "2001:db8::5"\n', nat6=True)
+    assert forward_words(v6) == "tcp [2001:db8::5]:8080 -> web (fd00:7::10):80"
