@@ -247,7 +247,7 @@ def leases(state_root, network, as_json):
         _json({"leases": found})
         return
     for lease in found:
-        click.echo(f"{lease['network']:<12} {lease['ip']:<16} {lease['mac']}  {lease['hostname'] or '-'}")
+        click.echo(f"{lease['network']:<12} {lease['ip']:<16} {lease['mac'] or '-':<17}  {lease['hostname'] or '-'}")
     if not found:
         click.echo("no leases")
 

@@ -33,15 +33,17 @@ class Dhcp6:
 
 @dataclass(frozen=True)
 class Forward:
-    """A DNAT port forward: host_ports on the host reach guest_ports on guest_ip."""
+    """A DNAT port forward: host_ports on the host reach guest_ports on guest_ip (IPv4) and/or
+    guest_ip6 (IPv6, nat6 networks only): at least one is set."""
 
     proto: str
     host_ports: tuple[int, int]  # inclusive range; (p, p) for one port
     guest_ip: IPv4Address | None  # None on passt networks: the guest's own passt forwards it
     guest_ports: tuple[int, int]
     guest: str | None = None  # the guest name when given by name
-    host_addr: IPv4Address | None = None  # restrict to one host address (e.g. 127.0.0.1)
+    host_addr: IPv4Address | IPv6Address | None = None  # restrict to one host address (e.g. 127.0.0.1)
     index: int = 0  # position in the file's forwards array, for messages
+    guest_ip6: IPv6Address | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,9 @@ class UserNet:
     bootfile: str | None = None
     smb: str | None = None
     ipv6: bool | None = None
+    ipv6_net: IPv6Network | None = None  # ipv6-net/-host/-dns: all set when the file gives any
+    ipv6_host: IPv6Address | None = None
+    ipv6_dns: IPv6Address | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ class Network:
     mac: str | None = None  # the bridge's own MAC (nat/routed/isolated); None: naming.bridge_mac
     uplink: str | None = None
     domain: str | None = None
-    dns_hosts: tuple[tuple[str, IPv4Address], ...] = ()
+    dns_hosts: tuple[tuple[str, IPv4Address | IPv6Address], ...] = ()  # A and AAAA records
     dhcp: Dhcp | None = None
     forwards: tuple[Forward, ...] = ()
     tftp_root: str | None = None

@@ -5,11 +5,12 @@ passt networks (same syntax) hand them to the guest's own passt, so there they n
 from __future__ import annotations
 
 from dataclasses import replace
-from ipaddress import ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from ..errors import InputError, Problem
 from ..model import Forward, Guest, Network
 from .tomlpos import line_of
+from .ipv6 import check_in_prefix
 from .tomlread import Reader, check_host_address
 
 FORWARDING_MODES = ("nat", "passt")
@@ -46,46 +47,101 @@ def _forwards(r: Reader, net: Network, raw_list, path: tuple, guests_by_name: di
         proto = r.proto(raw, p)
         host = r.port(raw["host_port"], p + ("host_port",)) if "host_port" in raw else r.get(raw, "host_port", p, int)
         guest_ports = r.port(raw["guest_port"], p + ("guest_port",)) if "guest_port" in raw else host
-        host_addr = r.ipv4(raw, "host_addr", p, None)
+        host_addr = _host_addr(r, net, raw, p)
         target = r.get(raw, "guest", p, str)
         if host and guest_ports and host[1] - host[0] != guest_ports[1] - guest_ports[0]:
             r.error(p + ("guest_port",), f"range {guest_ports[0]}-{guest_ports[1]} is not the same size as host_port {host[0]}-{host[1]}")
             guest_ports = None
-        guest_ip, guest_name = _target(r, net, target, p + ("guest",), guests_by_name)
-        if None not in (proto, host, guest_ports) and (guest_ip is not None or net.mode == "passt" and guest_name):
-            out.append(Forward(proto, host, guest_ip, guest_ports, guest_name, host_addr, i))
+        if host_addr is False:
+            continue
+        ip, ip6, guest_name = _target(r, net, target, p + ("guest",), guests_by_name, host_addr)
+        if None not in (proto, host, guest_ports) and (ip or ip6 or net.mode == "passt" and guest_name):
+            out.append(Forward(proto, host, ip, guest_ports, guest_name, host_addr, i, ip6))
     return tuple(out)
 
 
-def _target(r: Reader, net: Network, target, path: tuple, guests_by_name: dict):
-    """(guest ip, guest name or None) for `guest = "web"` or `guest = "192.168.122.10"`."""
+def _host_addr(r: Reader, net: Network, raw: dict, p: tuple):
+    """The host address of a forward (either family), None for all of them, False if wrong.
+    An IPv6 one needs nat6: on a nat network without it the IPv6 prefix is routed, guests are
+    reached at their own addresses and there is nothing to translate."""
+    text = r.get(raw, "host_addr", p, str, None)
+    if text is None:
+        return None
+    try:
+        addr = ip_address(text)
+    except ValueError:
+        r.error(p + ("host_addr",), f"{text!r} is not an IP address")
+        return False
+    if isinstance(addr, IPv6Address) and not net.nat6:
+        r.error(p + ("host_addr",), f"{addr} is IPv6: {_no_nat6(net)}")
+        return False
+    if isinstance(addr, IPv6Address) and addr.is_loopback:
+        r.error(p + ("host_addr",), "::1 cannot be forwarded: the kernel never routes IPv6 loopback traffic to "
+                "another host (IPv6 has no route_localnet); use one of the host's own IPv6 addresses")
+        return False
+    return addr
+
+
+def _no_nat6(net: Network) -> str:
+    if net.subnet6 is None:
+        return f"an IPv6 port forward needs subnet6 and nat6 = true on networks.{net.name}"
+    return (f"networks.{net.name} routes its IPv6 prefix (no nat6 = true): guests are reached at their own "
+            "ip6, there is nothing to forward")
+
+
+def _target(r: Reader, net: Network, target, path: tuple, guests_by_name: dict, host_addr):
+    """(ip, ip6, guest name or None) for `guest = "web"` or a guest address. A forward reaches
+    the families its host_addr has (both without one: IPv6 with nat6 and a static ip6)."""
     if target is None:
-        return None, None
-    if net.mode == "passt":
-        return None, _passt_target(r, net, target, path, guests_by_name)
+        return None, None, None
+    if net.mode == "passt":  # the guest's own passt forwards the port: no address to translate to
+        return None, None, _passt_target(r, net, target, path, guests_by_name)
     try:
         ip = ip_address(target)
     except ValueError:
         ip = None
     if ip is not None:
+        return (*_literal_target(r, net, ip, path, host_addr), None)
+    guest = guests_by_name.get(target)
+    if guest is None:
+        if not r.flawed(("guests", target)):  # a guest with a bad name is reported as such
+            r.error(path, f"unknown guest {target!r}")
+        return None, None, None
+    ip = next((n.ip for n in guest.nics if n.network == net.name and n.ip is not None), None)
+    ip6 = next((n.ip6 for n in guest.nics if n.network == net.name and n.ip6 is not None), None) if net.nat6 else None
+    if isinstance(host_addr, IPv6Address):
+        if ip6 is None:
+            r.error(path, f"guest {target!r} has no static ip6 on network {net.name!r}; an IPv6 port forward needs one (set guests.{target}.nics[].ip6)")
+        return None, ip6, target
+    if ip is None and (host_addr is not None or ip6 is None):
+        if r.flawed(("guests", target, "nics")):
+            return None, None, None  # its NICs' problems are reported; "no static ip" would be one of them again
+        also = " (or ip6)" if net.nat6 and host_addr is None else ""
+        r.error(path, f"guest {target!r} has no static ip{also} on network {net.name!r}; a port forward needs one (set guests.{target}.nics[].ip)")
+        return None, None, None
+    return ip, ip6 if host_addr is None else None, target
+
+
+def _literal_target(r: Reader, net: Network, ip, path: tuple, host_addr) -> tuple:
+    """(ip, ip6) for a guest given by address: the family of its host_addr, if any."""
+    if host_addr is not None and ip.version != host_addr.version:
+        r.error(path, f"{ip} is IPv{ip.version} and host_addr {host_addr} is IPv{host_addr.version}")
+        return None, None
+    if isinstance(ip, IPv4Address):
         if net.subnet is not None and check_host_address(r, path, ip, net.subnet):
             if ip == net.gateway:
                 r.error(path, f"{ip} is the gateway (the host itself), not a guest")
                 return None, None
             return ip, None
         return None, None
-    guest = guests_by_name.get(target)
-    if guest is None:
-        if not r.flawed(("guests", target)):  # a guest with a bad name is reported as such
-            r.error(path, f"unknown guest {target!r}")
-        return None, None
-    ips = [n.ip for n in guest.nics if n.network == net.name and n.ip is not None]
-    if not ips and r.flawed(("guests", target, "nics")):
-        return None, None  # its NICs' problems are reported; "no static ip" would be one of them again
-    if not ips:
-        r.error(path, f"guest {target!r} has no static ip on network {net.name!r}; a port forward needs one (set guests.{target}.nics[].ip)")
-        return None, None
-    return ips[0], target
+    if not net.nat6:
+        r.error(path, f"{ip} is IPv6: {_no_nat6(net)}")
+    elif check_in_prefix(r, path, ip, net.subnet6):
+        if ip == net.gateway6:
+            r.error(path, f"{ip} is the gateway6 (the host itself), not a guest")
+            return None, None
+        return None, ip
+    return None, None
 
 
 def _passt_target(r: Reader, net: Network, target: str, path: tuple, guests_by_name: dict) -> str | None:

@@ -30,7 +30,7 @@ NETWORK_KEYS = {
     "isolated": _COMMON + _BRIDGE_KEYS + _ADDR_KEYS + ipv6.KEYS["isolated"] + _HELPER,
     "bridge": _COMMON + _BRIDGE_KEYS + ("uplink",) + _HELPER,
     "user": _COMMON + ("net", "host", "dns", "dhcpstart", "restrict", "hostname", "domainname",
-                       "hostfwd", "guestfwd", "tftp", "bootfile", "smb", "ipv6"),
+                       "hostfwd", "guestfwd", "tftp", "bootfile", "smb", "ipv6", "ipv6-net", "ipv6-host", "ipv6-dns"),
     "socket": _COMMON + ("transport", "address", "port", "localaddr"),
     "vde": _COMMON + ("bridge",),
 }
@@ -182,6 +182,16 @@ def _dhcp(r: Reader, raw, path: tuple, subnet: IPv4Network | None) -> Dhcp | Non
     return Dhcp(start, end, lease or "1h") if ok else None
 
 
+def _dns_address(r: Reader, hosts: dict, host: str, path: tuple):
+    """An A record's IPv4 or an AAAA record's IPv6 address (anywhere: DNS names what it likes)."""
+    text = r.get(hosts, host, path, str, None)
+    try:
+        return ip_address(text) if text is not None else None
+    except ValueError:
+        r.error(path + (host,), f"{text!r} is not an IP address")
+        return None
+
+
 def _dns(r: Reader, raw: dict, path: tuple) -> tuple[str | None, tuple]:
     domain = r.get(raw, "domain", path, str, None)
     if domain is not None and (len(domain) > 253 or not _is_dns_name(domain)):
@@ -191,7 +201,7 @@ def _dns(r: Reader, raw: dict, path: tuple) -> tuple[str | None, tuple]:
     for host in hosts_raw or {}:
         if not _is_dns_name(host):
             r.error(path + ("dns_hosts", host), f"{host!r} is not a host name")
-        ip = r.ipv4(hosts_raw, host, path + ("dns_hosts",))
+        ip = _dns_address(r, hosts_raw, host, path + ("dns_hosts",))
         if ip is not None:
             dns_hosts.append((host, ip))
     return domain, tuple(dns_hosts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from ipaddress import IPv4Address, IPv4Network, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
 from ..model import GuestFwd, HostFwd, Network, SocketNet, UserNet
 from .tomlread import Reader, check_host_address
@@ -46,7 +46,55 @@ def user_net(r: Reader, raw: dict, path: tuple) -> UserNet | None:
     ipv6 = r.get(raw, "ipv6", path, bool, None)
     return UserNet(net=net, host=host or defaults.host, dns=dns or defaults.dns,
                    dhcpstart=dhcpstart or defaults.dhcpstart, restrict=bool(restrict),
-                   hostfwd=hostfwd, guestfwd=guestfwd, ipv6=ipv6, **strings)
+                   hostfwd=hostfwd, guestfwd=guestfwd, ipv6=ipv6, **strings, **_user_ipv6(r, raw, path, ipv6))
+
+
+USER_IPV6_KEYS = ("ipv6-net", "ipv6-host", "ipv6-dns")
+USER_IPV6_DEFAULT = IPv6Network("fec0::/64")  # QEMU's
+
+
+def _user_ipv6(r: Reader, raw: dict, path: tuple, ipv6: bool | None) -> dict:
+    """ipv6-net, ipv6-host and ipv6-dns with QEMU's rules: a prefix of at most /126 (default
+    fec0::/64), host and DNS inside it (default ::2 and ::3), none of them with ipv6 = false.
+    All three are rendered when any is given; none otherwise (QEMU's defaults)."""
+    given = [k for k in USER_IPV6_KEYS if k in raw]
+    if not given:
+        return {}
+    if ipv6 is False:
+        r.error(path + (given[0],), "IPv6 is off (ipv6 = false): remove this key or turn IPv6 on")
+        return {}
+    prefix = USER_IPV6_DEFAULT
+    if "ipv6-net" in raw:
+        text = r.get(raw, "ipv6-net", path, str)
+        try:
+            prefix = ip_network(text if "/" in text else f"{text}/64", strict=False) if text is not None else None
+        except ValueError:
+            prefix = None
+        if text is not None and (not isinstance(prefix, IPv6Network) or prefix.prefixlen > 126):
+            r.error(path + ("ipv6-net",), f"{text!r} must be an IPv6 prefix of at most /126 (addr/len)")
+        if not isinstance(prefix, IPv6Network) or prefix.prefixlen > 126:
+            return {}
+    addrs = {}
+    for key, offset in (("ipv6-host", 2), ("ipv6-dns", 3)):
+        addrs[key] = _ipv6_in(r, raw, key, path, prefix) if key in raw else prefix.network_address + offset
+    if None not in addrs.values() and addrs["ipv6-host"] == addrs["ipv6-dns"]:
+        r.error(path + ("ipv6-dns",), f"{addrs['ipv6-dns']} must differ from ipv6-host {addrs['ipv6-host']}")
+    return {"ipv6_net": prefix, "ipv6_host": addrs["ipv6-host"], "ipv6_dns": addrs["ipv6-dns"]}
+
+
+def _ipv6_in(r: Reader, raw: dict, key: str, path: tuple, prefix: IPv6Network) -> IPv6Address | None:
+    text = r.get(raw, key, path, str)
+    try:
+        addr = ip_address(text) if text is not None else None
+    except ValueError:
+        addr = None
+    if text is not None and not isinstance(addr, IPv6Address):
+        r.error(path + (key,), f"{text!r} is not an IPv6 address")
+        return None
+    if addr is not None and addr not in prefix:
+        r.error(path + (key,), f"{addr} is outside ipv6-net {prefix}")
+        return None
+    return addr
 
 
 def _user_subnet(r: Reader, text: str, path: tuple) -> IPv4Network | None:

@@ -53,8 +53,9 @@ def _ports(ports: tuple[int, int]) -> str:
 
 
 def forward_words(f: Forward) -> str:
-    host = f"{f.host_addr}:" if f.host_addr else ""
-    target = f.guest if f.guest_ip is None else f"{f.guest} ({f.guest_ip})" if f.guest else str(f.guest_ip)
+    host = (f"[{f.host_addr}]:" if f.host_addr.version == 6 else f"{f.host_addr}:") if f.host_addr else ""
+    addrs = ", ".join(str(a) for a in (f.guest_ip, f.guest_ip6) if a is not None)
+    target = (f"{f.guest} ({addrs})" if addrs else f.guest) if f.guest else addrs
     return f"{f.proto} {host}{_ports(f.host_ports)} -> {target}:{_ports(f.guest_ports)}"
 
 

@@ -50,6 +50,8 @@ class Ruleset:
 def _forward_elements(net: Network):
     """(proto, host_port, guest_ip, guest_port, host_addr) for each port of each forward."""
     for f in net.forwards:
+        if f.guest_ip is None or f.host_addr is not None and f.host_addr.version != 4:
+            continue  # IPv6 only: nft6.forward_entries
         for offset in range(f.host_ports[1] - f.host_ports[0] + 1):
             yield f.proto, f.host_ports[0] + offset, f.guest_ip, f.guest_ports[0] + offset, f.host_addr
 
@@ -68,7 +70,7 @@ HOOKS = {"guard": "type filter hook prerouting priority raw",
 
 def render(topo: Topology, table: str) -> Ruleset:
     chains: dict[str, list[str]] = {name: [] for name in HOOKS}
-    any_map, addr_map = [], []
+    any_map, addr_map, any6, addr6 = [], [], [], []
     virtual = [n for n in topo.networks if n.mode in VIRTUAL_MODES]
     # libvirt's order (guest_cross, guest_input, guest_output): every network's cross-bridge
     # accept, then what may enter each network, then what may leave it; so no network's
@@ -80,7 +82,9 @@ def render(topo: Topology, table: str) -> Ruleset:
         _service_rules(net, chains)
         nft6.service_rules(net, chains)
         _forward_entries(net, any_map, addr_map)
+        nft6.forward_entries(net, any6, addr6)
     maps = _maps(chains, any_map, addr_map)
+    maps.update(_maps(chains, any6, addr6, family=6))
     return _assemble(table, chains, maps, _antispoof_rules(topo))
 
 
@@ -146,17 +150,19 @@ def _forward_entries(net: Network, any_map: list[str], addr_map: list[str]) -> N
             addr_map.append(f"{haddr} . {proto} . {hport} : {gip} . {gport}")
 
 
-def _maps(chains: dict[str, list[str]], any_map: list[str], addr_map: list[str]) -> dict:
-    """The DNAT maps, each with the one rule per nat chain that looks it up."""
+def _maps(chains: dict[str, list[str]], any_map: list[str], addr_map: list[str], family: int = 4) -> dict:
+    """The DNAT maps of one family, each with the one rule per nat chain that looks it up
+    (`dnat ip to` only ever matches IPv4 packets, `dnat ip6 to` IPv6 ones)."""
     maps = {}
+    ip, addr, suffix = ("ip", "ipv4_addr", "") if family == 4 else ("ip6", "ipv6_addr", "6")
     if any_map:
-        maps["fwd_any"] = ("inet_proto . inet_service : ipv4_addr . inet_service", any_map)
+        maps[f"fwd{suffix}_any"] = (f"inet_proto . inet_service : {addr} . inet_service", any_map)
         for chain in ("prerouting", "output"):
-            chains[chain].append("fib daddr type local dnat ip to meta l4proto . th dport map @fwd_any")
+            chains[chain].append(f"fib daddr type local dnat {ip} to meta l4proto . th dport map @fwd{suffix}_any")
     if addr_map:
-        maps["fwd_addr"] = ("ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service", addr_map)
+        maps[f"fwd{suffix}_addr"] = (f"{addr} . inet_proto . inet_service : {addr} . inet_service", addr_map)
         for chain in ("prerouting", "output"):
-            chains[chain].append("dnat ip to ip daddr . meta l4proto . th dport map @fwd_addr")
+            chains[chain].append(f"dnat {ip} to {ip} daddr . meta l4proto . th dport map @fwd{suffix}_addr")
     return maps
 
 
@@ -199,6 +205,7 @@ def _antispoof_rules(topo: Topology) -> list[str]:
             rules.append(f'iifname "{tap}" ether type ip ip saddr != {allowed} drop')
             rules.append(f'iifname "{tap}" ether type arp arp saddr ether != {nic.mac} drop')
             rules.append(f'iifname "{tap}" ether type arp arp saddr ip != {allowed} drop')
+            rules += nft6.antispoof_rules(net, nic)
     return rules
 
 

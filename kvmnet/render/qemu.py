@@ -45,8 +45,13 @@ def _user(net: Network) -> list[tuple[str, object]]:
         pairs.append(("restrict", "on"))
     pairs += [("hostname", u.hostname), ("domainname", u.domainname), ("tftp", u.tftp),
               ("bootfile", u.bootfile), ("smb", u.smb)]
+    if u.ipv6:
+        # QEMU reads a lone ipv6=on as "IPv6 only" and then refuses the net/host/dns above
+        pairs.append(("ipv4", "on"))
     if u.ipv6 is not None:
         pairs.append(("ipv6", _on(u.ipv6)))
+    if u.ipv6_net is not None:
+        pairs += [("ipv6-net", u.ipv6_net), ("ipv6-host", u.ipv6_host), ("ipv6-dns", u.ipv6_dns)]
     for f in u.hostfwd:
         pairs.append(("hostfwd", f"{f.proto}:{f.host_addr or ''}:{f.host_port}-{f.guest_addr or ''}:{f.guest_port}"))
     for g in u.guestfwd:

@@ -22,7 +22,8 @@ from kvmnet.errors import HostError
 from kvmnet.observed import Address, Link, Route
 
 _PER_LINK_SYSCTLS = {"net/ipv6/conf/{}/disable_ipv6": "0", "net/ipv4/conf/{}/route_localnet": "0",
-                     "net/ipv6/conf/{}/accept_ra": "1", "net/ipv6/conf/{}/autoconf": "1"}
+                     "net/ipv6/conf/{}/accept_ra": "1", "net/ipv6/conf/{}/autoconf": "1",
+                     "net/ipv6/conf/{}/accept_dad": "1"}
 _COMMENT = re.compile(r'comment "([^"]*)"\s*$')
 _MARK = re.compile(r"kvmnet [0-9a-f]{12}")
 

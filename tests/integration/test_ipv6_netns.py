@@ -23,6 +23,8 @@ WAN6_HOST, WAN6_PEER, HTTP6 = "fd00:99::2", "fd00:99::1", 8086
 PREFIX = {"routed6": "fd00:61::/64", "masq6": "fd00:62::/64", "iso6": "fd00:63::/64"}
 BRIDGE = {"routed6": "kv6a", "masq6": "kv6b", "iso6": "kv6c"}
 WEB_MAC, WEB_IP6 = "52:54:00:61:00:10", "fd00:61::10"
+M6_MAC, M6_IP6 = "52:54:00:61:00:77", "fd00:62::10"  # the masq6 client; its forwards:
+FWD_BOTH, FWD_V6 = 8087, 8088
 TOPOLOGY = f"""\
 name = "ipv6lab"
 [networks.routed6]
@@ -32,6 +34,7 @@ stp = false  # a port forwards at once: RAs are measured, not STP's delay
 subnet = "10.61.0.0/24"
 subnet6 = "fd00:61::/64"
 domain = "v6.lan"
+dns_hosts = {{ nas = "fd00:99::50" }}
 [networks.routed6.dhcp]
 start = "10.61.0.100"
 end = "10.61.0.199"
@@ -49,6 +52,20 @@ nat6 = true
 [networks.masq6.dhcp]
 start = "10.62.0.100"
 end = "10.62.0.199"
+[networks.masq6.dhcp6]
+start = "fd00:62::100"
+end = "fd00:62::1ff"
+[[networks.masq6.forwards]]  # no host_addr: both families
+proto = "tcp"
+host_port = {FWD_BOTH}
+guest = "m6"
+guest_port = {HTTP6}
+[[networks.masq6.forwards]]  # IPv6 only
+proto = "tcp"
+host_addr = "{WAN6_HOST}"
+host_port = {FWD_V6}
+guest = "m6"
+guest_port = {HTTP6}
 
 [networks.iso6]
 mode = "isolated"
@@ -65,6 +82,13 @@ end = "10.63.0.199"
 network = "routed6"
 mac = "{WEB_MAC}"
 ip6 = "{WEB_IP6}"
+
+[guests.m6]
+[[guests.m6.nics]]
+network = "masq6"
+mac = "{M6_MAC}"
+ip = "10.62.0.10"
+ip6 = "{M6_IP6}"
 """
 
 
@@ -82,7 +106,7 @@ def global6(ns) -> list[str]:
     return [a["local"] for link in out for a in link.get("addr_info", []) if "local" in a and "tentative" not in a]
 
 
-def wait_slaac(ns, prefix: str, timeout: float = 30) -> tuple[str, float]:
+def wait_slaac(ns, prefix: str, timeout: float = 25) -> tuple[str, float]:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         found = [a for a in global6(ns) if ipaddress.ip_address(a) in ipaddress.ip_network(prefix)]
@@ -93,7 +117,9 @@ def wait_slaac(ns, prefix: str, timeout: float = 30) -> tuple[str, float]:
 
 
 def fetch6(client, addr: str, timeout: float = 2) -> str:
-    return client.fetch(f"http://[{addr}]:{HTTP6}/", timeout)
+    """GET from [addr]:HTTP6, or from addr when it names its port ("[addr]:port")."""
+    where = addr if addr.startswith("[") else f"[{addr}]:{HTTP6}"
+    return client.fetch(f"http://{where}/", timeout)
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +139,13 @@ def lab(tmp_path_factory):
         lab.apply()
         lab.c, lab.slaac = {}, {}
         for i, net in enumerate(BRIDGE):  # SLAAC timed from the client's link coming up
-            mac = WEB_MAC if net == "routed6" else f"52:54:00:6{i}:00:77"
+            mac = {"routed6": WEB_MAC, "masq6": M6_MAC}.get(net, f"52:54:00:6{i}:00:77")
             start = time.monotonic()
             lab.c[net] = lab.add_client(net, mac, BRIDGE[net], serve=False)
             addr, _ = wait_slaac(lab.c[net].ns, PREFIX[net])
             lab.slaac[net] = addr, time.monotonic() - start
+            if net == "masq6":  # its static ip6 (what dhclient -6 gets, as the tests below show)
+                lab.c[net].ns.sh(f"ip -6 addr add {M6_IP6}/64 dev eth0 nodad")
             serve6(lab.c[net].ns, net)
         yield lab
     finally:
@@ -128,9 +156,12 @@ def test_slaac_address_from_kvmnets_router_advertisements_within_seconds(lab):
     print("SLAAC seconds:", {net: round(s, 2) for net, (_, s) in lab.slaac.items()})
     for net, (addr, seconds) in lab.slaac.items():
         assert ipaddress.ip_address(addr) in ipaddress.ip_network(PREFIX[net])
-        # measured 0.01-17 s here: the clients' first router solicitations go unanswered (the
-        # kernel resends at 4 s, 8 s, 16 s); why is not known yet: see the IPv6 report
-        assert seconds < 25, f"{net}: SLAAC took {seconds:.1f}s"
+        # the client's own work: DAD of its link-local (up to 1 s delay + 1 s), its first router
+        # solicitation, DAD of the SLAAC address (the same again): at most ~4 s, measured 1.2-4.1;
+        # kvmnet's share must be nil. A bridge whose link-local is still tentative when the first
+        # port comes up answers from its global address, the client drops that RA and solicits
+        # again 4 s later: 6 s at the very least, measured 7-18
+        assert seconds < 5.5, f"{net}: SLAAC took {seconds:.1f}s"
 
 
 def test_host_keeps_accepting_router_advertisements_while_forwarding(lab):
@@ -148,6 +179,8 @@ def test_dhcpv6_static_lease_from_dhclient(lab, tmp_path):
                  "-sf", str(HELPERS / "dhclient6.script"), "eth0", check=False, timeout=30)
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"iaaddr {WEB_IP6} " in leases.read_text(), leases.read_text()
+    shown = json.loads(lab.kvmnet("leases", "--json", "routed6").stdout)["leases"]
+    assert {(l["ip"], l["mac"]) for l in shown} >= {(WEB_IP6, WEB_MAC)}, shown  # the MAC from dhclient's DUID
 
 
 def test_dhcpv6_lease_in_the_range_for_a_guest_without_static_ip6(lab, tmp_path):
@@ -170,6 +203,11 @@ def test_aaaa_record_of_a_static_guest(lab):
     assert WEB_IP6 in out.stdout, out.stdout + out.stderr
 
 
+def test_aaaa_record_of_a_dns_host(lab):
+    out = lab.c["routed6"].ns.run("busybox", "nslookup", "-type=AAAA", "nas.v6.lan", "fd00:61::1", check=False)
+    assert "fd00:99::50" in out.stdout, out.stdout + out.stderr
+
+
 def test_routed_prefix_reaches_the_wan_with_its_own_address(lab):
     body = fetch6(lab.c["routed6"], WAN6_PEER)
     assert body.startswith("wan saw ") and ipaddress.ip_address(body.split()[-1]) in ipaddress.ip_network(PREFIX["routed6"]), body
@@ -184,6 +222,21 @@ def test_wan_reaches_the_routed_prefix_not_the_masqueraded_one(lab):
     wan = Client(lab.wan, "wan", {})
     assert fetch6(wan, lab.slaac["routed6"][0]).startswith("routed6 saw ")
     assert fetch6(wan, lab.slaac["masq6"][0]).startswith("ERROR")
+
+
+def test_ipv6_port_forwards_reach_the_guests_ip6_on_a_nat6_network(lab):
+    from helpers.natlab import Client
+    wan = Client(lab.wan, "wan", {})
+    # host_addr = the host's IPv6 address: IPv6 only; no host_addr: IPv6 and IPv4 alike
+    assert fetch6(wan, f"[{WAN6_HOST}]:{FWD_V6}") == f"masq6 saw {WAN6_PEER}\n"
+    assert fetch6(wan, f"[{WAN6_HOST}]:{FWD_BOTH}") == f"masq6 saw {WAN6_PEER}\n"
+    assert wan.fetch(f"http://{lab.WAN_HOST}:{FWD_BOTH}/", 2) == f"masq6 saw ::ffff:{lab.WAN_PEER}\n"
+    assert fetch6(wan, f"[{WAN6_HOST}]:{FWD_V6 + 1}").startswith("ERROR")
+    # hairpin: another guest of the network through the forward, seen as coming from the gateway
+    # (as on IPv4, a guest reaching itself through its own forward does not work)
+    other = lab.add_client("m6b", "52:54:00:62:00:78", BRIDGE["masq6"], serve=False)
+    wait_slaac(other.ns, PREFIX["masq6"])
+    assert fetch6(other, f"[{WAN6_HOST}]:{FWD_V6}") == "masq6 saw fd00:62::1\n"
 
 
 def test_networks_are_isolated_over_ipv6(lab):

@@ -310,6 +310,24 @@ def test_leases_reads_dnsmasqs_lease_files(kvmnet, host, state):
                                "hostname": "db", "topology": "routed", "network": "lab"}]}
 
 
+def test_leases_shows_dhcpv6_leases_after_the_duid_line(kvmnet, host, state):
+    applied(host, state, NAT)
+    (state / "nat" / "dnsmasq-default.leases").write_text(
+        "1700000000 52:54:00:12:34:56 192.168.122.10 web 01:52:54:00:12:34:56\n"
+        "duid 00:01:00:01:2e:8f:11:22:52:54:00:aa:00:01\n"
+        "1700000005 1236 fd00:61::10 web 00:01:00:01:2e:8f:10:00:52:54:00:12:34:56\n"
+        "1700000006 T77 fd00:61::1a2 * 00:02:00:00:ab:11:01:02:03:04\n")
+    res = kvmnet("leases")
+    assert res.stdout.splitlines() == [
+        "default      192.168.122.10   52:54:00:12:34:56  web",
+        "default      fd00:61::10      52:54:00:12:34:56  web",  # the MAC in the client's DUID-LLT
+        "default      fd00:61::1a2     -                  -"]  # a DUID-EN names no MAC
+    doc = json.loads(kvmnet("leases", "--json").stdout)
+    assert doc["leases"][1] == {"expiry": 1700000005, "mac": "52:54:00:12:34:56", "ip": "fd00:61::10", "hostname": "web",
+                                "iaid": "1236", "duid": "00:01:00:01:2e:8f:10:00:52:54:00:12:34:56",
+                                "topology": "nat", "network": "default"}
+
+
 # ---------------------------------------------------------------- qemu-args
 
 

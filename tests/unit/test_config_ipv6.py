@@ -2,7 +2,7 @@
 validation rule with its exact message."""
 
 import textwrap
-from ipaddress import IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 import pytest
 
@@ -132,3 +132,12 @@ CASES = [
 @pytest.mark.parametrize("text,expected", CASES)
 def test_rejected_with_message(text, expected):
     assert problems(text) == [expected]
+
+
+def test_dns_hosts_take_ipv6_addresses_as_aaaa_records():
+    from kvmnet.render import dnsmasq
+    topo = load(DUAL.replace('subnet6 = "fd00:dead:beef:1::/64"\n', 'subnet6 = "fd00:dead:beef:1::/64"\n'
+                             'domain = "lab"\ndns_hosts = { nas = "fd00:dead:beef:1::50", "nas4" = "192.168.122.50" }\n'))
+    net = topo.network("default")
+    assert net.dns_hosts == (("nas", IPv6Address("fd00:dead:beef:1::50")), ("nas4", IPv4Address("192.168.122.50")))
+    assert dnsmasq.render_hosts(topo, net).splitlines()[:2] == ["fd00:dead:beef:1::50 nas nas.lab", "192.168.122.50 nas4 nas4.lab"]

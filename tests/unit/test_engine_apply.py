@@ -60,6 +60,7 @@ EXPECTED = {
                                                 ("kvmds1", "10.78.0.1/24", "fd00:dead:beef:2::1/64")) for step in (
                             ("bridge.add", br), ("sysctl.set", f"net/ipv6/conf/{br}/accept_ra"),
                             ("sysctl.set", f"net/ipv6/conf/{br}/autoconf"),
+                            ("sysctl.set", f"net/ipv6/conf/{br}/accept_dad"),
                             ("sysctl.set", f"net/ipv6/conf/{br}/disable_ipv6"), ("addr.add", v4), ("addr.add", v6))]
                         + [("tap.add", "kn907f-web-0"), ("tap.add", "kn907f-db-0"), ("sysctl.set", "net/ipv4/ip_forward"),
                            ("sysctl.set", "net/ipv4/conf/kvmds0/route_localnet"),

@@ -41,7 +41,7 @@ def test_bridge_gets_gateway6_and_router_settings(tmp_path):
     engine.apply(config.load(str(DUAL)), str(tmp_path), host=host)
     for br, gw in (("kvmds0", "fd00:dead:beef:1::1/64"), ("kvmds1", "fd00:dead:beef:2::1/64")):
         assert {k.split("/")[-1]: v for k, v in host.sysctls.items() if f"/conf/{br}/" in k and "ipv6" in k} == \
-            {"disable_ipv6": "0", "accept_ra": "0", "autoconf": "0"}
+            {"disable_ipv6": "0", "accept_ra": "0", "autoconf": "0", "accept_dad": "0"}
         assert gw in host.addrs_[br]
         assert host.addr_attrs[br][gw] == {"flags": 0x02}  # nodad: usable while the bridge has no carrier
 

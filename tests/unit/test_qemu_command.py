@@ -249,11 +249,11 @@ def test_render_of_tap_queues_user_options_and_a_udp_link():
          "-net", "socket,udp=127.0.0.1:20000,localaddr=127.0.0.1:20001"]]
 
 
-def test_ipv6_on_renders_as_on():
+def test_ipv6_on_renders_as_on_with_ipv4_kept_on():
     topo = config.load_text('[networks.s]\nmode = "user"\nipv6 = true\n[guests.g]\n[[guests.g.nics]]\nnetwork = "s"\n'
                             'mac = "52:54:00:00:00:01"\n', "v6.toml")
     assert guest_args(topo, topo.guest("g"))[0][1] == ("user,id=net0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,"
-                                                       "dhcpstart=10.0.2.15,ipv6=on")
+                                                       "dhcpstart=10.0.2.15,ipv4=on,ipv6=on")
 
 
 def test_machine_args_boot_media_and_extra_arguments():

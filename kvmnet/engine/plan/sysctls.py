@@ -46,6 +46,9 @@ def _restore(step: Step, observed: Observed) -> Step | None:
 UNDO = {"sysctl.set": _restore}
 
 
+BRIDGE_V6_SYSCTLS = ("accept_ra", "autoconf", "accept_dad")
+
+
 def want(facts: Facts, path: str, value: str) -> None:
     do = None if facts.obs.sysctls.get(path) == value else Step("sysctl.set", {"path": path, "value": value})
     facts.want(f"sysctl:{path}", do, _restore(do, facts.obs) if do else None)
@@ -56,8 +59,11 @@ def bridge(facts: Facts, net) -> None:
         want(facts, f"net/ipv6/conf/{net.bridge}/disable_ipv6", "1")
         return
     # libvirt's settings: the bridge is the router of its prefix, it never configures itself
-    # from (its own guests') router advertisements; set before IPv6 comes on
-    for name in ("accept_ra", "autoconf"):
+    # from (its own guests') router advertisements; set before IPv6 comes on. accept_dad=0: the
+    # kernel makes the bridge's link-local address only when the first port gets carrier, and
+    # while DAD keeps it tentative (1-2 s) dnsmasq answers router solicitations from the global
+    # gateway address, which clients must drop (RFC 4861 6.1.2) and re-solicit 4, 8, 16 s later
+    for name in BRIDGE_V6_SYSCTLS:
         want(facts, f"net/ipv6/conf/{net.bridge}/{name}", "0")
     want(facts, f"net/ipv6/conf/{net.bridge}/disable_ipv6", "0")
 
@@ -75,7 +81,7 @@ def ipv6_paths(topo: Topology, routes=()) -> list[str]:
     out = []
     for net in topo.networks:
         if net.mode in VIRTUAL_MODES and net.subnet6 is not None:
-            out += [f"net/ipv6/conf/{net.bridge}/{name}" for name in ("accept_ra", "autoconf")]
+            out += [f"net/ipv6/conf/{net.bridge}/{name}" for name in BRIDGE_V6_SYSCTLS]
     if _ipv6_routing(topo):
         out.append(IP6_FORWARD)
         bridges = {n.bridge for n in topo.networks}
