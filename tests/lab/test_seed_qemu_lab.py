@@ -105,7 +105,9 @@ def test_a_captured_nic_writes_a_pcap_with_dhcp_and_http(make_lab, tmp_path):
     (cap,) = lab.boot("cap")
     assert "wan" in cap.check("timeout 5 wget -qO- http://10.0.0.1/")
     cap.stop()
-    assert pcap.dhcp_types(out)[:4] == [1, 2, 3, 5]  # discover, offer, request, ack
+    types = pcap.dhcp_types(out)  # discover, offer, request, ack, in that order (a busy host may
+    rest = iter(types)            # see the guest repeat its discover before the offer comes)
+    assert all(t in rest for t in (1, 2, 3, 5)), types
     assert pcap.containing(out, b"GET / HTTP/1.1") == 1
     if shutil.which("tcpdump"):
         listing = subprocess.run(["tcpdump", "-n", "-r", str(out)], capture_output=True, text=True, check=True).stdout
