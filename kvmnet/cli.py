@@ -11,6 +11,7 @@ from . import engine
 from .engine import overlay_status, record as records, statedir
 from . import cli_extra, exitcodes
 from .cli_common import add_host_option, echo_json as _json, fail as _fail, host_json, host_words, load as _load, networks_summary
+from . import cli_common
 from .errors import InputError, KvmnetError
 
 
@@ -27,7 +28,7 @@ def _locked(state_root: str, file: str, work, shared: bool = False):
 
 
 def _need_root(what: str) -> None:
-    if os.geteuid() != 0:
+    if not cli_common.is_root():
         click.echo(f"kvmnet {what}: needs root (CAP_NET_ADMIN to change links, addresses and firewall rules); "
                    "run it with sudo", err=True)
         sys.exit(1)

@@ -7,6 +7,8 @@ version, never renamed or removed, so scripts can rely on the ones they read.
 
 from __future__ import annotations
 
+import os
+
 import json
 import sys
 
@@ -81,3 +83,9 @@ def networks_summary(topo) -> str:
     vx = {name: f", VXLAN {v.vni} {v.control} over {' '.join(v.hosts)}" for name, v in (ov.vxlans if ov else ())}
     nets = ", ".join(f"{n.name} ({n.mode}{vx.get(n.name, '')})" for n in topo.networks) or "none"
     return nets + (f"; hosts: {', '.join(h.name for h in ov.hosts)}" if ov else "")
+
+
+def is_root() -> bool:
+    """Whether this process may change the host (tests stand in for root here only, never in
+    the state dir's trust checks, which read the real uid)."""
+    return os.geteuid() == 0

@@ -19,6 +19,8 @@ import time
 
 import click
 
+from . import cli_common
+
 from . import config
 from .engine import enabled, statedir, trial
 from .errors import InputError, KvmnetError
@@ -338,7 +340,7 @@ def _settle_abandoned_tries(state_root: str) -> None:
             return
     except OSError:
         return
-    if os.geteuid() != 0:
+    if not cli_common.is_root():
         _say("kvmnet: a `kvmnet try` may await its rollback; run kvmnet as root to finish it", err=True)
         return
     try:

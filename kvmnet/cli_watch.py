@@ -11,6 +11,7 @@ import click
 
 from . import cli_extra
 from .cli_common import fail, load
+from . import cli_common
 from .errors import KvmnetError, InputError
 
 cli_extra.EXAMPLES["watch"] = "sudo kvmnet watch   # or: systemctl enable --now kvmnet-watch.service"
@@ -31,7 +32,7 @@ def watch(state_root, files, once):
     kvmnet does not own is touched. Runs in the foreground until SIGTERM or SIGINT."""
     import os
     from .engine.watch import Watcher
-    if os.geteuid() != 0:
+    if not cli_common.is_root():
         click.echo("kvmnet watch: needs root (CAP_NET_ADMIN to repair links, addresses and firewall rules); "
                    "run it with sudo", err=True)
         sys.exit(1)

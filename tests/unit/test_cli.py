@@ -44,12 +44,12 @@ def host(monkeypatch):
 
 @pytest.fixture
 def as_root(monkeypatch):
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cli.cli_common, "is_root", lambda: True)
 
 
 @pytest.fixture
 def as_user(monkeypatch):
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(cli.cli_common, "is_root", lambda: False)
 
 
 @pytest.fixture

@@ -89,7 +89,7 @@ def test_status_of_a_missing_file_is_bad_input_even_with_nothing_applied(kvmnet,
 
 
 def test_apply_quiet_applies_and_prints_nothing(kvmnet, host, state, monkeypatch):
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cli.cli_common, "is_root", lambda: True)
     before = host.state()
     res = kvmnet("apply", "--quiet", NAT)
     assert (res.exit_code, res.output) == (0, "")

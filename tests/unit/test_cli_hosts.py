@@ -57,7 +57,7 @@ def test_host_option_on_a_single_host_file_is_refused(host, tmp_path):
 
 
 def test_status_json_shows_bgp_sessions_and_remote_macs_per_network(host, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cli.cli_common, "is_root", lambda: True)
     evpn = tmp_path / "evpn.toml"
     evpn.write_text(Path(THREE).read_text().replace('control = "static"', 'control = "evpn"'))
     assert run(tmp_path, "apply", "--host", "h2", str(evpn)).exit_code == 0

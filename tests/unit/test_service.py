@@ -27,7 +27,7 @@ NAT, ROUTED = (ROOT / "topologies" / f"{n}.toml" for n in ("nat", "routed"))
 def clean_env(monkeypatch):
     for var in ("KVMNET_STATE_DIR", "KVMNET_CONFIG_DIR"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cli.cli_common, "is_root", lambda: True)
 
 
 @pytest.fixture
