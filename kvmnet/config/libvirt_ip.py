@@ -40,13 +40,9 @@ def _ip(imp, el: Element) -> None:
     if address is None or (netmask is None) == (prefix is None):
         imp.error(el, "needs address= and one of netmask= or prefix=")
         return
-    try:
-        iface = IPv4Interface(f"{address}/{netmask or prefix}")
-    except ValueError:
-        imp.error(el, f"{address}/{netmask or prefix} is not an IPv4 address and netmask")
+    if not _gateway(imp, el, IPv4Interface, f"{address}/{netmask or prefix}", ("subnet", "gateway"),
+                    "an IPv4 address and netmask", "<ip address netmask|prefix>: the gateway's subnet"):
         return
-    imp.put(imp.net, "subnet", str(iface.network), el, "<ip address netmask|prefix>: the gateway's subnet")
-    imp.put(imp.net, "gateway", str(iface.ip), el)
     for tftp in el.find("tftp")[:1]:
         imp.put(imp.net, "tftp_root", tftp.handle().attr("root") or "", tftp, attr="root")
         if not el.find("dhcp"):
@@ -55,17 +51,24 @@ def _ip(imp, el: Element) -> None:
         _dhcp(imp, dhcp.handle())
 
 
+def _gateway(imp, el: Element, kind, text: str, keys: tuple[str, str], what: str, note: str) -> bool:
+    """The gateway's address and its subnet from `text` (ADDRESS/MASK), or an error naming it."""
+    try:
+        iface = kind(text)
+    except ValueError:
+        imp.error(el, f"{text} is not {what}")
+        return False
+    imp.put(imp.net, keys[0], str(iface.network), el, note)
+    imp.put(imp.net, keys[1], str(iface.ip), el)
+    return True
+
+
 def _ip6(imp, el: Element) -> None:
     """<ip family='ipv6' address prefix> with an optional <dhcp><range>: subnet6, gateway6, dhcp6."""
     el.attr("family")
-    address, prefix = el.attr("address"), el.attr("prefix")
-    try:
-        iface = IPv6Interface(f"{address}/{prefix}")
-    except ValueError:
-        imp.error(el, f"{address}/{prefix} is not an IPv6 address and prefix length")
+    if not _gateway(imp, el, IPv6Interface, f"{el.attr('address')}/{el.attr('prefix')}", ("subnet6", "gateway6"),
+                    "an IPv6 address and prefix length", "<ip family='ipv6'>: routed by default, as libvirt does"):
         return
-    imp.put(imp.net, "subnet6", str(iface.network), el, "<ip family='ipv6'>: routed by default, as libvirt does")
-    imp.put(imp.net, "gateway6", str(iface.ip), el)
     for dhcp in el.find("dhcp")[:1]:
         dhcp = dhcp.handle()
         ranges = dhcp.find("range")

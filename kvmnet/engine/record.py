@@ -190,15 +190,7 @@ def remove(state_root: str, topology: str) -> None:
     for p in (path, os.path.join(os.path.dirname(path), HOOK_INDEX)):
         files.unlink_private(p)
         _hooks_written.pop(p, None)
-    root_fd = files.open_dir(state_root)
-    if root_fd is None:
-        return
-    try:
-        os.rmdir(topology, dir_fd=root_fd)
-    except OSError:
-        pass  # not empty: dnsmasq's lease files stay until destroy removes them
-    finally:
-        os.close(root_fd)
+    files.remove_empty_dir(state_root, topology)  # not empty: lease files stay until destroy removes them
 
 
 def all_records(state_root: str, exclude: str | None = None,

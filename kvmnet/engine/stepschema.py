@@ -133,22 +133,23 @@ def _sysctl_path(v, w):
     return None
 
 
-def _state_file(ext: str):
-    """A file of this network's dnsmasq, in this topology's state dir and nowhere else."""
+def _own_file(paths, what: str, ext: str):
+    """A file of this network's `what`, in this topology's state dir and nowhere else: `paths` is
+    naming.dnsmasq_paths or naming.vde_paths."""
     def check(v, w, args):
-        want = naming.dnsmasq_paths(w.topo_dir, args.get("network", ""))[ext]
+        want = paths(w.topo_dir, args.get("network", ""))[ext]
         return _str(v, w) or (None if v == want else f"{v!r} is not {want} (outside the topology's state dir)")
     check.needs_args = True
+    check.__doc__ = f"a file of this network's {what}"
     return check
+
+
+def _state_file(ext: str):
+    return _own_file(naming.dnsmasq_paths, "dnsmasq", ext)
 
 
 def _vde_file(ext: str):
-    """A file of this network's vde_switch, in this topology's state dir and nowhere else."""
-    def check(v, w, args):
-        want = naming.vde_paths(w.topo_dir, args.get("network", ""))[ext]
-        return _str(v, w) or (None if v == want else f"{v!r} is not {want} (outside the topology's state dir)")
-    check.needs_args = True
-    return check
+    return _own_file(naming.vde_paths, "vde_switch", ext)
 
 
 _SYSTEM_BIN = ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin")

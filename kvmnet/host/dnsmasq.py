@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 
 from ..errors import HostError
 from ..render.dnsmasq import reload_paths
@@ -71,16 +70,9 @@ def observe(conf: str, pid_file: str) -> dict:
 
 def stop(pid_file: str, conf: str) -> None:
     for pid in running_pids(pid_file, conf):
-        started = procs.start_time(pid)
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 3
-        # wait until it is gone or a zombie: only then are its sockets closed (its /proc exe link
-        # disappears earlier, while it exits, and a restart would then find port 67 still bound)
-        while not procs.exited(pid, started):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)  # the same process (pid and start time checked)
-                deadline += 3
-            time.sleep(0.005)
+        # until it is gone or a zombie: its /proc exe link disappears earlier, while it exits,
+        # and a restart would then find port 67 still bound
+        procs.terminate(pid)
     try:
         os.unlink(pid_file)
     except FileNotFoundError:

@@ -204,3 +204,17 @@ def is_temp_name(name: str) -> bool:
     base, sep, pid = name.rpartition(".tmp")
     pid = pid[1:] if pid.startswith(".") else pid
     return bool(base and sep and pid.isdigit())
+
+
+def remove_empty_dir(root: str, name: str) -> None:
+    """Remove directory `name` of the checked directory `root` if it is empty; leave it (and a
+    missing one) alone otherwise."""
+    root_fd = open_dir(root)
+    if root_fd is None:
+        return
+    try:
+        os.rmdir(name, dir_fd=root_fd)
+    except OSError:
+        pass  # not empty, or already gone
+    finally:
+        os.close(root_fd)

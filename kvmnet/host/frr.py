@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import time
 
 from ..errors import HostError
 from ..render import frr as frr_conf
@@ -95,21 +93,12 @@ def start(a: dict) -> None:
         argv = [_exe(daemon), "-d", "-f", p[f"{daemon}_conf"], "-i", p[f"{daemon}_pid"], "-z", p["zserv"],
                 "--vty_socket", p["dir"], "-P", "0", *extra]
         res = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=20)
-        if res.returncode != 0 or not _wait(lambda: _pid(daemon, p)):
+        if res.returncode != 0 or not procs.wait_until(lambda: _pid(daemon, p)):
             stop(a)
             raise HostError(f"FRR {daemon} failed to start: {(res.stderr or res.stdout).strip() or 'it exited'}")
-        if daemon == "zebra" and not _wait(lambda: os.path.exists(p["zserv"])):
+        if daemon == "zebra" and not procs.wait_until(lambda: os.path.exists(p["zserv"])):
             stop(a)
             raise HostError("FRR zebra did not open its socket")
-
-
-def _wait(ready, seconds: float = 5) -> bool:
-    deadline = time.monotonic() + seconds
-    while not ready():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def stop(a: dict) -> None:
@@ -119,14 +108,7 @@ def stop(a: dict) -> None:
         pid = _pid(daemon, p)
         if pid is None:
             continue
-        started = procs.start_time(pid)
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 3
-        while not procs.exited(pid, started):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                deadline += 3
-            time.sleep(0.01)
+        procs.terminate(pid)
         _remove_tree(os.path.join(CRASH_DIR, f"{daemon}.{pid}"))
     if a.get("purge", True):
         _remove_tree(p["dir"])

@@ -11,10 +11,8 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import stat
 import subprocess
-import time
 
 from ..errors import HostError, InputError
 from . import files, procs
@@ -90,17 +88,7 @@ def stop(exe: str, socket: str, directory: str) -> list[int]:
     """Stop the passt serving `socket` (SIGTERM, then SIGKILL after 3 s); remove its directory."""
     stopped = running(exe, socket)
     for pid in stopped:
-        started = procs.start_time(pid)
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        deadline = time.monotonic() + 3
-        while not procs.exited(pid, started):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                deadline += 3
-            time.sleep(0.01)
+        procs.terminate(pid)
     _remove_leftovers(directory)
     try:
         os.rmdir(directory)
@@ -114,15 +102,7 @@ def stop(exe: str, socket: str, directory: str) -> list[int]:
 def remove_if_empty(state_root: str, topology: str) -> None:
     """The topology's state directory once its last passt is gone, unless something (a record,
     dnsmasq's files) is still in it."""
-    root_fd = files.open_dir(state_root)
-    if root_fd is None:
-        return
-    try:
-        os.rmdir(topology, dir_fd=root_fd)
-    except OSError:
-        pass  # not empty, or already gone
-    finally:
-        os.close(root_fd)
+    files.remove_empty_dir(state_root, topology)
 
 
 def _remove_leftovers(directory: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+import signal
 
 
 def listening() -> dict[tuple[str, int], set[str]]:
@@ -100,6 +102,32 @@ def exited(pid: int, started: str | None) -> bool:
     a pid reused by a newer process counts as gone."""
     fields = _stat(pid)
     return fields is None or fields[0] in ("Z", "X") or fields[19] != started
+
+
+def wait_until(ready, seconds: float = 5, step: float = 0.01) -> bool:
+    """Poll `ready()` until it holds (True) or `seconds` pass (False)."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
+def terminate(pid: int, grace: float = 3) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; return once it is gone or a zombie (only
+    then are its sockets closed: a restart would otherwise find its port still bound). The pid
+    and its start time identify the process, so a reused pid is never signalled."""
+    started = start_time(pid)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    while not wait_until(lambda: exited(pid, started), grace, 0.005):
+        try:
+            os.kill(pid, signal.SIGKILL)  # the same process: exited() checked its start time
+        except ProcessLookupError:
+            return
 
 
 def read_pid(path: str) -> int | None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import time
 
 from ..errors import HostError
 from . import netlink, procs, rtnl
@@ -45,10 +43,10 @@ def start(a: dict) -> None:
         if a.get("tap"):
             argv += ["-t", a["tap"]]
         res = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-        if res.returncode != 0 or not _wait(lambda: running_pid(a["pid_file"], a["ctl"]) is not None):
+        if res.returncode != 0 or not procs.wait_until(lambda: running_pid(a["pid_file"], a["ctl"]) is not None):
             raise HostError(f"vde_switch for {a['network']} failed to start: {res.stderr.strip() or 'it exited'}")
     if a.get("tap"):
-        if not _wait(lambda: rtnl.index_of(a["tap"]) is not None):
+        if not procs.wait_until(lambda: rtnl.index_of(a["tap"]) is not None):
             raise HostError(f"vde_switch for {a['network']} made no tap {a['tap']}")
         netlink.set_link(a["tap"], master=a["bridge"], up=True)
 
@@ -56,11 +54,7 @@ def start(a: dict) -> None:
 def stop(a: dict) -> None:
     pid = running_pid(a["pid_file"], a["ctl"])
     if pid is not None:
-        started = procs.start_time(pid)
-        os.kill(pid, signal.SIGTERM)
-        if not _wait(lambda: procs.exited(pid, started), 3):
-            os.kill(pid, signal.SIGKILL)  # the same process: pid and start time checked
-            _wait(lambda: procs.exited(pid, started), 3)
+        procs.terminate(pid)
     for path in (a["pid_file"], a["mgmt"]):
         _remove(path)
     shutil.rmtree(a["ctl"], ignore_errors=True)
@@ -68,15 +62,6 @@ def stop(a: dict) -> None:
 
 def run(step) -> None:
     (start if step.op == "vde.start" else stop)(step.args)
-
-
-def _wait(done, seconds: float = 5) -> bool:
-    deadline = time.monotonic() + seconds
-    while not done():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def _remove(path: str) -> None:
