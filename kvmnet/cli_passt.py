@@ -27,10 +27,15 @@ def _guest(file: str, guest: str):
     return topo
 
 
+def _file_and_guest(verb):
+    """FILE and GUEST arguments (completed from the file) and the state dir, for both verbs."""
+    verb = click.pass_obj(verb)
+    verb = click.argument("guest", shell_complete=cli_extra.complete_guest)(verb)
+    return click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)(verb)
+
+
 @passt.command("start")
-@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
-@click.argument("guest", shell_complete=cli_extra.complete_guest)
-@click.pass_obj
+@_file_and_guest
 def start(state_root, file, guest):
     """Start GUEST's passts (if not running) and print each one's socket and pid."""
     from .engine import passt as engine_passt
@@ -43,9 +48,7 @@ def start(state_root, file, guest):
 
 
 @passt.command("stop")
-@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
-@click.argument("guest", shell_complete=cli_extra.complete_guest)
-@click.pass_obj
+@_file_and_guest
 def stop(state_root, file, guest):
     """Stop GUEST's passts and remove their sockets."""
     from .engine import passt as engine_passt

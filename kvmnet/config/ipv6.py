@@ -6,13 +6,11 @@ which needs a /64; with one, stateful DHCPv6 hands out the range (and SLAAC too 
 
 from __future__ import annotations
 
-import re
 from ipaddress import IPv6Address, IPv6Network, ip_address, ip_network
 
 from ..model import Dhcp6
-from .tomlread import Reader
+from .tomlread import Reader, check_range
 
-_LEASE = re.compile(r"\d+[smhdw]?|infinite", re.ASCII)
 
 KEYS = {"nat": ("subnet6", "gateway6", "nat6", "dhcp6"),
         "routed": ("subnet6", "gateway6", "dhcp6"),
@@ -33,28 +31,13 @@ def network_fields(r: Reader, raw: dict, path: tuple, mode: str) -> dict:
     subnet6 = _subnet6(r, raw, path, has_dhcp6) if "subnet6" in raw else None
     if subnet6 is None:
         return {}
-    gateway6 = ipv6(r, raw, "gateway6", path)
+    gateway6 = r.ipv6(raw, "gateway6", path)
     if gateway6 is None and "gateway6" not in raw:
         gateway6 = subnet6.network_address + 1
     elif gateway6 is not None and not check_in_prefix(r, path + ("gateway6",), gateway6, subnet6):
         gateway6 = None
     dhcp6 = _dhcp6(r, raw["dhcp6"], path + ("dhcp6",), subnet6, gateway6) if has_dhcp6 else None
     return {"subnet6": subnet6, "gateway6": gateway6, "nat6": nat6, "dhcp6": dhcp6}
-
-
-def ipv6(r: Reader, table: dict, key: str, path: tuple) -> IPv6Address | None:
-    text = r.get(table, key, path, str, None)
-    if text is None:
-        return None
-    try:
-        addr = ip_address(text)
-    except ValueError:
-        r.error(path + (key,), f"{text!r} is not an IPv6 address")
-        return None
-    if not isinstance(addr, IPv6Address):
-        r.error(path + (key,), f"{text} is IPv4; this key takes an IPv6 address")
-        return None
-    return addr
 
 
 def _subnet6(r: Reader, raw: dict, path: tuple, stateful: bool) -> IPv6Network | None:
@@ -105,20 +88,14 @@ def _dhcp6(r: Reader, raw, path: tuple, prefix: IPv6Network, gateway6) -> Dhcp6 
         r.table(raw, path, ())
         return None
     r.table(raw, path, ("start", "end", "lease_time"))
-    start, end = ipv6(r, raw, "start", path), ipv6(r, raw, "end", path)
+    start, end = r.ipv6(raw, "start", path), r.ipv6(raw, "end", path)
     for key in ("start", "end"):
         if key not in raw:
             r.error(path + (key,), "is required")
-    lease = r.get(raw, "lease_time", path, str, "1h")
-    if lease is not None and not _LEASE.fullmatch(lease):
-        r.error(path + ("lease_time",), f"{lease!r} is not a lease time (like 3600, 1h, 2d, infinite)")
+    lease = r.lease_time(raw, path)
     if start is None or end is None:
         return None
-    ok = check_in_prefix(r, path + ("start",), start, prefix)
-    ok = check_in_prefix(r, path + ("end",), end, prefix) and ok
-    if ok and start > end:
-        r.error(path + ("end",), f"range {start}-{end} is reversed")
-        return None
+    ok = check_range(r, path, start, end, prefix, check_in_prefix)
     if ok and gateway6 is not None and start <= gateway6 <= end:
         r.error(path + ("start",), f"range {start}-{end} holds the gateway6 {gateway6}")
         return None
@@ -126,7 +103,7 @@ def _dhcp6(r: Reader, raw, path: tuple, prefix: IPv6Network, gateway6) -> Dhcp6 
 
 
 def nic_ip6(r: Reader, raw: dict, path: tuple) -> IPv6Address | None:
-    return ipv6(r, raw, "ip6", path)
+    return r.ipv6(raw, "ip6", path)
 
 
 def no_prefix_overlaps(r: Reader, networks) -> None:

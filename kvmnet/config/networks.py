@@ -14,10 +14,9 @@ from .attach import DIRECT_KEYS, bandwidth, direct_net
 from .guests import mac_address
 from .passt import KEYS as PASST_KEYS, passt_net
 from .qemu_modes import socket_net, user_net
-from .tomlread import MISSING, Reader, check_host_address, type_name
+from .tomlread import MISSING, Reader, check_host_address, check_range, type_name
 
 _LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?", re.ASCII)
-_LEASE = re.compile(r"\d+[smhdw]?|infinite", re.ASCII)
 
 _COMMON = ("mode",)
 _BRIDGE_KEYS = ("bridge", "stp", "forward_delay", "mtu")
@@ -169,16 +168,10 @@ def _subnet(r: Reader, raw: dict, path: tuple, required: bool) -> IPv4Network | 
 def _dhcp(r: Reader, raw, path: tuple, subnet: IPv4Network | None) -> Dhcp | None:
     raw = r.table(raw, path, ("start", "end", "lease_time"))
     start, end = r.ipv4(raw, "start", path), r.ipv4(raw, "end", path)
-    lease = r.get(raw, "lease_time", path, str, "1h")
-    if lease is not None and not _LEASE.fullmatch(lease):
-        r.error(path + ("lease_time",), f"{lease!r} is not a lease time (like 3600, 1h, 2d, infinite)")
+    lease = r.lease_time(raw, path)
     if start is None or end is None or subnet is None:
         return None
-    ok = check_host_address(r, path + ("start",), start, subnet)
-    ok = check_host_address(r, path + ("end",), end, subnet) and ok
-    if ok and start > end:
-        r.error(path + ("end",), f"range {start}-{end} is reversed")
-        return None
+    ok = check_range(r, path, start, end, subnet)
     return Dhcp(start, end, lease or "1h") if ok else None
 
 

@@ -4,13 +4,14 @@ path) instead of raising, so the loader reports every problem of a file in one r
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Address, IPv4Network, ip_address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
 
 from .. import naming
 from ..errors import Problem
 from .tomlpos import format_path, key_lines, line_of
 
 MISSING = object()
+_LEASE = re.compile(r"\d+[smhdw]?|infinite", re.ASCII)  # dnsmasq's lease times
 
 
 class Reader:
@@ -72,18 +73,32 @@ class Reader:
         return value
 
     def ipv4(self, table: dict, key: str, path: tuple, default=MISSING) -> IPv4Address | None:
+        return self._address(table, key, path, default, IPv4Address, "IPv6; only IPv4 is supported here")
+
+    def ipv6(self, table: dict, key: str, path: tuple, default=None) -> IPv6Address | None:
+        return self._address(table, key, path, default, IPv6Address, "IPv4; this key takes an IPv6 address")
+
+    def _address(self, table: dict, key: str, path: tuple, default, family, other: str):
+        """An address of `family` (IPv4Address or IPv6Address); the other family is refused."""
         text = self.get(table, key, path, str, default)
-        if text is None or isinstance(text, IPv4Address):
+        if text is None or isinstance(text, family):
             return text
         try:
             addr = ip_address(text)
         except ValueError:
-            self.error(path + (key,), f"{text!r} is not an IPv4 address")
+            self.error(path + (key,), f"{text!r} is not an {family.__name__[:4]} address")
             return None
-        if not isinstance(addr, IPv4Address):
-            self.error(path + (key,), f"{text} is IPv6; only IPv4 is supported here")
+        if not isinstance(addr, family):
+            self.error(path + (key,), f"{text} is {other}")
             return None
         return addr
+
+    def lease_time(self, table: dict, path: tuple) -> str | None:
+        """dnsmasq's lease time: seconds, or a number with s/m/h/d/w, or `infinite`."""
+        lease = self.get(table, "lease_time", path, str, "1h")
+        if lease is not None and not _LEASE.fullmatch(lease):
+            self.error(path + ("lease_time",), f"{lease!r} is not a lease time (like 3600, 1h, 2d, infinite)")
+        return lease
 
     def ifname(self, table: dict, key: str, path: tuple, default=MISSING) -> str | None:
         name = self.get(table, key, path, str, default)
@@ -147,3 +162,13 @@ def check_host_address(r: Reader, path: tuple, addr: IPv4Address, subnet: IPv4Ne
         r.error(path, f"{addr} is the {which} address of {subnet}")
         return False
     return True
+
+
+def check_range(r: Reader, path: tuple, start, end, net, host_check=check_host_address) -> bool:
+    """A DHCP range: both ends host addresses of `net` (as `host_check` judges), not reversed."""
+    ok = host_check(r, path + ("start",), start, net)
+    ok = host_check(r, path + ("end",), end, net) and ok
+    if ok and start > end:
+        r.error(path + ("end",), f"range {start}-{end} is reversed")
+        return False
+    return ok
