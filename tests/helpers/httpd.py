@@ -1,6 +1,9 @@
-"""A one-file HTTP server for namespace tests: answers 'NAME saw CLIENT_IP' on every GET."""
+"""A one-file HTTP server for namespace tests: answers 'NAME saw CLIENT_IP' on every GET.
+`httpd.py PORT NAME [ADDRESS]`: ADDRESS 0.0.0.0 by default; an IPv6 one (`::`) serves IPv6 and,
+on `::`, IPv4-mapped clients too."""
 
 import http.server
+import socket
 import sys
 
 
@@ -16,4 +19,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-http.server.ThreadingHTTPServer((sys.argv[3] if len(sys.argv) > 3 else "0.0.0.0", int(sys.argv[1])), Handler).serve_forever()
+address = sys.argv[3] if len(sys.argv) > 3 else "0.0.0.0"
+server = type("Server", (http.server.ThreadingHTTPServer,),
+              {"address_family": socket.AF_INET6 if ":" in address else socket.AF_INET})
+server((address, int(sys.argv[1])), Handler).serve_forever()

@@ -5,10 +5,9 @@ runs kvmnet with its own state dir, as separate machines would."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from .natlab import HELPERS, Client, NatLab
+from .natlab import Client, dhcp_lease, serve as serve_http
 from .netns import Netns
 
 
@@ -29,7 +28,7 @@ class MultiHost:
               f"ip addr add {self.WAN_HOST}/24 dev wan0 && ip link set wan0 up && "
               f"ip route add default via {self.WAN_PEER}")
         self.wan.sh(f"ip addr add {self.WAN_PEER}/24 dev eth0 && ip link set eth0 up")
-        NatLab.serve(self, self.wan, "wan", 80)
+        serve_http(self.wan, "wan", 80)
         h1.settle()
 
     def _ns(self, prefix: str) -> Netns:
@@ -59,15 +58,11 @@ class MultiHost:
         self.hosts[host].sh(f"ip link add {port} type veth peer name eth0 netns {ns.name} && "
                             f"ip link set {port} master {bridge} up")
         ns.sh(f"ip link set eth0 address {mac} up")
-        res = ns.run("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "8", "-T", "1", "-O", "mtu",
-                     "-s", str(HELPERS / "udhcpc.script"), check=False, timeout=30)
-        found = re.search(r"LEASE ip=(\S+) router=(\S*) dns=(\S*) domain=(\S*) mtu=(\S*)", res.stdout)
-        assert found, f"no DHCP lease for {name}: {res.stdout} {res.stderr}"
-        lease = dict(zip(("ip", "router", "dns", "domain", "mtu"), found.groups()))
+        lease = dhcp_lease(ns, name)
         if lease["mtu"]:  # what a guest's DHCP client does with option 26
             ns.sh(f"ip link set eth0 mtu {lease['mtu']}")
         if serve:
-            NatLab.serve(self, ns, name, 80)
+            serve_http(ns, name, 80)
         client = Client(ns, name, lease)
         self.clients[name] = client
         return client

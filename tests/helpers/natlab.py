@@ -17,6 +17,26 @@ HELPERS = Path(__file__).resolve().parent
 PY = sys.executable
 
 
+def serve(ns: Netns, name: str, port: int = 80) -> None:
+    """httpd.py in `ns` on `port`, answering 'NAME saw CLIENT'; returns once it listens."""
+    subprocess.Popen(["ip", "netns", "exec", ns.name, PY, str(HELPERS / "httpd.py"), str(port), name],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 5
+    while f":{port:04X}" not in ns.run("cat", "/proc/net/tcp").stdout:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"http server {name} did not start")
+        time.sleep(0.02)
+
+
+def dhcp_lease(ns: Netns, name: str) -> dict:
+    """busybox udhcpc on eth0 of `ns` (asking for the MTU too): {ip, router, dns, domain, mtu}."""
+    res = ns.run("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "8", "-T", "1", "-O", "mtu",
+                 "-s", str(HELPERS / "udhcpc.script"), check=False, timeout=30)
+    found = re.search(r"LEASE ip=(\S+) router=(\S*) dns=(\S*) domain=(\S*) mtu=(\S*)", res.stdout)
+    assert found, f"no DHCP lease for {name}: {res.stdout} {res.stderr}"
+    return dict(zip(("ip", "router", "dns", "domain", "mtu"), found.groups()))
+
+
 class Client:
     def __init__(self, ns: Netns, name: str, lease: dict):
         self.ns, self.name, self.lease = ns, name, lease
@@ -47,13 +67,7 @@ class NatLab:
         return ns
 
     def serve(self, ns: Netns, name: str, port: int) -> None:
-        subprocess.Popen(["ip", "netns", "exec", ns.name, PY, str(HELPERS / "httpd.py"), str(port), name],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while f":{port:04X}" not in ns.run("cat", "/proc/net/tcp").stdout:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"http server {name} did not start")
-            time.sleep(0.02)
+        serve(ns, name, port)
 
     def kvmnet(self, *args: str, **kw):
         return self.host.kvmnet(*args, **kw)
@@ -71,11 +85,7 @@ class NatLab:
         self.host.sh(f"ip link del {port} 2>/dev/null; ip link add {port} type veth peer name eth0 netns {ns.name} && "
                      f"ip link set {port} master {bridge} up")
         ns.sh(f"ip link set eth0 address {mac} up")
-        res = ns.run("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "8", "-T", "1", "-O", "mtu",
-                     "-s", str(HELPERS / "udhcpc.script"), check=False, timeout=30)
-        found = re.search(r"LEASE ip=(\S+) router=(\S*) dns=(\S*) domain=(\S*) mtu=(\S*)", res.stdout)
-        assert found, f"no DHCP lease for {name}: {res.stdout} {res.stderr}"
-        lease = dict(zip(("ip", "router", "dns", "domain", "mtu"), found.groups()))
+        lease = dhcp_lease(ns, name)
         if serve:
             for p in (80, 81, 82):
                 self.serve(ns, name, p)

@@ -93,7 +93,7 @@ ip6 = "{M6_IP6}"
 
 
 def serve6(ns, name: str) -> None:
-    subprocess.Popen(["ip", "netns", "exec", ns.name, PY, str(HELPERS / "httpd6.py"), str(HTTP6), name],
+    subprocess.Popen(["ip", "netns", "exec", ns.name, PY, str(HELPERS / "httpd.py"), str(HTTP6), name, "::"],
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 5
     while f":{HTTP6:04X}" not in ns.run("cat", "/proc/net/tcp6").stdout:

@@ -81,7 +81,7 @@ def test_passt_guest_over_ipv6(make_lab, tmp_path):
     lab.host.sh("ip -6 addr add fd00:77::2/64 dev wan0 nodad && ip -6 route add default via fd00:77::1")
     lab.wan.sh("ip -6 addr add fd00:77::1/64 dev eth0 nodad && ip -6 addr add fd00:99::1/128 dev lo")
     lab.host.sh("ip -6 route add fd00:99::1/128 via fd00:77::1")
-    subprocess.Popen(["ip", "netns", "exec", lab.wan.name, PY, str(HELPERS / "httpd6.py"), "8086", "wan6"],
+    subprocess.Popen(["ip", "netns", "exec", lab.wan.name, PY, str(HELPERS / "httpd.py"), "8086", "wan6", "::"],
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert lab.kvmnet("passt", "start", str(lab.topology), "dev").returncode == 0
     (dev,) = lab.boot("dev")

@@ -6,27 +6,16 @@ each). Both sides use the same addresses and MACs, so their outcomes compare as 
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from helpers.natlab import HELPERS, PY
+from helpers.natlab import HELPERS, PY, serve
 from helpers.netns import Netns
 
 WAN_HOST, WAN_PEER = "10.0.0.2", "10.0.0.1"
 UDHCPC = ["busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "10", "-T", "1", "-O", "mtu",
           "-s", str(HELPERS / "udhcpc.script")]
-
-
-def serve(ns: Netns, name: str, port: int = 80) -> None:
-    subprocess.Popen(["ip", "netns", "exec", ns.name, PY, str(HELPERS / "httpd.py"), str(port), name],
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while f":{port:04X}" not in ns.run("cat", "/proc/net/tcp").stdout:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"http server {name} did not start")
-        time.sleep(0.02)
 
 
 @dataclass

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers.fakehost import FakeHost
 from helpers.fakertnl import FakeRtnl
 
 from kvmnet import cli, config, engine
 from kvmnet.engine import record as records
-from kvmnet.host import qemu, system
+from kvmnet.host import qemu
 
 ROOT = Path(__file__).resolve().parents[2]
 NAT, ROUTED, USER, BRIDGE = (ROOT / "topologies" / f"{n}.toml" for n in ("nat", "routed", "user", "bridge"))
@@ -33,13 +32,6 @@ def clean_env(monkeypatch, tmp_path):
     bare.mkdir()
     monkeypatch.setattr("sys.argv", [str(bare / "python")])
     monkeypatch.setenv("PATH", str(bare))
-
-
-@pytest.fixture
-def host(monkeypatch):
-    fake = FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
-    monkeypatch.setattr(system, "default", lambda: fake)
-    return fake
 
 
 @pytest.fixture

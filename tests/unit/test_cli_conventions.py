@@ -14,10 +14,8 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from helpers.fakehost import FakeHost
 
 from kvmnet import cli, cli_extra, config, engine, exitcodes
-from kvmnet.host import system
 
 ROOT = Path(__file__).resolve().parents[2]
 NAT, ROUTED, USER = (ROOT / "topologies" / f"{n}.toml" for n in ("nat", "routed", "user"))
@@ -27,13 +25,6 @@ NAT, ROUTED, USER = (ROOT / "topologies" / f"{n}.toml" for n in ("nat", "routed"
 def clean_env(monkeypatch):
     for var in ("KVMNET_STATE_DIR", "KVMNET_NETWORK", "KVMNET_TOPOLOGY"):
         monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def host(monkeypatch):
-    fake = FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
-    monkeypatch.setattr(system, "default", lambda: fake)
-    return fake
 
 
 @pytest.fixture

@@ -1,9 +1,8 @@
 """Every validation rule, with its exact message (file:line: key.path: reason)."""
 
-import textwrap
-
 import pytest
 
+from helpers.configtext import load, problems
 from kvmnet import config
 from kvmnet.errors import InputError
 
@@ -16,16 +15,6 @@ subnet = "192.168.122.0/24"
 start = "192.168.122.2"
 end = "192.168.122.254"
 """
-
-
-def load(text: str):
-    return config.load_text(textwrap.dedent(text), "t.toml")
-
-
-def problems(text: str) -> list[str]:
-    with pytest.raises(InputError) as exc:
-        load(text)
-    return [str(p) for p in exc.value.problems]
 
 
 def test_contract_example_loads(topo_dir):

@@ -1,13 +1,11 @@
 """IPv6 keys (subnet6, gateway6, nat6, [dhcp6], a NIC's ip6): what they load to, and every
 validation rule with its exact message."""
 
-import textwrap
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 import pytest
 
-from kvmnet import config
-from kvmnet.errors import InputError
+from helpers.configtext import load, problems
 
 DUAL = """\
 [networks.default]
@@ -26,16 +24,6 @@ end = "fd00:dead:beef:1::1ff"
 network = "default"
 ip6 = "fd00:dead:beef:1::10"
 """
-
-
-def load(text: str):
-    return config.load_text(textwrap.dedent(text), "t.toml")
-
-
-def problems(text: str) -> list[str]:
-    with pytest.raises(InputError) as exc:
-        load(text)
-    return [str(p) for p in exc.value.problems]
 
 
 def test_dual_stack_loads_with_defaults():

@@ -7,21 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
-import pytest
-
-from kvmnet import config
-from kvmnet.errors import InputError
+from helpers.configtext import problems
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def problems(text: str) -> list[str]:
-    with pytest.raises(InputError) as exc:
-        config.load_text(textwrap.dedent(text), "t.toml")
-    return [str(p) for p in exc.value.problems]
 
 
 NAT_WITH_TYPOS = """\

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers.fakehost import FakeHost
+from helpers.fakehost import FakeHost, uplinked
 
 from kvmnet import config, engine, naming
 from kvmnet.engine import record as records
@@ -19,10 +19,6 @@ NAT_CONF = "dnsmasq-default.conf"
 
 def load(path) -> object:
     return config.load(str(path))
-
-
-def uplinked() -> FakeHost:
-    return FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
 
 
 def steps(host: FakeHost) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.fakehost import FakeHost
+from helpers.fakehost import FakeHost, uplinked
 from kvmnet import config, engine
 from kvmnet.engine import record as records
 from kvmnet.errors import InputError
@@ -17,10 +17,6 @@ from kvmnet.render import dnsmasq as render
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGIES = ROOT / "topologies"
 NAT_LAB = ROOT / "tests" / "data" / "topologies" / "nat-lab.toml"
-
-
-def uplinked() -> FakeHost:
-    return FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
 
 
 def load(path) -> "Topology":

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers.fakehost import FakeHost
+from helpers.fakehost import FakeHost, uplinked
 
 from kvmnet import config, engine, naming
 from kvmnet.engine import record as records
@@ -17,10 +17,6 @@ ROOT = Path(__file__).resolve().parents[2]
 NAT = ROOT / "topologies" / "nat.toml"
 TABLE = "kvmnet_nat"
 PREFIX = naming.iptables_prefix("nat")
-
-
-def uplinked(**kw) -> FakeHost:
-    return FakeHost(**kw).with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
 
 
 def applied(tmp_path, **kw) -> tuple[FakeHost, object]:

@@ -8,13 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.fakehost import FakeHost
 from helpers.fakertnl import FakeRtnl
 
 from kvmnet import config, engine, hook, hook_main
 from kvmnet.engine import record as records
 from kvmnet.errors import InputError
-from kvmnet.host import system
 
 ROOT = Path(__file__).resolve().parents[2]
 NAT, ROUTED = ROOT / "topologies" / "nat.toml", ROOT / "topologies" / "routed.toml"
@@ -24,13 +22,6 @@ NAT, ROUTED = ROOT / "topologies" / "nat.toml", ROOT / "topologies" / "routed.to
 def clean_env(monkeypatch):
     for var in ("KVMNET_NETWORK", "KVMNET_TOPOLOGY", "KVMNET_VERBOSE", "KVMNET_STATE_DIR"):
         monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def host(monkeypatch):
-    fake = FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
-    monkeypatch.setattr(system, "default", lambda: fake)
-    return fake
 
 
 @pytest.fixture

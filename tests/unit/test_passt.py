@@ -6,7 +6,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv6Address
 
 import pytest
 
-from kvmnet import config
+from helpers.configtext import load, problems
 from kvmnet.errors import InputError
 from kvmnet.render import passt
 from kvmnet.render.qemu import HostOffers, guest_args
@@ -46,16 +46,6 @@ network = "pn"
 [[guests.db.nics]]
 network = "pn"
 """
-
-
-def load(text: str):
-    return config.load_text(textwrap.dedent(text), "t.toml")
-
-
-def problems(text: str) -> list[str]:
-    with pytest.raises(InputError) as exc:
-        load(text)
-    return [str(p) for p in exc.value.problems]
 
 
 def test_every_key_loads():

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers.fakehost import FakeHost
 
 from kvmnet import cli, config, engine
 from kvmnet.engine import enabled, record as records, trial
-from kvmnet.host import system, units
+from kvmnet.host import units
 
 ROOT = Path(__file__).resolve().parents[2]
 NAT, ROUTED = (ROOT / "topologies" / f"{n}.toml" for n in ("nat", "routed"))
@@ -28,13 +27,6 @@ def clean_env(monkeypatch):
     for var in ("KVMNET_STATE_DIR", "KVMNET_CONFIG_DIR"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(cli.cli_common, "is_root", lambda: True)
-
-
-@pytest.fixture
-def host(monkeypatch):
-    fake = FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
-    monkeypatch.setattr(system, "default", lambda: fake)
-    return fake
 
 
 @pytest.fixture

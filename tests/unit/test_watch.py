@@ -7,7 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from helpers.fakehost import FakeHost
+from helpers.fakehost import uplinked
 
 from kvmnet import config, engine
 from kvmnet.engine import record as records
@@ -96,7 +96,7 @@ def test_notifications_parse_into_events():
 
 @pytest.fixture
 def host(monkeypatch):
-    return FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
+    return uplinked()  # not installed as system.default: sync() is handed it
 
 
 def test_sync_repairs_drift_and_logs_one_line(host, tmp_path):
