@@ -112,7 +112,10 @@ def test_a_network_limit_is_shared_by_two_clients_and_destroy_is_exact(lab):
     outs = concurrent([Transfer(lab.host.name, lab.clients["a"].name, GATEWAY, 5003),
                        Transfer(lab.host.name, lab.clients["b"].name, GATEWAY, 5004)])
     print(f"two clients together: inbound {ins:.2f}, outbound {outs:.2f} Mbit/s")
-    assert 9 <= ins <= 11 and 9 <= outs <= 11  # together, within the one limit
+    # Together within the one limit (two unshared 10mbit limits would give ~20). Two TCP flows
+    # competing in one tbf queue lose some of it to drops and backoff (measured 8.1-10 Mbit/s
+    # on a loaded 2-core machine), so the floor is lower than the single-client test's 9.
+    assert 7.5 <= ins <= 11 and 7.5 <= outs <= 11
     free = concurrent([Transfer(lab.clients["a"].name, lab.clients["b"].name, a, 5005)])
     assert free > 50  # guest to guest on the bridge: not the network's routed traffic
     for name in ("a", "b"):
