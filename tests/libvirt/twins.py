@@ -14,7 +14,9 @@ from helpers.natlab import HELPERS, PY, serve
 from helpers.netns import Netns
 
 WAN_HOST, WAN_PEER = "10.0.0.2", "10.0.0.1"
-UDHCPC = ["busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "10", "-T", "1", "-O", "mtu",
+# 20 tries a second apart: libvirt's dnsmasq answers only after its ~3 s ping check, and under
+# load (a 2-core machine running the suite) 10 tries once ran out before it did.
+UDHCPC = ["busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "20", "-T", "1", "-O", "mtu",
           "-s", str(HELPERS / "udhcpc.script")]
 
 
