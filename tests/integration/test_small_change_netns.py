@@ -1,7 +1,7 @@
 """A small change to a populated topology (issue 18, target 4) in namespaces: adding one guest
 with one NIC and one forward, then removing it, leaves everything else alone. An established
 TCP connection from the wan through another guest's forward carries data before, between and
-after the two applies on the same socket, its conntrack entry is the same one (same id), and
+after the two applies on the same socket, its conntrack entry is the same one (same id and start time), and
 dnsmasq keeps its pid (reloaded: the new guest's static lease is served at once) and the other
 guests' leases."""
 
@@ -50,7 +50,9 @@ for line in sys.stdin:
     print(got.decode().strip(), flush=True)
 """
 
-# the kernel's conntrack entries for TCP to a port: "id state" per entry (ids are unique per entry)
+# the kernel's conntrack entries for TCP to a port: "id state start" per entry. The id alone does
+# not tell a new entry from the old one (it hashes the entry's address, which the kernel may reuse
+# for an entry made again for the same tuple); its start time (nf_conntrack_timestamp) does.
 CONNTRACK = """
 import sys
 from pyroute2 import NFCTSocket
@@ -60,7 +62,7 @@ for msg in NFCTSocket().dump():
     if proto.get_attr("CTA_PROTO_NUM") == 6 and proto.get_attr("CTA_PROTO_DST_PORT") == int(sys.argv[1]):
         info = msg.get_attr("CTA_PROTOINFO")
         state = info.get_attr("CTA_PROTOINFO_TCP").get_attr("CTA_PROTOINFO_TCP_STATE") if info else None
-        print(msg.get_attr("CTA_ID"), state)
+        print(msg.get_attr("CTA_ID"), state, msg.get_attr("CTA_TIMESTAMP").get_attr("CTA_TIMESTAMP_START"))
 """
 TCP_ESTABLISHED = 3  # nf_conntrack's TCP_CONNTRACK_ESTABLISHED
 
@@ -122,7 +124,7 @@ class Connection:
         self.proc.wait()
 
 
-def conntrack(lab: NatLab) -> list[tuple[int, int]]:
+def conntrack(lab: NatLab) -> list[tuple[int, int, int]]:
     out = lab.host.run(sys.executable, "-c", CONNTRACK, str(WAN_PORT)).stdout
     return [tuple(int(x) for x in line.split()) for line in out.splitlines()]
 
@@ -145,6 +147,7 @@ def lab(tmp_path):
     conn = None
     try:
         lab.apply()
+        lab.host.run("sysctl", "-qw", "net.netfilter.nf_conntrack_timestamp=1")  # this namespace's own
         lab.add_client("web", WEB_MAC, bridge="kvsc0", serve=False)
         lab.add_client("other", OTHER_MAC, bridge="kvsc0", serve=False)
         subprocess.Popen(["ip", "netns", "exec", lab.clients["web"].ns.name, sys.executable, "-c", ECHO_SERVER,
@@ -162,8 +165,8 @@ def test_adding_and_removing_a_guest_keeps_an_established_connection_and_dnsmasq
     topo = lab.topology
     assert lab.clients["web"].lease["ip"] == WEB_IP
     assert lab.conn.echo("before") == "before"
-    [(ct_id, state)] = conntrack(lab)
-    assert state == TCP_ESTABLISHED
+    [entry] = conntrack(lab)
+    assert entry[1] == TCP_ESTABLISHED
     pid, held = dnsmasq_pid(lab), leases(lab)
     assert len(held) == 2, held
 
@@ -171,7 +174,7 @@ def test_adding_and_removing_a_guest_keeps_an_established_connection_and_dnsmasq
     res = lab.apply()
     assert "gx" in res.stdout, res.stdout
     assert lab.conn.echo("with gx") == "with gx"
-    assert conntrack(lab) == [(ct_id, TCP_ESTABLISHED)]
+    assert conntrack(lab) == [entry]
     assert dnsmasq_pid(lab) == pid
     # reloaded, not restarted: the new guest's static lease is served by the same dnsmasq
     gx = lab._ns("kn-c")
@@ -186,7 +189,7 @@ def test_adding_and_removing_a_guest_keeps_an_established_connection_and_dnsmasq
     res = lab.apply()
     assert "gx" in res.stdout, res.stdout
     assert lab.conn.echo("after") == "after"
-    assert conntrack(lab) == [(ct_id, TCP_ESTABLISHED)]
+    assert conntrack(lab) == [entry]
     assert dnsmasq_pid(lab) == pid
     assert leases(lab) == held
     assert "ERROR" in lab.wan.run(sys.executable, str(Path(__file__).parents[1] / "helpers" / "fetch.py"),
