@@ -2,7 +2,8 @@
 topology changes: a stand-in guest (a namespace on a veth port of the bridge, the guest's
 address, an echo server) and a client socket in this process (the host itself, through the
 forward on a host address). After each change: does the same socket still echo, and is its
-conntrack entry the same one (same id)?"""
+conntrack entry the same one (same id and start time: an entry made again for the same tuple
+may get the same id, as the id hashes the entry's address)?"""
 
 from __future__ import annotations
 
@@ -26,15 +27,15 @@ while True:
 PORT = "kvbhc0"  # the stand-in's port on the bridge
 
 
-def conntrack_ids(dport: int) -> list[int]:
-    """Ids of this namespace's conntrack entries for TCP to `dport` (as the client sent it)."""
+def conntrack_ids(dport: int) -> list[list[int]]:
+    """[id, start time] of this namespace's conntrack entries for TCP to `dport` (as sent)."""
     from pyroute2 import NFCTSocket
     out = []
     with NFCTSocket() as ct:
         for msg in ct.dump():
             proto = msg.get_attr("CTA_TUPLE_ORIG").get_attr("CTA_TUPLE_PROTO")
             if proto.get_attr("CTA_PROTO_NUM") == 6 and proto.get_attr("CTA_PROTO_DST_PORT") == dport:
-                out.append(msg.get_attr("CTA_ID"))
+                out.append([msg.get_attr("CTA_ID"), msg.get_attr("CTA_TIMESTAMP").get_attr("CTA_TIMESTAMP_START")])
     return out
 
 
@@ -50,6 +51,7 @@ class HeldConnection:
     def __init__(self, peer: str, bridge: str, guest_cidr: str, gateway: str, guest_port: int, host_port: int):
         self.peer, self.host_port = peer, host_port
         inside = ["ip", "netns", "exec", peer]
+        run(["sysctl", "-qw", "net.netfilter.nf_conntrack_timestamp=1"])  # this (the section's) namespace
         run(["ip", "link", "add", PORT, "type", "veth", "peer", "name", "eth0", "netns", peer])
         run(["ip", "link", "set", PORT, "master", bridge, "up"])
         for cmd in (["ip", "addr", "add", guest_cidr, "dev", "eth0"], ["ip", "link", "set", "eth0", "up"],
