@@ -1,4 +1,5 @@
-"""A small change to a populated topology (issue 18, target 4) in namespaces: adding one guest
+"""A small change to a populated topology (issue 18, target 4) in namespaces, with either firewall
+backend: adding one guest
 with one NIC and one forward, then removing it, leaves everything else alone. An established
 TCP connection from the wan through another guest's forward carries data before, between and
 after the two applies on the same socket, its conntrack entry is the same one (same id and start time), and
@@ -139,11 +140,11 @@ def leases(lab: NatLab) -> list[str]:
     return sorted(line for line in text.splitlines() if WEB_MAC in line or OTHER_MAC in line)
 
 
-@pytest.fixture
-def lab(tmp_path):
+@pytest.fixture(params=["nftables", "iptables"])
+def lab(tmp_path, request):
     topo = tmp_path / "small.toml"
     topo.write_text(topology(extra=False))
-    lab = NatLab(topo)
+    lab = NatLab(topo, request.param)
     conn = None
     try:
         lab.apply()
