@@ -1,10 +1,9 @@
-"""A small change to a populated topology (issue 18, target 4) in namespaces, with either firewall
-backend: adding one guest
-with one NIC and one forward, then removing it, leaves everything else alone. An established
-TCP connection from the wan through another guest's forward carries data before, between and
-after the two applies on the same socket, its conntrack entry is the same one (same id and start time), and
-dnsmasq keeps its pid (reloaded: the new guest's static lease is served at once) and the other
-guests' leases."""
+"""A small change to a populated topology (issue 18, target 4) in namespaces, with either
+firewall backend: adding one guest with one NIC and one forward, then removing it, leaves
+everything else alone. An established TCP connection from the wan through another guest's
+forward carries data before, between and after the two applies on the same socket, its conntrack
+entry is the same one (same id and start time), dnsmasq keeps its pid (reloaded: the new
+guest's static lease is served at once) and the other guests' leases stay as they were."""
 
 from __future__ import annotations
 
