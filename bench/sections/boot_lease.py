@@ -3,10 +3,10 @@ a kvmnet NAT network with a static lease, several times; tcpdump on the bridge t
 DHCP exchange where dnsmasq receives and answers it. Reported: DISCOVER -> ACK and its parts,
 QEMU start -> first DISCOVER, -> ACK (the first lease) and -> the guest's lease marker on its
 console. The guest boots as it is and with `rcupdate.rcu_expedited=1` on its kernel command
-line: busybox udhcpc makes and binds a new packet socket for every packet it sends, and that
-bind waits for an RCU grace period of the guest's kernel. Beside them, native clients (busybox
-udhcpc and, if installed, ISC dhclient) in a namespace on a veth port of the same bridge: the
-exchange without an emulated CPU. Skipped in --quick (a TCG boot takes seconds)."""
+line: busybox udhcpc makes, binds and closes a new packet socket for every packet it sends,
+and the bind and the close each wait for an RCU grace period of the guest's kernel. Beside
+them, native clients (busybox udhcpc and, if installed, ISC dhclient) in a namespace on a veth
+port of the same bridge: the exchange without an emulated CPU. Skipped in --quick (a TCG boot takes seconds)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ TARGET_MS = 20.0
 def params(quick: bool, profiles: str | None) -> dict:
     if quick:
         return {"skip": "--quick: a TCG guest boot takes seconds; full runs boot it 5 times each way"}
-    return {"boots": 5, "native": 5}
+    return {"boots": 5, "native": 5, "profiles": profiles}
 
 
 def peers(p: dict) -> int:
@@ -126,7 +126,20 @@ def native_runs(p: dict) -> dict:
     for i in range(p["native"]):
         for c in rotate(clients, i):
             out[c].append(native_once(p, c, i))
+    if p.get("profiles") and shutil.which("strace"):
+        udhcpc_trace(peer, Path(p["profiles"]) / "boot-lease-udhcpc-strace.txt")
     return out
+
+
+def udhcpc_trace(peer: str, dest: Path) -> None:
+    """Where busybox udhcpc's OFFER -> REQUEST goes: its socket calls with their durations."""
+    res = run(["ip", "netns", "exec", peer, "strace", "-tt", "-T", "-e", "trace=socket,bind,sendto,close,recvmsg,poll",
+               "busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5", "-T", "1", "-s", "/bin/true"], timeout=30)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text("busybox udhcpc (native, on a veth port of kvmnet's bridge) under strace -tt -T: before each packet "
+                    "it sends it makes and binds a new AF_PACKET socket, and closes it after: bind and close each wait "
+                    "for an RCU grace period (synchronize_net; their <duration>). The OFFER arrives while the "
+                    "DISCOVER's socket is being closed; then the REQUEST's bind: OFFER -> REQUEST in section 11\n\n" + res.stderr)
 
 
 def qemu_args(topo: Path, st: Path) -> list[str]:
@@ -179,9 +192,10 @@ def tables(s: dict) -> list[Table]:
     t.notes += [f"{s['guest']}; the guest's static lease each time; tcpdump on the bridge (µs timestamps); "
                 f"load average after {s['loadavg_after']}; DISCOVERs sent before the answered one, in all: {retries}",
                 "dnsmasq's part is DISCOVER -> OFFER plus REQUEST -> ACK. OFFER -> REQUEST is the client's: busybox "
-                "udhcpc opens and binds a new packet socket for each packet it sends, and the bind waits for an RCU "
-                "grace period (synchronize_net) of the kernel it runs on: the guest's, emulated (hence the row with "
-                "rcupdate.rcu_expedited=1), or this host's for the native udhcpc. ISC dhclient answers an OFFER at once",
+                "udhcpc makes, binds and closes a new packet socket for each packet it sends; bind and close each "
+                "wait for an RCU grace period (synchronize_net) of the kernel it runs on (the OFFER comes while it "
+                "closes the DISCOVER's socket; profiles/boot-lease-udhcpc-strace.txt): the guest's, emulated "
+                "(hence the row with rcupdate.rcu_expedited=1), or this host's for the native udhcpc. ISC dhclient answers an OFFER at once",
                 "Under TCG the emulated guest dominates QEMU start -> lease (its kernel's boot, driver load, "
                 "udhcpc's start); the console marker is polled every 50 ms and printed after udhcpc's script ran"]
     return [t]
