@@ -14,7 +14,7 @@
 
 Adding one: write the module, add it to SECTIONS."""
 
-from bench.sections import cold_apply, dataplane, forwards_scale, hooks, libvirt, multihost, noop_reapply, scale, taps_scale, watch
+from bench.sections import boot_lease, cold_apply, dataplane, forwards_scale, hooks, libvirt, multihost, noop_reapply, scale, taps_scale, watch
 
-SECTIONS = [cold_apply, noop_reapply, forwards_scale, taps_scale, hooks, dataplane, watch, libvirt, scale, multihost]
+SECTIONS = [cold_apply, noop_reapply, forwards_scale, taps_scale, hooks, dataplane, watch, libvirt, scale, multihost, boot_lease]
 BY_NAME = {s.NAME: s for s in SECTIONS}

@@ -64,6 +64,7 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from bench.lib.held_connection import HeldConnection, held_ok  # noqa: E402
 from bench.lib.common import KVMNET, CommandFailed, Sample, log, rotate, run, sh, stats  # noqa: E402
 from bench.lib.phaserun import kv_env, profile_kvmnet  # noqa: E402
 from bench.lib.report import Table, med, ratio, target  # noqa: E402
@@ -85,6 +86,10 @@ def params(quick: bool, profiles: str | None) -> dict:
                 "monitors": False}
     return {"divisors": [4, 2, 1], "nets": NETWORKS, "reps": 3, "fw_sizes": [1000, 10000], "fw_reps": 3, "change_reps": 3,
             "monitors": True, "profiles": profiles}
+
+
+def peers(p: dict) -> int:
+    return 1  # the stand-in guest of the connection held through the small change
 
 
 def timed_rss(argv: list[str], env: dict, expect: str, timeout: float = 600) -> tuple[Sample, float, str]:
@@ -196,6 +201,8 @@ def small_change(p: dict, topo: Path, st: Path, guests: int, forwards: int) -> d
     base, extra = topo.read_text(), big_toml("big", p["nets"], guests, forwards, "guest")
     s = {ADD: [], REMOVE: []}
     seen = {}
+    held = HeldConnection(  # through g0000's first forward (host port 20000 -> 80), from the host's n00 address
+        p["peers"][0], "kvbs00", f"{guest_ip(0, p['nets'])}/20", "10.100.0.1", 80, 20000)
     for r in range(p["change_reps"]):
         for label, text in ((ADD, extra), (REMOVE, base)):
             before = host_view(st)
@@ -204,7 +211,9 @@ def small_change(p: dict, topo: Path, st: Path, guests: int, forwards: int) -> d
             after = host_view(st)
             s[label].append(t)
             seen[label] = {"steps": STEP_LINE.findall(out), "links_changed": diff(before[0], after[0]),
-                           "files_changed": diff(before[1], after[1]), "dnsmasq_restarted": diff(before[2], after[2])}
+                           "files_changed": diff(before[1], after[1]), "dnsmasq_restarted": diff(before[2], after[2]),
+                           "held_connection": held.survived(f"{label} {r}")}
+    held.close()  # on an error, the driver's namespace removal stops its server
     topo.write_text(base)
     return {**{k: stats(v) for k, v in s.items()}, "what": seen}
 
@@ -221,6 +230,7 @@ def change_ok(c: dict) -> list[str]:
             bad.append(f"{label}: files changed {sorted(set(w['files_changed']) - own_files)}")
         if w["dnsmasq_restarted"]:
             bad.append(f"{label}: dnsmasq restarted for {w['dnsmasq_restarted']}")
+        bad += [f"{label}: {x}" for x in held_ok(w.get("held_connection"))]
         if len(w["steps"]) != 3:
             bad.append(f"{label}: {len(w['steps'])} steps: {w['steps'][:6]}")
     return bad
@@ -367,7 +377,7 @@ def targets(s: dict) -> list[dict]:
                    med(ch[ADD]) <= 300 if full else None, sub),
             target("small change: remove it <= 300 ms (whole apply)", f"{med(ch[REMOVE]):.0f} ms", "<= 300 ms",
                    med(ch[REMOVE]) <= 300 if full else None, sub),
-            target("small change touches only that guest (tap, forward, its lease file; dnsmasq same pid)",
+            target("small change touches only that guest (tap, forward, lease file; dnsmasq same pid; connections survive)",
                    "; ".join(change_ok(ch)) or "yes", "yes", not change_ok(ch)),
             target("destroy of the big topology <= 2 s (whole process)", f"{med(big[DESTROY]):.0f} ms", "<= 2000 ms",
                    med(big[DESTROY]) <= 2000 if full else None, sub),

@@ -19,7 +19,8 @@ sys.path.insert(0, str(ROOT))  # bench.sections: the result labels and sanity ch
 from bench.sections import SECTIONS  # noqa: E402
 
 pytestmark = pytest.mark.root
-QUICK_SKIPS = {"dataplane", "libvirt"}  # iperf3 for seconds per path; libvirt: ~3 s per lease: full runs only
+QUICK_SKIPS = {"dataplane", "libvirt", "boot_lease"}  # iperf3 for seconds per path; libvirt: ~3 s per lease;
+# boot_lease: TCG guest boots: full runs only
 
 
 def _walk(node, path=""):
