@@ -182,3 +182,53 @@ def test_foreign_iptables_chains_of_kvmnets_name_are_a_conflict(netns):
     _still(netns, before)
     netns.run("iptables-legacy", "-F", f"{PREFIX}-FWD")
     netns.run("iptables-legacy", "-X", f"{PREFIX}-FWD")
+
+
+# ---- iptables, IPv6: the ip6 chains are part of the same ruleset
+
+DUAL = Path(__file__).resolve().parents[2] / "topologies" / "dual-stack.toml"
+DUAL_PREFIX = ipt.render(config.load(str(DUAL))).name  # KN-dual_stack
+
+
+def _rules6(netns) -> list[str]:
+    return [re.sub(r" \[\d+:\d+\]$", "", l) for l in netns.run("ip6tables-legacy-save").stdout.splitlines()
+            if not l.startswith("#")]
+
+
+def _ip6_rule_deleted(netns):
+    """The routed prefix's accept into its bridge (the kvmnet rule a user is likeliest to lose)."""
+    netns.run("ip6tables-legacy", "-D", f"{DUAL_PREFIX}-FWD", "3")
+
+
+def _ip6_reject_made_accept(netns):
+    """Every count and comment still adds up: only the rule-for-rule compare sees it."""
+    lines = [l for l in netns.run("ip6tables-legacy-save", "-t", "filter").stdout.splitlines()
+             if l.startswith(f"-A {DUAL_PREFIX}-FWO ") and "-i kvmds1 " in l and "REJECT" in l]
+    argv = shlex.split(lines[0])[2:]
+    pos = [l for l in netns.run("ip6tables-legacy-save", "-t", "filter").stdout.splitlines()
+           if l.startswith(f"-A {DUAL_PREFIX}-FWO ")].index(lines[0]) + 1
+    netns.run("ip6tables-legacy", "-R", f"{DUAL_PREFIX}-FWO", str(pos), *argv[:argv.index("-j")], "-j", "ACCEPT")
+
+
+def _ip6_jump_lost(netns):
+    netns.run("ip6tables-legacy", "-D", "INPUT", "-m", "comment", "--comment", "kvmnet", "-j", f"{DUAL_PREFIX}-INP")
+
+
+@pytest.mark.parametrize("tamper", [_ip6_rule_deleted, _ip6_reject_made_accept, _ip6_jump_lost],
+                         ids=["rule-deleted", "reject-made-accept", "jump-lost"])
+def test_ip6tables_drift_is_reported_and_repaired(netns, tamper):
+    netns.add_uplink()
+    res = netns.kvmnet("apply", "--firewall", "iptables", str(DUAL))
+    assert res.returncode == 0, res.stderr
+    loaded, loaded4 = _rules6(netns), _rules(netns)
+    assert any(l.startswith(f"-A {DUAL_PREFIX}-FWD ") for l in loaded), loaded
+    tamper(netns)
+    assert _rules6(netns) != loaded
+    check = netns.kvmnet("check", str(DUAL))
+    assert check.returncode == 1 and "firewall:iptables:" in check.stdout, check.stdout + check.stderr
+    res = netns.kvmnet("apply", "--firewall", "iptables", str(DUAL))
+    assert res.returncode == 0, res.stderr
+    assert netns.kvmnet("check", str(DUAL)).returncode == 0
+    assert _rules6(netns) == loaded and _rules(netns) == loaded4
+    assert netns.kvmnet("destroy", str(DUAL)).returncode == 0
+    assert DUAL_PREFIX not in netns.run("ip6tables-legacy-save").stdout
