@@ -84,14 +84,16 @@ def nft_rules(text: str) -> list[str]:
 
 def present_tables(family: int = 4) -> list[str] | None:
     """Legacy tables (ip6 tables for family 6) this namespace has; None when the kernel has no
-    legacy iptables (ip6tables) at all."""
+    legacy iptables (ip6tables) at all. Only IPv4 loads the module to find out, as iptables
+    does: looking for kvmnet's ip6 chains on an IPv4-only host must not load ip6_tables (writing
+    them does, through the kernel's own autoload)."""
     names, module = ("ip_tables_names", "ip_tables") if family == 4 else ("ip6_tables_names", "ip6_tables")
     for attempt in (1, 2):
         try:
             with open(f"/proc/net/{names}") as f:
                 return f.read().split()
         except FileNotFoundError:
-            if attempt == 1 and os.path.exists("/proc/modules") and shutil.which("modprobe"):
+            if attempt == 1 and family == 4 and os.path.exists("/proc/modules") and shutil.which("modprobe"):
                 subprocess.run(["modprobe", "-q", module], capture_output=True)  # as iptables does
                 continue
             return None

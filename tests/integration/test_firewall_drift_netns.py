@@ -232,3 +232,17 @@ def test_ip6tables_drift_is_reported_and_repaired(netns, tamper):
     assert _rules6(netns) == loaded and _rules(netns) == loaded4
     assert netns.kvmnet("destroy", str(DUAL)).returncode == 0
     assert DUAL_PREFIX not in netns.run("ip6tables-legacy-save").stdout
+
+
+def test_foreign_ip6tables_chain_of_kvmnets_name_is_a_conflict(netns):
+    netns.add_uplink()
+    netns.run("ip6tables-legacy", "-N", f"{DUAL_PREFIX}-FWO")
+    netns.run("ip6tables-legacy", "-A", f"{DUAL_PREFIX}-FWO", "-j", "ACCEPT")
+    before = netns.snapshot()
+    res = netns.kvmnet("apply", "--firewall", "iptables", str(DUAL))
+    assert res.returncode == 2, res.stderr
+    assert (f"ip6tables chain {DUAL_PREFIX}-FWO already exists on this host "
+            "and kvmnet has no record of creating it") in res.stderr, res.stderr
+    _still(netns, before)
+    netns.run("ip6tables-legacy", "-F", f"{DUAL_PREFIX}-FWO")
+    netns.run("ip6tables-legacy", "-X", f"{DUAL_PREFIX}-FWO")

@@ -11,6 +11,7 @@ accept among them): kvmnet's jumps must come first, and the rules survive apply 
 
 import ipaddress
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from helpers.natlab import HELPERS, PY, NatLab
-from helpers.netns import snapshot_diff
+from helpers.netns import ROOT, snapshot_diff
 
 pytestmark = pytest.mark.root
 WAN6_HOST, WAN6_PEER, HTTP6 = "fd00:99::2", "fd00:99::1", 8086
@@ -293,6 +294,22 @@ def test_ip6tables_chains_first_and_foreign_rules_kept(lab):
                                              '-A FORWARD -m comment --comment "canary: a permissive host" -j ACCEPT']}
     # what is loaded is what kvmnet renders, and `check` finds it whole
     assert lab.kvmnet("check", str(lab.topology)).returncode == 0
+
+
+def test_observe_through_ip6tc_matches_ip6tables_legacy_save(lab):
+    """libip6tc's decoding (the fallback without ip6tables-legacy-save, including the DNAT and
+    MASQUERADE targets kvmnet encodes itself) reads back what the save tool prints."""
+    if lab.backend != "iptables":
+        pytest.skip("the ip6tables chains of the iptables backend")
+    from kvmnet import config as kconfig
+    from kvmnet.render import iptables as ipt
+    prefix = ipt.render(kconfig.load(str(lab.topology))).name
+    code = ("import json; from kvmnet.host import iptables_lib as h, iptables_read as r;"
+            "from kvmnet.render.iptables import TABLES, TABLES6; from kvmnet.render.iptables_verdict import judge;"
+            f"a = judge('{prefix}', h.read_iptc(list(TABLES), '{prefix}'), h.read_iptc(list(TABLES6), '{prefix}', 6));"
+            f"b = r.observe('{prefix}'); print(json.dumps([a == b, b['intact'], len(b['saved']['tables6']['nat']['chains'])]))")
+    out = lab.host.run(PY, "-c", code, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert json.loads(out.stdout) == [True, True, 3], out.stdout + out.stderr
 
 
 def test_zz_reapply_is_a_no_op_and_destroy_is_exact(lab):
