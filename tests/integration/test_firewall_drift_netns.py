@@ -246,3 +246,29 @@ def test_foreign_ip6tables_chain_of_kvmnets_name_is_a_conflict(netns):
     _still(netns, before)
     netns.run("ip6tables-legacy", "-F", f"{DUAL_PREFIX}-FWO")
     netns.run("ip6tables-legacy", "-X", f"{DUAL_PREFIX}-FWO")
+
+
+def test_dropping_ipv6_drops_the_ip6_chains_and_a_failed_apply_restores_them(netns, tmp_path):
+    netns.add_uplink()
+    assert netns.kvmnet("apply", "--firewall", "iptables", str(DUAL)).returncode == 0
+    loaded = _rules6(netns)
+    ipv4_only = tmp_path / DUAL.name  # same file name: the same topology
+    ipv4_only.write_text("".join(line for line in DUAL.read_text().splitlines(keepends=True)
+                                 if not re.match(r"(subnet6|gateway6|nat6|ip6|start = \"fd|end = \"fd|\[networks\.default\.dhcp6\])",
+                                                 line)))
+    assert "fd00" not in ipv4_only.read_text()
+    plan = json.loads(netns.kvmnet("plan", "--json", "--replace", str(ipv4_only)).stdout)
+    steps = [s["do"]["op"] for s in plan["steps"]]
+    assert "firewall.apply" in steps and steps[-1] != "firewall.apply", steps
+    # the fault comes after the firewall step (1-based: index + 2): the ip6 chains are gone by then
+    res = netns.kvmnet("apply", "--replace", str(ipv4_only), env={"KVMNET_FAULT_AT": str(steps.index("firewall.apply") + 2)})
+    assert res.returncode == 1 and "rolled back" in res.stderr, res.stderr
+    assert "load firewall rules" in res.stderr.split("rolled back")[1], res.stderr  # the chains it had
+    assert _rules6(netns) == loaded, "rollback did not restore the ip6 chains exactly"
+    # (not `check` == 0: the rollback leaves net.ipv6.conf.all.forwarding at 0, on both backends)
+    assert "firewall" not in netns.kvmnet("check", str(DUAL)).stdout
+    assert netns.kvmnet("apply", "--replace", str(ipv4_only)).returncode == 0
+    assert DUAL_PREFIX not in netns.run("ip6tables-legacy-save").stdout
+    assert netns.kvmnet("check", str(ipv4_only)).returncode == 0
+    assert netns.kvmnet("destroy", str(ipv4_only)).returncode == 0
+    assert DUAL_PREFIX not in netns.run("iptables-legacy-save").stdout
