@@ -53,7 +53,7 @@ class Lib:
                 def _is_standard_target(self):
                     return True
 
-            cls._mod = (iptc, None, ModuleTarget, ChainTarget)
+            cls._mod = (iptc, ModuleTarget, ChainTarget)
         return cls._mod
 
 
@@ -96,7 +96,7 @@ def _params(ext, rule) -> list[str]:
 
 def decode(table, entry) -> list[str]:
     """One libiptc entry as the argv iptables-save would print for it."""
-    iptc, _, ModuleTarget, _ = Lib.get()
+    iptc, ModuleTarget, _ = Lib.get()
     from iptc.xtables import xt_entry_match, xt_entry_target
     family = family_of(table)
     rule = iptc.Rule6() if family == 6 else iptc.Rule()
@@ -128,7 +128,7 @@ def decode(table, entry) -> list[str]:
     if label in STANDARD or (label and table.is_chain(label)):
         argv += [jump, label]
     elif label and family == 6 and label in iptables_nat6.REVISION:  # libxtables cannot (iptables_nat6.py)
-        data = ctypes.string_at(ctypes.addressof(entry) + entry.target_offset + 32, 40)
+        data = ctypes.string_at(ctypes.addressof(entry) + entry.target_offset + iptables_nat6.HEADER, 40)
         argv += [jump, label] + iptables_nat6.target_args(label, data)
     elif label:
         blob = ctypes.cast(ctypes.byref(entry, entry.target_offset), ctypes.POINTER(xt_entry_target))[0]
@@ -228,7 +228,7 @@ class Encoder:
         return (ctypes.c_ubyte * len(data)).from_buffer_copy(data)
 
     def _build(self, rule, is_match: bool, name: str, opts: list) -> bytes:
-        iptc, _, ModuleTarget, ChainTarget = Lib.get()
+        iptc, ModuleTarget, ChainTarget = Lib.get()
         if not is_match and name in iptables_nat6.REVISION and family_of(self.table) == 6:
             return iptables_nat6.target_blob(name, opts)  # libxtables cannot (see that module)
         if is_match:

@@ -14,19 +14,23 @@ ip6tables-legacy-save prints them exactly as it prints what ip6tables itself loa
 
 from __future__ import annotations
 
+import ctypes
 import struct
 from ipaddress import IPv6Address
 
 from ..errors import HostError
 
 NAME_LEN = 29  # XT_EXTENSION_MAXNAMELEN
+HEADER = 32  # sizeof(struct xt_entry_target): u16 size, name, u8 revision
 MAP_IPS, PROTO_SPECIFIED = 0x1, 0x2  # NF_NAT_RANGE_MAP_IPS, NF_NAT_RANGE_PROTO_SPECIFIED
 REVISION = {"DNAT": 2, "MASQUERADE": 0}
 DATA_SIZE = {"DNAT": 44, "MASQUERADE": 40}  # sizeof(struct nf_nat_range2), sizeof(struct nf_nat_range)
 
 
 def _align(n: int) -> int:
-    return (n + 7) & ~7  # XT_ALIGN on 64-bit hosts: the alignment of u_int64_t
+    """XT_ALIGN: a multiple of the C alignment of u_int64_t (8 on 64-bit hosts, 4 on i386)."""
+    a = ctypes.alignment(ctypes.c_uint64)
+    return (n + a - 1) & ~(a - 1)
 
 
 def _ports(text: str) -> tuple[int, int]:
@@ -58,13 +62,14 @@ def target_blob(name: str, opts: list) -> bytes:
     except (ValueError, KeyError, IndexError) as exc:
         raise HostError(f"ip6tables {name}: cannot encode {opts!r}: {exc}") from exc
     data = (struct.pack("=I16s16s", flags, addr, addr) + struct.pack("!HH", lo, hi)).ljust(DATA_SIZE[name], b"\0")
-    size = _align(32 + len(data))
+    size = _align(HEADER + len(data))
     head = struct.pack("=H", size) + name.encode().ljust(NAME_LEN, b"\0") + bytes([REVISION[name]])
     return (head + data).ljust(size, b"\0")
 
 
 def target_args(name: str, data: bytes) -> list[str]:
-    """The options iptables-save prints for such a target, from its data (after the header)."""
+    """The options iptables-save prints for such a target, from the first 40 bytes of its data
+    (after the header): for libip6tc's decoding, where libxtables cannot print them either."""
     flags, addr = struct.unpack_from("=I16s", data)
     lo, hi = struct.unpack_from("!HH", data, 36)
     ports = str(lo) if lo == hi else f"{lo}-{hi}"
