@@ -102,7 +102,9 @@ def firewall_conflicts(topo: Topology, observed: Observed, record: Record) -> li
         return []
     backend = seen.get("backend", "nftables")
     if backend == "iptables":
-        names = [f"iptables chain {c}" for c in sorted(seen.get("rules") or {})]
+        # the verdict keys ip6 chains "ip6 <chain>" (render/iptables_verdict.py)
+        names = [f"ip6tables chain {c[4:]}" if c.startswith("ip6 ") else f"iptables chain {c}"
+                 for c in sorted(seen.get("rules") or {})]
         names = names or [f"jumps to iptables chains {naming.iptables_prefix(topo.name)}-*"]
     else:
         names = [f"table {family} {naming.nft_table(topo.name)}" for family in seen.get("families", ["inet"])]

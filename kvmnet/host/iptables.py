@@ -19,7 +19,10 @@ DNAT. nft gets this from independent base chains; in one iptables chain only ord
 A later foreign insert above the jump is not drift (the jump's position is not checked), so
 kvmnet never fights another tool for the top slot.
 
-Only chains named exactly <prefix>-{GRD,FWD,INP,PRE,OUT,POST} and jump rules whose target is
+The ip6 chains (render/iptables6.py) are written the same way, through libip6tc, after the
+IPv4 tables; ip6tables-legacy takes the same lock.
+
+Only chains named exactly <prefix>-{GRD,FWD,FWO,INP,PRE,OUT,POST} and jump rules whose target is
 one of them are ever touched; never a policy, never another rule. Tables are committed one by
 one (legacy iptables has no cross-table transaction): a failure part-way raises, and apply's
 rollback restores the saved previous chains (or deletes them).
@@ -27,26 +30,25 @@ rollback restores the saved previous chains (or deletes them).
 
 from __future__ import annotations
 
-import ctypes
 import shutil
 
 from ..errors import HostError
 import re
 
-from ..render.iptables import TABLES, IptRuleset, chain_names
-from .iptables_lib import Encoder, Lib, decode, entries, jumps, labels, table_handle, xtables_lock
+from ..render.iptables import FAMILY_TABLES, IptRuleset, chain_names
+from .iptables_lib import Encoder, Lib, decode, delete_num, entries, jumps, labels, table_handle, xtables_lock
 from .iptables_probe import present_tables
-from .iptables_read import observe, read_save
+from .iptables_read import SAVE, observe, read_save
 
 _KVMNET_FWD = re.compile(r"KN-.+-FWD")
 
 
-def _sync_table(name: str, prefix: str, want: dict) -> bool:
-    """Make table `name` hold exactly `want` ({"chains", "jumps"}) of kvmnet's; True if written."""
+def _sync_table(name: str, prefix: str, want: dict, family: int = 4) -> bool:
+    """Make table `name` (of `family`) hold exactly `want` ({"chains", "jumps"}) of kvmnet's; True if written."""
     Lib.get()  # the slow import, once
-    owned = {c for c, (_, t, _) in chain_names(prefix).items() if t == name}
+    owned = {c for c, (_, t, _) in chain_names(prefix, family).items() if t == name}
     wanted_chains, wanted_jumps = want.get("chains", {}), want.get("jumps", {})
-    with table_handle(name) as table:
+    with table_handle(name, family) as table:
         encoder = Encoder(table)
         have = {c: len(entries(table, c)) for c in sorted(owned) if table.is_chain(c)}
         listing: dict = {}
@@ -54,8 +56,8 @@ def _sync_table(name: str, prefix: str, want: dict) -> bool:
         def current(chain: str) -> list:
             # iptables-legacy-save is ~20x faster than decoding through python-iptables; under the
             # xtables lock it shows this same snapshot (the rule counts must agree, else decode)
-            if not listing and shutil.which("iptables-legacy-save"):
-                listing.update(read_save([name])[name]["chains"])
+            if not listing and shutil.which(SAVE[family]):
+                listing.update(read_save([name], family)[name]["chains"])
             rules = listing.get(chain)
             if rules is not None and len(rules) == have[chain]:
                 return rules
@@ -74,7 +76,7 @@ def _sync_table(name: str, prefix: str, want: dict) -> bool:
             for argv in rules:
                 table.append_entry(chain, encoder.blob(argv))
             changed = True
-        changed = _sync_jumps(table, name, prefix, owned, wanted_chains, wanted_jumps, encoder) or changed
+        changed = _sync_jumps(table, name, (prefix, family), owned, wanted_chains, wanted_jumps, encoder) or changed
         for chain in have:
             if chain not in wanted_chains:
                 table.flush_entries(chain)
@@ -84,16 +86,16 @@ def _sync_table(name: str, prefix: str, want: dict) -> bool:
             try:
                 table.commit()
             except Exception as exc:
-                raise HostError(f"the kernel refused kvmnet's {name} table update: {exc}") from exc
+                raise HostError(f"the kernel refused kvmnet's {'ip6 ' if family == 6 else ''}{name} table update: {exc}") from exc
         return changed
 
 
-def _sync_jumps(table, name: str, prefix: str, owned: set[str], wanted_chains: dict, wanted_jumps: dict, encoder) -> bool:
+def _sync_jumps(table, name: str, owner: tuple[str, int], owned: set[str], wanted_chains: dict, wanted_jumps: dict,
+                encoder) -> bool:
     """Exactly one jump to each wanted chain from its built-in chain; others to kvmnet's chains go.
     FWD jumps go first in FORWARD, and FWO jumps below the last FWD jump of any kvmnet topology,
     so every network's inbound rejects come before any network's outbound accepts."""
-    delete_num = Lib.get()[1]
-    builtin_of = {c: b for c, (_, _, b) in chain_names(prefix).items()}
+    builtin_of = {c: b for c, (_, _, b) in chain_names(*owner).items()}
     keep, drop = set(), []
     for builtin, pos, target, entry in jumps(table, owned):
         wanted = wanted_jumps.get(target)
@@ -103,7 +105,7 @@ def _sync_jumps(table, name: str, prefix: str, owned: set[str], wanted_chains: d
         else:
             drop.append((builtin, pos))
     for builtin, pos in sorted(drop, key=lambda d: -d[1]):  # bottom up: positions stay valid
-        if delete_num(builtin.encode(), ctypes.c_uint(pos), table._handle) != 1:
+        if not delete_num(table, builtin, pos):
             raise HostError(f"cannot remove a jump from {name} {builtin}: {table.strerror()}")
     inserted = False
     for chain in sorted(wanted_jumps, key=lambda c: c.endswith("-FWO")):  # FWD first: FWO goes below it
@@ -140,34 +142,41 @@ def _delete_chain(table, name: str, chain: str) -> None:
                         f"still jumps to it (see `iptables-legacy-save -t {name}`); remove that rule and retry") from exc
 
 
+def _label(name: str, family: int) -> str:
+    return name if family == 4 else f"ip6 {name}"
+
+
 def apply_ruleset(prefix: str, data: dict) -> list[str]:
-    """Load a ruleset (IptRuleset.to_json or observe()["saved"]); returns the tables written."""
+    """Load a ruleset (IptRuleset.to_json or observe()["saved"]); returns the tables written
+    ("nat", "ip6 filter"...). Tables present without wanted chains are synced to none: a
+    ruleset that lost its IPv6 drops its ip6 chains."""
     want = IptRuleset.from_json(data)
     if want.name != prefix:
         raise HostError(f"ruleset for {want.name} given for {prefix}")
-    tables = want.tables()
-    present = present_tables() or []
     written = []
     Lib.get()  # the slow import, before taking the lock others wait on
     with xtables_lock():
-        for name in TABLES:
-            if name in tables or name in present:
-                if _sync_table(name, prefix, tables.get(name, {})):
-                    written.append(name)
+        for family, order in FAMILY_TABLES.items():  # IPv4 first, filter before nat
+            tables, present = want.tables(family), present_tables(family) or []
+            for name in order:
+                if (name in tables or name in present) and _sync_table(name, prefix, tables.get(name, {}), family):
+                    written.append(_label(name, family))
     return written
 
 
 def delete(prefix: str) -> list[str]:
     """Remove kvmnet's jumps and chains for `prefix`; nothing there is success (no iptc import)."""
-    present = [t for t in TABLES if t in (present_tables() or [])]
-    if not present or not observe(prefix)["exists"]:
+    present = {family: [t for t in order if t in (present_tables(family) or [])]
+               for family, order in FAMILY_TABLES.items()}
+    if not any(present.values()) or not observe(prefix)["exists"]:
         return []
     written = []
     Lib.get()
     with xtables_lock():
-        for name in reversed(TABLES):  # nat first: stop DNAT before the filter rules go
-            if name in present and _sync_table(name, prefix, {}):
-                written.append(name)
+        for family, order in FAMILY_TABLES.items():
+            for name in reversed(order):  # nat first: stop DNAT before the filter rules go
+                if name in present[family] and _sync_table(name, prefix, {}, family):
+                    written.append(_label(name, family))
     return written
 
 

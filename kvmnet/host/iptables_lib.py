@@ -1,6 +1,8 @@
 """python-iptables glue for the iptables backend: the only code that imports `iptc` (on first
 use: the import costs ~0.5 s), with the few libiptc pieces python-iptables does not expose,
-decoding entries to iptables-save's argv, and encoding argv to rule blobs."""
+decoding entries to iptables-save's argv, and encoding argv to rule blobs. Both families: a
+table handle is iptc.Table (libip4tc) or iptc.Table6 (libip6tc), and the rule, entry layout
+and flag bits follow it (ip6t_entry has no fragment flag and its goto bit is 0x04)."""
 
 from __future__ import annotations
 
@@ -9,15 +11,20 @@ import ctypes
 import fcntl
 import os
 import time
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
 from ..errors import HostError
 from ..render.iptables import chain_names
+from . import iptables_nat6
 from .iptables_probe import USE_NFT
 from .iptables_read import split_save
 
 LOCK_WAIT = 10.0  # seconds, like `iptables -w 10`
 STANDARD = ("ACCEPT", "DROP", "RETURN", "QUEUE")
+GOTO = {4: 0x02, 6: 0x04}  # IPT_F_GOTO, IP6T_F_GOTO
+INV_PROTO = 0x40  # IPT_INV_PROTO = IP6T_INV_PROTO
+# ip6tables-save names protocol 58 as /etc/protocols does; python-iptables calls it icmpv6
+PROTO_NAMES = {58: "ipv6-icmp"}
 
 
 class Lib:
@@ -29,12 +36,9 @@ class Lib:
     def get(cls):
         if cls._mod is None:
             try:
-                import iptc  # noqa: F401  (the slow import: ~0.5 s)
-                import iptc.ip4tc as ip4tc
+                import iptc  # noqa: F401  (the slow import: ~0.5 s; loads libip4tc and libip6tc)
             except Exception as exc:  # ImportError, XTablesError, OSError from ctypes
                 raise HostError(f"python-iptables cannot load libiptc/libxtables: {exc}; {USE_NFT}") from exc
-            delete_num = ip4tc._libiptc.iptc_delete_num_entry  # not wrapped by python-iptables
-            delete_num.restype = ctypes.c_int
 
             class ModuleTarget(iptc.Target):
                 """A target extension (DNAT, REJECT, ...). python-iptables would otherwise ask every
@@ -49,16 +53,29 @@ class Lib:
                 def _is_standard_target(self):
                     return True
 
-            cls._mod = (iptc, delete_num, ModuleTarget, ChainTarget)
+            cls._mod = (iptc, ModuleTarget, ChainTarget)
         return cls._mod
 
 
+def family_of(table) -> int:
+    return 6 if isinstance(table, Lib.get()[0].Table6) else 4
+
+
+def delete_num(table, builtin: str, pos: int) -> bool:
+    """Delete rule `pos` (0-based) of a built-in chain: python-iptables wraps this libiptc call
+    (iptc_delete_num_entry / ip6tc_delete_num_entry) but exposes no method for it."""
+    return table._iptc.iptc_delete_num_entry(builtin.encode(), ctypes.c_uint(pos), table._handle) == 1
+
+
 def _addr(value: str) -> tuple[bool, str | None]:
-    """python-iptables' "!a.b.c.d/m.m.m.m" -> (inverted, iptables-save's a.b.c.d/len) or None for any."""
+    """python-iptables' "!a.b.c.d/m.m.m.m" (IPv6: "!addr/len") -> (inverted, iptables-save's
+    address/len) or None for any."""
     inv = value.startswith("!")
     addr, mask = value.lstrip("!").split("/")
-    if mask == "0.0.0.0" and addr == "0.0.0.0" and not inv:
+    if mask in ("0.0.0.0", "0") and addr in ("0.0.0.0", "::") and not inv:
         return inv, None
+    if ":" in addr:
+        return inv, str(IPv6Network(f"{addr}/{mask}", strict=False))
     try:
         return inv, f"{addr}/{IPv4Network(f'{addr}/{mask}').prefixlen}"
     except ValueError:
@@ -79,10 +96,12 @@ def _params(ext, rule) -> list[str]:
 
 def decode(table, entry) -> list[str]:
     """One libiptc entry as the argv iptables-save would print for it."""
-    iptc, _, ModuleTarget, _ = Lib.get()
+    iptc, ModuleTarget, _ = Lib.get()
     from iptc.xtables import xt_entry_match, xt_entry_target
-    rule = iptc.Rule()
+    family = family_of(table)
+    rule = iptc.Rule6() if family == 6 else iptc.Rule()
     rule.entry = entry
+    ip = rule.get_ip()
     argv: list[str] = []
     for flag, value in (("-s", rule.src), ("-d", rule.dst)):
         inv, text = _addr(value)
@@ -91,11 +110,11 @@ def decode(table, entry) -> list[str]:
     for flag, value in (("-i", rule.in_interface), ("-o", rule.out_interface)):
         if value:
             argv += (["!", flag, value[1:]] if value.startswith("!") else [flag, value])
-    if entry.ip.proto or entry.ip.invflags & 0x40:  # IPT_INV_PROTO
-        proto = rule.protocol.lstrip("!") if entry.ip.proto else "all"
-        argv += (["!", "-p", proto] if entry.ip.invflags & 0x40 else ["-p", proto])
-    if entry.ip.flags & 0x01:  # IPT_F_FRAG
-        argv += (["!", "-f"] if entry.ip.invflags & 0x20 else ["-f"])
+    if ip.proto or ip.invflags & INV_PROTO:
+        proto = PROTO_NAMES.get(ip.proto) or rule.protocol.lstrip("!") if ip.proto else "all"
+        argv += (["!", "-p", proto] if ip.invflags & INV_PROTO else ["-p", proto])
+    if family == 4 and ip.flags & 0x01:  # IPT_F_FRAG
+        argv += (["!", "-f"] if ip.invflags & 0x20 else ["-f"])
     entrysz = rule._entry_size()
     off = 0
     while entrysz + off < entry.target_offset:
@@ -105,9 +124,12 @@ def decode(table, entry) -> list[str]:
         off += blob.u.match_size
     label = table.get_target(entry)
     label = label.decode() if isinstance(label, bytes) else (label or "")
-    jump = "-g" if entry.ip.flags & 0x02 else "-j"  # IPT_F_GOTO
+    jump = "-g" if ip.flags & GOTO[family] else "-j"
     if label in STANDARD or (label and table.is_chain(label)):
         argv += [jump, label]
+    elif label and family == 6 and label in iptables_nat6.REVISION:  # libxtables cannot (iptables_nat6.py)
+        data = ctypes.string_at(ctypes.addressof(entry) + entry.target_offset + iptables_nat6.HEADER, 40)
+        argv += [jump, label] + iptables_nat6.target_args(label, data)
     elif label:
         blob = ctypes.cast(ctypes.byref(entry, entry.target_offset), ctypes.POINTER(xt_entry_target))[0]
         argv += [jump, label] + _params(ModuleTarget(rule, target=blob), rule)
@@ -165,19 +187,24 @@ class Encoder:
 
     def blob(self, argv: list[str]):
         iptc = Lib.get()[0]
-        from iptc.ip4tc import ipt_entry
         from iptc.xtables import xt_align
         header, exts = _split(argv)
-        rule = iptc.Rule()
+        family = family_of(self.table)
+        rule = iptc.Rule6() if family == 6 else iptc.Rule()
+        ip = rule.get_ip()
         try:
             for flag, value, inv in header:
-                if flag == "-f":
-                    rule.entry.ip.flags |= 0x01  # IPT_F_FRAG
+                if flag == "-f" and family == 4:
+                    ip.flags |= 0x01  # IPT_F_FRAG
                     if inv:
-                        rule.entry.ip.invflags |= 0x20  # IPT_INV_FRAG
+                        ip.invflags |= 0x20  # IPT_INV_FRAG
+                elif flag == "-f":
+                    raise HostError(f"ip6tables has no -f: {' '.join(argv)!r}")
                 else:
+                    if flag == "-p":
+                        value = next((str(n) for n, name in PROTO_NAMES.items() if name == value), value)
                     setattr(rule, _HEADER[flag], ("!" if inv else "") + value)
-            proto = (rule.entry.ip.proto, rule.entry.ip.invflags & 0x40)
+            proto = (ip.proto, ip.invflags & INV_PROTO)
             parts = []
             for kind, name, opts in exts:
                 key = (kind == "-m", name, tuple((o, tuple(v), inv) for o, v, inv in opts), proto)
@@ -190,17 +217,20 @@ class Encoder:
             raise HostError(f"iptables cannot load {' '.join(argv)!r}: {exc}") from exc
         entry = rule.entry
         if exts[-1][0] == "-g":
-            entry.ip.flags |= 0x02  # IPT_F_GOTO
-        entrysz = xt_align(ctypes.sizeof(ipt_entry))
+            ip.flags |= GOTO[family]
+        size = ctypes.sizeof(type(entry))  # ipt_entry or ip6t_entry
+        entrysz = xt_align(size)
         matches = b"".join(parts[:-1])
         entry.target_offset = entrysz + len(matches)
         entry.next_offset = entrysz + len(matches) + len(parts[-1])
-        head = ctypes.string_at(ctypes.addressof(entry), ctypes.sizeof(ipt_entry)).ljust(entrysz, b"\0")
+        head = ctypes.string_at(ctypes.addressof(entry), size).ljust(entrysz, b"\0")
         data = head + matches + parts[-1]
         return (ctypes.c_ubyte * len(data)).from_buffer_copy(data)
 
     def _build(self, rule, is_match: bool, name: str, opts: list) -> bytes:
-        iptc, _, ModuleTarget, ChainTarget = Lib.get()
+        iptc, ModuleTarget, ChainTarget = Lib.get()
+        if not is_match and name in iptables_nat6.REVISION and family_of(self.table) == 6:
+            return iptables_nat6.target_blob(name, opts)  # libxtables cannot (see that module)
         if is_match:
             ext = iptc.Match(rule, name=name)
         elif name in STANDARD and not opts:
@@ -249,12 +279,12 @@ def jumps(table, owned: set[str]) -> list[tuple[str, int, str, object]]:
     return out
 
 
-def read_iptc(tables: list[str], prefix: str) -> dict:
-    """The same snapshot as _read_save, through libiptc (kvmnet's chains and its jumps only)."""
-    owned = chain_names(prefix)
+def read_iptc(tables: list[str], prefix: str, family: int = 4) -> dict:
+    """The same snapshot as read_save, through libiptc (kvmnet's chains and its jumps only)."""
+    owned = chain_names(prefix, family)
     snap = {}
     for name in tables:
-        with table_handle(name) as table:
+        with table_handle(name, family) as table:
             mine = {c for c, (_, t, _) in owned.items() if t == name}
             chains = {c: [decode(table, e) for e in entries(table, c)] for c in sorted(mine) if table.is_chain(c)}
             builtins: dict = {}
@@ -265,18 +295,20 @@ def read_iptc(tables: list[str], prefix: str) -> dict:
 
 
 @contextlib.contextmanager
-def table_handle(name: str):
-    """A fresh libiptc snapshot of `name` with autocommit off; pending changes are discarded and
-    autocommit restored on the way out (commit explicitly)."""
+def table_handle(name: str, family: int = 4):
+    """A fresh libiptc snapshot of `name` (an ip6 table for family 6) with autocommit off;
+    pending changes are discarded and autocommit restored on the way out (commit explicitly)."""
     iptc = Lib.get()[0]
     try:
-        table = iptc.Table(name)  # cached per process: refreshed below for a current snapshot
+        # cached per process: refreshed below for a current snapshot
+        table = iptc.Table6(name) if family == 6 else iptc.Table(name)
         old = table.autocommit
         table.autocommit = False
         table.refresh()
     except iptc.IPTCError as exc:
-        raise HostError(f"legacy iptables cannot open the {name} table: {exc} "
-                        f"(kernel module iptable_{name} missing?); {USE_NFT}") from exc
+        tool, module = ("iptables", "iptable") if family == 4 else ("ip6tables", "ip6table")
+        raise HostError(f"legacy {tool} cannot open the {name} table: {exc} "
+                        f"(kernel module {module}_{name} missing?); {USE_NFT}") from exc
     try:
         yield table
     finally:

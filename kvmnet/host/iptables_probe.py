@@ -1,6 +1,8 @@
 """Can this host use the iptables backend? Cheap checks (no `import iptc`), run when the
 backend is chosen: python-iptables and libip4tc present, the kernel's legacy tables loadable, and
-no iptables-nft rules in this namespace that kvmnet's legacy chains would silently run beside."""
+no iptables-nft or ip6tables-nft rules in this namespace that kvmnet's legacy chains would
+silently run beside (IPv6 follows IPv4: legacy ip6tables through python-iptables, refused
+beside ip6tables-nft rules for the same reason)."""
 
 from __future__ import annotations
 
@@ -40,24 +42,29 @@ def unusable_reason() -> str | None:
 
 
 def _nft_conflict() -> str | None:
-    exe = shutil.which("iptables")
-    if not exe:
-        return None
-    version = subprocess.run([exe, "-V"], capture_output=True, text=True).stdout
-    if "nf_tables" not in version:
-        return None
-    save = shutil.which("iptables-nft-save") or shutil.which("iptables-save")
-    if not save:
-        return None
-    found = nft_rules(subprocess.run([save], capture_output=True, text=True).stdout)
-    if not found:
-        return None
-    return (f"the iptables backend cannot be used here: this host's `iptables` is iptables-nft ({version.strip()}) "
-            f"and this network namespace already has iptables-nft rules ({len(found)}, e.g. `{found[0]}`). "
+    for tool in ("iptables", "ip6tables"):
+        exe = shutil.which(tool)
+        if not exe:
+            continue
+        version = subprocess.run([exe, "-V"], capture_output=True, text=True).stdout
+        if "nf_tables" not in version:
+            continue
+        save = shutil.which(f"{tool}-nft-save") or shutil.which(f"{tool}-save")
+        if not save:
+            continue
+        found = nft_rules(subprocess.run([save], capture_output=True, text=True).stdout)
+        if found:
+            return _conflict(tool, version.strip(), found)
+    return None
+
+
+def _conflict(tool: str, version: str, found: list[str]) -> str:
+    return (f"the iptables backend cannot be used here: this host's `{tool}` is {tool}-nft ({version}) "
+            f"and this network namespace already has {tool}-nft rules ({len(found)}, e.g. `{found[0]}`). "
             "kvmnet's iptables backend writes legacy xtables (python-iptables has no nf_tables support): its chains "
-            "would not appear in `iptables -S` or `iptables-save` (only in `iptables-legacy-save`) and would run "
-            "as a second rule set beside iptables-nft's, each tool blind to the other's rules. "
-            f"The nftables backend coexists with iptables-nft: {USE_NFT}")
+            f"would not appear in `{tool} -S` or `{tool}-save` (only in `{tool}-legacy-save`) and would run "
+            f"as a second rule set beside {tool}-nft's, each tool blind to the other's rules. "
+            f"The nftables backend coexists with {tool}-nft: {USE_NFT}")
 
 
 def nft_rules(text: str) -> list[str]:
@@ -75,15 +82,19 @@ def nft_rules(text: str) -> list[str]:
     return found
 
 
-def present_tables() -> list[str] | None:
-    """Legacy tables this namespace has; None when the kernel has no legacy iptables at all."""
+def present_tables(family: int = 4) -> list[str] | None:
+    """Legacy tables (ip6 tables for family 6) this namespace has; None when the kernel has no
+    legacy iptables (ip6tables) at all. Only IPv4 loads the module to find out, as iptables
+    does: looking for kvmnet's ip6 chains on an IPv4-only host must not load ip6_tables (writing
+    them does, through the kernel's own autoload)."""
+    names, module = ("ip_tables_names", "ip_tables") if family == 4 else ("ip6_tables_names", "ip6_tables")
     for attempt in (1, 2):
         try:
-            with open("/proc/net/ip_tables_names") as f:
+            with open(f"/proc/net/{names}") as f:
                 return f.read().split()
         except FileNotFoundError:
-            if attempt == 1 and os.path.exists("/proc/modules") and shutil.which("modprobe"):
-                subprocess.run(["modprobe", "-q", "ip_tables"], capture_output=True)  # as iptables does
+            if attempt == 1 and family == 4 and os.path.exists("/proc/modules") and shutil.which("modprobe"):
+                subprocess.run(["modprobe", "-q", module], capture_output=True)  # as iptables does
                 continue
             return None
     return None

@@ -27,7 +27,8 @@ Differences from the nftables table, none of them visible to guests:
   - a port forward is one DNAT rule per port (a map lookup in nft); an identical host and
     guest port range (9000-9002 -> 9000-9002) is one rule with --dport 9000:9002;
   - `meta l4proto { tcp, udp }` becomes one rule per protocol;
-  - IPv4 only (the nft table is inet, but kvmnet's bridges have IPv6 disabled);
+  - IPv6 (networks with subnet6) is a second set of chains of the same names in the ip6
+    tables (render/iptables6.py), under the same digest and total: the ruleset is one;
   - no spoof_protection (nft's bridge-family chain has no python-iptables equivalent):
     render() refuses such a topology rather than apply it unprotected.
 """
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from .. import naming
 from ..errors import InputError
 from ..model import Network, ROUTING_MODES, Topology, VIRTUAL_MODES
+from .iptables6 import HOOKS6, TABLES6, bare_rules6, forward_ports6
 
 # hook suffix -> (table, built-in chain), in the order chains are listed within a table
 HOOKS = {
@@ -57,9 +59,14 @@ JUMP_COMMENT = "kvmnet"
 DNAT_ON_LOCAL = ["-m", "addrtype", "--dst-type", "LOCAL"]
 
 
-def chain_names(prefix: str) -> dict[str, tuple[str, str, str]]:
-    """Every chain kvmnet may own for `prefix`: name -> (hook, table, built-in chain)."""
-    return {f"{prefix}-{hook}": (hook, table, builtin) for hook, (table, builtin) in HOOKS.items()}
+FAMILY_TABLES = {4: TABLES, 6: TABLES6}
+JSON_KEY = {4: "tables", 6: "tables6"}  # where each family's tables are in the JSON form
+
+
+def chain_names(prefix: str, family: int = 4) -> dict[str, tuple[str, str, str]]:
+    """Every chain kvmnet may own for `prefix` in one family's tables: name -> (hook, table, built-in chain)."""
+    hooks = HOOKS if family == 4 else HOOKS6
+    return {f"{prefix}-{hook}": (hook, table, builtin) for hook, (table, builtin) in hooks.items()}
 
 
 def jump_rule(chain: str) -> list[str]:
@@ -112,6 +119,8 @@ def _dnat_rules(net: Network):
     """(any-address rules, host_addr rules) for one network's forwards."""
     anyaddr, byaddr = [], []
     for f in net.forwards:
+        if f.guest_ip is None or f.host_addr is not None and f.host_addr.version != 4:
+            continue  # IPv6 only: render/iptables6.py
         (hlo, hhi), (glo, ghi) = f.host_ports, f.guest_ports
         if (hlo, hhi) == (glo, ghi) and hlo != hhi:
             # 1:1 identical range: DNAT keeps the destination port when it is in the range
@@ -130,7 +139,7 @@ def _dnat_rules(net: Network):
 
 def _forward_ports(topo: Topology) -> int:
     return sum(f.host_ports[1] - f.host_ports[0] + 1 for n in topo.networks if n.mode == "nat" and n.subnet
-               for f in n.forwards)
+               for f in n.forwards if f.guest_ip is not None and (f.host_addr is None or f.host_addr.version == 4))
 
 
 REJECT = ["-j", "REJECT", "--reject-with", "icmp-admin-prohibited"]
@@ -208,55 +217,68 @@ class IptRuleset:
     chains: dict = field(default_factory=dict)  # chain name -> rules (argv lists, with comments)
     jumps: dict = field(default_factory=dict)  # chain name -> jump rule argv (its built-in chain: HOOKS)
     forwards: int = 0
+    chains6: dict = field(default_factory=dict)  # the same for the ip6 tables (HOOKS6)
+    jumps6: dict = field(default_factory=dict)
 
     @property
     def rules(self) -> int:
-        return sum(len(r) for r in self.chains.values())
+        return sum(len(r) for r in self.chains.values()) + sum(len(r) for r in self.chains6.values())
 
     @property
     def summary(self) -> str:
-        return f"chains {self.name}-*, {self.rules} rules, {self.forwards} forwards"
+        ip6 = f" (ip6: {sum(len(r) for r in self.chains6.values())})" if self.chains6 else ""
+        return f"chains {self.name}-*, {self.rules} rules{ip6}, {self.forwards} forwards"
 
-    def tables(self) -> dict[str, dict]:
+    def tables(self, family: int = 4) -> dict[str, dict]:
         """table -> {"chains": {name: rules}, "jumps": {chain: argv}}, tables with chains only."""
-        owned = chain_names(self.name)
+        owned = chain_names(self.name, family)
+        mine, jumps = (self.chains, self.jumps) if family == 4 else (self.chains6, self.jumps6)
         out: dict[str, dict] = {}
-        for table in TABLES:
-            chains = {c: r for c, r in self.chains.items() if owned.get(c, (None, None, None))[1] == table}
+        for table in FAMILY_TABLES[family]:
+            chains = {c: r for c, r in mine.items() if owned.get(c, (None, None, None))[1] == table}
             if chains:
-                out[table] = {"chains": chains,
-                              "jumps": {c: self.jumps[c] for c in chains if c in self.jumps}}
+                out[table] = {"chains": chains, "jumps": {c: jumps[c] for c in chains if c in jumps}}
         return out
 
     def to_json(self) -> dict:
-        return {"format": "kvmnet-iptables/2", "name": self.name, "digest": self.digest,
+        data = {"format": "kvmnet-iptables/2", "name": self.name, "digest": self.digest,
                 "forwards": self.forwards, "tables": self.tables()}
+        if self.chains6:  # absent for IPv4-only topologies: their JSON is what it always was
+            data["tables6"] = self.tables(6)
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> "IptRuleset":
-        chains, jumps = {}, {}
-        owned = chain_names(data["name"])
-        for table, body in data.get("tables", {}).items():
-            for name, rules in body.get("chains", {}).items():
-                chains[name] = [list(r) for r in rules]
-            for key, argv in body.get("jumps", {}).items():
-                target = argv[-1] if argv else None  # format 1 keyed jumps by built-in chain
-                if target in owned and owned[target][1] == table and key in (target, owned[target][2]):
-                    jumps[target] = list(argv)
-        return cls(data["name"], data.get("digest") or "", chains, jumps, data.get("forwards", 0))
+        found = {}
+        for family, key in JSON_KEY.items():
+            chains, jumps = {}, {}
+            owned = chain_names(data["name"], family)
+            for table, body in (data.get(key) or {}).items():
+                for name, rules in body.get("chains", {}).items():
+                    chains[name] = [list(r) for r in rules]
+                for jkey, argv in body.get("jumps", {}).items():
+                    target = argv[-1] if argv else None  # format 1 keyed jumps by built-in chain
+                    if target in owned and owned[target][1] == table and jkey in (target, owned[target][2]):
+                        jumps[target] = list(argv)
+            found[family] = chains, jumps
+        return cls(data["name"], data.get("digest") or "", *found[4], data.get("forwards", 0), *found[6])
 
     def text(self) -> str:
-        """`iptables-legacy-restore --noflush` input with the same effect (display, golden files)."""
+        """`iptables-legacy-restore --noflush` input with the same effect (display, golden files),
+        then `ip6tables-legacy-restore --noflush` input for the ip6 chains, if any."""
         out = []
-        for table, body in self.tables().items():
-            out.append(f"*{table}")
-            out += [f":{c} - [0:0]" for c in body["chains"]]
-            # reversed: inserting each at 1 leaves FWD above FWO, as the writer places them
-            for chain, argv in reversed(body["jumps"].items()):
-                out.append(f"-I {chain_names(self.name)[chain][2]} 1 {save_args(argv)}")
-            for chain, rules in body["chains"].items():
-                out += [f"-A {chain} {save_args(r)}" for r in rules]
-            out.append("COMMIT")
+        for family in (4, 6) if self.chains6 else (4,):
+            if family == 6:
+                out.append("# ip6tables")
+            for table, body in self.tables(family).items():
+                out.append(f"*{table}")
+                out += [f":{c} - [0:0]" for c in body["chains"]]
+                # reversed: inserting each at 1 leaves FWD above FWO, as the writer places them
+                for chain, argv in reversed(body["jumps"].items()):
+                    out.append(f"-I {chain_names(self.name, family)[chain][2]} 1 {save_args(argv)}")
+                for chain, rules in body["chains"].items():
+                    out += [f"-A {chain} {save_args(r)}" for r in rules]
+                out.append("COMMIT")
         return "\n".join(out) + "\n"
 
 
@@ -271,16 +293,7 @@ def save_args(argv: list[str]) -> str:
     return " ".join(words)
 
 
-def _refuse_ipv6(topo: Topology) -> None:
-    """IPv6 networks need ip6tables rules this backend does not write yet: forwarding IPv6 with
-    no rules at all would open every guest, so the topology is refused rather than applied."""
-    dual = [n.name for n in topo.networks if n.subnet6 is not None]
-    if dual:
-        raise InputError(f"{topo.path}: network {dual[0]!r} has subnet6 (IPv6), which needs the nftables "
-                         "backend for now: use --firewall nftables or drop subnet6")
-
-
-def render(topo: Topology) -> IptRuleset:
+def _refuse_spoof_protection(topo: Topology) -> None:
     spoofed = [nic.network for g in topo.guests for nic in g.nics  # render/nft.py's condition
                if nic.tap and topo.network(nic.network).spoof_protection and topo.network(nic.network).subnet]
     if spoofed:
@@ -289,16 +302,25 @@ def render(topo: Topology) -> IptRuleset:
         raise InputError(f"{topo.path}: network {spoofed[0]!r} has spoof_protection = true, which needs the "
                          "nftables backend (bridge-level rules); the iptables backend cannot provide it: "
                          "use --firewall nftables or drop spoof_protection")
-    _refuse_ipv6(topo)
+
+
+def _commented(prefix: str, family: int, bare: dict, digest: str, total: int) -> dict:
+    """chain name -> rules with their "kvmnet <digest> <n>/<total>" comments, in table order."""
+    chains = {f"{prefix}-{hook}": [_with_comment(r, f"kvmnet {digest} {len(rules)}/{total}") for r in rules]
+              for hook, rules in bare.items()}
+    return {c: chains[c] for t in FAMILY_TABLES[family] for c, (_, table, _) in chain_names(prefix, family).items()
+            if table == t and c in chains}
+
+
+def render(topo: Topology) -> IptRuleset:
+    _refuse_spoof_protection(topo)
     prefix = naming.iptables_prefix(topo.name)
-    bare = bare_rules(topo)
-    digest = hashlib.sha256(json.dumps(bare, sort_keys=True).encode()).hexdigest()[:12]
-    total = sum(len(r) for r in bare.values())
-    chains = {}
-    for hook in HOOKS:  # table order, then hook order within the table
-        if hook in bare:
-            comment = f"kvmnet {digest} {len(bare[hook])}/{total}"
-            chains[f"{prefix}-{hook}"] = [_with_comment(r, comment) for r in bare[hook]]
-    ordered = {c: chains[c] for t in TABLES for c, (_, table, _) in chain_names(prefix).items()
-               if table == t and c in chains}
-    return IptRuleset(prefix, digest, ordered, {c: jump_rule(c) for c in ordered}, _forward_ports(topo))
+    bare, bare6 = bare_rules(topo), bare_rules6(topo)
+    # one ruleset: the ip6 chains share the digest and the total (an IPv4-only topology hashes
+    # exactly what it did before IPv6 existed)
+    hashed = {**bare, **{f"6:{hook}": rules for hook, rules in bare6.items()}}
+    digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12]
+    total = sum(len(r) for r in hashed.values())
+    chains, chains6 = _commented(prefix, 4, bare, digest, total), _commented(prefix, 6, bare6, digest, total)
+    return IptRuleset(prefix, digest, chains, {c: jump_rule(c) for c in chains},
+                      _forward_ports(topo) + forward_ports6(topo), chains6, {c: jump_rule(c) for c in chains6})

@@ -60,7 +60,8 @@ class Netns:
         sysctls = [l for l in self.run("sysctl", "-a", "--pattern", r"^net\.", check=False).stdout.splitlines()
                    if not l.startswith(_VOLATILE_SYSCTLS)]
         nft = self.run("nft", "list", "ruleset", check=False).stdout if shutil.which("nft") else ""
-        ipt = "".join(self.run(cmd, check=False).stdout for cmd in ("iptables-save", "iptables-legacy-save")
+        ipt = "".join(self.run(cmd, check=False).stdout for cmd in ("iptables-save", "iptables-legacy-save",
+                                                                     "ip6tables-save", "ip6tables-legacy-save")
                       if shutil.which(cmd))
         ipt = "\n".join(l for l in ipt.splitlines() if not l.startswith(("#", ":")) or l.startswith(":") and "[" not in l)
         pids = sorted(self.processes())

@@ -182,3 +182,93 @@ def test_foreign_iptables_chains_of_kvmnets_name_are_a_conflict(netns):
     _still(netns, before)
     netns.run("iptables-legacy", "-F", f"{PREFIX}-FWD")
     netns.run("iptables-legacy", "-X", f"{PREFIX}-FWD")
+
+
+# ---- iptables, IPv6: the ip6 chains are part of the same ruleset
+
+DUAL = Path(__file__).resolve().parents[2] / "topologies" / "dual-stack.toml"
+DUAL_PREFIX = ipt.render(config.load(str(DUAL))).name  # KN-dual_stack
+
+
+def _rules6(netns) -> list[str]:
+    return [re.sub(r" \[\d+:\d+\]$", "", l) for l in netns.run("ip6tables-legacy-save").stdout.splitlines()
+            if not l.startswith("#")]
+
+
+def _ip6_rule_deleted(netns):
+    """The routed prefix's accept into its bridge (the kvmnet rule a user is likeliest to lose)."""
+    netns.run("ip6tables-legacy", "-D", f"{DUAL_PREFIX}-FWD", "3")
+
+
+def _ip6_reject_made_accept(netns):
+    """Every count and comment still adds up: only the rule-for-rule compare sees it."""
+    lines = [l for l in netns.run("ip6tables-legacy-save", "-t", "filter").stdout.splitlines()
+             if l.startswith(f"-A {DUAL_PREFIX}-FWO ") and "-i kvmds1 " in l and "REJECT" in l]
+    argv = shlex.split(lines[0])[2:]
+    pos = [l for l in netns.run("ip6tables-legacy-save", "-t", "filter").stdout.splitlines()
+           if l.startswith(f"-A {DUAL_PREFIX}-FWO ")].index(lines[0]) + 1
+    netns.run("ip6tables-legacy", "-R", f"{DUAL_PREFIX}-FWO", str(pos), *argv[:argv.index("-j")], "-j", "ACCEPT")
+
+
+def _ip6_jump_lost(netns):
+    netns.run("ip6tables-legacy", "-D", "INPUT", "-m", "comment", "--comment", "kvmnet", "-j", f"{DUAL_PREFIX}-INP")
+
+
+@pytest.mark.parametrize("tamper", [_ip6_rule_deleted, _ip6_reject_made_accept, _ip6_jump_lost],
+                         ids=["rule-deleted", "reject-made-accept", "jump-lost"])
+def test_ip6tables_drift_is_reported_and_repaired(netns, tamper):
+    netns.add_uplink()
+    res = netns.kvmnet("apply", "--firewall", "iptables", str(DUAL))
+    assert res.returncode == 0, res.stderr
+    loaded, loaded4 = _rules6(netns), _rules(netns)
+    assert any(l.startswith(f"-A {DUAL_PREFIX}-FWD ") for l in loaded), loaded
+    tamper(netns)
+    assert _rules6(netns) != loaded
+    check = netns.kvmnet("check", str(DUAL))
+    assert check.returncode == 1 and "firewall:iptables:" in check.stdout, check.stdout + check.stderr
+    res = netns.kvmnet("apply", "--firewall", "iptables", str(DUAL))
+    assert res.returncode == 0, res.stderr
+    assert netns.kvmnet("check", str(DUAL)).returncode == 0
+    assert _rules6(netns) == loaded and _rules(netns) == loaded4
+    assert netns.kvmnet("destroy", str(DUAL)).returncode == 0
+    assert DUAL_PREFIX not in netns.run("ip6tables-legacy-save").stdout
+
+
+def test_foreign_ip6tables_chain_of_kvmnets_name_is_a_conflict(netns):
+    netns.add_uplink()
+    netns.run("ip6tables-legacy", "-N", f"{DUAL_PREFIX}-FWO")
+    netns.run("ip6tables-legacy", "-A", f"{DUAL_PREFIX}-FWO", "-j", "ACCEPT")
+    before = netns.snapshot()
+    res = netns.kvmnet("apply", "--firewall", "iptables", str(DUAL))
+    assert res.returncode == 2, res.stderr
+    assert (f"ip6tables chain {DUAL_PREFIX}-FWO already exists on this host "
+            "and kvmnet has no record of creating it") in res.stderr, res.stderr
+    _still(netns, before)
+    netns.run("ip6tables-legacy", "-F", f"{DUAL_PREFIX}-FWO")
+    netns.run("ip6tables-legacy", "-X", f"{DUAL_PREFIX}-FWO")
+
+
+def test_dropping_ipv6_drops_the_ip6_chains_and_a_failed_apply_restores_them(netns, tmp_path):
+    netns.add_uplink()
+    assert netns.kvmnet("apply", "--firewall", "iptables", str(DUAL)).returncode == 0
+    loaded = _rules6(netns)
+    ipv4_only = tmp_path / DUAL.name  # same file name: the same topology
+    ipv4_only.write_text("".join(line for line in DUAL.read_text().splitlines(keepends=True)
+                                 if not re.match(r"(subnet6|gateway6|nat6|ip6|start = \"fd|end = \"fd|\[networks\.default\.dhcp6\])",
+                                                 line)))
+    assert "fd00" not in ipv4_only.read_text()
+    plan = json.loads(netns.kvmnet("plan", "--json", "--replace", str(ipv4_only)).stdout)
+    steps = [s["do"]["op"] for s in plan["steps"]]
+    assert "firewall.apply" in steps and steps[-1] != "firewall.apply", steps
+    # the fault comes after the firewall step (1-based: index + 2): the ip6 chains are gone by then
+    res = netns.kvmnet("apply", "--replace", str(ipv4_only), env={"KVMNET_FAULT_AT": str(steps.index("firewall.apply") + 2)})
+    assert res.returncode == 1 and "rolled back" in res.stderr, res.stderr
+    assert "load firewall rules" in res.stderr.split("rolled back")[1], res.stderr  # the chains it had
+    assert _rules6(netns) == loaded, "rollback did not restore the ip6 chains exactly"
+    # (not `check` == 0: the rollback leaves net.ipv6.conf.all.forwarding at 0, on both backends)
+    assert "firewall" not in netns.kvmnet("check", str(DUAL)).stdout
+    assert netns.kvmnet("apply", "--replace", str(ipv4_only)).returncode == 0
+    assert DUAL_PREFIX not in netns.run("ip6tables-legacy-save").stdout
+    assert netns.kvmnet("check", str(ipv4_only)).returncode == 0
+    assert netns.kvmnet("destroy", str(ipv4_only)).returncode == 0
+    assert DUAL_PREFIX not in netns.run("iptables-legacy-save").stdout

@@ -280,3 +280,21 @@ def test_thousand_forwards_apply_noop_and_destroy(netns, tmp_path):
     assert netns.kvmnet("destroy", str(path)).returncode == 0
     assert "KN-" not in save(netns)
     print(f"apply of 1000 forwards (whole kvmnet apply): {took:.2f} s")
+
+
+def _ip6tables_is_nft() -> bool:
+    exe = shutil.which("ip6tables")
+    return bool(exe) and "nf_tables" in subprocess.run([exe, "-V"], capture_output=True, text=True).stdout
+
+
+@pytest.mark.skipif(not _ip6tables_is_nft(), reason="this host's ip6tables is not ip6tables-nft")
+def test_refused_beside_ip6tables_nft_rules(netns):
+    """IPv6 follows IPv4: kvmnet's legacy ip6 chains would run blind beside ip6tables-nft's."""
+    netns.run("ip6tables-nft", "-A", "FORWARD", "-s", "fd00:1::/64", "-j", "ACCEPT")
+    before = netns.snapshot()
+    res = netns.kvmnet("plan", "--firewall", "iptables", str(TOPOLOGY))
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "ip6tables-nft" in res.stderr and "--firewall nftables" in res.stderr, res.stderr
+    assert "-A FORWARD -s fd00:1::/64 -j ACCEPT" in res.stderr
+    after = netns.snapshot()
+    assert after == before, snapshot_diff(before, after)

@@ -1,13 +1,17 @@
-"""IPv6 dual stack with real clients in namespaces (nftables backend).
+"""IPv6 dual stack with real clients in namespaces, on both firewall backends (the lab is
+applied once with `--firewall nftables`, once with `--firewall iptables`: ip6tables chains).
 
 One topology: "routed6" (nat for IPv4, its IPv6 prefix routed: libvirt's default) with a DHCPv6
 range and a static ip6 for "web", "masq6" (nat6 = true, SLAAC only) and "iso6" (isolated).
 The wan namespace is an IPv6 router too (fd00:99::1) with a web server on [::]:8086. Clients
 are namespaces on veth ports of the bridges: each configures itself from kvmnet's router
-advertisements (SLAAC) like a guest would, and `dhclient -6` asks for a DHCPv6 lease."""
+advertisements (SLAAC) like a guest would, and `dhclient -6` asks for a DHCPv6 lease. On the
+iptables backend the host starts with foreign legacy ip6tables rules (a permissive FORWARD
+accept among them): kvmnet's jumps must come first, and the rules survive apply and destroy."""
 
 import ipaddress
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -16,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from helpers.natlab import HELPERS, PY, NatLab
-from helpers.netns import snapshot_diff
+from helpers.netns import ROOT, snapshot_diff
 
 pytestmark = pytest.mark.root
 WAN6_HOST, WAN6_PEER, HTTP6 = "fd00:99::2", "fd00:99::1", 8086
@@ -25,6 +29,16 @@ BRIDGE = {"routed6": "kv6a", "masq6": "kv6b", "iso6": "kv6c"}
 WEB_MAC, WEB_IP6 = "52:54:00:61:00:10", "fd00:61::10"
 M6_MAC, M6_IP6 = "52:54:00:61:00:77", "fd00:62::10"  # the masq6 client; its forwards:
 FWD_BOTH, FWD_V6 = 8087, 8088
+# foreign legacy ip6tables rules (iptables backend): the FORWARD accept would let the wan into
+# the masqueraded prefix and every network into every other if kvmnet's jumps were not first
+CANARY6 = """*nat
+-A POSTROUTING -s fd00:77::/64 -j MASQUERADE
+COMMIT
+*filter
+-A INPUT -s fd00:77::/64 -m comment --comment canary -j ACCEPT
+-A FORWARD -m comment --comment "canary: a permissive host" -j ACCEPT
+COMMIT
+"""
 TOPOLOGY = f"""\
 name = "ipv6lab"
 [networks.routed6]
@@ -122,12 +136,17 @@ def fetch6(client, addr: str, timeout: float = 2) -> str:
     return client.fetch(f"http://{where}/", timeout)
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+@pytest.fixture(scope="module", params=["nftables", "iptables"])
+def lab(request, tmp_path_factory):
     path = tmp_path_factory.mktemp("ipv6") / "ipv6lab.toml"
     path.write_text(TOPOLOGY)
-    lab = NatLab(path)
+    lab = NatLab(path, backend=request.param)
     try:
+        if lab.backend == "iptables":
+            lab.host.run("ip6tables-legacy-restore", "--noflush", input=CANARY6)
+            # a legacy table, once there, cannot be removed: the host has the IPv4 ones from the
+            # start (as any host using legacy iptables), so destroy can be compared exactly
+            lab.host.run("iptables-legacy-restore", "--noflush", input="*raw\nCOMMIT\n*filter\nCOMMIT\n*nat\nCOMMIT\n")
         lab.host.sh(f"ip -6 addr add {WAN6_HOST}/64 dev wan0 nodad && ip -6 route add default via {WAN6_PEER}"
                     # an uplink configured by router advertisements (a route the kernel would learn
                     # from one): forwarding must not make the host stop accepting them
@@ -250,6 +269,47 @@ def test_isolated_network_has_no_ipv6_default_route(lab):
     routes = lab.c["iso6"].ns.run("ip", "-6", "route", "show", "default").stdout
     assert routes.strip() == "", routes
     assert lab.c["routed6"].ns.run("ip", "-6", "route", "show", "default").stdout.startswith("default via fe80::")
+
+
+def foreign6(ns) -> dict[str, list[str]]:
+    """The legacy ip6tables rules that are not kvmnet's, per table, in order."""
+    out: dict[str, list[str]] = {}
+    for line in ns.run("ip6tables-legacy-save").stdout.splitlines():
+        if line.startswith("*"):
+            table = out.setdefault(line[1:], [])
+        elif line.startswith("-A ") and "KN-" not in line and "kvmnet" not in line:
+            table.append(line)
+    return out
+
+
+def test_ip6tables_chains_first_and_foreign_rules_kept(lab):
+    if lab.backend != "iptables":
+        pytest.skip("the ip6tables chains of the iptables backend")
+    forward = lab.host.run("ip6tables-legacy", "-S", "FORWARD").stdout.splitlines()
+    assert forward[1:4] == ["-A FORWARD -m comment --comment kvmnet -j KN-ipv6lab-FWD",
+                            "-A FORWARD -m comment --comment kvmnet -j KN-ipv6lab-FWO",
+                            '-A FORWARD -m comment --comment "canary: a permissive host" -j ACCEPT'], forward
+    assert foreign6(lab.host) == {"nat": ["-A POSTROUTING -s fd00:77::/64 -j MASQUERADE"],
+                                  "filter": ["-A INPUT -s fd00:77::/64 -m comment --comment canary -j ACCEPT",
+                                             '-A FORWARD -m comment --comment "canary: a permissive host" -j ACCEPT']}
+    # what is loaded is what kvmnet renders, and `check` finds it whole
+    assert lab.kvmnet("check", str(lab.topology)).returncode == 0
+
+
+def test_observe_through_ip6tc_matches_ip6tables_legacy_save(lab):
+    """libip6tc's decoding (the fallback without ip6tables-legacy-save, including the DNAT and
+    MASQUERADE targets kvmnet encodes itself) reads back what the save tool prints."""
+    if lab.backend != "iptables":
+        pytest.skip("the ip6tables chains of the iptables backend")
+    from kvmnet import config as kconfig
+    from kvmnet.render import iptables as ipt
+    prefix = ipt.render(kconfig.load(str(lab.topology))).name
+    code = ("import json; from kvmnet.host import iptables_lib as h, iptables_read as r;"
+            "from kvmnet.render.iptables import TABLES, TABLES6; from kvmnet.render.iptables_verdict import judge;"
+            f"a = judge('{prefix}', h.read_iptc(list(TABLES), '{prefix}'), h.read_iptc(list(TABLES6), '{prefix}', 6));"
+            f"b = r.observe('{prefix}'); print(json.dumps([a == b, b['intact'], len(b['saved']['tables6']['nat']['chains'])]))")
+    out = lab.host.run(PY, "-c", code, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert json.loads(out.stdout) == [True, True, 3], out.stdout + out.stderr
 
 
 def test_zz_reapply_is_a_no_op_and_destroy_is_exact(lab):

@@ -84,6 +84,14 @@ EXPECTED = {
     "isolation-b.toml": [("bridge.add", "kvb-d"), ("sysctl.set", "net/ipv6/conf/kvb-d/disable_ipv6"),
                          ("addr.add", "10.81.4.1/24"), ("sysctl.set", "net/ipv4/ip_forward"),
                          ("firewall.apply", "kvmnet_isolb"), ("dnsmasq.start", "d")],
+    "nat6.toml": [step for br, v4, v6 in (("kn6m", "10.66.0.1/24", "fd00:66::1/64"), ("kn6r", "10.67.0.1/24", "fd00:67::fe/64"))
+                  for step in (("bridge.add", br), ("sysctl.set", f"net/ipv6/conf/{br}/accept_ra"),
+                               ("sysctl.set", f"net/ipv6/conf/{br}/autoconf"), ("sysctl.set", f"net/ipv6/conf/{br}/accept_dad"),
+                               ("sysctl.set", f"net/ipv6/conf/{br}/disable_ipv6"), ("addr.add", v4), ("addr.add", v6))]
+                 + [("bridge.add", "kn6i"), ("sysctl.set", "net/ipv6/conf/kn6i/disable_ipv6"), ("addr.add", "10.68.0.1/24"),
+                    ("tap.add", "kn-nat6-web-0"), ("sysctl.set", "net/ipv4/ip_forward"),
+                    ("sysctl.set", "net/ipv4/conf/kn6m/route_localnet"), ("sysctl.set", "net/ipv6/conf/all/forwarding"),
+                    ("firewall.apply", "kvmnet_nat6"), ("dnsmasq.start", "masq"), ("dnsmasq.start", "rt")],
     "seed-qemu.toml": [("bridge.add", "virbr0"), ("sysctl.set", "net/ipv6/conf/virbr0/disable_ipv6"),
                        ("addr.add", "192.168.122.1/24"), ("tap.add", "kn2a89-fast-0"), ("tap.add", "kn772fd2a5-0"),
                        ("sysctl.set", "net/ipv4/ip_forward"), ("firewall.apply", "kvmnet_seed_qemu"),

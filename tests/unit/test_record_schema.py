@@ -39,8 +39,6 @@ def test_every_record_kvmnet_writes_passes_the_schema(path, backend, tmp_path):
     host = _host()
     if backend == "iptables" and any(n.spoof_protection for n in topo.networks):
         pytest.skip("spoof_protection needs nftables")
-    if backend == "iptables" and any(n.subnet6 for n in topo.networks):
-        pytest.skip("IPv6 needs nftables (refused on iptables: test_render_iptables.py)")
     engine.apply(topo, str(tmp_path), backend, host=host)
     rec = records.load(str(tmp_path), topo.name)  # raises if the schema refused it
     assert rec.entries or topo.networks and all(n.mode in ("user", "socket", "passt") for n in topo.networks)

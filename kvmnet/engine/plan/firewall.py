@@ -131,7 +131,13 @@ def _iptables_step(topo: Topology, observed: Observed) -> Step | None:
     return Step("firewall.apply", {
         "backend": "iptables", "table": ruleset.name, "ruleset": data, "summary": ruleset.summary,
         "previous": observed.firewall.get("saved"), "delete": None,
-        "command": f"iptables-legacy-restore --noflush <<'EOF' ... EOF  # {ruleset.summary}"})
+        "command": _restore_command(data, ruleset.summary)})
+
+
+def _restore_command(data: dict, summary: str) -> str:
+    """What the step does, as the commands a user would type (display only)."""
+    tools = ["iptables"] + (["ip6tables"] if data.get("tables6") else [])
+    return " && ".join(f"{t}-legacy-restore --noflush <<'EOF' ... EOF" for t in tools) + f"  # {summary}"
 
 
 def table(facts: Facts, topo: Topology, backend: str, record=None) -> None:
