@@ -19,7 +19,7 @@ from ..model import Topology
 from ..render import frr as frr_conf, nft
 from ..render.dnsmasq import reload_paths
 from . import overlay
-from .plan import dnsmasq as dnsmasq_plan, overlay as overlay_plan
+from .plan import dnsmasq as dnsmasq_plan, overlay as overlay_plan, passt as passt_plan
 from .plan.firewall import delete_step
 from .record import Record
 from .steps import Step
@@ -52,7 +52,18 @@ def forced_record(topo: Topology, state_root: str, backend: str = "nftables", ho
             add(dnsmasq_plan.key(topo.name, net.name), dnsmasq_plan.stop_step(net.name, paths))
     _switches_and_acl(topo, host, sdir, add)
     _overlay(topo, host, links, sdir, add)
+    _passts(topo, state_root, add)
     return rec
+
+
+def _passts(topo: Topology, state_root: str, add) -> None:
+    """Each guest NIC's passt directory that exists (a running passt's socket is in it): its
+    recorded undo stops only a passt serving that socket. Added last: stopped first."""
+    for guest in topo.guests:
+        for i, nic in enumerate(guest.nics):
+            directory = naming.passt_dir(topo.name, guest.name, i, state_root)
+            if topo.network(nic.network).mode == "passt" and os.path.lexists(directory):
+                add(passt_plan.key(guest.name, i), passt_plan.stop_step(guest.name, i, directory))
 
 
 def _switches_and_acl(topo: Topology, host, sdir: str, add) -> None:

@@ -174,6 +174,7 @@ _DESCRIBE = {
     "vde.start": lambda a: f"start vde_switch for {a['network']}" + (
         f", joined to bridge {a['bridge']} through tap {a['tap']}" if a.get("tap") else ""),
     "vde.stop": lambda a: f"stop vde_switch for {a['network']}",
+    "passt.stop": lambda a: f"stop passt for guest {a['guest']}'s NIC {a['nic']}",
     "qemuacl.add": lambda a: f"let qemu-bridge-helper attach unprivileged guests to {a['bridge']} "
                              f"({a['conf_dir']}/kvmnet.conf, included from bridge.conf)",
     "qemuacl.del": lambda a: f"stop qemu-bridge-helper attaching unprivileged guests to {a['bridge']}",
@@ -220,6 +221,7 @@ _COMMANDS = {
                             f"-M {shlex.quote(a['mgmt'])}"
                             + (f" -t {a['tap']} && ip link set {a['tap']} master {a['bridge']} up" if a.get("tap") else "")),
     "vde.stop": lambda a: f"kill $(cat {shlex.quote(a['pid_file'])})",
+    "passt.stop": lambda a: f"kill $(cat {shlex.quote(a['dir'] + '/pid')}); rm -r {shlex.quote(a['dir'])}",
     "qemuacl.del": lambda a: (f"sed -i '/^# kvmnet topology {a['topology']}$/{{N;/\\nallow {a['bridge']}$/d}}' "
                               f"{shlex.quote(a['conf_dir'] + '/kvmnet.conf')}"),
     "dnsmasq.reload": lambda a: f"kill -HUP $(cat {shlex.quote(a['pid_file'])})",

@@ -252,6 +252,19 @@ def _macv_mode(v, w):
     return None if v in ("bridge", "vepa", "private", "passthrough") else f"{v!r} is not a macvtap mode"
 
 
+def _own_passt_dir(v, w, args):
+    """The directory of this guest NIC's passt, as naming.passt_dir derives it: an undo stops
+    only the passt serving a socket there, and removes nothing anywhere else."""
+    guest, nic = args.get("guest"), args.get("nic")
+    if not isinstance(guest, str) or not isinstance(nic, int):
+        return "needs the guest and its NIC index"
+    want = os.path.join(w.topo_dir, f"passt-{naming.tap_name(w.topology, guest, nic)}")
+    return _str(v, w) or (None if v == want else f"{v!r} is not {want} (this guest NIC's passt directory)")
+
+
+_own_passt_dir.needs_args = True
+
+
 # --- ops: argument -> (required, check) -------------------------------------------------------
 
 R, O = True, False  # required, optional
@@ -304,6 +317,7 @@ OPS = {
     "tc.unlimit": _TC,
     "macvtap.add": {"name": (R, _ifname), "kind": (R, _macv_kind), "uplink": (R, _ifname), "mode": (R, _macv_mode),
                     "mac": (O, _mac)},
+    "passt.stop": {"guest": (R, _str), "nic": (R, _bounded(0, 4095)), "dir": (R, _own_passt_dir)},
     **OVERLAY_OPS,  # VXLAN devices, flooding entries, kvmnet's FRR (overlay_schema.py)
 }
 

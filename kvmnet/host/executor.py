@@ -38,6 +38,9 @@ def run(step) -> None:
         case "vde.start" | "vde.stop":
             from . import vde
             vde.run(step)
+        case "passt.stop":
+            from . import passt
+            passt.stop_recorded(a["dir"])
         case "qemuacl.add" | "qemuacl.del":
             from . import qemu_acl
             qemu_acl.run(step)
@@ -56,11 +59,8 @@ def run(step) -> None:
         case "frr.start" | "frr.stop":
             from . import frr
             frr.run(step)
-        case "vxlan.add":
+        case "vxlan.add" | "fdb.add" | "fdb.del":
             from . import vxlan
-            vxlan.add(a)
-        case "fdb.add" | "fdb.del":
-            from . import vxlan
-            vxlan.fdb(a, step.op == "fdb.add")
+            vxlan.add(a) if step.op == "vxlan.add" else vxlan.fdb(a, step.op == "fdb.add")
         case _:
             raise ValueError(f"unknown step {step.op}")

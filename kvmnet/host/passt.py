@@ -3,8 +3,9 @@
 Started as root, passt drops to user nobody before it binds its socket and writes its pid
 file: its own directory is nobody's (0700), and the directories above it must let nobody pass
 (0711: search, never list or write). kvmnet's trust rules still hold: nothing in a nobody-owned
-directory is trusted; a passt is found by its executable and its exact socket argument in
-/proc (procs.find), never by its pid file."""
+directory is trusted. A passt is kvmnet's only if /proc shows it running the passt executable
+with exactly its socket argument (as a dnsmasq is by its --conf-file): the pid file only says
+which process to check first, and it is read without following links or blocking."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import stat
 import subprocess
 
 from ..errors import HostError, InputError
+from ..render.passt import PID, SOCKET
 from . import files, procs
 
 PASSER_MODE = 0o711  # others may pass through (reach the socket's directory), not list
@@ -33,7 +35,27 @@ def _executables(exe: str) -> list[str]:
 
 
 def running(exe: str, socket: str) -> list[int]:
+    """The passt serving `socket`: its pid file's process if /proc confirms it, else a scan."""
+    pid = _read_pid(os.path.join(os.path.dirname(socket), PID))
+    if pid and any(procs.is_ours(pid, e, socket) for e in _executables(exe)):
+        return [pid]
     return sorted(pid for e in _executables(exe) for pid in procs.find(e, socket))
+
+
+def _read_pid(path: str) -> int | None:
+    """A pid from a file in nobody's directory: never through a symlink, never a FIFO or a
+    device (a read could block or never end), at most a line."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        text = os.read(fd, 32).decode(errors="replace").strip()
+    finally:
+        os.close(fd)
+    return int(text) if text.isdigit() else None
 
 
 def _runs_as() -> tuple[int, int]:
@@ -99,6 +121,12 @@ def stop(exe: str, socket: str, directory: str) -> list[int]:
     return stopped
 
 
+def stop_recorded(directory: str) -> None:
+    """A recorded passt.stop (destroy): the passt serving DIRECTORY/sock, if any, then its files.
+    Without passt installed none can run: its files still go."""
+    stop(shutil.which("passt") or "/usr/bin/passt", os.path.join(directory, SOCKET), directory)
+
+
 def remove_if_empty(state_root: str, topology: str) -> None:
     """The topology's state directory once its last passt is gone, unless something (a record,
     dnsmasq's files) is still in it."""
@@ -107,7 +135,7 @@ def remove_if_empty(state_root: str, topology: str) -> None:
 
 def _remove_leftovers(directory: str) -> None:
     """A killed passt leaves its socket and pid file: unlink them by name (never followed)."""
-    for name in ("sock", "pid"):
+    for name in (SOCKET, PID):
         try:
             os.unlink(os.path.join(directory, name))
         except (FileNotFoundError, NotADirectoryError):

@@ -38,6 +38,7 @@ class FakeHost:
         self.links_: dict[str, dict] = {}
         self.acl: dict[str, str] = {}  # qemu-bridge-helper: bridge -> topology
         self.vdes: set[str] = set()  # control dirs of running vde_switches
+        self.passts: set[str] = set()  # directories of running passts (tests start them)
         self.addrs_: dict[str, set] = {}
         self.addr_attrs: dict[str, dict] = {}  # link -> {cidr: attributes}, in the order added
         self.routes_: list[Route] = []
@@ -167,6 +168,9 @@ class FakeHost:
         tap = next((n for n, l in self.links_.items() if n.startswith("kv") and l["kind"] == "tun"), None)
         if tap:  # the switch's tap goes with it
             self.links_.pop(tap)
+
+    def _passt_stop(self, a: dict) -> None:
+        self.passts.discard(a["dir"])
 
     def qemu_conf_dir(self) -> str:
         return "/etc/qemu"

@@ -2,11 +2,14 @@
 socket), stopped once QEMU exits, its directory gone; the state dir stays root's."""
 
 import os
+import shutil
+import signal
 import stat
+import tempfile
 
 import pytest
 
-from helpers.netns import Netns
+from helpers.netns import Netns, snapshot_diff
 
 pytestmark = pytest.mark.root
 
@@ -116,3 +119,62 @@ def test_this_passt_accepts_every_option_kvmnet_renders(ns, tmp_path, options):
     assert res.returncode == 0, res.stderr
     assert len(_live_passts(ns)) == 1
     assert ns.kvmnet("passt", "stop", str(topo), "web").returncode == 0 and _live_passts(ns) == []
+
+
+@pytest.fixture
+def foreign_passt(ns):
+    """A passt kvmnet did not start (its socket outside kvmnet's state dir), in the same
+    namespace: destroy must leave it running."""
+    directory = tempfile.mkdtemp(prefix="kn-foreign-passt-")
+    os.chmod(directory, 0o777)  # passt drops to nobody before it writes its socket and pid file
+    ns.run("passt", "--quiet", "--socket", f"{directory}/sock", "--pid", f"{directory}/pid")
+    pid = int(open(f"{directory}/pid").read())
+    yield pid, directory
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("pid_file", ["intact", "names-the-foreign-passt"])
+def test_destroy_stops_kvmnets_passt_and_no_other(ns, tmp_path, foreign_passt, pid_file):
+    foreign, foreign_dir = foreign_passt
+    topo = tmp_path / "p.toml"
+    topo.write_text(TOPOLOGY)
+    before = ns.snapshot()
+    res = ns.kvmnet("passt", "start", str(topo), "web")
+    assert res.returncode == 0, res.stderr
+    ours = int(res.stdout.split()[1])
+    nic_dir = ns.state_dir / "p" / "passt-kn-p-web-0"
+    assert _alive(ours) and (nic_dir / "sock").exists()
+    if pid_file != "intact":  # a stale or forged pid file must not make destroy kill another process
+        (nic_dir / "pid").write_text(f"{foreign}\n")
+    res = ns.kvmnet("destroy", str(topo))
+    assert res.returncode == 0, res.stderr
+    assert "stop passt for guest web's NIC 0" in res.stdout, res.stdout
+    assert not _alive(ours)
+    assert not (ns.state_dir / "p").exists()  # socket, pid file, their directory, the record
+    assert _alive(foreign) and sorted(os.listdir(foreign_dir)) == ["pid", "sock"]
+    assert snapshot_diff(before, ns.snapshot()) == ""
+    res = ns.kvmnet("destroy", str(topo))
+    assert res.returncode == 0 and "nothing to destroy" in res.stdout, res.stdout
+
+
+def test_destroy_force_stops_a_passt_whose_record_is_lost(ns, tmp_path):
+    topo = tmp_path / "p.toml"
+    topo.write_text(TOPOLOGY)
+    res = ns.kvmnet("passt", "start", str(topo), "web")
+    assert res.returncode == 0, res.stderr
+    ours = int(res.stdout.split()[1])
+    (ns.state_dir / "p" / "state.json").unlink()
+    res = ns.kvmnet("destroy", "--force", str(topo))
+    assert res.returncode == 0 and "stop passt for guest web's NIC 0" in res.stdout, res.stdout + res.stderr
+    assert not _alive(ours) and not (ns.state_dir / "p").exists()

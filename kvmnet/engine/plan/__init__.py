@@ -19,7 +19,7 @@ from ...observed import Observed
 from ...render.qemu_tuning import multi_queue
 from ..record import Record
 from ..steps import Action, Step
-from . import bandwidth, dnsmasq, firewall, firewalld, links, macvtap, overlay, qemu_acl, sysctls, vde
+from . import bandwidth, dnsmasq, firewall, firewalld, links, macvtap, overlay, passt, qemu_acl, sysctls, vde
 from .facts import Facts
 
 # op -> its undo, for the recorded steps a removal replays; each concern owns its ops
@@ -79,6 +79,7 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
     dnsmasq.instances(facts, topo, state_dir, record.keys())
     qemu_acl.allows(facts, topo)
     vde.switches(facts, topo, state_dir)
+    passt.nics(facts, topo)  # started next to QEMU, recorded then: kept while the file has them
     overlay.frr(facts, topo, state_dir)  # EVPN: kvmnet's own zebra + bgpd (after the VXLAN devices)
     return Plan(_removals(record, facts.wanted, observed) + facts.actions, frozenset(facts.wanted))
 
