@@ -34,7 +34,7 @@ class Context:
             _refuse_another_file(topo, self.record)
         # --firewall, else the file's `firewall`, else what this topology already uses
         wanted = backend or (topo.firewall if topo.firewall != "auto" else None) or self.record.firewall_backend
-        self.backend = backends.choose(wanted, self.host)
+        self.backend = backends.choose(wanted, self.host, ipv6=any(n.subnet6 for n in topo.networks))
         self.refresh()
         found = hostcheck.conflicts(topo, self.observed, self.record,
                                     hostcheck.taps_of_other_topologies(state_root, topo.name))

@@ -19,9 +19,11 @@ _CONFIG = {"filter": "CONFIG_IP_NF_FILTER", "nat": "CONFIG_IP_NF_NAT", "raw": "C
 USE_NFT = "use `--firewall nftables` (or firewall = \"nftables\" in the topology)"
 
 
-def unusable_reason() -> str | None:
-    """Why the iptables backend must not be used here, or None. Cheap: no `import iptc`."""
-    problem = _nft_conflict()
+def unusable_reason(ipv6: bool) -> str | None:
+    """Why the iptables backend must not be used here, or None. Cheap: no `import iptc`.
+    ip6tables-nft rules matter only to a topology with IPv6: without it kvmnet writes no ip6
+    chains to run blind beside them."""
+    problem = _nft_conflict(("iptables", "ip6tables") if ipv6 else ("iptables",))
     if problem:
         return problem
     if importlib.util.find_spec("iptc") is None:
@@ -41,8 +43,8 @@ def unusable_reason() -> str | None:
     return None
 
 
-def _nft_conflict() -> str | None:
-    for tool in ("iptables", "ip6tables"):
+def _nft_conflict(tools: tuple[str, ...]) -> str | None:
+    for tool in tools:
         exe = shutil.which(tool)
         if not exe:
             continue

@@ -27,9 +27,9 @@ class System:
     def nft_available(self) -> bool:
         return nftables.nft_available()
 
-    def iptables_problem(self) -> str | None:
+    def iptables_problem(self, ipv6: bool) -> str | None:
         from . import iptables_probe  # only when that backend is in question
-        return iptables_probe.unusable_reason()
+        return iptables_probe.unusable_reason(ipv6)
 
     def firewall(self, name: str, backend: str, bridge_table: bool) -> dict:
         return firewall.observe(name, backend, bridge_table=bridge_table)

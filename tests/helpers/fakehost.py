@@ -113,7 +113,7 @@ class FakeHost:
     def nft_available(self) -> bool:
         return self.nft
 
-    def iptables_problem(self) -> str | None:
+    def iptables_problem(self, ipv6: bool) -> str | None:
         return self.ipt_problem
 
     def firewall(self, name: str, backend: str, bridge_table: bool) -> dict:
