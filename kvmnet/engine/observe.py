@@ -13,7 +13,10 @@ from ..render.nft import needs_table
 from .plan import bandwidth, dnsmasq as dnsmasq_plan, firewalld as firewalld_plan, overlay as overlay_plan, sysctls
 
 
-def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None) -> Observed:
+def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None,
+            recorded_sysctls: tuple[str, ...] = ()) -> Observed:
+    """`recorded_sysctls`: sysctls the record holds, which a removal puts back: read them too,
+    so that removal's own undo (for a rollback) knows the value it replaces."""
     host = host or system.default()
     links = host.links()
     fw = {}
@@ -31,7 +34,7 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
     forwarding = any(n.mode in ROUTING_MODES + ("bridge",) for n in topo.networks)
     routes = host.routes(links)
     return Observed(links=links, addrs=host.addrs(links), routes=routes,
-                    sysctls={p: host.sysctl(p) for p in sysctls.paths(topo, routes)}, firewall=fw,
+                    sysctls={p: host.sysctl(p) for p in {*sysctls.paths(topo, routes), *recorded_sysctls}}, firewall=fw,
                     processes=procs, host_forward=host.host_forward() if forwarding else {},
                     listeners=_forward_listeners(topo, host, backend, fw),
                     dnsmasq_user=user, dnsmasq_exe=exe, firewalld=_firewalld(topo, host),

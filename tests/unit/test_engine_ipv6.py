@@ -4,11 +4,15 @@ advertisements kept working (accept_ra=2) while forwarding is on."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import pytest
 
 from helpers.fakehost import FakeHost
 
 from kvmnet import config, engine
+from kvmnet.errors import HostError
 
 ROOT = Path(__file__).resolve().parents[2]
 DUAL = ROOT / "topologies" / "dual-stack.toml"
@@ -86,3 +90,20 @@ def test_static_dhcpv6_lease_and_aaaa_record_in_the_reloadable_files():
     assert dnsmasq.render_dhcp_hosts(topo, net) == "52:54:00:12:35:01,192.168.124.10,[fd00:dead:beef:1::10],web\n"
     assert dnsmasq.render_hosts(topo, net) == ("192.168.124.10 web web.ds.lan\n"
                                                "fd00:dead:beef:1::10 web web.ds.lan\n")
+
+
+def test_a_failed_apply_that_drops_ipv6_puts_forwarding6_back(tmp_path):
+    """Dropping IPv6 reverts net.ipv6.conf.all.forwarding; when the apply then fails, the
+    rollback must set it again (its undo reads the value the removal replaces)."""
+    host = FakeHost()
+    engine.apply(config.load(str(DUAL)), str(tmp_path), host=host)
+    before = host.state()
+    v4_only = re.sub(r"(?m)^\s*(subnet6|gateway6|nat6|ip6)\s*=.*\n", "", DUAL.read_text())
+    v4_only = re.sub(r"\[networks\.\w+\.dhcp6\]\n(?:(?:start|end)\s*=.*\n)+", "", v4_only)
+    path = tmp_path / "dual-stack.toml"
+    path.write_text(v4_only)
+    host.fail(op="firewall.apply")  # after the sysctl steps
+    with pytest.raises(HostError):
+        engine.apply(config.load(str(path)), str(tmp_path), host=host, replace=True)
+    assert host.sysctls["net/ipv6/conf/all/forwarding"] == "1"
+    assert host.state() == before
