@@ -99,3 +99,19 @@ def test_a_bridge_mode_lan_beside_a_network_that_routes_ipv6(tmp_path):
     assert engine.apply(config.load(str(path)), str(tmp_path), host=host).actions == []
     engine.destroy("mixed", str(tmp_path), host=host)
     assert host.state() == before
+
+
+def test_an_uplink_without_ipv6_makes_a_bridge_without_ipv6(tmp_path):
+    host = uplink()
+    host.sysctls["net/ipv6/conf/eth0/disable_ipv6"] = "1"
+    before = host.state()
+    engine.apply(config.load(str(BRIDGE)), str(tmp_path), host=host)
+    assert host.sysctls["net/ipv6/conf/br0/disable_ipv6"] == "1"
+    assert engine.apply(config.load(str(BRIDGE)), str(tmp_path), host=host).actions == []
+    engine.destroy("bridge", str(tmp_path), host=host)
+    assert host.state() == before
+    # with IPv6 on the uplink, kvmnet turns it off on the port: the bridge keeps IPv6 on re-apply
+    host.sysctls["net/ipv6/conf/eth0/disable_ipv6"] = "0"
+    engine.apply(config.load(str(BRIDGE)), str(tmp_path), host=host)
+    assert engine.apply(config.load(str(BRIDGE)), str(tmp_path), host=host).actions == []
+    assert (host.sysctls["net/ipv6/conf/br0/disable_ipv6"], host.sysctls["net/ipv6/conf/eth0/disable_ipv6"]) == ("0", "1")

@@ -27,7 +27,8 @@ def paths(topo: Topology, routes=()) -> list[str]:
     for net in topo.networks:
         if net.mode == "bridge":
             out += [BR_NF_CALL, _port_ipv6(net), IP6_FORWARD]
-            out += [f"net/ipv6/conf/{dev}/{name}" for dev in (net.uplink, net.bridge, "default") for name in FROM_UPLINK]
+            out += [f"net/ipv6/conf/{dev}/{name}" for dev in (net.uplink, net.bridge, "default")
+                    for name in FROM_UPLINK + ("disable_ipv6",)]
         if net.mode in VIRTUAL_MODES:
             out.append(f"net/ipv6/conf/{net.bridge}/disable_ipv6")
         if net.mode in ROUTING_MODES:
@@ -79,7 +80,15 @@ def _port_ipv6(net) -> str:
 FROM_UPLINK = ("accept_ra", "autoconf")  # a bridge-mode bridge learns from RAs as its uplink did
 
 
-def uplink_port(facts: Facts, net, topo: Topology) -> None:
+def _uplink_ipv6_was_off(facts: Facts, net, record) -> bool:
+    """Was the uplink's IPv6 off before kvmnet made it a port? If kvmnet turned it off, its
+    recorded undo says what it was; otherwise it is as it was."""
+    key = f"sysctl:{_port_ipv6(net)}"
+    undo = next((u for k, u in record.entries if k == key and u), None)
+    return (undo["args"]["value"] if undo else facts.obs.sysctls.get(_port_ipv6(net))) == "1"
+
+
+def uplink_port(facts: Facts, net, topo: Topology, record) -> None:
     """Bridge mode: IPv6 off on the uplink once it is a port (after its addresses and routes
     moved). A port's own IPv6 cannot work, every frame it receives goes to the bridge, yet the
     kernel's routes on it (the prefix routes and the default route it learned from router
@@ -88,6 +97,7 @@ def uplink_port(facts: Facts, net, topo: Topology) -> None:
     uplink's SLAAC resumes without waiting for the router's next unsolicited one."""
     if facts.obs.sysctls.get(_port_ipv6(net)) is None:  # no IPv6 in this kernel
         return
+    was_off = _uplink_ipv6_was_off(facts, net, record)
     want(facts, _port_ipv6(net), "1")
     # The bridge is the host's link to the LAN now: it takes the uplink's router-advertisement
     # settings (a new bridge has the kernel's defaults: SLAAC where the uplink had none, or
@@ -98,6 +108,9 @@ def uplink_port(facts: Facts, net, topo: Topology) -> None:
         if value is not None:  # (a bridge not made yet will have the defaults: often no step at all)
             want(facts, f"net/ipv6/conf/{net.bridge}/{name}", "2" if (name, value, forwarding) == ("accept_ra", "1", True)
                  else value, facts.obs.sysctls.get(f"net/ipv6/conf/default/{name}"))
+    # and no IPv6 at all where the uplink had none
+    want(facts, f"net/ipv6/conf/{net.bridge}/disable_ipv6", "1" if was_off else "0",
+         facts.obs.sysctls.get("net/ipv6/conf/default/disable_ipv6"))
 
 
 def _ipv6_routing(topo: Topology) -> bool:
