@@ -2,7 +2,9 @@
 advertisements, in its own namespace) gives the uplink an address and a default route; after
 apply the bridge carries them and keeps learning from new advertisements; after destroy the
 uplink does again. Before: the kernel's prefix route stayed on the enslaved uplink and took the
-LAN's traffic (neighbour discovery cannot work on a bridge port): no IPv6 to the LAN at all."""
+LAN's traffic (neighbour discovery cannot work on a bridge port): LAN hosts the machine had not
+talked to yet were unreachable over IPv6; and the released uplink waited for the router's next
+unsolicited advertisement (minutes on a real LAN) for its default route."""
 
 import re
 import textwrap
