@@ -5,7 +5,7 @@ and dnsmasq instances, found by executable + exact `--conf-file=` argument even 
 file), never anything found by pattern-matching, so others' objects are safe. It observes
 first and names only what is present, so destroy reports what it really removed. What cannot be
 reconstructed (an uplink's original addresses and routes, sysctls' original values) is left
-as it is.
+as it is; only the uplink's IPv6, which kvmnet turns off on a port of its bridge, comes back on.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ def forced_record(topo: Topology, state_root: str, backend: str = "nftables", ho
         if net.bridged:
             uplink = links.get(net.uplink) if net.mode == "bridge" else None
             if uplink is not None and uplink.master == net.bridge:
+                port_ipv6 = f"net/ipv6/conf/{net.uplink}/disable_ipv6"
+                if host.sysctl(port_ipv6) == "1":  # (run last: once released, it solicits RAs)
+                    add(f"sysctl:{port_ipv6}", Step("sysctl.set", {"path": port_ipv6, "value": "0"}))
                 add(f"master:{net.uplink}", Step("link.set", {"name": net.uplink, "master": ""}))
             if net.bridge in links:
                 add(f"link:{net.bridge}", Step("link.del", {"name": net.bridge}))

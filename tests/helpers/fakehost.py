@@ -42,7 +42,10 @@ class FakeHost:
         self.addrs_: dict[str, set] = {}
         self.addr_attrs: dict[str, dict] = {}  # link -> {cidr: attributes}, in the order added
         self.routes_: list[Route] = []
-        self.sysctls = {"net/ipv4/ip_forward": "0", "net/ipv6/conf/all/forwarding": "0"}
+        self.sysctls = {"net/ipv4/ip_forward": "0", "net/ipv6/conf/all/forwarding": "0",
+                        # what a new link gets (the kernel's defaults): its per-link sysctls below
+                        "net/ipv6/conf/default/accept_ra": "1", "net/ipv6/conf/default/autoconf": "1",
+                        "net/ipv6/conf/default/disable_ipv6": "0"}
         self.nft_tables: dict[tuple[str, str], dict] = {}  # (family, name) -> {"chains", "maps"}
         self.ipt_tables: dict[str, dict] = {}  # prefix -> the ruleset JSON it was given
         self.forward = {"policy": "ACCEPT", "rules": []}  # the host's filter FORWARD (iptables -S lines)

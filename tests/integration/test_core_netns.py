@@ -38,6 +38,7 @@ def test_bridge_mode_moves_uplink_and_back(netns, topo_dir):
     again = _apply(netns, topo_dir / "bridge.toml")
     assert "already in sync" in again.stdout
     assert netns.kvmnet("destroy", str(topo_dir / "bridge.toml")).returncode == 0
+    netns.settle()  # IPv6 back on the uplink (off while it was a port): its link-local's DAD
     assert netns.snapshot() == before
     second = netns.kvmnet("destroy", str(topo_dir / "bridge.toml"))
     assert second.returncode == 0 and "nothing to destroy" in second.stdout
@@ -78,6 +79,7 @@ def test_failure_at_every_step_rolls_back(netns, topo_dir, topology):
         res = netns.kvmnet("apply", str(topo_dir / topology), env={"KVMNET_FAULT_AT": str(k)})
         assert res.returncode == 1, res.stdout + res.stderr
         assert "injected fault" in res.stderr and "rolled back" in res.stderr or k == 0
+        netns.settle()  # (bridge mode: the uplink's IPv6 may have come back on, link-local in DAD)
         after = netns.snapshot()
         assert after == before, f"not rolled back after a failure at step {k}:\n" + snapshot_diff(before, after)
 

@@ -89,6 +89,7 @@ def test_uplink_moves_to_the_bridge_and_back_exactly(netns, lan, tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
     res = netns.kvmnet("destroy", str(topo))
     assert res.returncode == 0, res.stderr
+    netns.settle()  # IPv6 back on the uplink (off while it was a port): its link-local's DAD
     assert _addrs(netns) == addrs
     assert _routes(netns) == routes
     assert _lifetimes(netns, "10.9.0.50/24")[0] <= valid  # still counting down, not renewed

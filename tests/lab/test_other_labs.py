@@ -37,6 +37,7 @@ def test_bridge_mode_guest_on_the_lan(make_lab, tmp_path):
     vm.check("ping -c1 -W2 10.9.0.2")  # and the host, on its old address, now on br0
     vm.stop()
     assert lab.kvmnet("destroy", str(TOPO / "bridge.toml")).returncode == 0
+    lab.host.settle()  # IPv6 back on the uplink (off while it was a port): its link-local's DAD
     after = lab.host.snapshot()
     assert after == before, snapshot_diff(before, after)
 

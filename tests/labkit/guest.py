@@ -10,6 +10,10 @@ ttyS1 is a root shell that QEMU exposes on a unix socket.
         assert g.leases()["eth0"]["ip"] == "10.0.2.15/24"
         rc, out = g.run("ping -c1 -W2 10.0.2.2")
 
+With `append="kvmnet.ipv6=N"` the guest also waits (up to N s per step) for
+each NIC's SLAAC address and a DHCPv6 lease (ISC dhclient -6, in the image
+because busybox has no DHCPv6 client) and reports them: `g.leases6()`.
+
 Guest NIC names follow driver load order (virtio, then e1000, then 8139),
 not PCI order: with mixed models match leases by MAC.  Guest tools are
 busybox 1.35: fetch with `timeout 5 wget -qO- URL` (its `wget -T` segfaults);
@@ -266,6 +270,12 @@ class Guest:
                 fields["ip"] = None
             out[iface] = fields
         return out
+
+    def leases6(self) -> dict[str, dict[str, str]]:
+        """{iface: {slaac, dhcp6, router6, dns6}} from KVMNET-LEASE6 lines (booted with
+        kvmnet.ipv6=N); addresses are "addr/len", '' when not obtained."""
+        return {iface: dict(f.split("=", 1) for f in rest.split() if "=" in f)
+                for iface, rest in re.findall(r"KVMNET-LEASE6 (\S+) ?(.*)$", self.console, re.M)}
 
     # --- command channel (ttyS1) -----------------------------------------
     def _send(self, data: bytes) -> None:

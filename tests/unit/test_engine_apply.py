@@ -50,6 +50,7 @@ EXPECTED = {
                     ("firewall.apply", "kvmnet_routed"), ("dnsmasq.start", "lab")],
     "bridge.toml": [("bridge.add", "br0"), ("link.set", "eth0"), ("addr.add", "192.0.2.10/24"),
                     ("route.del", "default"), ("addr.del", "192.0.2.10/24"), ("route.add", "default"),
+                    ("sysctl.set", "net/ipv6/conf/eth0/disable_ipv6"),  # a port: its own IPv6 off
                     ("tap.add", "kn-bridge-vm1-0")],
     "socket.toml": [], "user.toml": [], "passt.toml": [],  # passt: started by `kvmnet run`/`passt start`
     "dual-stack.toml": [step for br, v4, v6 in (("kvmds0", "192.168.124.1/24", "fd00:dead:beef:1::1/64"),

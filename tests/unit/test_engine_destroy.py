@@ -127,8 +127,13 @@ def test_force_in_bridge_mode_detaches_the_uplink(tmp_path):
     topo = config.load(str(ROOT / "topologies" / "bridge.toml"))
     host, _ = applied(ROOT / "topologies" / "bridge.toml", root=tmp_path)
     forced = engine.forced_record(topo, str(tmp_path), host=host)
-    assert forced.entries[:2] == [["master:eth0", {"op": "link.set", "args": {"name": "eth0", "master": ""}}],
-                                  ["link:br0", {"op": "link.del", "args": {"name": "br0"}}]]
+    assert forced.entries[:3] == [  # undone newest first: IPv6 on again once the uplink is released
+        ["sysctl:net/ipv6/conf/eth0/disable_ipv6",
+         {"op": "sysctl.set", "args": {"path": "net/ipv6/conf/eth0/disable_ipv6", "value": "0"}}],
+        ["master:eth0", {"op": "link.set", "args": {"name": "eth0", "master": ""}}],
+        ["link:br0", {"op": "link.del", "args": {"name": "br0"}}]]
+    engine.destroy("bridge", str(tmp_path), forced, host=host)
+    assert host.sysctls["net/ipv6/conf/eth0/disable_ipv6"] == "0" and "br0" not in host.links_
 
 
 @pytest.mark.parametrize("text, reason", [

@@ -56,3 +56,62 @@ def test_a_record_of_an_older_kvmnet_still_plans_and_destroys(tmp_path):
     assert engine.Context(topo, str(tmp_path), host=host).actions == []
     engine.destroy("bridge", str(tmp_path), host=host)
     assert host.state() == before
+
+
+def test_the_uplink_has_no_ipv6_of_its_own_while_it_is_a_port(tmp_path):
+    # its kernel-made routes (RA prefix and default routes) would take the bridge's traffic
+    host = uplink()
+    engine.apply(config.load(str(BRIDGE)), str(tmp_path), host=host)
+    assert host.sysctls["net/ipv6/conf/eth0/disable_ipv6"] == "1"
+    assert engine.apply(config.load(str(BRIDGE)), str(tmp_path), host=host).actions == []
+    engine.destroy("bridge", str(tmp_path), host=host)
+    assert host.sysctls["net/ipv6/conf/eth0/disable_ipv6"] == "0"  # on again: the kernel solicits RAs
+
+
+def _ra_sysctls(host, dev):
+    return host.sysctls[f"net/ipv6/conf/{dev}/accept_ra"], host.sysctls[f"net/ipv6/conf/{dev}/autoconf"]
+
+
+def test_the_bridge_learns_from_router_advertisements_as_its_uplink_did(tmp_path):
+    host = uplink()
+    host.sysctls["net/ipv6/conf/eth0/autoconf"] = "0"  # RAs for routes only
+    host.sysctls["net/ipv6/conf/all/forwarding"] = "1"  # another topology routes IPv6
+    before = host.state()
+    engine.apply(config.load(str(BRIDGE)), str(tmp_path), host=host)
+    # accept_ra=1 would ignore RAs while forwarding: 2 accepts them (autoconf as the uplink's)
+    assert _ra_sysctls(host, "br0") == ("2", "0") and _ra_sysctls(host, "eth0") == ("1", "0")
+    assert engine.apply(config.load(str(BRIDGE)), str(tmp_path), host=host).actions == []
+    engine.destroy("bridge", str(tmp_path), host=host)
+    assert host.state() == before
+
+
+def test_a_bridge_mode_lan_beside_a_network_that_routes_ipv6(tmp_path):
+    """Forwarding planned by the same file: the bridge gets accept_ra=2, not the port."""
+    path = tmp_path / "mixed.toml"
+    path.write_text(BRIDGE.read_text() + '[networks.v6]\nmode = "routed"\nbridge = "kvr6"\n'
+                    'subnet = "10.77.0.0/24"\nsubnet6 = "fd00:77::/64"\n')
+    host = uplink()
+    host._route_add({"family": 6, "dst": "2001:db8:9::/64", "dev": "eth0", "proto": "ra"})  # RA-configured
+    before = host.state()
+    engine.apply(config.load(str(path)), str(tmp_path), host=host)
+    assert host.sysctls["net/ipv6/conf/all/forwarding"] == "1"
+    assert _ra_sysctls(host, "br0") == ("2", "1") and _ra_sysctls(host, "eth0") == ("1", "1")
+    assert engine.apply(config.load(str(path)), str(tmp_path), host=host).actions == []
+    engine.destroy("mixed", str(tmp_path), host=host)
+    assert host.state() == before
+
+
+def test_an_uplink_without_ipv6_makes_a_bridge_without_ipv6(tmp_path):
+    host = uplink()
+    host.sysctls["net/ipv6/conf/eth0/disable_ipv6"] = "1"
+    before = host.state()
+    engine.apply(config.load(str(BRIDGE)), str(tmp_path), host=host)
+    assert host.sysctls["net/ipv6/conf/br0/disable_ipv6"] == "1"
+    assert engine.apply(config.load(str(BRIDGE)), str(tmp_path), host=host).actions == []
+    engine.destroy("bridge", str(tmp_path), host=host)
+    assert host.state() == before
+    # with IPv6 on the uplink, kvmnet turns it off on the port: the bridge keeps IPv6 on re-apply
+    host.sysctls["net/ipv6/conf/eth0/disable_ipv6"] = "0"
+    engine.apply(config.load(str(BRIDGE)), str(tmp_path), host=host)
+    assert engine.apply(config.load(str(BRIDGE)), str(tmp_path), host=host).actions == []
+    assert (host.sysctls["net/ipv6/conf/br0/disable_ipv6"], host.sysctls["net/ipv6/conf/eth0/disable_ipv6"]) == ("0", "1")

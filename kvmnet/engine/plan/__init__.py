@@ -56,6 +56,7 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
     for net in topo.networks:
         if net.mode == "bridge":
             links.uplink(facts, net, record)
+            sysctls.uplink_port(facts, net, topo, record)
         elif net.bridged:
             links.bridge(facts, net, net.mac or naming.bridge_mac(topo.name, net.name))
             sysctls.bridge(facts, net)

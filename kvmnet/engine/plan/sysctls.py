@@ -26,7 +26,9 @@ def paths(topo: Topology, routes=()) -> list[str]:
     out = ipv6_paths(topo, routes)
     for net in topo.networks:
         if net.mode == "bridge":
-            out.append(BR_NF_CALL)
+            out += [BR_NF_CALL, _port_ipv6(net), IP6_FORWARD]
+            out += [f"net/ipv6/conf/{dev}/{name}" for dev in (net.uplink, net.bridge, "default")
+                    for name in FROM_UPLINK + ("disable_ipv6",)]
         if net.mode in VIRTUAL_MODES:
             out.append(f"net/ipv6/conf/{net.bridge}/disable_ipv6")
         if net.mode in ROUTING_MODES:
@@ -49,8 +51,11 @@ UNDO = {"sysctl.set": _restore}
 BRIDGE_V6_SYSCTLS = ("accept_ra", "autoconf", "accept_dad")
 
 
-def want(facts: Facts, path: str, value: str) -> None:
-    do = None if facts.obs.sysctls.get(path) == value else Step("sysctl.set", {"path": path, "value": value})
+def want(facts: Facts, path: str, value: str, before: str | None = None) -> None:
+    """`before`: what the sysctl will hold if it does not exist yet (a new link's default)."""
+    current = facts.obs.sysctls.get(path)
+    current = before if current is None else current
+    do = None if current == value else Step("sysctl.set", {"path": path, "value": value})
     facts.want(f"sysctl:{path}", do, _restore(do, facts.obs) if do else None)
 
 
@@ -66,6 +71,46 @@ def bridge(facts: Facts, net) -> None:
     for name in BRIDGE_V6_SYSCTLS:
         want(facts, f"net/ipv6/conf/{net.bridge}/{name}", "0")
     want(facts, f"net/ipv6/conf/{net.bridge}/disable_ipv6", "0")
+
+
+def _port_ipv6(net) -> str:
+    return f"net/ipv6/conf/{net.uplink}/disable_ipv6"
+
+
+FROM_UPLINK = ("accept_ra", "autoconf")  # a bridge-mode bridge learns from RAs as its uplink did
+
+
+def _uplink_ipv6_was_off(facts: Facts, net, record) -> bool:
+    """Was the uplink's IPv6 off before kvmnet made it a port? If kvmnet turned it off, its
+    recorded undo says what it was; otherwise it is as it was."""
+    key = f"sysctl:{_port_ipv6(net)}"
+    undo = next((u for k, u in record.entries if k == key and u), None)
+    return (undo["args"]["value"] if undo else facts.obs.sysctls.get(_port_ipv6(net))) == "1"
+
+
+def uplink_port(facts: Facts, net, topo: Topology, record) -> None:
+    """Bridge mode: IPv6 off on the uplink once it is a port (after its addresses and routes
+    moved). A port's own IPv6 cannot work, every frame it receives goes to the bridge, yet the
+    kernel's routes on it (the prefix routes and the default route it learned from router
+    advertisements, left to the kernel) would keep taking the LAN's traffic from the bridge's.
+    Destroy turns it back on, which makes the kernel solicit router advertisements at once: the
+    uplink's SLAAC resumes without waiting for the router's next unsolicited one."""
+    if facts.obs.sysctls.get(_port_ipv6(net)) is None:  # no IPv6 in this kernel
+        return
+    was_off = _uplink_ipv6_was_off(facts, net, record)
+    want(facts, _port_ipv6(net), "1")
+    # The bridge is the host's link to the LAN now: it takes the uplink's router-advertisement
+    # settings (a new bridge has the kernel's defaults: SLAAC where the uplink had none, or
+    # accept_ra=1, which IPv6 forwarding turns into "ignore RAs": no default route)
+    forwarding = _ipv6_routing(topo) or facts.obs.sysctls.get(IP6_FORWARD) == "1"
+    for name in FROM_UPLINK:
+        value = facts.obs.sysctls.get(f"net/ipv6/conf/{net.uplink}/{name}")
+        if value is not None:  # (a bridge not made yet will have the defaults: often no step at all)
+            want(facts, f"net/ipv6/conf/{net.bridge}/{name}", "2" if (name, value, forwarding) == ("accept_ra", "1", True)
+                 else value, facts.obs.sysctls.get(f"net/ipv6/conf/default/{name}"))
+    # and no IPv6 at all where the uplink had none
+    want(facts, f"net/ipv6/conf/{net.bridge}/disable_ipv6", "1" if was_off else "0",
+         facts.obs.sysctls.get("net/ipv6/conf/default/disable_ipv6"))
 
 
 def _ipv6_routing(topo: Topology) -> bool:
@@ -98,13 +143,14 @@ def forwarding6(facts: Facts, topo: Topology) -> None:
     prefix = "net/ipv6/conf/"
     for path in sorted(p for p in facts.obs.sysctls if p.startswith(prefix) and p.endswith("/accept_ra")):
         # "2" already: wanted all the same, so a topology that set it hands it over on destroy
-        if facts.obs.sysctls[path] in ("1", "2") and not _is_bridge(topo, path):
+        if facts.obs.sysctls[path] in ("1", "2") and not _is_ours(topo, path):
             want(facts, path, "2")
     want(facts, IP6_FORWARD, "1")
 
 
-def _is_bridge(topo: Topology, path: str) -> bool:
-    return path.split("/")[3] in {n.bridge for n in topo.networks}
+def _is_ours(topo: Topology, path: str) -> bool:
+    """A bridge of the topology (planned on its own), or an uplink it makes a port (IPv6 off)."""
+    return path.split("/")[3] in {n.bridge for n in topo.networks} | {n.uplink for n in topo.networks if n.mode == "bridge"}
 
 
 def forwarding(facts: Facts, topo: Topology) -> None:
