@@ -12,18 +12,10 @@ import socket
 import subprocess
 import time
 
-from bench.lib.common import PY, run
+from bench.lib.common import PY, REPO, run
 
-ECHO = """
-import socket, sys, threading
-srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("0.0.0.0", int(sys.argv[1]))); srv.listen(8)
-def echo(conn):
-    while (data := conn.recv(4096)):
-        conn.sendall(data)
-while True:
-    threading.Thread(target=echo, args=(srv.accept()[0],), daemon=True).start()
-"""
+ECHO = REPO / "tests" / "helpers" / "echo_server.py"
+
 PORT = "kvbhc0"  # the stand-in's port on the bridge
 
 
@@ -57,7 +49,7 @@ class HeldConnection:
         for cmd in (["ip", "addr", "add", guest_cidr, "dev", "eth0"], ["ip", "link", "set", "eth0", "up"],
                     ["ip", "route", "add", "default", "via", gateway]):
             run(inside + cmd)
-        self.server = subprocess.Popen(inside + [PY, "-c", ECHO, str(guest_port)])
+        self.server = subprocess.Popen(inside + [PY, str(ECHO), str(guest_port)])
         forwarding(PORT, 40)  # with STP on (the default), a new port forwards only after 2 x forward delay
         deadline = time.monotonic() + 10
         while True:  # until the server listens: connections are refused before

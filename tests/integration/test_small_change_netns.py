@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.natlab import NatLab, dhcp_lease
+from helpers.natlab import HELPERS, NatLab, dhcp_lease
 
 pytestmark = pytest.mark.root
 
@@ -22,16 +22,6 @@ ECHO_PORT, WAN_PORT, EXTRA_PORT = 7000, 8080, 19999
 WEB_MAC, OTHER_MAC, EXTRA_MAC = "52:54:00:12:34:56", "52:54:00:00:00:77", "52:54:00:00:00:99"
 WEB_IP, EXTRA_IP = "10.60.0.10", "10.60.0.250"
 
-ECHO_SERVER = """
-import socket, sys, threading
-srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("0.0.0.0", int(sys.argv[1]))); srv.listen(8)
-def echo(conn):
-    while (data := conn.recv(4096)):
-        conn.sendall(data)
-while True:
-    threading.Thread(target=echo, args=(srv.accept()[0],), daemon=True).start()
-"""
 
 # one connection, kept open: each stdin line goes out on it, its echo comes back on stdout
 WAN_CLIENT = """
@@ -150,7 +140,7 @@ def lab(tmp_path, request):
         lab.host.run("sysctl", "-qw", "net.netfilter.nf_conntrack_timestamp=1")  # this namespace's own
         lab.add_client("web", WEB_MAC, bridge="kvsc0", serve=False)
         lab.add_client("other", OTHER_MAC, bridge="kvsc0", serve=False)
-        subprocess.Popen(["ip", "netns", "exec", lab.clients["web"].ns.name, sys.executable, "-c", ECHO_SERVER,
+        subprocess.Popen(["ip", "netns", "exec", lab.clients["web"].ns.name, sys.executable, str(HELPERS / "echo_server.py"),
                           str(ECHO_PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         lab.serve(lab.clients["web"].ns, "web", ECHO_PORT + 1)  # only to wait until ports listen
         conn = lab.conn = Connection(lab)
