@@ -8,8 +8,8 @@ import sys
 import click
 
 from . import engine
-from .engine import overlay_status, record as records, statedir
-from . import cli_extra, exitcodes
+from .engine import record as records, statedir
+from . import cli_complete, cli_lazy, exitcodes
 from .cli_common import add_host_option, echo_json as _json, fail as _fail, host_json, host_words, load as _load, networks_summary
 from . import cli_common
 from .errors import InputError, KvmnetError
@@ -51,7 +51,7 @@ def _print_actions(actions, header: str) -> None:
         click.echo(f"       $ {a.do.command()}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exitcodes.text())
+@click.group(cls=cli_lazy.LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=exitcodes.text())
 @click.option("--state-dir", envvar="KVMNET_STATE_DIR", default=None,
               help="Where kvmnet keeps its records (default /run/kvmnet, or /run/kvmnet/netns/NAME in a named netns).")
 @click.option("--qemu-conf-dir", envvar="KVMNET_QEMU_CONF_DIR", default=None,
@@ -63,10 +63,11 @@ def main(ctx, state_dir, qemu_conf_dir):
     ctx.obj = statedir.resolve(state_dir)
     if qemu_conf_dir:  # host/qemu_acl.py reads it where the engine asks
         os.environ["KVMNET_QEMU_CONF_DIR"] = os.path.abspath(qemu_conf_dir)
+    cli_lazy.settle_tries(ctx)
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success; the exit code says it.")
 def validate(file, quiet):
     """Check FILE alone, without looking at this host (`kvmnet plan FILE` checks it against the host)."""
@@ -83,7 +84,7 @@ def validate(file, quiet):
 
 
 @main.command("plan")
-@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
 @click.option("--firewall", type=click.Choice(["nftables", "iptables"]), default=None,
               help="Firewall backend (default: the file's `firewall`, else nftables where `nft` works).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
@@ -104,7 +105,7 @@ def plan_cmd(state_root, file, as_json, firewall=None, replace=False):
 
 
 @main.command("apply")
-@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
 @click.option("--firewall", type=click.Choice(["nftables", "iptables"]), default=None,
               help="Firewall backend (default: the file's `firewall`, else nftables where `nft` works).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
@@ -128,7 +129,7 @@ def apply_cmd(ctx, state_root, file, firewall, dry_run, replace, quiet):
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
 @click.option("--keep-leases", is_flag=True,
               help="Keep dnsmasq's lease files (the next apply hands guests the same addresses).")
 @click.option("--force", is_flag=True,
@@ -151,7 +152,7 @@ def destroy(state_root, file, force, keep_leases):
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; exit 0 in sync, 1 drifted.")
 @click.pass_obj
@@ -173,7 +174,7 @@ def check(state_root, file, as_json, quiet):
 
 
 @main.command()
-@click.argument("file", required=False, type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("file", required=False, type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-q", "--quiet", is_flag=True,
               help="Print nothing; exit 0 if FILE's topology (without FILE: any) is applied and in sync, else 1.")
@@ -188,6 +189,7 @@ def status(state_root, file, as_json, quiet):
         if note:
             click.echo(note)
             return
+    from .engine import overlay_status
     corrupt = []  # a topology's bad record is listed as such, and blocks no other
     try:
         topo = _load(file) if file else None  # a bad FILE is exit 2 even with nothing applied
@@ -224,7 +226,7 @@ def status(state_root, file, as_json, quiet):
 
 
 @main.command()
-@click.argument("network", required=False, shell_complete=cli_extra.complete_applied_network)
+@click.argument("network", required=False, shell_complete=cli_complete.complete_applied_network)
 @click.option("--json", "as_json", is_flag=True, help="Print the leases as JSON.")
 @click.pass_obj
 def leases(state_root, network, as_json):
@@ -254,8 +256,8 @@ def leases(state_root, network, as_json):
 
 
 @main.command("qemu-args")
-@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
-@click.argument("guest", shell_complete=cli_extra.complete_guest)
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
+@click.argument("guest", shell_complete=cli_complete.complete_guest)
 @click.option("--syntax", type=click.Choice(["netdev", "legacy"]), default="netdev",
               help="-netdev/-device pairs, or the legacy -net nic -net tap form.")
 @click.option("--hooks", is_flag=True, help="script=/downscript= run kvmnet-ifup/-ifdown (QEMU makes the tap).")
@@ -314,8 +316,8 @@ def _open_direct(opened: list[tuple[int, str]]) -> list[int]:
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
-@click.argument("guest", shell_complete=cli_extra.complete_guest)
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
+@click.argument("guest", shell_complete=cli_complete.complete_guest)
 @click.argument("qemu_extra", nargs=-1, type=click.UNPROCESSED)
 @click.option("--dry-run", is_flag=True, help="Print the command and change nothing.")
 @click.option("--syntax", type=click.Choice(["netdev", "legacy"]), default="netdev")
@@ -328,6 +330,7 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
     import signal
     import subprocess
     from .engine import qemu_command as runner
+    from . import cli_passt
     try:
         topo = _load(file)
         launch = runner.build(topo, guest, list(qemu_extra), syntax, hooks, accel, state_root)
@@ -385,15 +388,6 @@ def ifdown(state_root, tap):
         _fail(exc)
 
 
-from . import cli_capture, cli_interop, cli_service  # noqa: E402  (registered before the examples are added)
-
-cli_interop.register(main)
-cli_capture.register(main)
-cli_service.attach(main)  # enable, list, try...: cli_service.py
-from . import cli_watch  # noqa: E402
-cli_watch.register(main)  # watch: before the examples
-from . import cli_passt; cli_passt.register(main)  # noqa: E402,E702  (passt start|stop)
-cli_extra.register(main)
 add_host_option(main, ("plan", "apply", "destroy", "check", "status", "run"))  # (before main() below runs)
 
 if __name__ == "__main__":

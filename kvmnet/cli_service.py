@@ -9,7 +9,6 @@ engine/enabled.py and engine/trial.py, so `kvmnet watch` can call it too.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import select
@@ -25,9 +24,6 @@ from . import config
 from .engine import enabled, statedir, trial
 from .errors import InputError, KvmnetError
 
-# commands after which an abandoned try past its deadline is rolled back first
-_SETTLES = {"apply", "plan", "check", "status", "destroy", "run", "leases", "try", "confirm", "list",
-            "apply-enabled", "destroy-enabled", "enable", "disable"}
 _CONFIG_DIR = click.option("--config-dir", envvar="KVMNET_CONFIG_DIR", default=None,
                            help="Where enabled topologies live (default /etc/kvmnet).")
 
@@ -333,7 +329,7 @@ def confirm(state_root, file):
 # ------------------------------------------------------------------ registration
 
 
-def _settle_abandoned_tries(state_root: str) -> None:
+def settle_abandoned_tries(state_root: str) -> None:
     """Finish the rollback of every try whose process is gone and whose deadline has passed."""
     try:
         if not any(n.endswith(trial.SUFFIX) for n in os.listdir(state_root)):
@@ -356,18 +352,7 @@ def _settle_abandoned_tries(state_root: str) -> None:
 COMMANDS = (enable, disable, list_cmd, apply_enabled, destroy_enabled, install_units, try_cmd, confirm)
 
 
-def attach(group: click.Group) -> None:
-    """Register the commands on cli.py's group, and settle abandoned tries before the
-    commands in _SETTLES run."""
+def register(group: click.Group) -> None:
+    """Add this module's verbs to cli.py's group (cli_lazy.settle_tries settles abandoned tries)."""
     for command in COMMANDS:
         group.add_command(command)
-    group_callback = group.callback
-
-    @functools.wraps(group_callback)
-    def callback(*args, **kwargs):
-        result = group_callback(*args, **kwargs)
-        ctx = click.get_current_context()
-        if ctx.invoked_subcommand in _SETTLES and not ctx.resilient_parsing:
-            _settle_abandoned_tries(ctx.obj)
-        return result
-    group.callback = callback
