@@ -9,7 +9,7 @@ import click
 
 from . import engine
 from .engine import record as records, statedir
-from . import cli_complete, cli_lazy, exitcodes
+from . import __version__, cli_complete, cli_lazy, exitcodes
 from .cli_common import add_host_option, echo_json as _json, fail as _fail, host_json, host_words, load as _load, networks_summary
 from . import cli_common
 from .errors import InputError, KvmnetError
@@ -56,7 +56,7 @@ def _print_actions(actions, header: str) -> None:
               help="Where kvmnet keeps its records (default /run/kvmnet, or /run/kvmnet/netns/NAME in a named netns).")
 @click.option("--qemu-conf-dir", envvar="KVMNET_QEMU_CONF_DIR", default=None,
               help="Where qemu-bridge-helper's bridge.conf is (default /etc/qemu).")
-@click.version_option(package_name="kvmnet")
+@click.version_option(__version__)  # not the installed metadata: importlib.metadata is ~20 ms of start-up
 @click.pass_context
 def main(ctx, state_dir, qemu_conf_dir):
     """Declarative network topologies for QEMU/KVM hosts."""

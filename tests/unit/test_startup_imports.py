@@ -91,3 +91,11 @@ def test_other_mac_spellings_still_go_through_netaddr(tmp_path):
 def test_the_colon_spelling_reads_as_netaddr_reads_it(raw, case):
     text = case(":".join(f"{b:02x}" for b in raw))
     assert guests._eui48(text) == str(netaddr.EUI(text, version=48, dialect=netaddr.mac_unix_expanded))
+
+
+def test_version_is_the_packages_without_reading_installed_metadata(tmp_path):
+    import tomllib
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    out, modules = _run(tmp_path, "--version")
+    assert out.splitlines()[0] == f"kvmnet, version {version}"
+    assert "importlib.metadata" not in modules
