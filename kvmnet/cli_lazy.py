@@ -77,8 +77,10 @@ class LazyGroup(click.Group):
         cmd.epilog = epilog(name or cmd.name)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in LAZY:
+        if cmd_name in LAZY:
             self._load(LAZY[cmd_name])
+        elif cmd_name not in self.commands:
+            self.every_command()  # a typo: click suggests the closest of all verbs
         return super().get_command(ctx, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -99,3 +99,10 @@ def test_version_is_the_packages_without_reading_installed_metadata(tmp_path):
     out, modules = _run(tmp_path, "--version")
     assert out.splitlines()[0] == f"kvmnet, version {version}"
     assert "importlib.metadata" not in modules
+
+
+def test_a_mistyped_verb_is_matched_against_every_verb():
+    """Not only the verbs loaded so far (a fresh process has loaded none of LAZY's)."""
+    res = subprocess.run([sys.executable, "-m", "kvmnet.cli", "tyr"], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "No such command 'tyr'. Did you mean 'try'?" in res.stderr
