@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import sys
+import gc
 
-import click
+_GC_WAS_ON = gc.isenabled()
+gc.disable()  # while importing; at the end, what was imported is frozen (start-up's GC: cli_lazy.pause_gc)
+
+import os  # noqa: E402
+import sys  # noqa: E402
+
+import click  # noqa: E402
 
 from . import engine
 from .engine import record as records, statedir
@@ -64,6 +69,7 @@ def main(ctx, state_dir, qemu_conf_dir):
     if qemu_conf_dir:  # host/qemu_acl.py reads it where the engine asks
         os.environ["KVMNET_QEMU_CONF_DIR"] = os.path.abspath(qemu_conf_dir)
     cli_lazy.settle_tries(ctx)
+    cli_lazy.pause_gc(ctx)
 
 
 @main.command()
@@ -303,18 +309,6 @@ def _direct_devices(topo, guest: str) -> list[tuple[int, str]]:
     return direct_devices(topo, guest)
 
 
-def _open_direct(opened: list[tuple[int, str]]) -> list[int]:
-    """Open each /dev/tapN on the descriptor QEMU's fd= names; they stay open for QEMU."""
-    import os
-    for fd, dev in opened:
-        raw = os.open(dev, os.O_RDWR)
-        if raw != fd:
-            os.dup2(raw, fd, inheritable=True)
-            os.close(raw)
-        os.set_inheritable(fd, True)
-    return [fd for fd, _ in opened]
-
-
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
 @click.argument("guest", shell_complete=cli_complete.complete_guest)
@@ -343,7 +337,7 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
             _need_root("run")
             with statedir.locked(state_root):
                 engine.apply(topo, state_root)
-        fds = _open_direct(_direct_devices(topo, guest))
+        fds = cli_common.open_direct(_direct_devices(topo, guest))
         stop_passt = cli_passt.around_qemu(topo, guest, state_root, dry_run)  # before QEMU, stopped after it
     except KvmnetError as exc:
         _fail(exc)
@@ -389,6 +383,9 @@ def ifdown(state_root, tap):
 
 
 add_host_option(main, ("plan", "apply", "destroy", "check", "status", "run"))  # (before main() below runs)
+gc.freeze()  # modules, classes, functions: never garbage; no collection need look at them again
+if _GC_WAS_ON:
+    gc.enable()
 
 if __name__ == "__main__":
     main(prog_name="kvmnet")  # so completion's variable is _KVMNET_COMPLETE here too

@@ -31,6 +31,10 @@ def _module_of(path: Path) -> str:
     return ".".join(parts)
 
 
+def _is_module(name: str) -> bool:
+    return (PKG / f"{name}.py").exists() or (PKG / name).is_dir()
+
+
 def _imports(path: Path) -> list[tuple[int, str]]:
     """(line, absolute kvmnet module) for every import in the file, lazy ones included."""
     module = _module_of(path)
@@ -44,8 +48,8 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             else:
                 target = node.module or ""
             if target == "kvmnet" or target.startswith("kvmnet."):
-                if target.count(".") == 0:  # `from kvmnet import x` / `from . import x`
-                    out += [(node.lineno, f"kvmnet.{a.name}") for a in node.names]
+                if target.count(".") == 0:  # `from kvmnet import x` / `from . import x`: module x, or a name in __init__
+                    out += [(node.lineno, f"kvmnet.{a.name}" if _is_module(a.name) else "kvmnet") for a in node.names]
                 else:
                     out.append((node.lineno, target))
         elif isinstance(node, ast.Import):
