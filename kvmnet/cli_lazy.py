@@ -1,8 +1,8 @@
 """The verbs a start-up does not load. cli.py's group imports a rarely used verb's module (and
 what it imports) only when that verb is run, or when all verbs are listed (--help, shell
 completion, `kvmnet man`): a cold `kvmnet apply` loads none of them. Also what every verb gets
-wherever it is defined: its --help epilog (example, exit codes), and, before most verbs, the
-rollback of an abandoned `kvmnet try`."""
+wherever it is defined: its --help epilog (example, exit codes), before most verbs the rollback
+of an abandoned `kvmnet try`, and an exit that skips the last garbage collection."""
 
 from __future__ import annotations
 
@@ -55,9 +55,6 @@ LAZY = {"graph": "cli_extra", "vagrant": "cli_extra", "completion": "cli_extra",
         "import": "cli_interop", "export": "cli_interop", "capture": "cli_capture", "watch": "cli_watch",
         "passt": "cli_passt", **{verb: "cli_service" for verb in ("enable", "disable", "list", "apply-enabled",
                                                                  "destroy-enabled", "install-units", "try", "confirm")}}
-
-# verbs that run for long (a loop; a wait for QEMU, a capture's end or the user): they keep the cyclic GC
-LONG_RUNNING = {"watch", "run", "try", "capture"}
 
 # verbs before which an abandoned try past its deadline is rolled back first
 SETTLES = {"apply", "plan", "check", "status", "destroy", "run", "leases", "try", "confirm", "list",
@@ -118,16 +115,10 @@ def settle_tries(ctx: click.Context) -> None:
     cli_service.settle_abandoned_tries(ctx.obj)
 
 
-def pause_gc(ctx: click.Context) -> None:
-    """Python's cyclic garbage collector, which a short process pays for without needing it:
-    a one-shot verb runs without it (given back when the verb is done, to a caller in the same
-    process too), and at exit every object is frozen, so the interpreter's last collection has
-    nothing to look at. kvmnet makes little cyclic garbage and closes its files with `with`; what
-    those collections cost was ~15% of a cold apply's CPU time (most at exit, then while importing
-    the engine and pyroute2)."""
+def freeze_at_exit() -> None:
+    """At exit, freeze every object, so the interpreter's last cyclic garbage collection has
+    nothing to look at: it cost a cold apply ~20 ms of CPU time, to find almost nothing (kvmnet
+    closes its files with `with`; pyroute2's sockets and the like are closed by the exit itself).
+    The garbage a verb makes while it runs is still collected as usual."""
     atexit.unregister(gc.freeze)  # once, however often a caller in this process runs a verb
     atexit.register(gc.freeze)
-    if ctx.invoked_subcommand in LONG_RUNNING or not gc.isenabled():
-        return
-    gc.disable()
-    ctx.call_on_close(gc.enable)
