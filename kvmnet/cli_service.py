@@ -1,9 +1,10 @@
 """Commands for running kvmnet as a host service: enable/disable/list topologies in the config
 dir, apply-enabled/destroy-enabled (the kvmnet.service unit), install-units, try/confirm.
 
-cli.py registers them with `attach(main)`, which also makes every command that looks at or
-changes the host first finish the rollback of a `kvmnet try` that was abandoned (killed) and
-whose deadline has passed. Like cli.py, this module prints and exits; the logic is in
+cli_lazy.py loads this module when one of them is run (`register(main)`). Every command that
+looks at or changes the host first finishes the rollback of a `kvmnet try` that was abandoned
+(killed) and whose deadline has passed: cli_lazy.settle_tries calls settle_abandoned_tries below
+when a try's file is there. Like cli.py, this module prints and exits; the logic is in
 engine/enabled.py and engine/trial.py, so `kvmnet watch` can call it too.
 """
 
@@ -30,7 +31,7 @@ _CONFIG_DIR = click.option("--config-dir", envvar="KVMNET_CONFIG_DIR", default=N
 
 def _cli():
     """cli.py's helpers (_fail, _load, _need_root, _print_actions), imported when first needed:
-    cli.py imports this module to register the commands."""
+    cli.py, the program, imports cli_lazy.py, which imports this module."""
     from . import cli
     return cli
 
