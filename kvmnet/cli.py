@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import sys
+import gc
 
-import click
+_GC_WAS_ON = gc.isenabled()
+gc.disable()  # while importing: a start-up makes no garbage, and its collections cost ~4 ms of a cold apply
+
+import os  # noqa: E402
+import sys  # noqa: E402
+
+import click  # noqa: E402
 
 from . import engine
-from .engine import overlay_status, record as records, statedir
-from . import cli_extra, exitcodes
+from .engine import record as records, statedir
+from . import __version__, cli_complete, cli_lazy, exitcodes
 from .cli_common import add_host_option, echo_json as _json, fail as _fail, host_json, host_words, load as _load, networks_summary
 from . import cli_common
 from .errors import InputError, KvmnetError
@@ -51,22 +56,24 @@ def _print_actions(actions, header: str) -> None:
         click.echo(f"       $ {a.do.command()}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exitcodes.text())
+@click.group(cls=cli_lazy.LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=exitcodes.text())
 @click.option("--state-dir", envvar="KVMNET_STATE_DIR", default=None,
               help="Where kvmnet keeps its records (default /run/kvmnet, or /run/kvmnet/netns/NAME in a named netns).")
 @click.option("--qemu-conf-dir", envvar="KVMNET_QEMU_CONF_DIR", default=None,
               help="Where qemu-bridge-helper's bridge.conf is (default /etc/qemu).")
-@click.version_option(package_name="kvmnet")
+@click.version_option(__version__)  # not the installed metadata: importlib.metadata is ~20 ms of start-up
 @click.pass_context
 def main(ctx, state_dir, qemu_conf_dir):
     """Declarative network topologies for QEMU/KVM hosts."""
     ctx.obj = statedir.resolve(state_dir)
     if qemu_conf_dir:  # host/qemu_acl.py reads it where the engine asks
         os.environ["KVMNET_QEMU_CONF_DIR"] = os.path.abspath(qemu_conf_dir)
+    cli_lazy.settle_tries(ctx)
+    cli_lazy.freeze_at_exit()
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success; the exit code says it.")
 def validate(file, quiet):
     """Check FILE alone, without looking at this host (`kvmnet plan FILE` checks it against the host)."""
@@ -83,7 +90,7 @@ def validate(file, quiet):
 
 
 @main.command("plan")
-@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
 @click.option("--firewall", type=click.Choice(["nftables", "iptables"]), default=None,
               help="Firewall backend (default: the file's `firewall`, else nftables where `nft` works).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
@@ -104,7 +111,7 @@ def plan_cmd(state_root, file, as_json, firewall=None, replace=False):
 
 
 @main.command("apply")
-@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
 @click.option("--firewall", type=click.Choice(["nftables", "iptables"]), default=None,
               help="Firewall backend (default: the file's `firewall`, else nftables where `nft` works).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
@@ -128,7 +135,7 @@ def apply_cmd(ctx, state_root, file, firewall, dry_run, replace, quiet):
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
 @click.option("--keep-leases", is_flag=True,
               help="Keep dnsmasq's lease files (the next apply hands guests the same addresses).")
 @click.option("--force", is_flag=True,
@@ -151,7 +158,7 @@ def destroy(state_root, file, force, keep_leases):
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; exit 0 in sync, 1 drifted.")
 @click.pass_obj
@@ -173,7 +180,7 @@ def check(state_root, file, as_json, quiet):
 
 
 @main.command()
-@click.argument("file", required=False, type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("file", required=False, type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-q", "--quiet", is_flag=True,
               help="Print nothing; exit 0 if FILE's topology (without FILE: any) is applied and in sync, else 1.")
@@ -188,6 +195,7 @@ def status(state_root, file, as_json, quiet):
         if note:
             click.echo(note)
             return
+    from .engine import overlay_status
     corrupt = []  # a topology's bad record is listed as such, and blocks no other
     try:
         topo = _load(file) if file else None  # a bad FILE is exit 2 even with nothing applied
@@ -224,7 +232,7 @@ def status(state_root, file, as_json, quiet):
 
 
 @main.command()
-@click.argument("network", required=False, shell_complete=cli_extra.complete_applied_network)
+@click.argument("network", required=False, shell_complete=cli_complete.complete_applied_network)
 @click.option("--json", "as_json", is_flag=True, help="Print the leases as JSON.")
 @click.pass_obj
 def leases(state_root, network, as_json):
@@ -254,8 +262,8 @@ def leases(state_root, network, as_json):
 
 
 @main.command("qemu-args")
-@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
-@click.argument("guest", shell_complete=cli_extra.complete_guest)
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
+@click.argument("guest", shell_complete=cli_complete.complete_guest)
 @click.option("--syntax", type=click.Choice(["netdev", "legacy"]), default="netdev",
               help="-netdev/-device pairs, or the legacy -net nic -net tap form.")
 @click.option("--hooks", is_flag=True, help="script=/downscript= run kvmnet-ifup/-ifdown (QEMU makes the tap).")
@@ -301,21 +309,9 @@ def _direct_devices(topo, guest: str) -> list[tuple[int, str]]:
     return direct_devices(topo, guest)
 
 
-def _open_direct(opened: list[tuple[int, str]]) -> list[int]:
-    """Open each /dev/tapN on the descriptor QEMU's fd= names; they stay open for QEMU."""
-    import os
-    for fd, dev in opened:
-        raw = os.open(dev, os.O_RDWR)
-        if raw != fd:
-            os.dup2(raw, fd, inheritable=True)
-            os.close(raw)
-        os.set_inheritable(fd, True)
-    return [fd for fd, _ in opened]
-
-
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
-@click.argument("guest", shell_complete=cli_extra.complete_guest)
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
+@click.argument("guest", shell_complete=cli_complete.complete_guest)
 @click.argument("qemu_extra", nargs=-1, type=click.UNPROCESSED)
 @click.option("--dry-run", is_flag=True, help="Print the command and change nothing.")
 @click.option("--syntax", type=click.Choice(["netdev", "legacy"]), default="netdev")
@@ -328,6 +324,7 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
     import signal
     import subprocess
     from .engine import qemu_command as runner
+    from . import cli_passt
     try:
         topo = _load(file)
         launch = runner.build(topo, guest, list(qemu_extra), syntax, hooks, accel, state_root)
@@ -340,7 +337,7 @@ def run(state_root, file, guest, qemu_extra, dry_run, syntax, hooks, accel):
             _need_root("run")
             with statedir.locked(state_root):
                 engine.apply(topo, state_root)
-        fds = _open_direct(_direct_devices(topo, guest))
+        fds = cli_common.open_direct(_direct_devices(topo, guest))
         stop_passt = cli_passt.around_qemu(topo, guest, state_root, dry_run)  # before QEMU, stopped after it
     except KvmnetError as exc:
         _fail(exc)
@@ -385,16 +382,10 @@ def ifdown(state_root, tap):
         _fail(exc)
 
 
-from . import cli_capture, cli_interop, cli_service  # noqa: E402  (registered before the examples are added)
-
-cli_interop.register(main)
-cli_capture.register(main)
-cli_service.attach(main)  # enable, list, try...: cli_service.py
-from . import cli_watch  # noqa: E402
-cli_watch.register(main)  # watch: before the examples
-from . import cli_passt; cli_passt.register(main)  # noqa: E402,E702  (passt start|stop)
-cli_extra.register(main)
 add_host_option(main, ("plan", "apply", "destroy", "check", "status", "run"))  # (before main() below runs)
+gc.freeze()  # what was imported is never garbage: no collection need look at it (see cli_lazy.freeze_at_exit)
+if _GC_WAS_ON:
+    gc.enable()
 
 if __name__ == "__main__":
     main(prog_name="kvmnet")  # so completion's variable is _KVMNET_COMPLETE here too

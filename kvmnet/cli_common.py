@@ -89,3 +89,14 @@ def is_root() -> bool:
     """Whether this process may change the host (tests stand in for root here only, never in
     the state dir's trust checks, which read the real uid)."""
     return os.geteuid() == 0
+
+
+def open_direct(opened: list[tuple[int, str]]) -> list[int]:
+    """`kvmnet run`: open each /dev/tapN on the descriptor QEMU's fd= names; they stay open for QEMU."""
+    for fd, dev in opened:
+        raw = os.open(dev, os.O_RDWR)
+        if raw != fd:
+            os.dup2(raw, fd, inheritable=True)
+            os.close(raw)
+        os.set_inheritable(fd, True)
+    return [fd for fd, _ in opened]

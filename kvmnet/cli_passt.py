@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import click
 
-from . import cli_extra, exitcodes
+from . import cli_complete, cli_lazy
 from .cli_common import fail, load
 from .errors import InputError, KvmnetError
-
-cli_extra.EXAMPLES["passt"] = "sudo kvmnet passt start topologies/passt.toml web   # then: kvmnet passt stop ..."
-cli_extra.EXAMPLES["passt start"] = ("sudo kvmnet passt start topologies/passt.toml web && "
-                                     "qemu-system-x86_64 ... $(kvmnet qemu-args topologies/passt.toml web)")
-cli_extra.EXAMPLES["passt stop"] = "sudo kvmnet passt stop topologies/passt.toml web   # once QEMU has exited"
 
 
 @click.group("passt")
@@ -30,8 +25,8 @@ def _guest(file: str, guest: str):
 def _file_and_guest(verb):
     """FILE and GUEST arguments (completed from the file) and the state dir, for both verbs."""
     verb = click.pass_obj(verb)
-    verb = click.argument("guest", shell_complete=cli_extra.complete_guest)(verb)
-    return click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)(verb)
+    verb = click.argument("guest", shell_complete=cli_complete.complete_guest)(verb)
+    return click.argument("file", type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)(verb)
 
 
 @passt.command("start")
@@ -78,4 +73,4 @@ def around_qemu(topo, guest: str, state_root: str, dry_run: bool):
 def register(main: click.Group) -> None:
     main.add_command(passt)
     for name, command in passt.commands.items():
-        command.epilog = f"\b\nExample:\n  {cli_extra.EXAMPLES[f'passt {name}']}\n\n{exitcodes.text()}"
+        command.epilog = cli_lazy.epilog(f"passt {name}")

@@ -1,15 +1,15 @@
 """Commands for running kvmnet as a host service: enable/disable/list topologies in the config
 dir, apply-enabled/destroy-enabled (the kvmnet.service unit), install-units, try/confirm.
 
-cli.py registers them with `attach(main)`, which also makes every command that looks at or
-changes the host first finish the rollback of a `kvmnet try` that was abandoned (killed) and
-whose deadline has passed. Like cli.py, this module prints and exits; the logic is in
+cli_lazy.py loads this module when one of them is run (`register(main)`). Every command that
+looks at or changes the host first finishes the rollback of a `kvmnet try` that was abandoned
+(killed) and whose deadline has passed: cli_lazy.settle_tries calls settle_abandoned_tries below
+when a try's file is there. Like cli.py, this module prints and exits; the logic is in
 engine/enabled.py and engine/trial.py, so `kvmnet watch` can call it too.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import select
@@ -25,16 +25,13 @@ from . import config
 from .engine import enabled, statedir, trial
 from .errors import InputError, KvmnetError
 
-# commands after which an abandoned try past its deadline is rolled back first
-_SETTLES = {"apply", "plan", "check", "status", "destroy", "run", "leases", "try", "confirm", "list",
-            "apply-enabled", "destroy-enabled", "enable", "disable"}
 _CONFIG_DIR = click.option("--config-dir", envvar="KVMNET_CONFIG_DIR", default=None,
                            help="Where enabled topologies live (default /etc/kvmnet).")
 
 
 def _cli():
     """cli.py's helpers (_fail, _load, _need_root, _print_actions), imported when first needed:
-    cli.py imports this module to register the commands."""
+    cli.py, the program, imports cli_lazy.py, which imports this module."""
     from . import cli
     return cli
 
@@ -333,7 +330,7 @@ def confirm(state_root, file):
 # ------------------------------------------------------------------ registration
 
 
-def _settle_abandoned_tries(state_root: str) -> None:
+def settle_abandoned_tries(state_root: str) -> None:
     """Finish the rollback of every try whose process is gone and whose deadline has passed."""
     try:
         if not any(n.endswith(trial.SUFFIX) for n in os.listdir(state_root)):
@@ -356,18 +353,7 @@ def _settle_abandoned_tries(state_root: str) -> None:
 COMMANDS = (enable, disable, list_cmd, apply_enabled, destroy_enabled, install_units, try_cmd, confirm)
 
 
-def attach(group: click.Group) -> None:
-    """Register the commands on cli.py's group, and settle abandoned tries before the
-    commands in _SETTLES run."""
+def register(group: click.Group) -> None:
+    """Add this module's verbs to cli.py's group (cli_lazy.settle_tries settles abandoned tries)."""
     for command in COMMANDS:
         group.add_command(command)
-    group_callback = group.callback
-
-    @functools.wraps(group_callback)
-    def callback(*args, **kwargs):
-        result = group_callback(*args, **kwargs)
-        ctx = click.get_current_context()
-        if ctx.invoked_subcommand in _SETTLES and not ctx.resilient_parsing:
-            _settle_abandoned_tries(ctx.obj)
-        return result
-    group.callback = callback

@@ -9,12 +9,11 @@ import time
 
 import click
 
-from . import cli_extra
+from . import cli_complete
 from .cli_common import fail, load
 from . import cli_common
 from .errors import KvmnetError, InputError
 
-cli_extra.EXAMPLES["watch"] = "sudo kvmnet watch   # or: systemctl enable --now kvmnet-watch.service"
 
 
 def _log(line: str) -> None:
@@ -22,7 +21,7 @@ def _log(line: str) -> None:
 
 
 @click.command("watch")
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False), shell_complete=cli_extra.complete_topology)
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False), shell_complete=cli_complete.complete_topology)
 @click.option("--once", is_flag=True, help="One pass: repair what drifted, then exit (1 if a repair failed).")
 @click.pass_obj
 def watch(state_root, files, once):

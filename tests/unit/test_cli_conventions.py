@@ -15,7 +15,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from kvmnet import cli, cli_extra, config, engine, exitcodes
+from kvmnet import cli, cli_complete, cli_extra, config, engine, exitcodes
 
 ROOT = Path(__file__).resolve().parents[2]
 NAT, ROUTED, USER = (ROOT / "topologies" / f"{n}.toml" for n in ("nat", "routed", "user"))
@@ -109,9 +109,9 @@ def test_every_json_document_carries_version_1_and_its_keys(kvmnet, host, state)
 
 def test_every_verb_has_an_example_and_the_exit_code_table_in_its_help(kvmnet):
     top = {name for name in cli_extra.EXAMPLES if " " not in name}  # "GROUP VERB": a group's own verb
-    assert top == set(cli.main.commands), "every verb needs an example in cli_extra.EXAMPLES"
+    assert top == set(cli.main.every_command()), "every verb needs an example in cli_extra.EXAMPLES"
     table = ["Exit codes:"] + [f"  {code}  {meaning}" for code, meaning in exitcodes.TABLE]
-    for name in list(cli.main.commands) + sorted(set(cli_extra.EXAMPLES) - top):
+    for name in list(cli.main.every_command()) + sorted(set(cli_extra.EXAMPLES) - top):
         res = kvmnet(*name.split(), "--help")
         assert res.exit_code == 0, name
         lines = [line.strip() for line in res.stdout.splitlines()]
@@ -206,8 +206,8 @@ def test_bash_completes_guests_through_the_generated_script(tmp_path):
 def test_man_writes_a_page_per_verb_that_groff_renders(kvmnet, tmp_path):
     res = kvmnet("man", tmp_path / "man1")
     pages = sorted(p.name for p in (tmp_path / "man1").iterdir())
-    groups = {name: cmd for name, cmd in cli.main.commands.items() if isinstance(cmd, click.Group)}
-    expected = ["kvmnet.1"] + [f"kvmnet-{name}.1" for name in cli.main.commands]
+    groups = {name: cmd for name, cmd in cli.main.every_command().items() if isinstance(cmd, click.Group)}
+    expected = ["kvmnet.1"] + [f"kvmnet-{name}.1" for name in cli.main.every_command()]
     expected += [f"kvmnet-{name}-{sub}.1" for name, group in groups.items() for sub in group.commands]
     assert pages == sorted(expected)
     assert (res.exit_code, res.stdout) == (0, f"wrote {len(pages)} man page(s) to {tmp_path / 'man1'}\n")
@@ -245,9 +245,9 @@ def test_roff_escapes_what_would_be_a_request():
 def test_network_names_complete_from_the_file_typed():
     """For options such as `--network N` that name one of FILE's networks."""
     import click
-    ctx = click.Context(cli.main.commands["graph"])
+    ctx = click.Context(cli.main.every_command()["graph"])
     ctx.params["file"] = str(ROOT / "vagrant" / "lab" / "lab.toml")
-    assert [c.value for c in cli_extra.complete_network(ctx, None, "")] == ["front", "back"]
-    assert [c.value for c in cli_extra.complete_network(ctx, None, "b")] == ["back"]
+    assert [c.value for c in cli_complete.complete_network(ctx, None, "")] == ["front", "back"]
+    assert [c.value for c in cli_complete.complete_network(ctx, None, "b")] == ["back"]
     ctx.params["file"] = "/nope.toml"
-    assert cli_extra.complete_network(ctx, None, "") == []
+    assert cli_complete.complete_network(ctx, None, "") == []

@@ -14,7 +14,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "kvmnet"
 RANK = {"config": 1, "render": 1, "host": 2, "engine": 3, "cli": 4, "hook_main": 4, "hook": 3,
-        "cli_common": 4, "cli_capture": 4, "cli_extra": 4, "cli_man": 4, "cli_interop": 4, "cli_service": 4, "cli_watch": 4, "cli_passt": 4, "exitcodes": 0,
+        "cli_common": 4, "cli_complete": 4, "cli_lazy": 4, "cli_capture": 4, "cli_extra": 4, "cli_man": 4, "cli_interop": 4, "cli_service": 4, "cli_watch": 4, "cli_passt": 4, "exitcodes": 0,
         "errors": 0, "model": 0, "observed": 0, "naming": 0, "ifname": 0, "__init__": 0, "__main__": 4}
 
 
@@ -31,6 +31,10 @@ def _module_of(path: Path) -> str:
     return ".".join(parts)
 
 
+def _is_module(name: str) -> bool:
+    return (PKG / f"{name}.py").exists() or (PKG / name).is_dir()
+
+
 def _imports(path: Path) -> list[tuple[int, str]]:
     """(line, absolute kvmnet module) for every import in the file, lazy ones included."""
     module = _module_of(path)
@@ -44,8 +48,8 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             else:
                 target = node.module or ""
             if target == "kvmnet" or target.startswith("kvmnet."):
-                if target.count(".") == 0:  # `from kvmnet import x` / `from . import x`
-                    out += [(node.lineno, f"kvmnet.{a.name}") for a in node.names]
+                if target.count(".") == 0:  # `from kvmnet import x` / `from . import x`: module x, or a name in __init__
+                    out += [(node.lineno, f"kvmnet.{a.name}" if _is_module(a.name) else "kvmnet") for a in node.names]
                 else:
                     out.append((node.lineno, target))
         elif isinstance(node, ast.Import):
