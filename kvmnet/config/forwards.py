@@ -96,14 +96,14 @@ def _target(r: Reader, net: Network, target, path: tuple, guests_by_name: dict, 
         return None, None, None
     if net.mode == "passt":  # the guest's own passt forwards the port: no address to translate to
         return None, None, _passt_target(r, net, target, path, guests_by_name)
-    try:
-        ip = ip_address(target)
-    except ValueError:
-        ip = None
-    if ip is not None:
-        return (*_literal_target(r, net, ip, path, host_addr), None)
-    guest = guests_by_name.get(target)
+    guest = guests_by_name.get(target)  # a guest name has no '.' or ':', so it is never an address
     if guest is None:
+        try:
+            ip = ip_address(target)
+        except ValueError:
+            ip = None
+        if ip is not None:
+            return (*_literal_target(r, net, ip, path, host_addr), None)
         if not r.flawed(("guests", target)):  # a guest with a bad name is reported as such
             r.error(path, f"unknown guest {target!r}")
         return None, None, None

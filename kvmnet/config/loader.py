@@ -23,6 +23,7 @@ from .forwards import with_forwards
 from .guests import guest
 from . import hosts as multihost
 from .networks import network
+from . import tomlfast
 from .tomlpos import format_path, key_lines, line_of
 from .tomlread import Reader
 
@@ -67,7 +68,9 @@ def _parse(text: str, file: str) -> tuple[dict, Reader]:
     except UnicodeEncodeError as exc:
         raise InputError([Problem(file, None, "", f"not valid Unicode text ({exc.reason} at {exc.start})")]) from None
     try:
-        data = tomllib.loads(text)
+        data = tomlfast.loads(text)  # the common shape, fast; None: tomllib decides (and words any error)
+        if data is None:
+            data = tomllib.loads(text)
     except RecursionError:  # tomllib recurses per nesting level: [[[[... overflows the stack
         raise InputError([Problem(file, None, "", "arrays or inline tables are nested too deeply "
                                   "(a topology needs a few levels)")]) from None
