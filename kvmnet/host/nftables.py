@@ -3,6 +3,7 @@ replaced in one `nft -f` transaction, observed through `nft -j list`."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import re
@@ -33,7 +34,13 @@ def _list(family: str, table: str) -> list | None:
         return None
     # volatile keys dropped while parsing: one call per object instead of a second walk of
     # every value (10,000 forwards list as ~90,000 of them)
-    return [i for i in json.loads(res.stdout, object_hook=_drop_volatile)["nftables"] if "metainfo" not in i]
+    collecting = gc.isenabled()
+    gc.disable()  # ~90,000 acyclic objects: collector passes over them find nothing
+    try:
+        return [i for i in json.loads(res.stdout, object_hook=_drop_volatile)["nftables"] if "metainfo" not in i]
+    finally:
+        if collecting:
+            gc.enable()
 
 
 # What changes in a listing without anyone changing the rules: the kernel's handles, and what
