@@ -87,6 +87,7 @@ def _read(text: str) -> dict:
     root: dict = {}
     flags = _Flags()
     table, header = root, ()
+    last: tuple = (None, None, None)  # the last [[array]] header's text, its flags node, its list
     kv_match, key_match = _KEY_PLAIN.match, _KEY.match
     for line in text.split("\n"):
         m = kv_match(line)
@@ -116,12 +117,19 @@ def _read(text: str) -> dict:
         if m is not None:
             header = tuple(_SPLIT.split(m.group(1)))
             table = _open_table(root, flags, header)
+            last = (None, None, None)
             continue
         m = _ARRAY.match(line)
         if m is None:
             raise _Unsure
+        if m.group(1) == last[0]:  # [[x.forwards]] again, nothing else opened since: its next element
+            last[1][1].clear()  # what the previous element declared is free again (tomllib: unset_all)
+            last[2].append({})
+            table = last[2][-1]
+            continue
         header = tuple(_SPLIT.split(m.group(1)))
         table = _append_table(root, flags, header)
+        last = (m.group(1), flags.node(header), _nest(root, header[:-1])[header[-1]])
     return root
 
 
