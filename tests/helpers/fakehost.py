@@ -331,7 +331,7 @@ class FakeHost:
     def _bridge_add(self, a: dict) -> None:
         if a["name"] not in self.links_:
             self._add_link(a["name"], "bridge", a.get("mac"), a.get("mtu"), stp=a["stp"],
-                           forward_delay=a["forward_delay"])
+                           forward_delay=a["forward_delay"], group=a.get("group") or 0)
         self.links_[a["name"]]["up"] = True
 
     def _tap_add(self, a: dict) -> None:
