@@ -43,7 +43,7 @@ class Context:
 
     def refresh(self) -> list[Action]:
         """Observe the host again and plan against it."""
-        self.observed = observe(self.topo, self.dir, self.backend, self.host)
+        self.observed = observe(self.topo, self.dir, self.backend, self.host, self.record.nft_seen)
         self.plan: Plan = make(self.topo, self.observed, self.record, self.dir, self.backend)
         self.actions = self.plan.actions
         return self.actions

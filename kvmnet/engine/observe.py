@@ -13,13 +13,14 @@ from ..render.nft import needs_table
 from .plan import bandwidth, dnsmasq as dnsmasq_plan, firewalld as firewalld_plan, overlay as overlay_plan, sysctls
 
 
-def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None) -> Observed:
+def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None, known: dict | None = None) -> Observed:
+    """`known`: the record's last nft listing (Record.nft_seen), reused while it still holds."""
     host = host or system.default()
     links = host.links()
     fw = {}
     if needs_table(topo):
         name = naming.iptables_prefix(topo.name) if backend == "iptables" else naming.nft_table(topo.name)
-        fw = host.firewall(name, backend, any(n.spoof_protection for n in topo.networks))
+        fw = host.firewall(name, backend, any(n.spoof_protection for n in topo.networks), known or None)
         if fw.get("exists"):  # whose rules they are is judged against the record of this backend's fact
             fw = dict(fw, backend=backend)
     exe, user = host.dnsmasq_binary(), host.dnsmasq_user()

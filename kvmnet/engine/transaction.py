@@ -46,6 +46,7 @@ def apply(topo: Topology, state_root: str, backend: str | None = None, host=None
     for key in shared:  # needed, not made: recorded so a later destroy elsewhere hands it over
         record.add(key, None)
     record.networks, record.taps = networks, taps
+    record.nft_seen = firewall_plan.listing_to_keep(ctx.observed)
     records.save(state_root, record)
     return Result(actions)
 

@@ -115,7 +115,7 @@ class FakeHost:
     def iptables_problem(self) -> str | None:
         return self.ipt_problem
 
-    def firewall(self, name: str, backend: str, bridge_table: bool) -> dict:
+    def firewall(self, name: str, backend: str, bridge_table: bool, known: dict | None = None) -> dict:
         if backend == "iptables":
             rs = self.ipt_tables.get(name)
             if rs is None:
