@@ -82,7 +82,11 @@ def _parse(text: str, file: str) -> tuple[dict, Reader]:
 
 
 def load(path: str) -> Topology:
-    raw = _read_regular_file(path)
+    return load_bytes(read_file(path), path)
+
+
+def load_bytes(raw: bytes, path: str) -> Topology:
+    """load() of the bytes read from `path` (engine/topocache.py hashes them first)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -98,7 +102,7 @@ def load(path: str) -> Topology:
             gc.enable()
 
 
-def _read_regular_file(path: str) -> bytes:
+def read_file(path: str) -> bytes:
     """At most MAX_FILE_BYTES of a regular file. A FIFO would block the open, a device
     (/dev/zero) reads forever with st_size 0: stat first, open without blocking, check the
     open file again (it may have been swapped since the stat), and never read past the cap."""

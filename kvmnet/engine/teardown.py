@@ -11,7 +11,7 @@ from __future__ import annotations
 from .. import naming
 from ..errors import HostError
 from ..host import system
-from . import faults, record as records
+from . import faults, record as records, topocache
 from .plan import shared as shared_fact
 from .record import Record
 from .steps import Action, Result, Step
@@ -49,6 +49,8 @@ def destroy(name: str, state_root: str, record: Record | None = None, host=None,
                         [a.do.describe() for a in done])
     record.uplinks = {}
     records.remove(state_root, name)
+    if record.file:
+        topocache.forget(state_root, record.file)
     return Result(done)
 
 
