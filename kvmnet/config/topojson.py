@@ -10,6 +10,7 @@ Topology.source is not kept: the cache hands back the file's own text.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import types
 import typing
 from ipaddress import (IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network,
@@ -31,12 +32,19 @@ def decode(data, source: str) -> model.Topology:
     return dataclasses.replace(topo, source=source)
 
 
+def _same(v):
+    return v
+
+
+_SAME = _same
+
+
 def _check(kind):
     def dec(v):
         if type(v) is not kind:  # exact: True is not an int here
             raise Unfit(f"{v!r} is not {kind.__name__}")
         return v
-    return (lambda v: v), dec
+    return _same, dec
 
 
 def _address(kind, bits: int):
@@ -103,7 +111,7 @@ def _union(args: tuple):
         raise TypeError(f"topojson: no codec for the union {args!r}")
     if not optional:
         return enc, dec
-    return (lambda v: None if v is None else enc(v)), (lambda v: None if v is None else dec(v))
+    return (_same if enc is _same else lambda v: None if v is None else enc(v)), (lambda v: None if v is None else dec(v))
 
 
 def _tuple(args: tuple):
@@ -114,13 +122,15 @@ def _tuple(args: tuple):
             if type(v) is not list:
                 raise Unfit(f"{v!r} is not a list")
             return tuple(dec(x) for x in v)
-        return (lambda v: [enc(x) for x in v]), dec_all
+        return (_same if enc is _same else lambda v: [enc(x) for x in v]), dec_all  # json writes tuples as lists
     codecs = [_codec(a) for a in args]
 
     def dec_fixed(v):
         if type(v) is not list or len(v) != len(codecs):
             raise Unfit(f"{v!r} is not a list of {len(codecs)}")
         return tuple(d(x) for (_, d), x in zip(codecs, v))
+    if all(e is _same for e, _ in codecs):
+        return _same, dec_fixed
     return (lambda v: [e(x) for (e, _), x in zip(codecs, v)]), dec_fixed
 
 
@@ -129,8 +139,14 @@ def _dataclass(cls):
     names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
     codecs = [_codec(hints[n]) for n in names]
 
+    fetch = operator.attrgetter(*names) if len(names) > 1 else (lambda obj: (getattr(obj, names[0]),))
+    converted = [(i, e) for i, (e, _) in enumerate(codecs) if e is not _SAME]  # str, int, bool: as they are
+
     def enc(obj):
-        return [e(getattr(obj, n)) for n, (e, _) in zip(names, codecs)]
+        values = list(fetch(obj))
+        for i, e in converted:
+            values[i] = e(values[i])
+        return values
 
     def dec(v):
         if type(v) is not list or len(v) != len(codecs):
