@@ -25,7 +25,7 @@ def _locked(state_root: str, file: str, work, shared: bool = False):
     nothing, which must work without root where it can); a kvmnet error is printed and exits
     (2: bad input or a conflict, nothing changed; 1: a failure on the host)."""
     try:
-        topo = _load(file)
+        topo = _load(file, state_root)
         with statedir.locked(state_root, shared=shared):
             return topo, work(topo)
     except KvmnetError as exc:

@@ -30,11 +30,15 @@ def fail(exc: KvmnetError) -> None:
     sys.exit(exc.exit_code)
 
 
-def load(file: str):
-    """config.load plus warnings about the file itself (printed, never fatal)."""
+def load(file: str, state_root: str | None = None):
+    """config.load plus warnings about the file itself (printed, never fatal); with
+    `state_root`, through the state dir's cache of validated topologies (engine/topocache.py)."""
     for warning in config.file_warnings(file):
         click.echo(f"kvmnet: {warning}", err=True)
-    return _with_host(config.load(file))
+    if state_root is None:
+        return _with_host(config.load(file))
+    from .engine import topocache
+    return _with_host(topocache.load(file, state_root))
 
 
 def echo_json(doc: dict) -> None:

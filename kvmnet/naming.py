@@ -51,6 +51,13 @@ def link_group(topology: str) -> int:
     return 0x4B4E0000 | int.from_bytes(_digest(topology, "group")[:2], "big")
 
 
+def bridge_group(topology: str) -> int:
+    """The link group of a topology's bridges (beside its taps' group, never equal to any
+    topology's tap group): destroy deletes them in one request, which the kernel does in about
+    half the time of one request per bridge (checked like the taps' group before use)."""
+    return link_group(topology) | 0x10000
+
+
 def tap_host_mac(guest_mac: str) -> str:
     """libvirt's convention: the host side of a tap is the guest MAC with a high first byte,
     so the bridge never adopts it and it is easy to pair with the guest by eye."""

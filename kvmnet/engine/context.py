@@ -44,7 +44,7 @@ class Context:
     def refresh(self) -> list[Action]:
         """Observe the host again and plan against it."""
         recorded = tuple(k.removeprefix("sysctl:") for k in self.record.keys() if k.startswith("sysctl:"))
-        self.observed = observe(self.topo, self.dir, self.backend, self.host, recorded)
+        self.observed = observe(self.topo, self.dir, self.backend, self.host, self.record.nft_seen, recorded)
         self.plan: Plan = make(self.topo, self.observed, self.record, self.dir, self.backend)
         self.actions = self.plan.actions
         return self.actions

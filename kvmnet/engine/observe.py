@@ -13,16 +13,17 @@ from ..render.nft import needs_table
 from .plan import bandwidth, dnsmasq as dnsmasq_plan, firewalld as firewalld_plan, overlay as overlay_plan, sysctls
 
 
-def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None,
+def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None, known: dict | None = None,
             recorded_sysctls: tuple[str, ...] = ()) -> Observed:
-    """`recorded_sysctls`: sysctls the record holds, which a removal puts back: read them too,
-    so that removal's own undo (for a rollback) knows the value it replaces."""
+    """`known`: the record's last nft listing (Record.nft_seen), reused while it still holds.
+    `recorded_sysctls`: sysctls the record holds, which a removal puts back: read them too, so
+    that removal's own undo (for a rollback) knows the value it replaces."""
     host = host or system.default()
     links = host.links()
     fw = {}
     if needs_table(topo):
         name = naming.iptables_prefix(topo.name) if backend == "iptables" else naming.nft_table(topo.name)
-        fw = host.firewall(name, backend, any(n.spoof_protection for n in topo.networks))
+        fw = host.firewall(name, backend, any(n.spoof_protection for n in topo.networks), known or None)
         if fw.get("exists"):  # whose rules they are is judged against the record of this backend's fact
             fw = dict(fw, backend=backend)
     exe, user = host.dnsmasq_binary(), host.dnsmasq_user()

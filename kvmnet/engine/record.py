@@ -37,6 +37,9 @@ class Record:
     # fact key -> digest of what kvmnet saw of it right after making it (its nft table's listing)
     content: dict = field(default_factory=dict)
     source: str = ""  # the text of `file` as applied (what `kvmnet try` rolls back to)
+    # the last listing of kvmnet's nft table with nftables' generation then (host/nftables.py):
+    # while the generation has not moved, observing returns it instead of listing again
+    nft_seen: dict = field(default_factory=dict)
     # keys() of (this entries list, at this length): planning and apply ask for them per fact,
     # 1000s of times on a big topology; entries is only ever appended to or replaced
     _keys: tuple = field(default=(None, -1, frozenset()), init=False, repr=False, compare=False)
@@ -67,7 +70,8 @@ class Record:
     def to_json(self) -> dict:
         return {"version": VERSION, "topology": self.topology, "file": self.file, "entries": self.entries,
                 "uplinks": self.uplinks, "firewall_backend": self.firewall_backend,
-                "networks": self.networks, "taps": self.taps, "content": self.content, "source": self.source}
+                "networks": self.networks, "taps": self.taps, "content": self.content, "source": self.source,
+                **({"nft_seen": self.nft_seen} if self.nft_seen else {})}
 
     def copy(self) -> "Record":
         return Record.from_json(json.loads(json.dumps(self.to_json())), "")  # ours: no check
@@ -84,7 +88,7 @@ class Record:
         return cls(topology=data["topology"], file=data.get("file", ""), entries=[list(e) for e in data["entries"]],
                    uplinks=data.get("uplinks", {}), firewall_backend=data.get("firewall_backend"),
                    networks=data.get("networks", {}), taps=data.get("taps", {}), content=data.get("content", {}),
-                   source=data.get("source", ""))
+                   source=data.get("source", ""), nft_seen=data.get("nft_seen", {}))
 
 
 class CorruptRecord(InputError):

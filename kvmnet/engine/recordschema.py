@@ -45,7 +45,7 @@ def _uplink(x) -> bool:
 
 
 RECORD_KEYS = {"version", "topology", "file", "entries", "uplinks", "firewall_backend", "networks", "taps",
-               "content", "source"}  # content: fact key -> digest of the firewall listing kvmnet loaded;
+               "content", "source", "nft_seen"}  # content: fact key -> digest of the firewall listing kvmnet loaded;
 # source: the text of the file as applied (what `kvmnet try` rolls back to)
 
 
@@ -84,3 +84,33 @@ def check_record(data, where: Where, version: int) -> None:
     _str_map(data.get("networks", {}), "networks", _network_entry)
     _str_map(data.get("taps", {}), "taps", _network_name)
     _str_map(data.get("content", {}), "content", _digest)
+    if not _nft_seen(data.get("nft_seen", {})):
+        raise SchemaError("nft_seen must be {} or what nftables.observe returned, with its stamp")
+
+
+def _count(x) -> bool:
+    """counts"""
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _nft_seen(x) -> bool:
+    """The last listing of kvmnet's table with its generation stamp (host/nftables.py observe),
+    which observations return unchanged while the generation has not moved: every field typed."""
+    if x == {}:
+        return True
+    if not isinstance(x, dict) or not isinstance(stamp := x.get("stamp"), dict):
+        return False
+    if set(stamp) != {"at", "table", "bridge_table"} or not isinstance(stamp["at"], str) \
+            or not isinstance(stamp["table"], str) or not isinstance(stamp["bridge_table"], bool):
+        return False
+    if x.get("exists") is False:
+        return set(x) == {"exists", "stamp"}
+    try:
+        _str_map(x["rules"], "rules", _count)
+        _str_map(x["elements"], "elements", _count)
+    except (KeyError, SchemaError):
+        return False
+    return (set(x) == {"exists", "families", "rules", "elements", "comments", "marked", "content", "stamp"}
+            and x["exists"] is True and isinstance(x["marked"], bool) and _digest(x["content"])
+            and isinstance(x["families"], list) and set(x["families"]) <= {"inet", "bridge"}
+            and isinstance(x["comments"], list) and all(isinstance(c, str) for c in x["comments"]))

@@ -130,7 +130,8 @@ def _bridge_add(a: dict) -> str:
             mtu = f" mtu 1499 && ip link set {a['name']} mtu 1500"
         mtu = f" && ip link set {a['name']}{mtu}"
     return (f"ip link add {a['name']}{opts} type bridge stp_state {int(a['stp'])} "
-            f"forward_delay {a['forward_delay'] * 100}{mtu} && ip link set {a['name']} up")
+            f"forward_delay {a['forward_delay'] * 100}{mtu} && ip link set {a['name']}"
+            + (f" group {a['group']}" if a.get("group") else "") + " up")
 
 
 def _tap_add(a: dict) -> str:
@@ -157,7 +158,7 @@ _DESCRIBE = {
                             + (f", mtu {a['mtu']}" if a.get("mtu") else "") + (f", mac {a['mac']}" if a.get("mac") else "") + ")",
     "tap.add": lambda a: f"create {'multi-queue ' if a.get('multi_queue') else ''}tap {a['name']} on bridge {a['master']}",
     "link.del": "delete link {name}",
-    "links.del_group": lambda a: f"delete {len(a['names'])} taps (link group {a['group']})",
+    "links.del_group": lambda a: f"delete {len(a['names'])} {a.get('what', 'taps')} (link group {a['group']})",
     "link.set": lambda a: f"set link {a['name']} " + _link_set_words(a),
     "addr.add": lambda a: f"add address {a['cidr']}{_addr_words(a)} to {a['link']}",
     "addr.del": "remove address {cidr} from {link}",

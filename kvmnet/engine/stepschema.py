@@ -280,9 +280,13 @@ _VDE = {"network": (R, _str), "ctl": (R, _vde_file("ctl")), "pid_file": (R, _vde
         "mgmt": (R, _vde_file("mgmt"))}
 _QEMU_ACL = {"conf_dir": (R, _abs_dir), "bridge": (R, _ifname), "topology": (R, _str)}
 
+def _link_kinds(v, w):
+    return None if v in ("taps", "bridges") else f"{v!r} is not taps or bridges"
+
+
 OPS = {
     "bridge.add": {"name": (R, _ifname), "mac": (O, _mac), "mtu": (O, _opt_int), "stp": (R, _bool),
-                   "forward_delay": (R, _int)},
+                   "forward_delay": (R, _int), "group": (O, _opt_int)},
     "tap.add": {"name": (R, _ifname), "master": (R, _master), "mac": (O, _mac), "mtu": (O, _opt_int),
                 "group": (O, _opt_int), "multi_queue": (O, _opt_bool)},
     "link.del": {"name": (R, _ifname)},
@@ -290,7 +294,7 @@ OPS = {
     "vde.stop": _VDE,
     "qemuacl.add": _QEMU_ACL,
     "qemuacl.del": _QEMU_ACL,
-    "links.del_group": {"group": (R, _int), "names": (R, _names)},
+    "links.del_group": {"group": (R, _int), "names": (R, _names), "what": (O, _link_kinds)},
     "link.set": _LINK_SET,
     "addr.add": _ADDR,
     "addr.del": _ADDR,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .. import naming
 from ..errors import HostError
 from ..host import system
-from . import faults, record as records
+from . import faults, record as records, topocache
 from .plan import shared as shared_fact
 from .record import Record
 from .steps import Action, Result, Step
@@ -49,6 +49,8 @@ def destroy(name: str, state_root: str, record: Record | None = None, host=None,
                         [a.do.describe() for a in done])
     record.uplinks = {}
     records.remove(state_root, name)
+    if record.file:
+        topocache.forget(state_root, record.file)
     return Result(done)
 
 
@@ -68,17 +70,37 @@ def _hand_over(state_root: str, heir: Record, key: str, step: Step) -> None:
 
 
 def _steps(record: Record):
-    """(keys, undo step) newest first; the topology's taps go together, as one link group."""
+    """(keys, undo step) newest first; the topology's taps go together, as one link group, and
+    so do its other links (bridges): each one's deletion waits while only address removals
+    (or entries with nothing to undo) come between, then they go in one request."""
     taps = [(k, u) for k, u in record.entries
             if u and u["op"] == "link.del" and u["args"]["name"] in record.taps]
     tap_keys = {k for k, _ in taps}  # a set: 1000 taps, 1000 entries
     grouped = False
+    waiting: list[tuple[str, str]] = []  # (key, link name) of links to delete together
     for key, undo in reversed(list(record.entries)):
         if key in tap_keys:
             if not grouped:
                 grouped = True
+                yield from _together(record, waiting)
                 names = [u["args"]["name"] for _, u in taps]
                 yield [k for k, _ in taps], Step("links.del_group", {"group": naming.link_group(record.topology),
                                                                      "names": names})
             continue
+        if undo and undo["op"] == "link.del":
+            waiting.append((key, undo["args"]["name"]))
+            continue
+        if undo and undo["op"] != "addr.del":
+            yield from _together(record, waiting)
         yield [key], Step.from_json(undo) if undo else None
+    yield from _together(record, waiting)
+
+
+def _together(record: Record, waiting: list[tuple[str, str]]):
+    """The waiting links' deletion (emptying `waiting`): one link.del, or one link group."""
+    if len(waiting) == 1:
+        yield [waiting[0][0]], Step("link.del", {"name": waiting[0][1]})
+    elif waiting:
+        yield [k for k, _ in waiting], Step("links.del_group", {"group": naming.bridge_group(record.topology),
+                                                                "names": [n for _, n in waiting], "what": "bridges"})
+    waiting.clear()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..errors import HostError
 from ..model import Topology
-from . import faults, record as records
+from . import faults, record as records, topocache
 from .context import Context
 from .plan import firewall as firewall_plan, make
 from .plan.links import uplink_snapshot
@@ -19,6 +19,12 @@ from .steps import Action, Result
 
 
 def apply(topo: Topology, state_root: str, backend: str | None = None, host=None, replace: bool = False) -> Result:
+    result = _apply(topo, state_root, backend, host, replace)
+    topocache.keep_loaded()  # applied: the file as this run validated it, for the next run (under the lock)
+    return result
+
+
+def _apply(topo: Topology, state_root: str, backend: str | None, host, replace: bool) -> Result:
     ctx = Context(topo, state_root, backend, host, replace)
     topo = ctx.topo  # this host's part, when the file describes several hosts
     record = ctx.record
@@ -46,6 +52,7 @@ def apply(topo: Topology, state_root: str, backend: str | None = None, host=None
     for key in shared:  # needed, not made: recorded so a later destroy elsewhere hands it over
         record.add(key, None)
     record.networks, record.taps = networks, taps
+    record.nft_seen = firewall_plan.listing_to_keep(ctx.observed)
     records.save(state_root, record)
     return Result(actions)
 

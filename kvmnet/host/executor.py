@@ -9,7 +9,7 @@ def run(step) -> None:
     a = step.args
     match step.op:
         case "bridge.add":
-            netlink.add_bridge(a["name"], a.get("mac"), a.get("mtu"), a["stp"], a["forward_delay"])
+            netlink.add_bridge(a["name"], a.get("mac"), a.get("mtu"), a["stp"], a["forward_delay"], a.get("group"))
         case "tap.add":
             netlink.add_tap(a["name"], a["master"], a.get("mac"), a.get("mtu"), a.get("group"), bool(a.get("multi_queue")))
         case "link.del":

@@ -4,13 +4,14 @@ backend module (nftables.py, or iptables*.py for legacy xtables) for each observ
 from __future__ import annotations
 
 
-def observe(name: str, backend: str = "nftables", bridge_table: bool = True) -> dict:
-    """The backend's view of kvmnet's own rules for one topology (see each backend's observe)."""
+def observe(name: str, backend: str = "nftables", bridge_table: bool = True, known: dict | None = None) -> dict:
+    """The backend's view of kvmnet's own rules for one topology (see each backend's observe);
+    `known`: what nftables.observe returned before (it may still hold)."""
     if backend == "iptables":
         from . import iptables_read
         return iptables_read.observe(name)
     from . import nftables
-    return nftables.observe(name, bridge_table)
+    return nftables.observe(name, bridge_table, known)
 
 
 def run(step) -> None:

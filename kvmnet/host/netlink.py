@@ -99,7 +99,8 @@ def read_routes(links: dict[str, Link]) -> tuple[Route, ...]:
 
 # -- links -----------------------------------------------------------------------------------
 
-def add_bridge(name: str, mac: str | None, mtu: int | None, stp: bool, forward_delay: int) -> None:
+def add_bridge(name: str, mac: str | None, mtu: int | None, stp: bool, forward_delay: int,
+               group: int | None = None) -> None:
     op = f"add bridge {name}"
     attrs = {"br_stp_state": int(stp), "br_forward_delay": forward_delay * 100}
     if mac:
@@ -108,7 +109,7 @@ def add_bridge(name: str, mac: str | None, mtu: int | None, stp: bool, forward_d
     index = _index(name, op)
     if mtu:
         _set_bridge_mtu(op, index, name, mtu)
-    netlink_pyroute2.request(op, "link", "set", index=index, state="up")
+    netlink_pyroute2.request(op, "link", "set", index=index, state="up", **({"group": group} if group else {}))
 
 
 def _set_bridge_mtu(op: str, index: int, name: str, mtu: int) -> None:

@@ -31,8 +31,8 @@ class System:
         from . import iptables_probe  # only when that backend is in question
         return iptables_probe.unusable_reason(ipv6)
 
-    def firewall(self, name: str, backend: str, bridge_table: bool) -> dict:
-        return firewall.observe(name, backend, bridge_table=bridge_table)
+    def firewall(self, name: str, backend: str, bridge_table: bool, known: dict | None = None) -> dict:
+        return firewall.observe(name, backend, bridge_table=bridge_table, known=known)
 
     def firewall_listing(self, table: str) -> str:
         return nftables.listing(table)

@@ -119,7 +119,7 @@ class FakeHost:
     def iptables_problem(self, ipv6: bool) -> str | None:
         return self.ipt_problem
 
-    def firewall(self, name: str, backend: str, bridge_table: bool) -> dict:
+    def firewall(self, name: str, backend: str, bridge_table: bool, known: dict | None = None) -> dict:
         if backend == "iptables":
             rs = self.ipt_tables.get(name)
             if rs is None:
@@ -338,7 +338,7 @@ class FakeHost:
     def _bridge_add(self, a: dict) -> None:
         if a["name"] not in self.links_:
             self._add_link(a["name"], "bridge", a.get("mac"), a.get("mtu"), stp=a["stp"],
-                           forward_delay=a["forward_delay"])
+                           forward_delay=a["forward_delay"], group=a.get("group") or 0)
         self.links_[a["name"]]["up"] = True
 
     def _tap_add(self, a: dict) -> None:

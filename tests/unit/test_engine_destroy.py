@@ -169,3 +169,46 @@ def test_all_records_lists_the_applied_topologies(tmp_path):
     (tmp_path / "stray").mkdir()
     assert [r.topology for r in records.all_records(str(tmp_path))] == ["nat", "routed"]
     assert [r.topology for r in records.all_records(str(tmp_path), exclude="nat")] == ["routed"]
+
+
+THREE_BRIDGES = "\n".join(f"""
+[networks.n{i}]
+mode = "isolated"
+bridge = "kvb{i}"
+subnet = "10.7{i}.0.0/24"
+""" for i in range(3))
+
+
+def _three_bridges(tmp_path, host=None):
+    from helpers.configtext import load
+    host = host or FakeHost()
+    before = host.state()
+    engine.apply(load('name = "tb"\n' + THREE_BRIDGES), str(tmp_path), host=host)
+    host.ran.clear()
+    return host, before
+
+
+def test_the_bridges_go_as_one_link_group_after_their_addresses(tmp_path):
+    host, before = _three_bridges(tmp_path)
+    engine.destroy("tb", str(tmp_path), host=host)
+    links = [s for s in host.ran if s.op.startswith("link")]
+    assert [s.args for s in links] == [{"group": naming.bridge_group("tb"), "names": ["kvb2", "kvb1", "kvb0"], "what": "bridges"}]
+    assert links[0].describe() == f"delete 3 bridges (link group {naming.bridge_group('tb')})"
+    assert host.ran[-1] is links[0]  # the addresses went first, each from a bridge still there
+    assert [s.op for s in host.ran[:-1]].count("addr.del") == 3
+    assert host.state() == before and naming.bridge_group("tb") != naming.link_group("tb")
+
+
+def test_bridges_made_before_the_group_are_deleted_one_by_one(tmp_path):
+    host, before = _three_bridges(tmp_path)
+    for name in ("kvb0", "kvb1", "kvb2"):
+        host.links_[name]["group"] = 0  # as a kvmnet without bridge groups made them
+    engine.destroy("tb", str(tmp_path), host=host)
+    assert host.state() == before
+
+
+def test_a_foreign_link_in_the_bridge_group_is_spared(tmp_path):
+    host, _ = _three_bridges(tmp_path)
+    host._add_link("theirs", "bridge", group=naming.bridge_group("tb"))
+    engine.destroy("tb", str(tmp_path), host=host)
+    assert "theirs" in host.links_ and not {"kvb0", "kvb1", "kvb2"} & set(host.links_)

@@ -55,10 +55,10 @@ def make(topo: Topology, observed: Observed, record: Record, state_dir: str,
     facts = Facts(observed)
     for net in topo.networks:
         if net.mode == "bridge":
-            links.uplink(facts, net, record)
+            links.uplink(facts, net, record, naming.bridge_group(topo.name))
             sysctls.uplink_port(facts, net, topo, record)
         elif net.bridged:
-            links.bridge(facts, net, net.mac or naming.bridge_mac(topo.name, net.name))
+            links.bridge(facts, net, net.mac or naming.bridge_mac(topo.name, net.name), naming.bridge_group(topo.name))
             sysctls.bridge(facts, net)
             if net.gateway_interface is not None:
                 links.addr(facts, net.bridge, str(net.gateway_interface))

@@ -64,6 +64,13 @@ def with_listing(action: Action, text: str) -> Action:
     return Action(action.key, action.kind, action.do, Step(action.undo.op, args))
 
 
+def listing_to_keep(observed: Observed) -> dict:
+    """The verify observation's view of kvmnet's nft table, with its generation stamp, for the
+    record (Record.nft_seen); {} when it has no stamp (iptables, a fake host, no netlink)."""
+    seen = observed.firewall
+    return {k: v for k, v in seen.items() if k != "backend"} if seen.get("stamp") else {}
+
+
 def key(topo: Topology, backend: str) -> str:
     """The fact kvmnet's table (or chains) is recorded under."""
     return f"firewall:{backend}:{naming.nft_table(topo.name)}"

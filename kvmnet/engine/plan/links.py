@@ -92,13 +92,15 @@ def _want(facts: Facts, key: str, do: Step | None, kind: str = "create") -> None
     facts.want(key, do, UNDO[do.op](do, facts.obs) if do else None, kind)
 
 
-def bridge(facts: Facts, net: Network, mac: str | None) -> None:
+def bridge(facts: Facts, net: Network, mac: str | None, group: int) -> None:
+    """The network's bridge, in the topology's bridge link group (not compared later: bridges
+    made before there was one are deleted one by one)."""
     delay = effective_forward_delay(net.stp, net.forward_delay)
     link = facts.obs.links.get(net.bridge)
     key = f"link:{net.bridge}"
     if link is None:
         _want(facts, key, Step("bridge.add", {"name": net.bridge, "mac": mac, "mtu": net.mtu,
-                                              "stp": net.stp, "forward_delay": delay}))
+                                              "stp": net.stp, "forward_delay": delay, "group": group}))
         return
     drift = {}
     if net.mtu and link.mtu != net.mtu:
@@ -150,13 +152,13 @@ def route(facts: Facts, route: dict, present: bool = True) -> None:
         _want(facts, key, Step("route.del", {"route": route}) if has else None)
 
 
-def uplink(facts: Facts, net: Network, record: Record) -> None:
+def uplink(facts: Facts, net: Network, record: Record, group: int) -> None:
     """Bridge mode: the bridge takes the uplink's MAC, then its addresses and routes, exactly.
     Removals from the uplink run in the reverse order of the adds, so destroy (which undoes
     newest first) puts addresses and routes back in their original order: the primary first."""
     snap = uplink_snapshot(net, facts.obs, record)
     link = facts.obs.links.get(net.uplink)
-    bridge(facts, net, snap["mac"])
+    bridge(facts, net, snap["mac"], group)
     attach = None if link and link.master == net.bridge else Step("link.set", {"name": net.uplink, "master": net.bridge})
     _want(facts, f"master:{net.uplink}", attach)
     if net.mtu and link and link.mtu != net.mtu:  # a port of the network: the network's MTU

@@ -1,0 +1,155 @@
+"""A validated Topology as JSON and back, for engine/topocache.py. Pure.
+
+Closed: the shape comes from model.py's own field types (dataclasses, str, int, bool, None,
+tuples, the ipaddress types), nothing in the data names a class or a function, and decoding
+checks every value against its field's type; anything else is Unfit. A dataclass is the list of
+its field values in order; IPv4/IPv6 addresses of a field typed as one family are integers.
+Topology.source is not kept: the cache hands back the file's own text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+import types
+import typing
+from ipaddress import (IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network,
+                       ip_address)
+
+from .. import model
+
+
+class Unfit(ValueError):
+    """Data that is not a Topology of this kvmnet's model."""
+
+
+def encode(topo: model.Topology) -> list:
+    return _codec(model.Topology)[0](topo)
+
+
+def decode(data, source: str) -> model.Topology:
+    topo = _codec(model.Topology)[1](data)
+    return dataclasses.replace(topo, source=source)
+
+
+def _same(v):
+    return v
+
+
+_SAME = _same
+
+
+def _check(kind):
+    def dec(v):
+        if type(v) is not kind:  # exact: True is not an int here
+            raise Unfit(f"{v!r} is not {kind.__name__}")
+        return v
+    return _same, dec
+
+
+def _address(kind, bits: int):
+    def dec(v):
+        if type(v) is not int or not 0 <= v < 1 << bits:
+            raise Unfit(f"{v!r} is not an IPv{4 if bits == 32 else 6} address")
+        return kind(v)
+    return int, dec
+
+
+def _text_form(kind):
+    def dec(v):
+        if type(v) is not str:
+            raise Unfit(f"{v!r} is not a string")
+        try:
+            return kind(v)
+        except ValueError as exc:
+            raise Unfit(str(exc)) from None
+    return str, dec
+
+
+def _any_address(allowed: tuple):
+    def dec(v):
+        value = _text_form(ip_address)[1](v)
+        if not isinstance(value, allowed):
+            raise Unfit(f"{v!r} is not {allowed}")
+        return value
+    return str, dec
+
+
+_LEAVES = {str: _check(str), int: _check(int), bool: _check(bool), IPv4Address: _address(IPv4Address, 32),
+           IPv6Address: _address(IPv6Address, 128), IPv4Network: _text_form(IPv4Network),
+           IPv6Network: _text_form(IPv6Network), IPv4Interface: _text_form(IPv4Interface),
+           IPv6Interface: _text_form(IPv6Interface)}
+_codecs: dict = {}
+
+
+def _codec(kind):
+    """(encode, decode) for a field type of model.py."""
+    if kind in _codecs:
+        return _codecs[kind]
+    if kind in _LEAVES:
+        made = _LEAVES[kind]
+    elif dataclasses.is_dataclass(kind):
+        made = _dataclass(kind)
+    elif typing.get_origin(kind) in (typing.Union, types.UnionType):
+        made = _union(typing.get_args(kind))
+    elif typing.get_origin(kind) is tuple:
+        made = _tuple(typing.get_args(kind))
+    else:
+        raise TypeError(f"topojson: no codec for {kind!r}")  # a model change this module must learn
+    _codecs[kind] = made
+    return made
+
+
+def _union(args: tuple):
+    optional = type(None) in args
+    rest = tuple(a for a in args if a is not type(None))
+    if len(rest) == 1:
+        enc, dec = _codec(rest[0])
+    elif set(rest) == {IPv4Address, IPv6Address}:
+        enc, dec = _any_address(rest)
+    else:
+        raise TypeError(f"topojson: no codec for the union {args!r}")
+    if not optional:
+        return enc, dec
+    return (_same if enc is _same else lambda v: None if v is None else enc(v)), (lambda v: None if v is None else dec(v))
+
+
+def _tuple(args: tuple):
+    if len(args) == 2 and args[1] is Ellipsis:
+        enc, dec = _codec(args[0])
+
+        def dec_all(v):
+            if type(v) is not list:
+                raise Unfit(f"{v!r} is not a list")
+            return tuple(dec(x) for x in v)
+        return (_same if enc is _same else lambda v: [enc(x) for x in v]), dec_all  # json writes tuples as lists
+    codecs = [_codec(a) for a in args]
+
+    def dec_fixed(v):
+        if type(v) is not list or len(v) != len(codecs):
+            raise Unfit(f"{v!r} is not a list of {len(codecs)}")
+        return tuple(d(x) for (_, d), x in zip(codecs, v))
+    if all(e is _same for e, _ in codecs):
+        return _same, dec_fixed
+    return (lambda v: [e(x) for (e, _), x in zip(codecs, v)]), dec_fixed
+
+
+def _dataclass(cls):
+    hints = typing.get_type_hints(cls, vars(model))
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+    codecs = [_codec(hints[n]) for n in names]
+
+    fetch = operator.attrgetter(*names) if len(names) > 1 else (lambda obj: (getattr(obj, names[0]),))
+    converted = [(i, e) for i, (e, _) in enumerate(codecs) if e is not _SAME]  # str, int, bool: as they are
+
+    def enc(obj):
+        values = list(fetch(obj))
+        for i, e in converted:
+            values[i] = e(values[i])
+        return values
+
+    def dec(v):
+        if type(v) is not list or len(v) != len(codecs):
+            raise Unfit(f"not a {cls.__name__}")
+        return cls(*[d(x) for (_, d), x in zip(codecs, v)])
+    return enc, dec

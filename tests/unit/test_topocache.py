@@ -1,0 +1,161 @@
+"""engine/topocache.py: a file whose bytes, path, kvmnet version and validating code match
+the kept entry loads from it; any change, an entry another user could have written, and a
+corrupt entry are misses (the file is loaded as always); problems are never kept."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import kvmnet
+from kvmnet import config
+from kvmnet.engine import topocache
+from kvmnet.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def setup(tmp_path):
+    """(topology file, state dir, the kept entry's path) with the entry written and then
+    tampered with (bridge virbr0 -> tampered0), so a result shows where it came from."""
+    src = tmp_path / "nat.toml"
+    src.write_text((ROOT / "topologies" / "nat.toml").read_text())
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    topocache.load(str(src), str(state))
+    topocache.keep_loaded()
+    slot = Path(topocache.cache_path(str(state), str(src)))
+    slot.write_text(slot.read_text().replace('"virbr0"', '"tampered0"'))
+    return src, state, slot
+
+
+def _bridge(src, state) -> str:
+    return topocache.load(str(src), str(state)).networks[0].bridge
+
+
+def test_the_kept_entry_is_used_for_the_same_file(setup):
+    src, state, slot = setup
+    assert _bridge(src, state) == "tampered0"  # read from the entry, not the file
+    assert slot.stat().st_mode & 0o777 == 0o600 and slot.parent == state  # a file: directories are topologies
+
+
+def test_a_hit_writes_nothing(setup):
+    src, state, slot = setup
+    before = stat_of(slot)
+    topocache.load(str(src), str(state))
+    topocache.keep_loaded()
+    assert stat_of(slot) == before
+
+
+def test_a_changed_file_is_a_miss_and_is_kept_anew(setup):
+    src, state, slot = setup
+    src.write_text(src.read_text() + "\n# edited\n")
+    assert _bridge(src, state) == "virbr0"
+    topocache.keep_loaded()
+    assert _bridge(src, state) == "virbr0" and "tampered0" not in slot.read_text()
+
+
+def test_another_kvmnet_version_is_a_miss(setup, monkeypatch):
+    src, state, _ = setup
+    monkeypatch.setattr(kvmnet, "__version__", "99.0")
+    assert _bridge(src, state) == "virbr0"
+
+
+def test_changed_validating_code_is_a_miss(setup, monkeypatch):
+    src, state, _ = setup
+    monkeypatch.setattr(topocache, "_stamp", ["another build"])
+    assert _bridge(src, state) == "virbr0"
+
+
+def test_the_same_bytes_under_another_path_are_a_miss(setup):
+    src, state, slot = setup
+    other = src.with_name("copy.toml")
+    other.write_bytes(src.read_bytes())
+    Path(topocache.cache_path(str(state), str(other))).write_text(slot.read_text())
+    os.chmod(topocache.cache_path(str(state), str(other)), 0o600)
+    assert _bridge(other, state) == "virbr0"  # the entry names nat.toml: its path, names, messages
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o620])
+def test_an_entry_others_may_write_is_ignored(setup, mode):
+    src, state, slot = setup
+    os.chmod(slot, mode)
+    assert _bridge(src, state) == "virbr0"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_an_entry_owned_by_another_user_is_ignored(setup):
+    src, state, slot = setup
+    os.chown(slot, 65534, 65534)
+    assert _bridge(src, state) == "virbr0"
+
+
+def test_an_entry_through_a_symlink_is_ignored(setup, tmp_path):
+    src, state, slot = setup
+    elsewhere = tmp_path / "elsewhere.json"
+    slot.rename(elsewhere)
+    slot.symlink_to(elsewhere)
+    assert _bridge(src, state) == "virbr0"
+
+
+def _corrupt(text: str) -> list[str]:
+    data = json.loads(text)
+    port_as_text = json.loads(text)
+    port_as_text["topology"][2][0][13] = [["tcp", ["8080", 8080], 3232266762, [80, 80], "web", None, 0, None]]
+    extra = dict(data, more=1)
+    short = dict(data, topology=data["topology"][:3])
+    return ["", "{", "[]", "null", json.dumps(port_as_text), json.dumps(extra), json.dumps(short), "[" * 100000]
+
+
+@pytest.mark.parametrize("which", range(8))
+def test_a_corrupt_entry_is_ignored(setup, which):
+    src, state, slot = setup
+    slot.write_text(_corrupt(slot.read_text())[which])
+    topo = topocache.load(str(src), str(state))
+    assert topo == config.load(str(src)) and topo.source == src.read_text()
+
+
+def test_a_file_with_problems_is_never_kept_and_says_what_the_loader_says(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\n[networks.x]\nmode = "nat"\nbridge = "kvx0"\nsubnet = "10.0.0.0/33"\n')
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    with pytest.raises(InputError) as exc:
+        topocache.load(str(bad), str(state))
+    with pytest.raises(InputError) as direct:
+        config.load(str(bad))
+    assert str(exc.value) == str(direct.value) and str(exc.value).startswith(f"{bad}:5: networks.x.subnet: ")
+    topocache.keep_loaded()
+    assert not os.path.exists(topocache.cache_path(str(state), str(bad)))
+
+
+def test_every_shipped_topology_comes_back_equal(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    for path in sorted((ROOT / "topologies").glob("*.toml")):
+        fresh = topocache.load(str(path), str(state))
+        topocache.keep_loaded()
+        kept = topocache.load(str(path), str(state))
+        assert kept == fresh and kept.source == fresh.source, path.name
+
+
+def stat_of(path: Path) -> tuple:
+    st = path.stat()
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def test_destroy_forgets_the_kept_entry(tmp_path):
+    from helpers.fakehost import FakeHost
+    from kvmnet import engine
+    src = tmp_path / "nat.toml"
+    src.write_text((ROOT / "topologies" / "nat.toml").read_text())
+    state = tmp_path / "state"
+    host = FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
+    engine.apply(topocache.load(str(src), str(state)), str(state), host=host)
+    assert os.path.exists(topocache.cache_path(str(state), str(src)))
+    engine.destroy("nat", str(state), host=host)
+    assert sorted(os.listdir(state)) == ["lock"] or sorted(os.listdir(state)) == []
