@@ -50,6 +50,11 @@ class Netns:
         full_env.update(env or {})
         return self.run(*KVMNET, *args, env=full_env, check=check)
 
+    def _xtables(self, *tools: str) -> str:
+        """What the save tools list (nft-based and legacy), without counters and comments."""
+        text = "".join(self.run(cmd, check=False).stdout for cmd in tools if shutil.which(cmd))
+        return "\n".join(l for l in text.splitlines() if not l.startswith(("#", ":")) or l.startswith(":") and "[" not in l)
+
     def snapshot(self) -> dict:
         links = json.loads(self.run("ip", "-j", "-d", "link", "show").stdout)
         addrs = json.loads(self.run("ip", "-j", "addr", "show").stdout)
@@ -60,10 +65,7 @@ class Netns:
         sysctls = [l for l in self.run("sysctl", "-a", "--pattern", r"^net\.", check=False).stdout.splitlines()
                    if not l.startswith(_VOLATILE_SYSCTLS)]
         nft = self.run("nft", "list", "ruleset", check=False).stdout if shutil.which("nft") else ""
-        ipt = "".join(self.run(cmd, check=False).stdout for cmd in ("iptables-save", "iptables-legacy-save",
-                                                                     "ip6tables-save", "ip6tables-legacy-save")
-                      if shutil.which(cmd))
-        ipt = "\n".join(l for l in ipt.splitlines() if not l.startswith(("#", ":")) or l.startswith(":") and "[" not in l)
+        ipt, ip6t = (self._xtables(f"{family}-save", f"{family}-legacy-save") for family in ("iptables", "ip6tables"))
         pids = sorted(self.processes())
         files = sorted(str(p.relative_to(self.state_dir)) for p in self.state_dir.rglob("*")
                        if p.name != "lock") if self.state_dir.exists() else []
@@ -72,7 +74,7 @@ class Netns:
                              l.get("master"), tuple(sorted(f for f in l["flags"] if f not in _CARRIER_FLAGS))) for l in links),
             "addrs": sorted((a["ifname"], i["local"], i["prefixlen"]) for a in addrs for i in a.get("addr_info", [])),
             "routes": sorted(r.replace(" linkdown", "") for r in routes),
-            "sysctls": sysctls, "nft": nft, "iptables": ipt, "pids": pids, "files": files,
+            "sysctls": sysctls, "nft": nft, "iptables": ipt, "ip6tables": ip6t, "pids": pids, "files": files,
         }
 
     def processes(self) -> list[str]:

@@ -35,6 +35,7 @@ DIFFERENCES: dict[str, tuple[str, str, str]] = {
     "every scenario: left after teardown": (
         "nft ip filter; nft ip mangle; nft ip nat; nft ip6 filter; nft ip6 mangle; nft ip6 nat; "
         "iptables: 7 rules (jumps to LIBVIRT_FWI, LIBVIRT_FWO, LIBVIRT_FWX, LIBVIRT_INP, LIBVIRT_OUT, LIBVIRT_PRT); "
+        "ip6tables: 7 rules (jumps to LIBVIRT_FWI, LIBVIRT_FWO, LIBVIRT_FWX, LIBVIRT_INP, LIBVIRT_OUT, LIBVIRT_PRT); "
         "sysctl net.ipv4.conf.all.accept_redirects = 0; sysctl net.ipv4.conf.all.forwarding = 1; "
         "sysctl net.ipv4.conf.default.forwarding = 1; sysctl net.ipv4.conf.lo.forwarding = 1; "
         "sysctl net.ipv4.conf.wan0.forwarding = 1; sysctl net.ipv4.ip_forward = 1",

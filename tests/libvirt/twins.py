@@ -118,10 +118,11 @@ def residue(before: dict, after: dict) -> str:
     out += [f"link {l[0]}" for l in new("links")]
     out += [f"address {a[1]}/{a[2]} on {a[0]}" for a in new("addrs")]
     out += [f"nft {t}" for t in sorted(set(_nft_tables(after["nft"])) - set(_nft_tables(before["nft"])))]
-    rules = [l.split() for l in new_lines(before["iptables"], after["iptables"]) if l.startswith("-A")]
-    jumps = sorted({r[r.index("-j") + 1] for r in rules if "-j" in r})
-    if rules:
-        out.append(f"iptables: {len(rules)} rules (jumps to {', '.join(jumps)})")
+    for family in ("iptables", "ip6tables"):
+        rules = [l.split() for l in new_lines(before[family], after[family]) if l.startswith("-A")]
+        jumps = sorted({r[r.index("-j") + 1] for r in rules if "-j" in r})
+        if rules:
+            out.append(f"{family}: {len(rules)} rules (jumps to {', '.join(jumps)})")
     out += [f"sysctl {s}" for s in new("sysctls")]
     out += [f"process {p.split()[1]}" for p in new("pids")]
     return "; ".join(out) or "nothing"
