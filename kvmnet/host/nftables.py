@@ -1,5 +1,6 @@
 """The nftables backend: kvmnet's own tables (inet, and bridge for spoof protection), each
-replaced in one `nft -f` transaction, observed through `nft -j list`."""
+replaced in one `nft -f` transaction, observed through `nft -j list` (both run by nft_cmd:
+libnftables in this process, or the `nft` CLI)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
 
 from ..errors import HostError
+from . import nft_cmd
 
 MARK = re.compile(r"kvmnet [0-9a-f]{12}")  # every rule's comment in render/nft.py
 
@@ -22,22 +23,22 @@ def nft_available() -> bool:
 
 
 def load(text: str) -> None:
-    res = subprocess.run(["nft", "-f", "-"], input=text, text=True, capture_output=True)
-    if res.returncode != 0:
-        raise HostError(f"nft rejected the ruleset: {res.stderr.strip()}")
+    rc, _, err = nft_cmd.ruleset(text)
+    if rc != 0:
+        raise HostError(f"nft rejected the ruleset: {err.strip()}")
 
 
 def _list(family: str, table: str) -> list | None:
     """The table's items from `nft -j list` (metainfo dropped), or None if it does not exist."""
-    res = subprocess.run(["nft", "-j", "list", "table", family, table], capture_output=True, text=True)
-    if res.returncode != 0:
+    rc, out, _ = nft_cmd.command(["list", "table", family, table], json=True)
+    if rc != 0:
         return None
     # volatile keys dropped while parsing: one call per object instead of a second walk of
     # every value (10,000 forwards list as ~90,000 of them)
     collecting = gc.isenabled()
     gc.disable()  # ~90,000 acyclic objects: collector passes over them find nothing
     try:
-        return [i for i in json.loads(res.stdout, object_hook=_drop_volatile)["nftables"] if "metainfo" not in i]
+        return [i for i in json.loads(out, object_hook=_drop_volatile)["nftables"] if "metainfo" not in i]
     finally:
         if collecting:
             gc.enable()
@@ -117,9 +118,9 @@ def listing(table: str) -> str:
     when a change is planned, so a no-op apply costs one JSON listing."""
     text = ""
     for family in ("inet", "bridge"):
-        res = subprocess.run(["nft", "list", "table", family, table], capture_output=True, text=True)
-        if res.returncode == 0:
-            text += res.stdout
+        rc, out, _ = nft_cmd.command(["list", "table", family, table])
+        if rc == 0:
+            text += out
     return text
 
 

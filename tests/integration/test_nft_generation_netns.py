@@ -21,7 +21,8 @@ def counted(tmp_path):
     real = next(p for d in os.environ["PATH"].split(":") if (p := Path(d) / "nft").exists())
     (shim / "nft").write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {real} "$@"\n')
     (shim / "nft").chmod(stat.S_IRWXU)
-    return {"PATH": f"{shim}:{os.environ['PATH']}"}, log
+    # the CLI, not libnftables in-process (host/nft_cmd.py): only processes can be counted here
+    return {"PATH": f"{shim}:{os.environ['PATH']}", "KVMNET_NFT_CLI": "1"}, log
 
 
 def _runs(log: Path) -> list[str]:
