@@ -41,10 +41,12 @@ class Context:
         if found:
             raise InputError(locate(topo.path, found))
 
-    def refresh(self) -> list[Action]:
-        """Observe the host again and plan against it."""
+    def refresh(self, keep_host_forward: bool = False) -> list[Action]:
+        """Observe the host again and plan against it (`keep_host_forward`: the host's FORWARD
+        chain as last read; only kvmnet's fwaccept steps change it)."""
         recorded = tuple(k.removeprefix("sysctl:") for k in self.record.keys() if k.startswith("sysctl:"))
-        self.observed = observe(self.topo, self.dir, self.backend, self.host, self.record.nft_seen, recorded)
+        kept = self.observed.host_forward if keep_host_forward else None
+        self.observed = observe(self.topo, self.dir, self.backend, self.host, self.record.nft_seen, recorded, kept)
         self.plan: Plan = make(self.topo, self.observed, self.record, self.dir, self.backend)
         self.actions = self.plan.actions
         return self.actions

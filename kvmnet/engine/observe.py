@@ -14,10 +14,12 @@ from .plan import bandwidth, dnsmasq as dnsmasq_plan, firewalld as firewalld_pla
 
 
 def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None, known: dict | None = None,
-            recorded_sysctls: tuple[str, ...] = ()) -> Observed:
+            recorded_sysctls: tuple[str, ...] = (), host_forward: dict | None = None) -> Observed:
     """`known`: the record's last nft listing (Record.nft_seen), reused while it still holds.
     `recorded_sysctls`: sysctls the record holds, which a removal puts back: read them too, so
-    that removal's own undo (for a rollback) knows the value it replaces."""
+    that removal's own undo (for a rollback) knows the value it replaces. `host_forward`: the
+    host's FORWARD chain as read before, when no step since could have changed it (an
+    `iptables` process saved)."""
     host = host or system.default()
     links = host.links()
     fw = {}
@@ -36,7 +38,7 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
     routes = host.routes(links)
     return Observed(links=links, addrs=host.addrs(links), routes=routes,
                     sysctls={p: host.sysctl(p) for p in {*sysctls.paths(topo, routes), *recorded_sysctls}}, firewall=fw,
-                    processes=procs, host_forward=host.host_forward() if forwarding else {},
+                    processes=procs, host_forward=_host_forward(host, host_forward) if forwarding else {},
                     listeners=_forward_listeners(topo, host, backend, fw),
                     dnsmasq_user=user, dnsmasq_exe=exe, firewalld=_firewalld(topo, host),
                     tc=_qdiscs(topo, host), qemu_acl=_qemu_acl(topo, host),
@@ -67,6 +69,10 @@ def _overlay(topo: Topology, host, state_dir: str) -> dict:
     if overlay_plan.evpn_peers(topo) is not None:
         out = dict(out, frr=host.frr(state_dir))
     return out
+
+
+def _host_forward(host, known: dict | None) -> dict:
+    return known if known is not None else host.host_forward()
 
 
 def _dnsmasqs(topo: Topology, state_dir: str, host, user: str) -> dict:

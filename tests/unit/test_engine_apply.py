@@ -284,6 +284,25 @@ def test_a_drop_policy_forward_chain_gets_accepts_that_go_with_the_topology(tmp_
     assert host.state() == before
 
 
+class CountingHost(FakeHost):
+    """A host that counts reads of its FORWARD chain (each one an `iptables` process)."""
+    reads = 0
+
+    def host_forward(self) -> dict:
+        self.reads += 1
+        return super().host_forward()
+
+
+@pytest.mark.parametrize("policy, reads", [("ACCEPT", 1), ("DROP", 2)])
+def test_verify_reads_the_forward_chain_again_only_when_a_step_changed_it(tmp_path, policy, reads):
+    host = CountingHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
+    host.forward["policy"] = policy
+    engine.apply(load(NAT), str(tmp_path), host=host)
+    assert host.reads == reads  # observe, and after fwaccept steps the verify too
+    host.forward["rules"].clear()  # someone removes kvmnet's accepts: the next apply sees it
+    assert bool(engine.apply(load(NAT), str(tmp_path), host=host).actions) == (policy == "DROP")
+
+
 def test_bridge_mode_accepts_bridged_frames_when_br_netfilter_sees_them(tmp_path):
     host = uplinked()
     host.forward["policy"] = "DROP"
