@@ -9,13 +9,12 @@ the CLI (tests compare the two)."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import subprocess
 
 JSON = 1 << 4  # NFT_CTX_OUTPUT_JSON, what `nft -j` sets
 
-_lib: ctypes.CDLL | None | bool = None  # None: not tried yet; False: unavailable
+_lib = None  # the loaded library; None: not tried yet; False: unavailable
 
 
 def command(words: list[str], json: bool = False) -> tuple[int, str, str]:
@@ -62,6 +61,8 @@ def _library():
 
 
 def _load():
+    import ctypes  # here: a no-op apply that lists nothing never pays its import
+
     try:
         lib = ctypes.CDLL("libnftables.so.1")
     except OSError:
