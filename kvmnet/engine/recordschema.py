@@ -5,7 +5,7 @@ fails it is corrupt and runs nothing."""
 from __future__ import annotations
 
 from ..ifname import problem as ifname_problem
-from .stepschema import _ADDR, SchemaError, Where, _cidr, _route, check_step
+from .stepschema import _ADDR, SchemaError, Where, _cidr, _route, check_step, elements as _map_elements
 
 
 def _str_map(v, what: str, value_ok) -> None:
@@ -45,8 +45,14 @@ def _uplink(x) -> bool:
 
 
 RECORD_KEYS = {"version", "topology", "file", "entries", "uplinks", "firewall_backend", "networks", "taps",
-               "content", "source", "nft_seen"}  # content: fact key -> digest of the firewall listing kvmnet loaded;
+               "content", "source", "nft_seen", "elements"}  # content: fact key -> digest of the firewall listing kvmnet loaded;
+# elements: fact key -> that table's maps' elements as kvmnet loaded them;
 # source: the text of the file as applied (what `kvmnet try` rolls back to)
+
+
+def _maps(x) -> bool:
+    """kvmnet's DNAT maps and their elements (stepschema.elements)"""
+    return _map_elements(x) is None
 
 
 def _digest(x) -> bool:
@@ -84,6 +90,7 @@ def check_record(data, where: Where, version: int) -> None:
     _str_map(data.get("networks", {}), "networks", _network_entry)
     _str_map(data.get("taps", {}), "taps", _network_name)
     _str_map(data.get("content", {}), "content", _digest)
+    _str_map(data.get("elements", {}), "elements", _maps)
     if not _nft_seen(data.get("nft_seen", {})):
         raise SchemaError("nft_seen must be {} or what nftables.observe returned, with its stamp")
 

@@ -70,7 +70,7 @@ def _run(ctx: Context, actions: list[Action], original: Record) -> None:
                 record.drop(action.key)
                 records.save(ctx.root, record)
         left = ctx.refresh()
-        if firewall_plan.adopt_content(record, ctx.observed, journal):
+        if firewall_plan.adopt_content(record, ctx.observed, journal, ctx.topo):
             # the table kvmnet just loaded, as nft lists it, is what later observations must see
             ctx.plan = make(ctx.topo, ctx.observed, record, ctx.dir, ctx.backend)
             left = ctx.actions = ctx.plan.actions

@@ -124,4 +124,8 @@ def listing(table: str) -> str:
 
 
 def run(step) -> None:
+    if step.op == "firewall.elements":  # one transaction: all of the delta, or none of it
+        from ..render.nft import delta_text
+        load(delta_text(step.args["table"], step.args["delete"], step.args["add"]))
+        return
     load(step.args["ruleset"] if step.op == "firewall.apply" else step.args["delete"])
