@@ -50,9 +50,15 @@ RECORD_KEYS = {"version", "topology", "file", "entries", "uplinks", "firewall_ba
 # source: the text of the file as applied (what `kvmnet try` rolls back to)
 
 
-def _maps(x) -> bool:
-    """kvmnet's DNAT maps and their elements (stepschema.elements)"""
-    return _map_elements(x) is None
+def _check_elements(v) -> None:
+    """fact -> kvmnet's DNAT maps and their elements (stepschema.elements): what an element delta
+    of that table deletes (or, undone, adds back) is only ever a map element."""
+    if not isinstance(v, dict):
+        raise SchemaError("elements must map facts to kvmnet's maps")
+    for fact, maps in v.items():
+        why = _map_elements(maps)
+        if why:
+            raise SchemaError(f"elements of {fact}: {why}")
 
 
 def _digest(x) -> bool:
@@ -90,7 +96,7 @@ def check_record(data, where: Where, version: int) -> None:
     _str_map(data.get("networks", {}), "networks", _network_entry)
     _str_map(data.get("taps", {}), "taps", _network_name)
     _str_map(data.get("content", {}), "content", _digest)
-    _str_map(data.get("elements", {}), "elements", _maps)
+    _check_elements(data.get("elements", {}))
     if not _nft_seen(data.get("nft_seen", {})):
         raise SchemaError("nft_seen must be {} or what nftables.observe returned, with its stamp")
 

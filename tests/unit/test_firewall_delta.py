@@ -1,0 +1,158 @@
+"""Forwards added to or removed from an intact nftables table are an element delta of its maps
+in one transaction (firewall.elements), not a reload of the table: planned against an in-memory
+host that models the delta as nft runs it (all of it or nothing)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers.fakehost import uplinked
+
+from kvmnet import config, engine
+from kvmnet.engine import record as records
+from kvmnet.engine.record import CorruptRecord
+from kvmnet.engine.stepschema import SchemaError, Where, check_step
+from kvmnet.errors import HostError
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = (ROOT / "tests" / "data" / "plans" / "nat-fresh" / "topology.toml").read_text()
+TABLE = "kvmnet_topology"
+
+
+def _topo(tmp_path, *forwards: tuple[int, str, int]) -> object:
+    """nat-fresh's topology (web at .10, forward 8080 -> 80) with more forwards, and a guest db."""
+    text = BASE + '\n[guests.db]\n[[guests.db.nics]]\nnetwork = "default"\nip = "192.168.122.11"\n'
+    for port, guest, guest_port in forwards:
+        text += f'\n[[networks.default.forwards]]\nhost_port = {port}\nguest = "{guest}"\nguest_port = {guest_port}\n'
+    path = tmp_path / "topology.toml"
+    path.write_text(text)
+    return config.load(str(path))
+
+
+def _applied(tmp_path, *forwards):
+    host, root = uplinked(), str(tmp_path / "state")
+    engine.apply(_topo(tmp_path, *forwards), root, host=host)
+    return host, root
+
+
+def _elements(host) -> list[str]:
+    return host.nft_tables[("inet", TABLE)]["maps"]["fwd_any"]["elements"]
+
+
+def _fresh_table(tmp_path, *forwards) -> dict:
+    """The table a first apply of the topology loads whole."""
+    (tmp_path / "fresh").mkdir(exist_ok=True)
+    host, _ = _applied(tmp_path / "fresh", *forwards)
+    return host.nft_tables[("inet", TABLE)]
+
+
+def test_adding_a_forward_is_an_element_delta_that_equals_a_full_load(tmp_path):
+    host, root = _applied(tmp_path)
+    rules_before = json.dumps(host.nft_tables[("inet", TABLE)]["chains"])
+    host.ran.clear()
+    result = engine.apply(_topo(tmp_path, (2222, "db", 22)), root, host=host)
+    [step] = [a.do for a in result.actions if a.do.op.startswith("firewall")]
+    assert step.op == "firewall.elements"
+    assert step.command() == "nft 'add element inet kvmnet_topology fwd_any { tcp . 2222 : 192.168.122.11 . 22 }'"
+    assert json.dumps(host.nft_tables[("inet", TABLE)]["chains"]) == rules_before  # no rule touched
+    fresh = _fresh_table(tmp_path, (2222, "db", 22))
+    assert sorted(_elements(host)) == sorted(fresh["maps"]["fwd_any"]["elements"])
+    assert host.nft_tables[("inet", TABLE)]["chains"] == fresh["chains"]
+    held = records.load(root, "topology").elements["firewall:nftables:kvmnet_topology"]
+    assert held == {"fwd_any": ["tcp . 8080 : 192.168.122.10 . 80", "tcp . 2222 : 192.168.122.11 . 22"]}
+    assert engine.compute(_topo(tmp_path, (2222, "db", 22)), root, host=host)[2] == []
+
+
+def test_removing_and_repointing_forwards_is_one_delta(tmp_path):
+    host, root = _applied(tmp_path, (2222, "db", 22), (2223, "db", 23))
+    topo = _topo(tmp_path, (2222, "web", 2222))  # 2222 now to web; 2223 gone
+    [action] = [a for a in engine.compute(topo, root, host=host)[2] if a.key.startswith("firewall")]
+    assert action.do.args["delete"] == {"fwd_any": ["tcp . 2222 : 192.168.122.11 . 22", "tcp . 2223 : 192.168.122.11 . 23"]}
+    assert action.do.args["add"] == {"fwd_any": ["tcp . 2222 : 192.168.122.10 . 2222"]}
+    assert action.undo.args["add"] == action.do.args["delete"] and action.undo.args["delete"] == action.do.args["add"]
+    engine.apply(topo, root, host=host)
+    assert sorted(_elements(host)) == sorted(_fresh_table(tmp_path, (2222, "web", 2222))["maps"]["fwd_any"]["elements"])
+
+
+def test_a_failure_after_the_delta_rolls_back_with_the_inverse_delta(tmp_path, monkeypatch):
+    host, root = _applied(tmp_path, (2222, "db", 22))
+    table_before, record_before = json.dumps(list(host.nft_tables.items())), records.load(root, "topology").to_json()
+    ops = [a.do.op for a in engine.compute(_topo(tmp_path, (2223, "db", 23)), root, host=host)[2]]
+    monkeypatch.setenv("KVMNET_FAULT_AT", f"{ops.index('firewall.elements')}+")  # right after the delta ran
+    with pytest.raises(HostError, match="apply failed"):
+        engine.apply(_topo(tmp_path, (2223, "db", 23)), root, host=host)
+    monkeypatch.delenv("KVMNET_FAULT_AT")
+    delta, undo = host.ran[-2:]  # the delta, then its inverse
+    assert (delta.op, undo.op) == ("firewall.elements", "firewall.elements")
+    assert (undo.args["add"], undo.args["delete"]) == (delta.args["delete"], delta.args["add"])
+    assert json.dumps(list(host.nft_tables.items())) == table_before  # element for element, in order
+    assert records.load(root, "topology").to_json() == record_before
+    again = engine.compute(_topo(tmp_path, (2223, "db", 23)), root, host=host)[2]
+    assert [a.do.op for a in again if a.key.startswith("firewall")] == ["firewall.elements"]  # still intact
+
+
+def test_a_failed_delta_changes_nothing(tmp_path):
+    host, root = _applied(tmp_path)
+    table_before = json.dumps(list(host.nft_tables.items()))
+    host.fail(op="firewall.elements")
+    with pytest.raises(HostError):
+        engine.apply(_topo(tmp_path, (2222, "db", 22)), root, host=host)
+    assert json.dumps(list(host.nft_tables.items())) == table_before and "kn-topology-db-0" not in host.links_
+
+
+def test_a_foreign_change_to_the_table_is_repaired_by_a_reload_not_a_delta(tmp_path):
+    host, root = _applied(tmp_path, (2222, "db", 22))
+    _elements(host)[0] = "tcp . 8080 : 10.9.9.9 . 80"  # same count, same comments: only the content differs
+    [action] = [a for a in engine.compute(_topo(tmp_path, (2223, "db", 23)), root, host=host)[2]
+                if a.key.startswith("firewall")]
+    assert action.do.op == "firewall.apply" and "its content differs from what kvmnet loaded" in action.do.describe()
+    engine.apply(_topo(tmp_path, (2223, "db", 23)), root, host=host)
+    assert sorted(_elements(host)) == sorted(_fresh_table(tmp_path, (2223, "db", 23))["maps"]["fwd_any"]["elements"])
+
+
+def test_a_record_without_the_tables_elements_reloads_it(tmp_path):
+    host, root = _applied(tmp_path)
+    path = Path(root) / "topology" / "state.json"
+    data = json.loads(path.read_text())
+    del data["elements"]  # as a record written before element deltas
+    path.write_text(json.dumps(data))
+    [action] = [a for a in engine.compute(_topo(tmp_path, (2222, "db", 22)), root, host=host)[2]
+                if a.key.startswith("firewall")]
+    assert action.do.op == "firewall.apply" and "its forwards are not the topology's" in action.do.describe()
+
+
+def test_the_first_forward_of_a_network_changes_rules_so_it_reloads(tmp_path):
+    host, root = _applied(tmp_path)
+    text = (tmp_path / "topology.toml").read_text().replace(
+        "[[networks.default.forwards]]\nproto = \"tcp\"\nhost_port = 8080\nguest = \"web\"\nguest_port = 80\n", "")
+    (tmp_path / "topology.toml").write_text(text)
+    [action] = [a for a in engine.compute(config.load(str(tmp_path / "topology.toml")), root, host=host)[2]
+                if a.key.startswith("firewall")]
+    assert action.do.op == "firewall.apply"  # the map and its lookup rules go: not an element change
+
+
+@pytest.mark.parametrize("element", [
+    "tcp . 1 : 1.2.3.4 . 80 }; flush ruleset; add element inet kvmnet_topology fwd_any { tcp . 2 : 1.2.3.4 . 80",
+    "tcp . 1 : 1.2.3.4 . 80\nflush ruleset",
+    "icmp . 1 : 1.2.3.4 . 80",
+])
+def test_a_record_whose_elements_are_not_map_elements_is_corrupt(tmp_path, element):
+    host, root = _applied(tmp_path)
+    path = Path(root) / "topology" / "state.json"
+    data = json.loads(path.read_text())
+    data["elements"]["firewall:nftables:kvmnet_topology"]["fwd_any"].append(element)
+    path.write_text(json.dumps(data))
+    with pytest.raises(CorruptRecord, match="is not a map element"):
+        records.load(root, "topology")
+    where = Where("topology", str(Path(root) / "topology"))
+    step = {"op": "firewall.elements", "args": {"backend": "nftables", "table": TABLE, "summary": "",
+                                                 "delete": {}, "add": {"fwd_any": [element]}}}
+    with pytest.raises(SchemaError, match="is not a map element"):
+        check_step(step, where)
+    step["args"]["add"] = {"fwd_any": ["tcp . 1 : 1.2.3.4 . 80"]}
+    check_step(step, where)  # a well-formed delta passes
+    step["args"]["table"] = "kvmnet_other"
+    with pytest.raises(SchemaError, match="not this topology's firewall"):
+        check_step(step, where)
