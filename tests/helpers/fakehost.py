@@ -467,24 +467,25 @@ class FakeHost:
             _nft_load(self.nft_tables, a["ruleset"])
 
     def _firewall_elements(self, a: dict) -> None:
-        """As nft runs an element delta: one transaction (a missing table or map, deleting an
-        element the map lacks, adding a key it holds: nothing changes and it fails)."""
+        """As nft runs an element delta: one transaction; an element is found by its key (nft
+        deletes `key : value` whatever value the key has). A missing table or map, a key to
+        delete that is not there, or one to add that is: nothing changes and it fails."""
         table = self.nft_tables.get(("inet", a["table"]))
         maps = copy.deepcopy(table["maps"]) if table is not None else None
         for verb, elements in (("delete", a["delete"]), ("add", a["add"])):
             for name, elems in elements.items():
                 if maps is None or name not in maps:
                     raise HostError(f"nft: no such map inet {a['table']} {name}")
-                held = maps[name]["elements"]
-                keys = {e.split(" : ")[0] for e in held}
+                held = {e.split(" : ")[0]: e for e in maps[name]["elements"]}
                 for e in elems:
-                    if verb == "delete" and e not in held or verb == "add" and e.split(" : ")[0] in keys:
+                    key = e.split(" : ")[0]
+                    if (key in held) != (verb == "delete"):
                         raise HostError(f"nft: cannot {verb} element {e} of {name}")
                     if verb == "delete":
-                        held.remove(e)
+                        del held[key]
                     else:
-                        held.append(e)
-                        keys.add(e.split(" : ")[0])
+                        held[key] = e
+                maps[name]["elements"] = list(held.values())
         table["maps"] = maps
 
     def _firewall_delete(self, a: dict) -> None:

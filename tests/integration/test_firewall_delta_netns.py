@@ -99,3 +99,79 @@ def test_a_forward_added_then_removed_is_an_element_delta_equal_to_a_full_load(n
     assert "load firewall rules" in fixed.stdout and "its content differs" in fixed.stdout, fixed.stdout
     assert "5555" not in netns.run("nft", "list", "table", "inet", TABLE).stdout
     assert netns.kvmnet("destroy", str(topo)).returncode == 0
+
+
+DUAL = """name = "delta"
+
+[networks.lan]
+mode = "nat"
+bridge = "kvdl0"
+subnet = "10.61.0.0/24"
+subnet6 = "fd00:61::/64"
+nat6 = true
+
+[networks.lan.dhcp6]
+start = "fd00:61::100"
+end = "fd00:61::1ff"
+
+[[networks.lan.forwards]]
+host_port = 8080
+guest = "g0"
+guest_port = 80
+
+[[networks.lan.forwards]]
+proto = "udp"
+host_addr = "fd00:99::2"
+host_port = 5000
+guest = "g0"
+guest_port = 5000
+
+[[networks.lan.forwards]]
+host_addr = "192.0.2.1"
+host_port = 2200
+guest = "g0"
+guest_port = 22
+{more}
+[guests.g0]
+[[guests.g0.nics]]
+network = "lan"
+ip = "10.61.0.10"
+ip6 = "fd00:61::10"
+"""
+MORE = """
+[[networks.lan.forwards]]
+host_port = 9090
+guest = "g0"
+guest_port = 90
+
+[[networks.lan.forwards]]
+proto = "udp"
+host_addr = "fd00:99::2"
+host_port = "6000-6001"
+guest = "g0"
+guest_port = "6000-6001"
+
+[[networks.lan.forwards]]
+host_addr = "192.0.2.1"
+host_port = 2222
+guest = "g0"
+guest_port = 22
+"""
+
+
+def test_ipv6_and_host_address_forwards_change_by_delta_too(netns, tmp_path):
+    topo = tmp_path / "delta.toml"
+    topo.write_text(DUAL.format(more=""))
+    assert netns.kvmnet("apply", str(topo)).returncode == 0
+    handles, _ = _table(netns)
+    for more in (MORE, ""):
+        topo.write_text(DUAL.format(more=more))
+        res = netns.kvmnet("apply", str(topo))
+        assert res.returncode == 0 and "change port forwards in one transaction" in res.stdout, res.stdout + res.stderr
+        now, delta_listing = _table(netns)
+        assert now == handles
+        netns.run("nft", "delete", "table", "inet", TABLE)
+        assert "load firewall rules" in netns.kvmnet("apply", str(topo)).stdout
+        handles, full = _table(netns)
+        assert full == delta_listing
+    assert netns.kvmnet("destroy", str(topo)).returncode == 0

@@ -156,3 +156,50 @@ def test_a_record_whose_elements_are_not_map_elements_is_corrupt(tmp_path, eleme
     step["args"]["table"] = "kvmnet_other"
     with pytest.raises(SchemaError, match="not this topology's firewall"):
         check_step(step, where)
+
+
+NAT6 = ROOT / "tests" / "data" / "topologies" / "nat6.toml"
+NAT6_MORE = """
+[[networks.masq.forwards]]
+proto = "tcp"
+host_port = 9090
+guest = "web"
+guest_port = 90
+
+[[networks.masq.forwards]]
+proto = "udp"
+host_addr = "fd00:99::2"
+host_port = 6000
+guest = "web"
+guest_port = 6000
+
+[[networks.masq.forwards]]
+proto = "tcp"
+host_addr = "192.0.2.1"
+host_port = 2223
+guest = "web"
+guest_port = 23
+"""
+
+
+def test_ipv6_and_host_address_maps_change_by_delta_too(tmp_path):
+    host, root = uplinked(), str(tmp_path / "state")
+    more = tmp_path / "nat6.toml"
+    more.write_text(NAT6.read_text())
+    engine.apply(config.load(str(more)), root, host=host)
+    more.write_text(NAT6.read_text().replace("\n[networks.rt]", NAT6_MORE + "\n[networks.rt]"))
+    result = engine.apply(config.load(str(more)), root, host=host)
+    [step] = [a.do for a in result.actions if a.do.op.startswith("firewall")]
+    assert step.op == "firewall.elements" and step.args["delete"] == {}
+    assert step.args["add"] == {"fwd_any": ["tcp . 9090 : 10.66.0.10 . 90"],
+                                "fwd_addr": ["192.0.2.1 . tcp . 2223 : 10.66.0.10 . 23"],
+                                "fwd6_any": ["tcp . 9090 : fd00:66::10 . 90"],
+                                "fwd6_addr": ["fd00:99::2 . udp . 6000 : fd00:66::10 . 6000"]}
+    assert records.load(root, "nat6").elements  # the schema takes every map's elements
+    fresh_host = uplinked()
+    engine.apply(config.load(str(more)), str(tmp_path / "fresh"), host=fresh_host)
+    table = host.nft_tables[("inet", "kvmnet_nat6")]
+    fresh = fresh_host.nft_tables[("inet", "kvmnet_nat6")]
+    assert {m: sorted(b["elements"]) for m, b in table["maps"].items()} == \
+        {m: sorted(b["elements"]) for m, b in fresh["maps"].items()}
+    assert table["chains"] == fresh["chains"]
