@@ -121,9 +121,10 @@ def _nft_seen(x) -> bool:
     try:
         _str_map(x["rules"], "rules", _count)
         _str_map(x["elements"], "elements", _count)
+        _str_map(x.get("forwards", {}), "forwards", _digest)  # (records before element deltas: none)
     except (KeyError, SchemaError):
         return False
-    return (set(x) == {"exists", "families", "rules", "elements", "comments", "marked", "content", "stamp"}
+    return (set(x) - {"forwards"} == {"exists", "families", "rules", "elements", "comments", "marked", "content", "stamp"}
             and x["exists"] is True and isinstance(x["marked"], bool) and _digest(x["content"])
             and isinstance(x["families"], list) and set(x["families"]) <= {"inet", "bridge"}
             and isinstance(x["comments"], list) and all(isinstance(c, str) for c in x["comments"]))

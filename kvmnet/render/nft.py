@@ -235,6 +235,13 @@ def delta_lines(table: str, delete: dict, add: dict) -> list[str]:
     return lines
 
 
+def elements_digest(elements) -> str:
+    """One map's elements, in any order, as one digest: of the text render() writes them in, or
+    host/nftables.py reads back from a listing (so a listing can be compared with what kvmnet
+    loaded, and what an element delta leaves be computed without one)."""
+    return hashlib.sha256("\n".join(sorted(elements)).encode()).hexdigest()
+
+
 def delta_text(table: str, delete: dict, add: dict) -> str:
     """The element delta as one `nft -f -` batch: atomic, as the table replace is."""
     return "".join(line + "\n" for line in delta_lines(table, delete, add))

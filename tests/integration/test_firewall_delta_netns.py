@@ -33,8 +33,12 @@ def counted(tmp_path):
     shim, log = tmp_path / "bin", tmp_path / "nft.log"
     shim.mkdir()
     real = next(p for d in os.environ["PATH"].split(":") if (p := Path(d) / "nft").exists())
+    # NFT_AFTER_LOAD: an nft command the shim runs right after each -f (another commit, someone
+    # else's, between kvmnet's load and its verify)
     (shim / "nft").write_text(f'#!/bin/sh\necho "nft $*" >> {log}\n'
-                              f'if [ "$1" = -f ]; then tee -a {log} | {real} "$@"; else exec {real} "$@"; fi\n')
+                              f'if [ "$1" != -f ]; then exec {real} "$@"; fi\n'
+                              f'tee -a {log} | {real} "$@"; rc=$?\n'
+                              f'if [ -n "$NFT_AFTER_LOAD" ]; then {real} $NFT_AFTER_LOAD; fi\nexit $rc\n')
     (shim / "nft").chmod(stat.S_IRWXU)
     return {"PATH": f"{shim}:{os.environ['PATH']}"}, log
 
@@ -77,8 +81,9 @@ def test_a_forward_added_then_removed_is_an_element_delta_equal_to_a_full_load(n
         element = "tcp . 19999 : 10.61.0.13 . 22"
         assert f"nft '{'add' if extra else 'delete'} element inet {TABLE} fwd_any {{ {element} }}'" in res.stdout
         runs = _taken(log)
-        # one -f (the delta: nothing else in it), the verify listing; no text listing for a rollback
-        assert runs.count("nft -f -") == 1 and f"nft list table inet {TABLE}" not in runs, runs
+        # one -f (the delta: nothing else in it), and no listing at all: none to roll back to, and
+        # the verify knows the table from nftables' generation (one commit since it was observed)
+        assert runs.count("nft -f -") == 1 and "list" not in runs, runs
         assert f"{'add' if extra else 'delete'} element inet {TABLE} fwd_any {{ {element} }}\n" in runs
         assert "table inet" not in runs.replace(f"nft -j list table inet {TABLE}", ""), runs  # no reload
         now, delta_listing = _table(netns)
@@ -96,8 +101,31 @@ def test_a_forward_added_then_removed_is_an_element_delta_equal_to_a_full_load(n
     check = netns.kvmnet("check", str(topo))
     assert check.returncode != 0 and "firewall" in check.stdout + check.stderr, check.stdout + check.stderr
     fixed = netns.kvmnet("apply", str(topo))
-    assert "load firewall rules" in fixed.stdout and "its content differs" in fixed.stdout, fixed.stdout
+    assert "load firewall rules" in fixed.stdout and "its forwards are not what kvmnet loaded" in fixed.stdout, fixed.stdout
     assert "5555" not in netns.run("nft", "list", "table", "inet", TABLE).stdout
+    assert netns.kvmnet("destroy", str(topo)).returncode == 0
+
+
+def test_a_commit_by_someone_else_during_the_apply_is_verified_by_listing(netns, counted, tmp_path):
+    env, log = counted
+    topo = tmp_path / "delta.toml"
+    topo.write_text(_topology(extra=False))
+    assert netns.kvmnet("apply", str(topo), env=env).returncode == 0
+    _taken(log)
+    topo.write_text(_topology(extra=True))  # another table changed right after the delta: in sync
+    res = netns.kvmnet("apply", str(topo), env=dict(env, NFT_AFTER_LOAD="add table inet someone_else"))
+    assert res.returncode == 0 and "change port forwards" in res.stdout, res.stdout + res.stderr
+    assert f"nft -j list table inet {TABLE}" in _taken(log)  # the generation moved by two: listed
+    assert netns.kvmnet("check", str(topo)).returncode == 0
+    topo.write_text(_topology(extra=False))  # kvmnet's own map changed right after the delta
+    sneak = f"add element inet {TABLE} fwd_any {{ tcp . 5555 : 10.61.0.10 . 22 }}"
+    res = netns.kvmnet("apply", str(topo), env=dict(env, NFT_AFTER_LOAD=sneak))
+    assert res.returncode == 1 and "after apply the host still differs" in res.stderr, res.stdout + res.stderr
+    assert "rolled back" in res.stderr
+    fixed = netns.kvmnet("apply", str(topo))
+    assert "load firewall rules" in fixed.stdout and "its forwards are not what kvmnet loaded" in fixed.stdout
+    assert "5555" not in netns.run("nft", "list", "table", "inet", TABLE).stdout
+    netns.run("nft", "delete", "table", "inet", "someone_else")
     assert netns.kvmnet("destroy", str(topo)).returncode == 0
 
 

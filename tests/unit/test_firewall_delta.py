@@ -107,7 +107,7 @@ def test_a_foreign_change_to_the_table_is_repaired_by_a_reload_not_a_delta(tmp_p
     _elements(host)[0] = "tcp . 8080 : 10.9.9.9 . 80"  # same count, same comments: only the content differs
     [action] = [a for a in engine.compute(_topo(tmp_path, (2223, "db", 23)), root, host=host)[2]
                 if a.key.startswith("firewall")]
-    assert action.do.op == "firewall.apply" and "its content differs from what kvmnet loaded" in action.do.describe()
+    assert action.do.op == "firewall.apply" and "its forwards are not what kvmnet loaded" in action.do.describe()
     engine.apply(_topo(tmp_path, (2223, "db", 23)), root, host=host)
     assert sorted(_elements(host)) == sorted(_fresh_table(tmp_path, (2223, "db", 23))["maps"]["fwd_any"]["elements"])
 
@@ -120,7 +120,7 @@ def test_a_record_without_the_tables_elements_reloads_it(tmp_path):
     path.write_text(json.dumps(data))
     [action] = [a for a in engine.compute(_topo(tmp_path, (2222, "db", 22)), root, host=host)[2]
                 if a.key.startswith("firewall")]
-    assert action.do.op == "firewall.apply" and "its forwards are not the topology's" in action.do.describe()
+    assert action.do.op == "firewall.apply" and "its forwards are not what kvmnet loaded" in action.do.describe()
 
 
 def test_the_first_forward_of_a_network_changes_rules_so_it_reloads(tmp_path):
@@ -203,3 +203,40 @@ def test_ipv6_and_host_address_maps_change_by_delta_too(tmp_path):
     assert {m: sorted(b["elements"]) for m, b in table["maps"].items()} == \
         {m: sorted(b["elements"]) for m, b in fresh["maps"].items()}
     assert table["chains"] == fresh["chains"]
+
+
+def test_after_a_delta_the_verify_knows_the_table_from_the_generation_without_listing_it(tmp_path):
+    host, root = _applied(tmp_path)
+    host.nft_gen = 7  # model nftables' generation from here on
+    engine.apply(_topo(tmp_path, (2223, "db", 23)), root, host=host)  # a delta; the record keeps a stamp
+    listed = host.nft_listings
+    engine.apply(_topo(tmp_path, (2222, "db", 22)), root, host=host)
+    assert host.nft_gen == 9 and host.nft_listings == listed  # the delta's one commit; no listing at all
+    kept = records.load(root, "topology").nft_seen
+    assert kept["stamp"]["at"] == "fake-boot:1:9"
+    # what it computed is what a listing shows
+    assert {k: v for k, v in kept.items() if k != "stamp"} == host._nft_seen(TABLE, False)
+    host.nft_gen += 1  # anyone's commit: the next observation lists, and finds the table in sync
+    assert engine.compute(_topo(tmp_path, (2222, "db", 22)), root, host=host)[2] == []
+    assert host.nft_listings == listed + 1
+
+
+def test_another_commit_during_the_apply_makes_the_verify_list(tmp_path, monkeypatch):
+    host, root = _applied(tmp_path)
+    host.nft_gen = 7
+    engine.apply(_topo(tmp_path, (2223, "db", 23)), root, host=host)  # the record keeps a stamp
+    listed, delta = host.nft_listings, host._firewall_elements
+
+    def delta_and_someone_else(args):
+        delta(args)
+        host.nft_gen += 1  # someone else's commit, right after kvmnet's
+        _elements(host).append("tcp . 5555 : 10.9.9.9 . 22")  # into kvmnet's own map
+
+    monkeypatch.setattr(host, "_firewall_elements", delta_and_someone_else)
+    with pytest.raises(HostError, match="after apply the host still differs"):
+        engine.apply(_topo(tmp_path, (2222, "db", 22)), root, host=host)
+    assert host.nft_listings == listed + 1  # the verify listed: the generation moved by two
+    monkeypatch.undo()
+    fixed = engine.apply(_topo(tmp_path, (2222, "db", 22)), root, host=host)
+    assert [a.do.op for a in fixed.actions if a.key.startswith("firewall")] == ["firewall.apply"]
+    assert "tcp . 5555 : 10.9.9.9 . 22" not in _elements(host)
