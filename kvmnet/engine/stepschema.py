@@ -213,6 +213,7 @@ def _ruleset(v, w):
 # one map element as render/nft.py writes it: [address . ]proto . port : address . port; only
 # these characters reach `nft -f`, so a record's element can name nothing else
 _ELEMENT = re.compile(r"(?:[0-9a-f.:]{2,45} \. )?(?:tcp|udp) \. [0-9]{1,5} : [0-9a-f.:]{2,45} \. [0-9]{1,5}")
+_ELEMENTS = re.compile(rf"(?:{_ELEMENT.pattern}\n)++")
 _MAP_NAMES = ("fwd_any", "fwd_addr", "fwd6_any", "fwd6_addr")  # render/nft.py MAP_NAMES
 
 
@@ -225,8 +226,9 @@ def elements(v, w=None):
             return f"{name!r} is not one of kvmnet's maps"
         if not isinstance(elems, list) or not all(isinstance(e, str) for e in elems):
             return f"{name}: must be a list of elements"
-        # one regex pass over all of them (a record holds 10,000 forwards; loaded on every run)
-        if elems and not re.fullmatch(rf"(?:{_ELEMENT.pattern}\n)+", "\n".join(elems) + "\n"):
+        # one regex pass over all of them (a record holds 10,000 forwards; loaded on every run),
+        # possessive: no element holds a newline, so no backtracking into the ones before (~1 ms)
+        if elems and not _ELEMENTS.fullmatch("\n".join(elems) + "\n"):
             bad = next(e for e in elems if not _ELEMENT.fullmatch(e))
             return f"{name}: {bad[:60]!r} is not a map element"
     return None
