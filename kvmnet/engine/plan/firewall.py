@@ -219,7 +219,7 @@ def seen_after_delta(observed: Observed, ran: list[Action], topo: Topology, gene
     if len(deltas) != 1 or not stamp or not seen.get("exists") or generation is None:
         return None
     boot_netns, _, gen = stamp["at"].rpartition(":")
-    if generation != f"{boot_netns}:{(int(gen) + 1) & 0xFFFFFFFF}":
+    if not gen.isdigit() or generation != f"{boot_netns}:{(int(gen) + 1) & 0xFFFFFFFF}":
         return None
     maps = _render(topo, deltas[0].do.args["table"]).maps
     return dict(seen, elements={k: len(v) for k, v in maps.items()}, forwards=_digests(maps),
