@@ -36,6 +36,9 @@ class Record:
     taps: dict = field(default_factory=dict)
     # fact key -> digest of what kvmnet saw of it right after making it (its nft table's listing)
     content: dict = field(default_factory=dict)
+    # fact key -> {map: elements} of that nft table's maps as kvmnet last loaded them (what an
+    # element delta starts from while the table's digest is the one in `content`)
+    elements: dict = field(default_factory=dict)
     source: str = ""  # the text of `file` as applied (what `kvmnet try` rolls back to)
     # the last listing of kvmnet's nft table with nftables' generation then (host/nftables.py):
     # while the generation has not moved, observing returns it instead of listing again
@@ -66,12 +69,14 @@ class Record:
         self.entries = [e for e in self.entries if e[0] not in gone]
         for key in gone:
             self.content.pop(key, None)
+            self.elements.pop(key, None)
 
     def to_json(self) -> dict:
         return {"version": VERSION, "topology": self.topology, "file": self.file, "entries": self.entries,
                 "uplinks": self.uplinks, "firewall_backend": self.firewall_backend,
                 "networks": self.networks, "taps": self.taps, "content": self.content, "source": self.source,
-                **({"nft_seen": self.nft_seen} if self.nft_seen else {})}
+                **({"nft_seen": self.nft_seen} if self.nft_seen else {}),
+                **({"elements": self.elements} if self.elements else {})}
 
     def copy(self) -> "Record":
         return Record.from_json(json.loads(json.dumps(self.to_json())), "")  # ours: no check
@@ -88,7 +93,8 @@ class Record:
         return cls(topology=data["topology"], file=data.get("file", ""), entries=[list(e) for e in data["entries"]],
                    uplinks=data.get("uplinks", {}), firewall_backend=data.get("firewall_backend"),
                    networks=data.get("networks", {}), taps=data.get("taps", {}), content=data.get("content", {}),
-                   source=data.get("source", ""), nft_seen=data.get("nft_seen", {}))
+                   source=data.get("source", ""), nft_seen=data.get("nft_seen", {}),
+                   elements=data.get("elements", {}))
 
 
 class CorruptRecord(InputError):

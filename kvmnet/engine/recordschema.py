@@ -5,7 +5,7 @@ fails it is corrupt and runs nothing."""
 from __future__ import annotations
 
 from ..ifname import problem as ifname_problem
-from .stepschema import _ADDR, SchemaError, Where, _cidr, _route, check_step
+from .stepschema import _ADDR, SchemaError, Where, _cidr, _route, check_step, elements as _map_elements
 
 
 def _str_map(v, what: str, value_ok) -> None:
@@ -45,8 +45,20 @@ def _uplink(x) -> bool:
 
 
 RECORD_KEYS = {"version", "topology", "file", "entries", "uplinks", "firewall_backend", "networks", "taps",
-               "content", "source", "nft_seen"}  # content: fact key -> digest of the firewall listing kvmnet loaded;
+               "content", "source", "nft_seen", "elements"}  # content: fact key -> digest of the firewall listing kvmnet loaded;
+# elements: fact key -> that table's maps' elements as kvmnet loaded them;
 # source: the text of the file as applied (what `kvmnet try` rolls back to)
+
+
+def _check_elements(v) -> None:
+    """fact -> kvmnet's DNAT maps and their elements (stepschema.elements): what an element delta
+    of that table deletes (or, undone, adds back) is only ever a map element."""
+    if not isinstance(v, dict):
+        raise SchemaError("elements must map facts to kvmnet's maps")
+    for fact, maps in v.items():
+        why = _map_elements(maps)
+        if why:
+            raise SchemaError(f"elements of {fact}: {why}")
 
 
 def _digest(x) -> bool:
@@ -84,6 +96,7 @@ def check_record(data, where: Where, version: int) -> None:
     _str_map(data.get("networks", {}), "networks", _network_entry)
     _str_map(data.get("taps", {}), "taps", _network_name)
     _str_map(data.get("content", {}), "content", _digest)
+    _check_elements(data.get("elements", {}))
     if not _nft_seen(data.get("nft_seen", {})):
         raise SchemaError("nft_seen must be {} or what nftables.observe returned, with its stamp")
 
@@ -108,9 +121,10 @@ def _nft_seen(x) -> bool:
     try:
         _str_map(x["rules"], "rules", _count)
         _str_map(x["elements"], "elements", _count)
+        _str_map(x.get("forwards", {}), "forwards", _digest)  # (records before element deltas: none)
     except (KeyError, SchemaError):
         return False
-    return (set(x) == {"exists", "families", "rules", "elements", "comments", "marked", "content", "stamp"}
+    return (set(x) - {"forwards"} == {"exists", "families", "rules", "elements", "comments", "marked", "content", "stamp"}
             and x["exists"] is True and isinstance(x["marked"], bool) and _digest(x["content"])
             and isinstance(x["families"], list) and set(x["families"]) <= {"inet", "bridge"}
             and isinstance(x["comments"], list) and all(isinstance(c, str) for c in x["comments"]))

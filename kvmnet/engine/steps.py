@@ -167,6 +167,7 @@ _DESCRIBE = {
     "sysctl.set": lambda a: f"set sysctl {_sysctl_name(a['path'])} = {a['value']}",
     "firewall.apply": lambda a: f"load firewall rules ({a['backend']}: {a['summary']})",
     "firewall.delete": lambda a: f"remove kvmnet's firewall rules ({a['backend']}: {a['summary']})",
+    "firewall.elements": lambda a: f"change port forwards in one transaction ({a['backend']}: {a['summary']})",
     "fwaccept.add": lambda a: f"accept {a['bridge']}'s traffic in the host's filter FORWARD chain (policy DROP)",
     "fwaccept.del": lambda a: f"remove kvmnet's accepts for {a['bridge']} from the host's filter FORWARD chain",
     "dnsmasq.start": lambda a: (f"restart dnsmasq for {a['network']} on {a['bridge']}" if a.get("previous")
@@ -213,6 +214,7 @@ _COMMANDS = {
     "sysctl.set": lambda a: f"sysctl -w {_sysctl_name(a['path'])}={a['value']}",
     "firewall.apply": lambda a: a["command"],
     "firewall.delete": lambda a: a["command"],
+    "firewall.elements": lambda a: a["command"],
     "fwaccept.add": lambda a: " && ".join(shlex.join(["iptables", "-I", "FORWARD", "1", *spec]) for spec in a["specs"]),
     "fwaccept.del": lambda a: " && ".join(shlex.join(["iptables", "-D", "FORWARD", *spec]) for spec in a["specs"]),
     "dnsmasq.start": lambda a: shlex.join(["dnsmasq", f"--conf-file={a['conf']}"]),

@@ -210,6 +210,34 @@ def _ruleset(v, w):
     return None if isinstance(v, (dict, type(None))) else "must be nft text or an iptables ruleset"
 
 
+# one map element as render/nft.py writes it: [address . ]proto . port : address . port; only
+# these characters reach `nft -f`, so a record's element can name nothing else
+_ELEMENT = re.compile(r"(?:[0-9a-f.:]{2,45} \. )?(?:tcp|udp) \. [0-9]{1,5} : [0-9a-f.:]{2,45} \. [0-9]{1,5}")
+_ELEMENTS = re.compile(rf"(?:{_ELEMENT.pattern}\n)++")
+_MAP_NAMES = ("fwd_any", "fwd_addr", "fwd6_any", "fwd6_addr")  # render/nft.py MAP_NAMES
+
+
+def elements(v, w=None):
+    """{map: [element, ...]} of kvmnet's own DNAT maps (a reason, or None)."""
+    if not isinstance(v, dict):
+        return "must map kvmnet's map names to lists of elements"
+    for name, elems in v.items():
+        if name not in _MAP_NAMES:
+            return f"{name!r} is not one of kvmnet's maps"
+        if not isinstance(elems, list) or not all(isinstance(e, str) for e in elems):
+            return f"{name}: must be a list of elements"
+        # one regex pass over all of them (a record holds 10,000 forwards; loaded on every run),
+        # possessive: no element holds a newline, so no backtracking into the ones before (~1 ms)
+        if elems and not _ELEMENTS.fullmatch("\n".join(elems) + "\n"):
+            bad = next(e for e in elems if not _ELEMENT.fullmatch(e))
+            return f"{name}: {bad[:60]!r} is not a map element"
+    return None
+
+
+def _nft_only(v, w):
+    return None if v == "nftables" else "element deltas are nftables only"
+
+
 def _kvmnet_zone(v, w):
     # only kvmnet's own zones: an undo never deletes, or unbinds from, anyone else's
     return None if v in ("kvmnet", "kvmnet-tftp") else f"{v!r} is not a firewalld zone of kvmnet's"
@@ -303,6 +331,9 @@ OPS = {
     "sysctl.set": {"path": (R, _sysctl_path), "value": (R, _str)},
     "firewall.apply": _FIREWALL,
     "firewall.delete": _FIREWALL,
+    "firewall.elements": {"backend": (R, _nft_only), "table": (R, _own_table), "summary": (R, _str),
+                          "command": (O, _str),  # display only, as _FIREWALL's
+                          "delete": (R, elements), "add": (R, elements)},
     "fwaccept.add": {"bridge": (R, _ifname), "topology": (R, _str), "specs": (R, _specs)},
     "fwaccept.del": {"bridge": (R, _ifname), "topology": (R, _str), "specs": (R, _specs)},
     # hosts, dhcp_hosts: the text of the files dnsmasq re-reads on SIGHUP (records before 0.2 had none)

@@ -29,7 +29,7 @@ def run(step) -> None:
             netlink.del_route(a["route"])
         case "sysctl.set":
             sysctl.write(a["path"], a["value"])
-        case "firewall.apply" | "firewall.delete":
+        case "firewall.apply" | "firewall.delete" | "firewall.elements":
             from . import firewall
             firewall.run(step)
         case "fwaccept.add" | "fwaccept.del":

@@ -15,7 +15,7 @@ def observe(name: str, backend: str = "nftables", bridge_table: bool = True, kno
 
 
 def run(step) -> None:
-    """firewall.apply / firewall.delete on the step's backend."""
+    """firewall.apply / firewall.delete (/ firewall.elements, nftables only) on the step's backend."""
     if step.args["backend"] == "iptables":
         from . import iptables
         iptables.run(step)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import ipaddress
 import json
 import re
 import shutil
 
 from ..errors import HostError
+from ..render.nft import elements_digest
 from . import nft_cmd
 
 MARK = re.compile(r"kvmnet [0-9a-f]{12}")  # every rule's comment in render/nft.py
@@ -97,6 +99,7 @@ def _observe(table: str, bridge_table: bool) -> dict:
     items = (inet or []) + (bridge or [])
     rules: dict[str, int] = {}
     elements: dict[str, int] = {}
+    forwards: dict[str, str] = {}
     comments = set()
     for item in items:
         kind, body = next(iter(item.items()))
@@ -108,9 +111,41 @@ def _observe(table: str, bridge_table: bool) -> dict:
             comments.add(body.get("comment", ""))
         elif kind == "map":
             elements[body["name"]] = len(body.get("elem", []))
+            forwards[body["name"]] = elements_digest(map(element_text, body.get("elem", [])))
+    # content: everything but the maps' elements, which `forwards` covers apart (the part an
+    # element delta changes, and can compute: engine/plan/firewall.py seen_after_delta)
+    items = [{"map": {k: v for k, v in i["map"].items() if k != "elem"}} if "map" in i else i for i in items]
     return {"exists": True, "families": [f for f, t in (("inet", inet), ("bridge", bridge)) if t is not None],
-            "rules": {k: v for k, v in rules.items() if v}, "elements": elements, "comments": sorted(comments),
-            "marked": any(MARK.fullmatch(c) for c in comments), "content": _digest(items)}
+            "rules": {k: v for k, v in rules.items() if v}, "elements": elements, "forwards": forwards,
+            "comments": sorted(comments), "marked": any(MARK.fullmatch(c) for c in comments),
+            "content": _digest(items)}
+
+
+def element_text(elem) -> str:
+    """A map element of `nft -j` as render/nft.py writes it: `tcp . 8080 : 10.0.0.5 . 80`, with
+    each address in Python's spelling (IPv6 as ipaddress prints it); any other shape (what
+    kvmnet never writes) as its JSON, which then matches nothing kvmnet loaded."""
+    if isinstance(elem, list) and len(elem) == 2:
+        key, value = (_side(x) for x in elem)
+        if key is not None and value is not None:
+            return f"{key} : {value}"
+    return json.dumps(elem, sort_keys=True)
+
+
+def _side(part) -> str | None:
+    atoms = part["concat"] if isinstance(part, dict) and list(part) == ["concat"] else [part]
+    if not all(isinstance(a, (str, int)) and not isinstance(a, bool) for a in atoms):
+        return None
+    return " . ".join(_atom(a) for a in atoms)
+
+
+def _atom(atom) -> str:
+    if isinstance(atom, str) and ":" in atom:
+        try:
+            return str(ipaddress.IPv6Address(atom))
+        except ValueError:
+            return atom
+    return str(atom)
 
 
 def listing(table: str) -> str:
@@ -125,4 +160,8 @@ def listing(table: str) -> str:
 
 
 def run(step) -> None:
+    if step.op == "firewall.elements":  # one transaction: all of the delta, or none of it
+        from ..render.nft import delta_text
+        load(delta_text(step.args["table"], step.args["delete"], step.args["add"]))
+        return
     load(step.args["ruleset"] if step.op == "firewall.apply" else step.args["delete"])

@@ -34,6 +34,11 @@ class System:
     def firewall(self, name: str, backend: str, bridge_table: bool, known: dict | None = None) -> dict:
         return firewall.observe(name, backend, bridge_table=bridge_table, known=known)
 
+    def nft_generation(self) -> str | None:
+        """nftables' generation stamp now (host/nftgen.py), or None where it cannot be read."""
+        from . import nftgen
+        return nftgen.stamp()
+
     def firewall_listing(self, table: str) -> str:
         return nftables.listing(table)
 

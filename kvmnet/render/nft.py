@@ -41,6 +41,7 @@ class Ruleset:
     digest: str
     rules: dict  # chain -> number of rules
     elements: dict  # map -> number of elements
+    maps: dict = None  # map -> its elements, as the text above writes them (element deltas)
 
     @property
     def summary(self) -> str:
@@ -172,7 +173,11 @@ def _assemble(table: str, chains: dict[str, list[str]], maps: dict, antispoof: l
     for name, (kind, elems) in maps.items():
         body.append(f"\tmap {name} {{\n\t\ttype {kind}\n\t\telements = {{\n"
                     + ",\n".join(f"\t\t\t{e}" for e in elems) + "\n\t\t}\n\t}")
-    unhashed = "\n".join(body) + repr(sorted(chains.items())) + repr(antispoof)
+    # the comment digest names the rules and the maps' types, not the maps' elements: adding or
+    # removing a forward changes no rule, so it can be an element delta (delta_text) that
+    # leaves every rule, and its comment, as it is
+    shape = repr([(name, kind) for name, (kind, _) in maps.items()])
+    unhashed = shape + repr(sorted(chains.items())) + repr(antispoof)
     digest = hashlib.sha256(unhashed.encode()).hexdigest()[:12]
     for name, rules in chains.items():
         if not rules:
@@ -189,7 +194,8 @@ def _assemble(table: str, chains: dict[str, list[str]], maps: dict, antispoof: l
         text += (f"table bridge {table} {{\n"
                  f"\tchain antispoof {{\n\t\ttype filter hook prerouting priority -200; policy accept;\n{lines}\n\t}}\n}}\n")
         rules["bridge:antispoof"] = len(antispoof)
-    return Ruleset(table, text, digest, rules, {k: len(v[1]) for k, v in maps.items()})
+    return Ruleset(table, text, digest, rules, {k: len(v[1]) for k, v in maps.items()},
+                   {k: v[1] for k, v in maps.items()})
 
 
 def _antispoof_rules(topo: Topology) -> list[str]:
@@ -213,3 +219,29 @@ def delete_text(table: str) -> str:
     """Idempotent removal (create-if-missing, then delete) of both of kvmnet's tables, in one
     transaction."""
     return "".join(f"table {family} {table} {{}}\ndelete table {family} {table}\n" for family in ("inet", "bridge"))
+
+
+MAP_NAMES = ("fwd_any", "fwd_addr", "fwd6_any", "fwd6_addr")  # every map render() may write
+
+
+def delta_lines(table: str, delete: dict, add: dict) -> list[str]:
+    """One nft command per map and direction: the deletes first, so a forward whose guest
+    changed (same key, new value) is deleted and re-added within the one transaction."""
+    lines = []
+    for verb, elements in (("delete", delete), ("add", add)):
+        for name in MAP_NAMES:
+            if elements.get(name):
+                lines.append(f"{verb} element inet {table} {name} {{ {', '.join(elements[name])} }}")
+    return lines
+
+
+def elements_digest(elements) -> str:
+    """One map's elements, in any order, as one digest: of the text render() writes them in, or
+    host/nftables.py reads back from a listing (so a listing can be compared with what kvmnet
+    loaded, and what an element delta leaves be computed without one)."""
+    return hashlib.sha256("\n".join(sorted(elements)).encode()).hexdigest()
+
+
+def delta_text(table: str, delete: dict, add: dict) -> str:
+    """The element delta as one `nft -f -` batch: atomic, as the table replace is."""
+    return "".join(line + "\n" for line in delta_lines(table, delete, add))

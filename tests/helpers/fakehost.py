@@ -19,6 +19,7 @@ import json
 import re
 
 from kvmnet.errors import HostError
+from kvmnet.render.nft import elements_digest
 from kvmnet.observed import Address, Link, Route
 
 _PER_LINK_SYSCTLS = {"net/ipv6/conf/{}/disable_ipv6": "0", "net/ipv4/conf/{}/route_localnet": "0",
@@ -47,6 +48,8 @@ class FakeHost:
                         "net/ipv6/conf/default/accept_ra": "1", "net/ipv6/conf/default/autoconf": "1",
                         "net/ipv6/conf/default/disable_ipv6": "0"}
         self.nft_tables: dict[tuple[str, str], dict] = {}  # (family, name) -> {"chains", "maps"}
+        self.nft_gen: int | None = None  # nftables' generation, when a test models it (nft_generation)
+        self.nft_listings = 0  # observations of kvmnet's nft table that listed it
         self.ipt_tables: dict[str, dict] = {}  # prefix -> the ruleset JSON it was given
         self.forward = {"policy": "ACCEPT", "rules": []}  # the host's filter FORWARD (iptables -S lines)
         # conf path -> {"pid", "conf_text", "network", "hosts", "dhcp_hosts", "bridge": [name, ifindex]}
@@ -126,13 +129,21 @@ class FakeHost:
                 return {"exists": False, "digest": None, "intact": False, "saved": None, "rules": {}}
             return {"exists": True, "digest": rs.get("digest"), "intact": True, "saved": copy.deepcopy(rs),
                     "rules": {}, "marked": _ipt_marked(rs)}
+        stamp = {"at": self.nft_generation(), "table": name, "bridge_table": bridge_table}
+        if stamp["at"] is not None and known and known.get("stamp") == stamp:
+            return dict(known)  # as host/nftables.observe: the generation has not moved
+        self.nft_listings += 1
+        seen = self._nft_seen(name, bridge_table)
+        return dict(seen, stamp=stamp) if stamp["at"] is not None else seen
+
+    def _nft_seen(self, name: str, bridge_table: bool) -> dict:
         # as host/nftables.observe: the bridge table too when the topology has one, or when
         # there is no inet table (a first apply must see a foreign one)
         listed = ["inet", "bridge"] if bridge_table or ("inet", name) not in self.nft_tables else ["inet"]
         families = [f for f in listed if (f, name) in self.nft_tables]
         if not families:
             return {"exists": False}
-        rules, elements, comments = {}, {}, set()
+        rules, elements, forwards, comments = {}, {}, {}, set()
         for family in families:
             table = self.nft_tables[(family, name)]
             for chain, body in table["chains"].items():
@@ -141,10 +152,23 @@ class FakeHost:
                     rules[label] = len(body["rules"])
                 comments.update(m.group(1) if (m := _COMMENT.search(r)) else "" for r in body["rules"])
             elements.update({m: len(body["elements"]) for m, body in table["maps"].items()})
-        content = {f: self.nft_tables[(f, name)] for f in families}  # what a listing of them shows
-        return {"exists": True, "families": families, "rules": rules, "elements": elements,
+            forwards.update({m: elements_digest(body["elements"]) for m, body in table["maps"].items()})
+        # what a listing of them shows, but the maps' elements (`forwards`, as host/nftables.py)
+        content = {f: {"chains": self.nft_tables[(f, name)]["chains"],
+                       "maps": {m: b["head"] for m, b in self.nft_tables[(f, name)]["maps"].items()}}
+                   for f in families}
+        return {"exists": True, "families": families, "rules": rules, "elements": elements, "forwards": forwards,
                 "comments": sorted(comments), "marked": any(_MARK.fullmatch(c) for c in comments),
                 "content": hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()}
+
+    def nft_generation(self) -> str | None:
+        """None (no stamps: every observation lists) unless a test sets nft_gen, an int that
+        each nft commit of this fake moves by one, as the kernel's generation."""
+        return None if self.nft_gen is None else f"fake-boot:1:{self.nft_gen}"
+
+    def _nft_commit(self) -> None:
+        if self.nft_gen is not None:
+            self.nft_gen += 1
 
     def firewall_listing(self, table: str) -> str:
         return "".join(_nft_text(family, table, self.nft_tables[(family, table)])
@@ -465,12 +489,37 @@ class FakeHost:
             self.ipt_tables[a["table"]] = copy.deepcopy(a["ruleset"])
         else:
             _nft_load(self.nft_tables, a["ruleset"])
+            self._nft_commit()
+
+    def _firewall_elements(self, a: dict) -> None:
+        """As nft runs an element delta: one transaction; an element is found by its key (nft
+        deletes `key : value` whatever value the key has). A missing table or map, a key to
+        delete that is not there, or one to add that is: nothing changes and it fails."""
+        table = self.nft_tables.get(("inet", a["table"]))
+        maps = copy.deepcopy(table["maps"]) if table is not None else None
+        for verb, elements in (("delete", a["delete"]), ("add", a["add"])):
+            for name, elems in elements.items():
+                if maps is None or name not in maps:
+                    raise HostError(f"nft: no such map inet {a['table']} {name}")
+                held = {e.split(" : ")[0]: e for e in maps[name]["elements"]}
+                for e in elems:
+                    key = e.split(" : ")[0]
+                    if (key in held) != (verb == "delete"):
+                        raise HostError(f"nft: cannot {verb} element {e} of {name}")
+                    if verb == "delete":
+                        del held[key]
+                    else:
+                        held[key] = e
+                maps[name]["elements"] = list(held.values())
+        table["maps"] = maps
+        self._nft_commit()
 
     def _firewall_delete(self, a: dict) -> None:
         if a["backend"] == "iptables":
             self.ipt_tables.pop(a["table"], None)
         else:
             _nft_load(self.nft_tables, a["delete"])
+            self._nft_commit()
 
     def _fwaccept_add(self, a: dict) -> None:
         for spec in reversed(a["specs"]):
