@@ -104,13 +104,18 @@ def test_check_detects_drift_and_apply_repairs(netns, damage, key):
     netns.kvmnet("destroy", str(TOPOLOGY))
 
 
-def test_failed_change_restores_the_previous_ruleset(netns, tmp_path):
+@pytest.mark.parametrize("change, op", [
+    (lambda t: t + '\n[[networks.default.forwards]]\nhost_port = 2222\nguest = "web"\nguest_port = 22\n',
+     "firewall.elements"),  # one more map element
+    (lambda t: t.replace('stp = false', 'stp = false\nspoof_protection = true'), "firewall.apply"),  # new rules
+], ids=["element-delta", "table-reload"])
+def test_failed_change_restores_the_previous_ruleset(netns, tmp_path, change, op):
     assert netns.kvmnet("apply", str(TOPOLOGY)).returncode == 0
     ruleset = netns.run("nft", "list", "ruleset").stdout
     changed = tmp_path / "natlab.toml"
-    changed.write_text(TOPOLOGY.read_text() + '\n[[networks.default.forwards]]\nhost_port = 2222\nguest = "web"\nguest_port = 22\n')
+    changed.write_text(change(TOPOLOGY.read_text()))
     steps = json.loads(netns.kvmnet("plan", "--json", "--replace", str(changed)).stdout)["steps"]
-    assert [s["do"]["op"] for s in steps] == ["firewall.apply"]
+    assert [s["do"]["op"] for s in steps] == [op]
     res = netns.kvmnet("apply", "--replace", str(changed), env={"KVMNET_FAULT_AT": "0+"})  # fail right after the new rules loaded
     assert res.returncode == 1 and "rolled back" in res.stderr
     assert netns.run("nft", "list", "ruleset").stdout == ruleset
