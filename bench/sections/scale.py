@@ -135,9 +135,15 @@ def one_size(p: dict, d: int) -> dict:
 
 
 def profiles(p: dict, topo: Path, st: Path, guests: int, forwards: int) -> None:
-    """cProfile of the no-op re-apply, a destroy and a cold apply (the topology is left applied)."""
+    """cProfile of the no-op re-apply, the small change both ways, a destroy and a cold apply
+    (the topology is left applied)."""
     tmp, dest, what = Path(p["tmp"]), Path(p["profiles"]), f"{guests} guests, {forwards} forwards"
     profile_kvmnet(["apply", str(topo)], st, tmp, dest / "scale-noop.txt", f"kvmnet apply, no-op ({what})")
+    base = topo.read_text()
+    for label, text in (("add", big_toml("big", p["nets"], guests, forwards, "guest")), ("remove", base)):
+        topo.write_text(text)
+        profile_kvmnet(["apply", str(topo)], st, tmp, dest / f"scale-small-change-{label}.txt",
+                       f"kvmnet apply, small change: {label} one guest and its forward ({what})")
     profile_kvmnet(["destroy", str(topo)], st, tmp, dest / "scale-destroy.txt", f"kvmnet destroy ({what})")
     profile_kvmnet(["apply", str(topo)], st, tmp, dest / "scale-apply.txt", f"kvmnet apply, cold ({what})")
 
