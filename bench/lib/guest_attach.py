@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass
 
 WAN_SERVER = "198.51.100.1"  # on the wan, not the host's gateway: passt maps that one to the host
-LAN_HOST, MACVLAN = "10.61.0.1", "10.61.0.250"
+MACVLAN = "10.61.0.250"  # the host's macvlan on the LAN (Lab.lan_behind_uplink)
 
 PASST = """\
 [networks.pn]
@@ -79,13 +79,7 @@ def passt_guest(lab, tmp) -> Row:
 def macvtap_guest(lab, tmp, sink) -> Row:
     """A LAN namespace behind the uplink (dnsmasq, a sink at 10.61.0.1); the host reaches the
     guest through its macvlan kvmhost0, never through the uplink itself."""
-    lan = lab._ns("kn-lan")
-    lab.host.sh(f"ip link add eth0 type veth peer name lan0 netns {lan.name} && ip link set eth0 up")
-    lan.sh(f"ip addr add {LAN_HOST}/24 dev lan0 && ip link set lan0 up")
-    tmp.chmod(0o777)  # dnsmasq drops to nobody before it writes its lease file
-    lan.run("dnsmasq", "--conf-file=/dev/null", "--port=0", "--interface=lan0", "--bind-interfaces", "--no-ping",
-            f"--pid-file={tmp}/lan.pid", f"--dhcp-leasefile={tmp}/lan.leases",
-            "--dhcp-range=10.61.0.100,10.61.0.150,1h")
+    lan = lab.lan_behind_uplink(tmp)
     topo = tmp / "direct.toml"
     topo.write_text(DIRECT)
     _ok(lab.kvmnet("apply", str(topo)))
@@ -94,7 +88,7 @@ def macvtap_guest(lab, tmp, sink) -> Row:
     (guest,) = lab.boot("macvtap", net_args={"macvtap": shlex.split(res.stdout)},
                         inner=["sh", "-c", f'exec "$@" 3<>{device}', "sh"])
     ip = guest.leases()["eth0"]["ip"].split("/")[0]
-    return Row(guest, MACVLAN, (ip, 5002), LAN_HOST, sink(lan, 5001))
+    return Row(guest, MACVLAN, (ip, 5002), lab.LAN_HOST, sink(lan, 5001))
 
 
 def destroy(lab, tmp) -> None:

@@ -47,6 +47,21 @@ class Lab(NatLab):
             guest.wait_ready()
         return started
 
+    LAN_HOST = "10.61.0.1"
+
+    def lan_behind_uplink(self, tmp: Path, router: bool = False):
+        """A LAN namespace at the far end of the host's uplink eth0 (a veth), with its own
+        dnsmasq handing out 10.61.0.100-150 (its files in `tmp`; `router`: itself as the router)."""
+        lan = self._ns("kn-lan")
+        self.host.sh(f"ip link add eth0 type veth peer name lan0 netns {lan.name} && ip link set eth0 up")
+        lan.sh(f"ip addr add {self.LAN_HOST}/24 dev lan0 && ip link set lan0 up")
+        tmp.chmod(0o777)  # dnsmasq drops to nobody before it writes its lease file
+        lan.run("dnsmasq", "--conf-file=/dev/null", "--port=0", "--interface=lan0", "--bind-interfaces", "--no-ping",
+                f"--pid-file={tmp}/lan.pid", f"--dhcp-leasefile={tmp}/lan.leases",
+                "--dhcp-range=10.61.0.100,10.61.0.150,1h",
+                *([f"--dhcp-option=option:router,{self.LAN_HOST}"] if router else []))
+        return lan
+
     def keep_artifacts(self, test_name: str) -> Path:
         out = ARTIFACTS / test_name.replace("/", "_")
         shutil.rmtree(out, ignore_errors=True)

@@ -10,12 +10,13 @@ import shlex
 
 import pytest
 
+from helpers.lab import Lab
 from helpers.natlab import HELPERS, PY, serve
 from helpers.netns import snapshot_diff
 
 pytestmark = pytest.mark.root
 GUEST_MAC = "52:54:00:61:00:10"
-LAN_HOST = "10.61.0.1"
+LAN_HOST = Lab.LAN_HOST
 TOPOLOGY = f'''name = "dlab"
 [networks.lan]
 mode = "direct"
@@ -36,13 +37,7 @@ def _fetch(ns, url, timeout=5):
 
 def _lan(lab, tmp_path):
     """The uplink eth0 into a LAN namespace: dnsmasq (its files in tmp_path) and a web server."""
-    lan = lab._ns("kn-lan")
-    lab.host.sh(f"ip link add eth0 type veth peer name lan0 netns {lan.name} && ip link set eth0 up")
-    lan.sh(f"ip addr add {LAN_HOST}/24 dev lan0 && ip link set lan0 up")
-    tmp_path.chmod(0o777)  # dnsmasq drops to nobody before it writes its lease file
-    lan.run("dnsmasq", "--conf-file=/dev/null", "--port=0", "--interface=lan0", "--bind-interfaces", "--no-ping",
-            f"--pid-file={tmp_path}/lan.pid", f"--dhcp-leasefile={tmp_path}/lan.leases",
-            "--dhcp-range=10.61.0.100,10.61.0.150,1h", f"--dhcp-option=option:router,{LAN_HOST}")
+    lan = lab.lan_behind_uplink(tmp_path, router=True)
     serve(lan, "lan", 8080)
     return lan
 
