@@ -10,6 +10,10 @@ gc.disable()  # while importing: a start-up makes no garbage, and its collection
 import os  # noqa: E402
 import sys  # noqa: E402
 
+from . import cli_prestart  # noqa: E402
+
+cli_prestart.maybe_start(sys.argv)  # before the imports below: they run while pyroute2 loads
+
 import click  # noqa: E402
 
 from . import engine

@@ -31,6 +31,9 @@ STEPS = {
     "first lease": ("udhcpc on libvirt's bridge", "udhcpc on kvmnet's bridge"),
 }
 SIDES = ("libvirt", "kvmnet")
+# kvmnet with pyroute2 imported in the command's own process at its first change, as before the
+# netlink worker (kvmnet/host/netlink_worker.py): start and teardown only, in the same rotation
+INPROC = "kvmnet, pyroute2 in-process"
 
 
 def params(quick: bool, profiles: str | None) -> dict:
@@ -65,7 +68,8 @@ class Twins:
         self.daemon = libvirtd.Libvirtd(_Peer(self.lv_ns))
         self.toml = self.tmp / "nat.toml"
         self.env = dict(os.environ, KVMNET_STATE_DIR=str(self.tmp / "state"), PYTHONPATH=str(REPO))
-        self.samples = {(step, side): [] for step in STEPS for side in SIDES}
+        self.samples = {(step, side): [] for step in STEPS for side in SIDES} | {
+            ("start", INPROC): [], ("teardown", INPROC): []}
         self.leases = 0
 
     def setup(self) -> None:
@@ -84,11 +88,15 @@ class Twins:
             s["no-op", side].append(self._virsh("net-start", NET, fails=True))
             s["first lease", side].append(self._lease("cl-lv", ["ip", "netns", "exec", self.lv_ns]))
             s["teardown", side].append(self._virsh("net-destroy", NET))
-        else:
+        elif side == "kvmnet":
             s["start", side].append(timed([KVMNET, "apply", str(self.toml)], env=self.env, expect="applied"))
             s["no-op", side].append(timed([KVMNET, "apply", str(self.toml)], env=self.env, expect="in sync"))
             s["first lease", side].append(self._lease("cl-kv", []))
             s["teardown", side].append(timed([KVMNET, "destroy", str(self.toml)], env=self.env))
+        else:
+            env = dict(self.env, KVMNET_NETLINK_WORKER="0")
+            s["start", side].append(timed([KVMNET, "apply", str(self.toml)], env=env, expect="applied"))
+            s["teardown", side].append(timed([KVMNET, "destroy", str(self.toml)], env=env))
 
     def _virsh(self, *args: str, fails: bool = False) -> float:
         t = timed(["virsh", "-q", "-c", self.daemon.uri, *args], check=not fails)
@@ -117,9 +125,10 @@ def measure(p: dict) -> dict:
         t.setup()
         t.one("libvirt")  # warm-up, not kept: caches, libvirt's first network start
         t.one("kvmnet")
+        t.one(INPROC)
         t.samples = {k: [] for k in t.samples}
         for r in range(p["reps"]):
-            for side in rotate(list(SIDES), r):
+            for side in rotate([*SIDES, INPROC], r):
                 t.one(side)
             log(f"libvirt: rep {r + 1}/{p['reps']} done")
     finally:
@@ -133,6 +142,9 @@ def tables(s: dict) -> list[Table]:
     for step, (lv_cmd, kv_cmd) in STEPS.items():
         lv, kv = s[f"{step}: libvirt"], s[f"{step}: kvmnet"]
         t.add(step, lv_cmd, _cell(lv), kv_cmd, _cell(kv), ratio(kv["median_ms"], lv["median_ms"]))
+        if f"{step}: {INPROC}" in s:
+            old = s[f"{step}: {INPROC}"]
+            t.add("", "", "", f"{kv_cmd}, pyroute2 in-process", _cell(old), ratio(old["median_ms"], lv["median_ms"]))
     t.notes += [
         f"libvirt {s.get('libvirt_version', '?')}: libvirtd (network driver only) in its own network and mount "
         "namespaces; virsh talks to it over its private socket (each virsh is a new process: client start-up "
@@ -140,6 +152,9 @@ def tables(s: dict) -> list[Table]:
         "interleaved: each repetition runs libvirt's start, no-op, lease, teardown and kvmnet's, in rotating order",
         "no-op: libvirt has no re-apply; `virsh net-start` of an active network is what an idempotent script runs "
         "(it fails: already active); kvmnet's re-apply compares the host with the file and writes nothing",
+        f"{INPROC}: KVMNET_NETLINK_WORKER=0, so pyroute2 loads in the command's own process at its first "
+        "change (as before the netlink worker); by default a command that will change links forks a worker "
+        "that loads it on the other core while kvmnet reads, observes and plans (kvmnet/host/netlink_worker.py)",
         "first lease: a new MAC each time, busybox udhcpc (via ip netns exec) until the ACK; libvirt's dnsmasq "
         "pings the address for ~3 s before offering it, kvmnet's has no-ping; bridge STP off on both",
     ]

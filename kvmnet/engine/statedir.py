@@ -38,6 +38,13 @@ def resolve(explicit: str | None) -> str:
     return os.path.join(DEFAULT_STATE_DIR, "netns", ns) if ns else DEFAULT_STATE_DIR
 
 
+def topology_cache(state_root: str, path: str) -> str:
+    """Where engine/topocache.py keeps the last validated topology of the file at `path`."""
+    import hashlib
+
+    return os.path.join(state_root, "topology-" + hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:32] + ".json")
+
+
 def topologies(state_root: str) -> list[str]:
     """Names of the per-topology directories under the state dir (sorted; none if it is missing).
     The state dir and each of them must be trusted (UnsafeState otherwise)."""

@@ -20,6 +20,7 @@ import os
 import sys
 
 from ..config import loader, topojson
+from . import statedir
 from ..errors import KvmnetError
 from ..host import files
 from ..model import Topology
@@ -74,9 +75,7 @@ def _version() -> str:
     return sys.modules[__name__.split(".")[0]].__version__  # the package, imported before any of it
 
 
-def cache_path(state_root: str, path: str) -> str:
-    return os.path.join(state_root, "topology-" + hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:32] + ".json")
-
+cache_path = statedir.topology_cache
 
 def code_stamp() -> str:
     if not _stamp:

@@ -1,6 +1,7 @@
 """The pyroute2 half of kvmnet's netlink seam: the changes kvmnet.host.netlink does not hand to
 rtnl. One IPRoute socket per process, opened at the first change: importing pyroute2 costs
-110-230 ms, which reads, plans and QEMU's hook never pay. pyroute2's errors (its NetlinkError,
+110-230 ms, which reads, plans and QEMU's hook never pay (and a command that will change links
+pays alongside its other work: netlink_worker.py). pyroute2's errors (its NetlinkError,
 errno in .code) leave this module as kvmnet's NetlinkError (.errno, .op), like rtnl's.
 """
 
@@ -9,9 +10,16 @@ from __future__ import annotations
 import errno
 import sys
 
+from . import netlink_worker
 from .netlink_error import NetlinkError
 
 _ipr = None
+
+
+def warm() -> None:
+    """Import pyroute2 and open the socket now (the worker does, before its first request)."""
+    if _ipr is None:
+        _open()
 
 
 def _open():
@@ -40,7 +48,13 @@ def _enter_pyroute2_package() -> None:
 
 
 def request(op: str, what: str, command: str, **fields) -> None:
-    """IPRoute.<what>(command, **fields), e.g. ("add bridge br0", "link", "add", ifname="br0")."""
+    """IPRoute.<what>(command, **fields), e.g. ("add bridge br0", "link", "add", ifname="br0");
+    made by the netlink worker when one was started for this command (netlink_worker.py)."""
+    if netlink_worker.running():
+        try:
+            return netlink_worker.request(op, what, command, fields)
+        except netlink_worker.Unsendable:
+            pass  # the worker is stopped: from here on, in this process
     try:
         getattr(_ipr or _open(), what)(command, **fields)
     except OSError as exc:  # the socket itself failed

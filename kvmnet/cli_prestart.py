@@ -1,0 +1,58 @@
+"""Before click and the rest of kvmnet are imported: start the netlink worker (pyroute2 on the
+other core, host/netlink_worker.py) when this command will likely change links, so its import
+runs alongside ours. A guess from the command line, never a decision: a wrong guess costs a
+worker nobody used, or a pyroute2 import at the first change, as without one.
+
+Likely: `destroy`; `apply` of a file never applied here, or edited since its last successful
+apply (newer than the validated copy engine/topocache.py keeps of it). Not: --dry-run, --help,
+a user who is not root, or KVMNET_NETLINK_WORKER=0.
+"""
+
+from __future__ import annotations
+
+import os
+
+_GLOBAL_WITH_VALUE = ("--state-dir", "--qemu-conf-dir")
+
+
+def maybe_start(argv: list[str]) -> None:
+    if os.environ.get("KVMNET_NETLINK_WORKER") == "0" or os.geteuid() != 0:
+        return
+    verb, state_dir, rest = _split(argv[1:])
+    if verb not in ("apply", "destroy") or {"--dry-run", "--help", "-h"} & set(rest):
+        return
+    files = [a for a in rest if not a.startswith("-") and os.path.isfile(a)]
+    if not files:
+        return
+    if verb == "apply" and not _edited_since_applied(files[-1], state_dir):
+        return
+    from .host import netlink_worker
+
+    netlink_worker.start()
+
+
+def _split(args: list[str]) -> tuple[str | None, str | None, list[str]]:
+    """(verb, --state-dir's value, the verb's own arguments)"""
+    state_dir, i = None, 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, value = arg.partition("=")
+        if name in _GLOBAL_WITH_VALUE:
+            if not eq:
+                i += 1
+                value = args[i] if i < len(args) else ""
+            state_dir = value if name == "--state-dir" else state_dir
+        elif not arg.startswith("-"):
+            return arg, state_dir, args[i + 1:]
+        i += 1
+    return None, state_dir, []
+
+
+def _edited_since_applied(path: str, state_dir: str | None) -> bool:
+    from .engine import statedir
+
+    try:
+        kept = os.stat(statedir.topology_cache(statedir.resolve(state_dir), path)).st_mtime_ns
+    except OSError:
+        return True  # never applied here (or its copy is gone)
+    return os.stat(path).st_mtime_ns >= kept

@@ -1,0 +1,168 @@
+"""The netlink worker (pyroute2 on the other core, host/netlink_worker.py) and the guess that
+starts it (cli_prestart.py). The worker is a real forked child; what it runs is the parent's
+netlink_pyroute2.request, replaced here before the fork (so no root, no kernel change)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kvmnet import cli_prestart
+from kvmnet.engine import statedir
+from kvmnet.host import netlink_pyroute2, netlink_worker
+from kvmnet.host.netlink_error import NetlinkError
+
+ROOT = Path(__file__).resolve().parents[2]
+ROUTED = netlink_pyroute2.request  # the real one: to the worker when one runs, else in-process
+
+
+@pytest.fixture
+def worker(monkeypatch, tmp_path):
+    """A worker whose requests append to a file (the child's memory is its own) and fail on cue."""
+    log = tmp_path / "requests"
+
+    def request(op, what, command, **fields):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()} {op} {what} {command} {sorted(fields.items())}\n")
+        if fields.get("fail") == "refused":
+            raise NetlinkError(errno.EEXIST, op)
+        if fields.get("fail") == "bug":
+            raise KeyError("unknown attribute")
+
+    monkeypatch.setattr(netlink_pyroute2, "request", request)
+    monkeypatch.setattr(netlink_pyroute2, "warm", lambda: None)
+    netlink_worker.start()
+    yield log
+    netlink_worker.stop()
+
+
+def test_requests_run_in_the_child_and_its_answers_come_back(worker):
+    pid = netlink_worker._child[0]
+    netlink_worker.request("add bridge br0", "link", "add", {"ifname": "br0", "kind": "bridge"})
+    with pytest.raises(NetlinkError) as refused:
+        netlink_worker.request("add addr", "addr", "add", {"fail": "refused"})
+    assert (refused.value.errno, refused.value.op) == (errno.EEXIST, "add addr")
+    with pytest.raises(NetlinkError) as bug:
+        netlink_worker.request("set link", "link", "set", {"fail": "bug"})
+    assert bug.value.errno == errno.EIO and "KeyError" in str(bug.value)
+    lines = worker.read_text().splitlines()
+    assert [l.split()[0] for l in lines] == [str(pid)] * 3 and pid != os.getpid()
+    assert "[('ifname', 'br0'), ('kind', 'bridge')]" in lines[0]
+    assert netlink_worker.running()  # a refusal is an answer, not a failure of the worker
+
+
+def test_a_value_marshal_cannot_carry_is_made_in_process(worker, monkeypatch):
+    made = []
+    monkeypatch.setattr(netlink_pyroute2, "_open", lambda: made.append("opened") or _Recorder(made))
+    ROUTED("odd", "link", "set", index=1, attrs={1, 2}.__iter__())
+    assert not netlink_worker.running() and made[0] == "opened"
+
+
+class _Recorder:
+    def __init__(self, made):
+        self.made = made
+
+    def link(self, command, **fields):
+        self.made.append(command)
+
+
+def test_a_dead_worker_is_an_error_of_that_request_then_dropped(worker):
+    pid = netlink_worker._child[0]
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    with pytest.raises(NetlinkError) as dead:
+        netlink_worker.request("add route", "route", "add", {"dst": "10.0.0.0/24"})
+    assert dead.value.errno == errno.EIO and "worker ended" in str(dead.value)
+    assert not netlink_worker.running()
+
+
+# the parent starts a worker and is killed: the worker must not outlive it
+ORPHAN = """
+import os, sys
+from kvmnet.host import netlink_pyroute2, netlink_worker
+netlink_pyroute2.warm = lambda: None
+netlink_worker.start()
+print(netlink_worker._child[0], flush=True)
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_the_worker_ends_with_its_parent_even_a_killed_one():
+    res = subprocess.run([sys.executable, "-c", ORPHAN], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                         capture_output=True, text=True, timeout=30)  # returns: the worker holds no stdout
+    assert res.returncode == -9
+    child = int(res.stdout.split()[0])
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("argv, want", [
+    (["kvmnet", "apply", "F"], ("apply", None, ["F"])),
+    (["kvmnet", "--state-dir", "/s", "apply", "--firewall", "iptables", "F"], ("apply", "/s", ["--firewall", "iptables", "F"])),
+    (["kvmnet", "--state-dir=/s", "--qemu-conf-dir", "/q", "destroy", "F"], ("destroy", "/s", ["F"])),
+    (["kvmnet", "--version"], (None, None, [])),
+])
+def test_the_command_line_is_read_for_verb_state_dir_and_arguments(argv, want):
+    assert cli_prestart._split(argv[1:]) == want
+
+
+@pytest.fixture
+def starts(monkeypatch):
+    started = []
+    monkeypatch.setattr(netlink_worker, "start", lambda: started.append(True))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.delenv("KVMNET_NETLINK_WORKER", raising=False)
+    return started
+
+
+def test_apply_starts_a_worker_for_a_new_or_edited_file_only(starts, tmp_path):
+    state, topo = tmp_path / "state", tmp_path / "nat.toml"
+    state.mkdir()
+    topo.write_text("x")
+    argv = ["kvmnet", "--state-dir", str(state), "apply", str(topo)]
+    cli_prestart.maybe_start(argv)
+    assert starts == [True]  # never applied here
+    kept = Path(statedir.topology_cache(str(state), str(topo)))
+    kept.write_text("{}")
+    os.utime(topo, ns=(1, 10**18))
+    os.utime(kept, ns=(1, 2 * 10**18))
+    cli_prestart.maybe_start(argv)
+    assert starts == [True]  # unchanged since its last apply: likely nothing to do
+    os.utime(topo, ns=(1, 3 * 10**18))
+    cli_prestart.maybe_start(argv)
+    assert starts == [True, True]  # edited since
+
+
+@pytest.mark.parametrize("argv, env, root, want", [
+    (["destroy", "{topo}"], {}, True, 1),
+    (["apply", "--dry-run", "{topo}"], {}, True, 0),
+    (["apply", "--help"], {}, True, 0),
+    (["plan", "{topo}"], {}, True, 0),
+    (["apply", "{topo}"], {"KVMNET_NETLINK_WORKER": "0"}, True, 0),
+    (["apply", "{topo}"], {}, False, 0),
+    (["apply", "missing.toml"], {}, True, 0),
+])
+def test_other_commands_start_none(starts, monkeypatch, tmp_path, argv, env, root, want):
+    topo = tmp_path / "t.toml"
+    topo.write_text("x")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(os, "geteuid", lambda: 0 if root else 1000)
+    cli_prestart.maybe_start(["kvmnet", "--state-dir", str(tmp_path), *[a.format(topo=topo) for a in argv]])
+    assert len(starts) == want
