@@ -69,8 +69,10 @@ def _run(ctx: Context, actions: list[Action], original: Record) -> None:
             if action.kind == "remove":
                 record.drop(action.key)
                 records.save(ctx.root, record)
-        after = firewall_plan.seen_after_delta(ctx.observed, journal, ctx.topo, ctx.host.nft_generation())
-        if after is not None:  # the verify observation takes it: no listing of the whole table
+        generation = ctx.host.nft_generation()
+        after = (firewall_plan.seen_after_delta(ctx.observed, journal, ctx.topo, generation)
+                 or firewall_plan.seen_after_load(ctx.observed, journal, ctx.topo, generation))
+        if after is not None:  # the verify observation takes it: no listing of the table's elements
             record.nft_seen = after
         # verify: read back what the steps made (the host's FORWARD chain only if they touched it)
         left = ctx.refresh(keep_host_forward=not any(a.do.op.startswith("fwaccept.") for a in journal))

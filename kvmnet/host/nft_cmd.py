@@ -13,22 +13,23 @@ import os
 import subprocess
 
 JSON = 1 << 4  # NFT_CTX_OUTPUT_JSON, what `nft -j` sets
+TERSE = 1 << 11  # NFT_CTX_OUTPUT_TERSE, `nft -t`: sets and maps listed without their elements
 
 _lib = None  # the loaded library; None: not tried yet; False: unavailable
 
 
-def command(words: list[str], json: bool = False) -> tuple[int, str, str]:
-    """(exit status, output, error text) of `nft [-j] WORDS...`."""
+def command(words: list[str], json: bool = False, terse: bool = False) -> tuple[int, str, str]:
+    """(exit status, output, error text) of `nft [-j] [-t] WORDS...`."""
     if not _library():
-        return _cli(["nft", *(["-j"] if json else []), *words])
-    return _run(" ".join(words), json)
+        return _cli(["nft", *(["-j"] if json else []), *(["-t"] if terse else []), *words])
+    return _run(" ".join(words), (JSON if json else 0) | (TERSE if terse else 0))
 
 
 def ruleset(text: str) -> tuple[int, str, str]:
     """The same for `nft -f -` reading `text`."""
     if not _library():
         return _cli(["nft", "-f", "-"], text)
-    return _run(text, False)
+    return _run(text, 0)
 
 
 def _cli(argv: list[str], stdin: str | None = None) -> tuple[int, str, str]:
@@ -36,13 +37,13 @@ def _cli(argv: list[str], stdin: str | None = None) -> tuple[int, str, str]:
     return res.returncode, res.stdout, res.stderr
 
 
-def _run(command: str, json: bool) -> tuple[int, str, str]:
+def _run(command: str, flags: int) -> tuple[int, str, str]:
     lib = _library()
     ctx = lib.nft_ctx_new(0)
     if not ctx:
         raise MemoryError("nft_ctx_new failed")
     try:
-        lib.nft_ctx_output_set_flags(ctx, JSON if json else 0)
+        lib.nft_ctx_output_set_flags(ctx, flags)
         lib.nft_ctx_buffer_output(ctx)
         lib.nft_ctx_buffer_error(ctx)
         rc = lib.nft_run_cmd_from_buffer(ctx, command.encode())

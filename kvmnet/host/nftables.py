@@ -30,9 +30,10 @@ def load(text: str) -> None:
         raise HostError(f"nft rejected the ruleset: {err.strip()}")
 
 
-def _list(family: str, table: str) -> list | None:
-    """The table's items from `nft -j list` (metainfo dropped), or None if it does not exist."""
-    rc, out, _ = nft_cmd.command(["list", "table", family, table], json=True)
+def _list(family: str, table: str, terse: bool = False) -> list | None:
+    """The table's items from `nft -j [-t] list` (metainfo dropped; terse: maps without their
+    elements), or None if it does not exist."""
+    rc, out, _ = nft_cmd.command(["list", "table", family, table], json=True, terse=terse)
     if rc != 0:
         return None
     # volatile keys dropped while parsing: one call per object instead of a second walk of
@@ -82,18 +83,24 @@ def observe(table: str, bridge_table: bool = True, known: dict | None = None) ->
     a no-op re-apply of a topology without one still costs one process.
 
     `known`: an earlier result (its "stamp"), returned as it was while nftables' generation
-    (nftgen.py) has not moved since: no process at all. Every result carries its stamp."""
+    (nftgen.py) has not moved since: no process at all. A "terse" one knows only the maps'
+    elements (engine/plan/firewall.py seen_after_load): the rest is listed without them. Every
+    result carries its stamp."""
     from . import nftgen
     stamp = {"at": nftgen.stamp(), "table": table, "bridge_table": bridge_table}
     if stamp["at"] is not None and known and known.get("stamp") == stamp:
-        return dict(known)
+        if not known.get("terse"):
+            return dict(known)
+        seen = _observe(table, bridge_table, terse=True)
+        if seen.get("exists") and seen["elements"].keys() == known["elements"].keys():
+            return dict(seen, elements=known["elements"], forwards=known["forwards"], stamp=stamp)
     seen = _observe(table, bridge_table)
     return dict(seen, stamp=stamp) if stamp["at"] is not None else seen
 
 
-def _observe(table: str, bridge_table: bool) -> dict:
-    inet = _list("inet", table)
-    bridge = _list("bridge", table) if bridge_table or inet is None else None
+def _observe(table: str, bridge_table: bool, terse: bool = False) -> dict:
+    inet = _list("inet", table, terse)
+    bridge = _list("bridge", table, terse) if bridge_table or inet is None else None
     if inet is None and bridge is None:
         return {"exists": False}
     items = (inet or []) + (bridge or [])

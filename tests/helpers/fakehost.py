@@ -48,6 +48,7 @@ class FakeHost:
                         "net/ipv6/conf/default/accept_ra": "1", "net/ipv6/conf/default/autoconf": "1",
                         "net/ipv6/conf/default/disable_ipv6": "0"}
         self.nft_tables: dict[tuple[str, str], dict] = {}  # (family, name) -> {"chains", "maps"}
+        self.nft_terse_listings = 0  # listings without the maps' elements (host/nftables.observe, terse)
         self.nft_gen: int | None = None  # nftables' generation, when a test models it (nft_generation)
         self.nft_listings = 0  # observations of kvmnet's nft table that listed it
         self.ipt_tables: dict[str, dict] = {}  # prefix -> the ruleset JSON it was given
@@ -131,7 +132,12 @@ class FakeHost:
                     "rules": {}, "marked": _ipt_marked(rs)}
         stamp = {"at": self.nft_generation(), "table": name, "bridge_table": bridge_table}
         if stamp["at"] is not None and known and known.get("stamp") == stamp:
-            return dict(known)  # as host/nftables.observe: the generation has not moved
+            if not known.get("terse"):
+                return dict(known)  # as host/nftables.observe: the generation has not moved
+            self.nft_terse_listings += 1  # ... and for a terse one, the rest listed without elements
+            seen = self._nft_seen(name, bridge_table)
+            if seen.get("exists") and seen["elements"].keys() == known["elements"].keys():
+                return dict(seen, elements=known["elements"], forwards=known["forwards"], stamp=stamp)
         self.nft_listings += 1
         seen = self._nft_seen(name, bridge_table)
         return dict(seen, stamp=stamp) if stamp["at"] is not None else seen

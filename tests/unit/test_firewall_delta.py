@@ -240,3 +240,31 @@ def test_another_commit_during_the_apply_makes_the_verify_list(tmp_path, monkeyp
     fixed = engine.apply(_topo(tmp_path, (2222, "db", 22)), root, host=host)
     assert [a.do.op for a in fixed.actions if a.key.startswith("firewall")] == ["firewall.apply"]
     assert "tcp . 5555 : 10.9.9.9 . 22" not in _elements(host)
+
+
+def test_after_a_full_load_the_verify_lists_the_table_without_its_elements(tmp_path):
+    host, root = uplinked(), str(tmp_path / "state")
+    host.nft_gen = 7
+    engine.apply(_topo(tmp_path, (2222, "db", 22)), root, host=host)  # cold: the table loaded whole
+    assert host.nft_gen == 8
+    assert (host.nft_listings, host.nft_terse_listings) == (1, 1)  # the first observation; the verify, terse
+    kept = records.load(root, "topology").nft_seen
+    assert kept["stamp"]["at"] == "fake-boot:1:8" and "terse" not in kept
+    # what it took from the load is what a listing shows
+    assert {k: v for k, v in kept.items() if k != "stamp"} == host._nft_seen(TABLE, False)
+
+
+def test_another_commit_during_a_full_load_makes_the_verify_list_the_elements(tmp_path, monkeypatch):
+    host, root = uplinked(), str(tmp_path / "state")
+    host.nft_gen = 7
+    load = host._firewall_apply
+
+    def load_and_someone_else(args):
+        load(args)
+        host.nft_gen += 1  # someone else's commit, right after kvmnet's
+        _elements(host).append("tcp . 5555 : 10.9.9.9 . 22")  # into kvmnet's own map
+
+    monkeypatch.setattr(host, "_firewall_apply", load_and_someone_else)
+    with pytest.raises(HostError, match="after apply the host still differs"):
+        engine.apply(_topo(tmp_path, (2222, "db", 22)), root, host=host)
+    assert (host.nft_listings, host.nft_terse_listings) == (2, 0)  # the verify listed it all

@@ -3,6 +3,7 @@ path builds, and leaves every other shape (and every problem) to the full path."
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,11 @@ SHAPES = ['host_port = 80\nguest = "web"', 'proto = "udp"\nhost_port = 53\nguest
           'host_port = 81\nhost_addr = "127.0.0.1"\nguest = "web"', 'host_port = true\nguest = "web"',
           'proto = "sctp"\nhost_port = 82\nguest = "web"', 'host_port = 83\nguest = "dyn"', 'host_port = 84\nguest = "nobody"',
           'host_port = 0\nguest = "web"', 'host_port = 85\nguest = "web"\nguest_port = 70000', 'host_port = 86\nguest = "web"\nextra = 1',
-          'host_port = 80\nguest = "web"\nguest_port = 8080']
+          'host_port = 80\nguest = "web"\nguest_port = 8080',
+          # guests by address: a host of the subnet, and everything that is not one
+          *[f'host_port = {87 + k}\nguest = "{a}"' for k, a in enumerate((
+              "10.9.0.254", "10.9.0.2", "10.9.0.1", "10.9.0.0", "10.9.0.255", "10.8.0.5", "10.9.0.020", "10.9.0.256",
+              "10.9.0", "fd00::5", "10.9.0.10 ", "+10.9.0.5", "10.9.0.1e", "０.9.0.5"))]]
 
 
 def _load_both(text: str, monkeypatch):
@@ -61,3 +66,13 @@ def test_a_big_topology_loads_as_the_full_path_loads_it(monkeypatch):
     from bench.sections.scale import big_toml
     quick, full = _load_both(big_toml("big", 4, 40, 400), monkeypatch)
     assert quick == full and sum(len(n.forwards) for n in quick.networks) == 400
+
+
+def test_the_shortcut_takes_a_host_address_and_leaves_everything_else():
+    hosts = (int(IPv4Address("10.9.0.0")), int(IPv4Address("10.9.0.255")), int(IPv4Address("10.9.0.1")))
+    assert forwards._literal_host("10.9.0.254", hosts) == IPv4Address("10.9.0.254")
+    assert forwards._literal_host("10.9.0.2", hosts) == IPv4Address("10.9.0.2")
+    for text in ("10.9.0.1", "10.9.0.0", "10.9.0.255", "10.8.0.5", "10.9.0.020", "10.9.0.256", "10.9.0", "fd00::5",
+                 "10.9.0.10 ", "web"):
+        assert forwards._literal_host(text, hosts) is None, text
+    assert forwards._literal_host("10.9.0.254", None) is None  # not a plain nat network

@@ -31,11 +31,14 @@ def _items(forwards: int) -> list:
 @pytest.fixture
 def nft(monkeypatch):
     """The host's nftables as this test sets it: {"gen": stamp or None, "items": listing or None}."""
-    host = {"gen": "boot:4026531840:7", "items": _items(2), "listings": 0}
+    host = {"gen": "boot:4026531840:7", "items": _items(2), "listings": 0, "terse": 0}
 
-    def listing(family, table):
-        host["listings"] += 1
-        return copy.deepcopy(host["items"]) if family == "inet" else None
+    def listing(family, table, terse=False):
+        host["terse" if terse else "listings"] += 1
+        items = copy.deepcopy(host["items"]) if family == "inet" else None
+        for item in items or [] if terse else []:  # nft -t: maps without their elements
+            item.get("map", {}).pop("elem", None)
+        return items
     monkeypatch.setattr(nftgen, "stamp", lambda: host["gen"])
     monkeypatch.setattr(nftables, "_list", listing)
     return host
@@ -108,3 +111,16 @@ def test_a_malformed_kept_listing_makes_the_record_corrupt(tmp_path, bad):
     with pytest.raises(CorruptRecord) as exc:
         records.load(str(tmp_path), "nat")
     assert "nft_seen" in str(exc.value)
+
+
+def test_a_terse_known_lists_the_table_without_elements_and_takes_them_from_it(nft):
+    full = nftables.observe(TABLE, False)
+    nft["gen"] = "boot:4026531840:8"  # kvmnet's own load, proven by the generation (seen_after_load)
+    known = {"terse": True, "elements": full["elements"], "forwards": full["forwards"],
+             "stamp": dict(full["stamp"], at=nft["gen"])}
+    seen = nftables.observe(TABLE, False, known=known)
+    assert seen == dict(full, stamp=known["stamp"]) and (nft["listings"], nft["terse"]) == (1, 1)
+    # maps that are not the loaded ones: listed whole
+    nft["items"] = _items(2) + [{"map": {"family": "inet", "table": TABLE, "name": "fwd_tcp", "elem": [1]}}]
+    seen = nftables.observe(TABLE, False, known=known)
+    assert seen["elements"] == {"fwd_any": 2, "fwd_tcp": 1} and (nft["listings"], nft["terse"]) == (2, 2)
