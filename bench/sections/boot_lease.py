@@ -2,9 +2,10 @@
 a kvmnet NAT network with a static lease, several times; tcpdump on the bridge timestamps its
 DHCP exchange where dnsmasq receives and answers it. Reported: DISCOVER -> ACK and its parts,
 QEMU start -> first DISCOVER, -> ACK (the first lease) and -> the guest's lease marker on its
-console. The guest boots as it is and with `rcupdate.rcu_expedited=1` on its kernel command
-line: busybox udhcpc makes, binds and closes a new packet socket for every packet it sends,
-and the bind and the close each wait for an RCU grace period of the guest's kernel. Beside
+console. The guest boots as it is, with `rcupdate.rcu_expedited=1` on its kernel command
+line (busybox udhcpc makes, binds and closes a new packet socket for every packet it sends,
+and the bind and the close each wait for an RCU grace period of the guest's kernel), and with
+`kvmnet.dhcp4=dhclient`: its IPv4 lease by ISC dhclient, the client of a Debian guest. Beside
 them, native clients (busybox udhcpc and, if installed, ISC dhclient) in a namespace on a veth
 port of the same bridge: the exchange without an emulated CPU. Skipped in --quick (a TCG boot takes seconds)."""
 
@@ -43,7 +44,9 @@ mac = "{MAC}"
 ip = "{IP}"
 """
 GUEST_AS_IS, GUEST_EXPEDITED = "TCG guest (busybox udhcpc)", "TCG guest, kernel rcupdate.rcu_expedited=1"
-BOOTS = {GUEST_AS_IS: "", GUEST_EXPEDITED: "rcupdate.rcu_expedited=1"}  # variant -> kernel command line
+GUEST_DHCLIENT = "TCG guest (ISC dhclient, a Debian guest's client)"
+BOOTS = {GUEST_AS_IS: "", GUEST_EXPEDITED: "rcupdate.rcu_expedited=1",  # variant -> kernel command line
+         GUEST_DHCLIENT: "kvmnet.dhcp4=dhclient"}
 UDHCPC, DHCLIENT = "native busybox udhcpc (veth)", "native ISC dhclient (veth)"
 # columns: (key, heading); DISCOVER is the one answered (earlier unanswered ones are counted apart)
 COLUMNS = [("discover_to_ack", "DISCOVER -> ACK"), ("discover_to_offer", "DISCOVER -> OFFER (dnsmasq)"),
@@ -165,7 +168,8 @@ def measure(p: dict) -> dict:
     finally:
         run([KVMNET, "destroy", str(topo)], env=kv_env(st), check=False)
     return {"runs": runs, "loadavg_after": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
-            "guest": "tests/labkit guest: TCG, 1 vCPU, 128 MB, virtio-net on kvmnet's tap, busybox 1.35 udhcpc"}
+            "guest": "tests/labkit guest: TCG, 1 vCPU, 128 MB, virtio-net on kvmnet's tap, busybox 1.35 udhcpc "
+                     "(or ISC dhclient 4.4 with kvmnet.dhcp4=dhclient)"}
 
 
 # ----------------------------------------------------------------------------- reporting
@@ -195,7 +199,9 @@ def tables(s: dict) -> list[Table]:
                 "udhcpc makes, binds and closes a new packet socket for each packet it sends; bind and close each "
                 "wait for an RCU grace period (synchronize_net) of the kernel it runs on (the OFFER comes while it "
                 "closes the DISCOVER's socket; profiles/boot-lease-udhcpc-strace.txt): the guest's, emulated "
-                "(hence the row with rcupdate.rcu_expedited=1), or this host's for the native udhcpc. ISC dhclient answers an OFFER at once",
+                "(hence the row with rcupdate.rcu_expedited=1), or this host's for the native udhcpc. ISC dhclient "
+                "keeps one packet socket open and answers an OFFER at once: the guest booted with kvmnet.dhcp4=dhclient "
+                "runs it (scripts/guest-init) for its IPv4 lease, as a Debian guest's ifupdown does",
                 "Under TCG the emulated guest dominates QEMU start -> lease (its kernel's boot, driver load, "
                 "udhcpc's start); the console marker is polled every 50 ms and printed after udhcpc's script ran"]
     return [t]

@@ -26,10 +26,14 @@ def test_nat_network_with_real_guests(make_lab, backend):
         if res.returncode != 0:
             pytest.skip(f"iptables backend unavailable: {res.stderr.strip()}")
     lab.apply()
-    web, other = lab.boot("web", "other")
+    # web's IPv4 lease by ISC dhclient (a Debian guest's client) on one backend, busybox udhcpc's on the other
+    web, other = lab.boot("web", "other", append={"web": "kvmnet.dhcp4=dhclient"} if backend == "nftables" else None)
     # leases: the static one for web's MAC, one from the range for the other (on the iptables
     # backend too, with no CHECKSUM --checksum-fill rule: virtio-net on a vnet_hdr tap)
     assert web.leases()["eth0"]["ip"] == "192.168.122.10/24"
+    assert web.leases()["eth0"]["dns"] == "192.168.122.1" == other.leases()["eth0"]["dns"]
+    assert (web.leases()["eth0"]["client"], other.leases()["eth0"]["client"]) == (
+        "dhclient" if backend == "nftables" else "udhcpc", "udhcpc")
     ip = other.leases()["eth0"]["ip"].split("/")[0]
     assert ip.startswith("192.168.122.") and 2 <= int(ip.rsplit(".", 1)[1]) <= 254 and ip != "192.168.122.10"
     assert web.leases()["eth0"]["router"] == "192.168.122.1"

@@ -23,7 +23,7 @@ def test_user_net_lease_ping_http_and_commands(ns):
         print(f"\nboot-to-lease: {g.boot_seconds:.1f}s")
         lease = g.leases()["eth0"]
         assert lease == {"ip": "10.0.2.15/24", "router": "10.0.2.2", "dns": "10.0.2.3",
-                         "via": "dhcp", "mac": mac(0)}
+                         "via": "dhcp", "client": "udhcpc", "mac": mac(0)}
 
         # slirp answers ICMP echo for its gateway address.
         rc, out = g.run("ping -c1 -W2 10.0.2.2")
