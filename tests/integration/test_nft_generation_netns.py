@@ -47,3 +47,23 @@ def test_noop_reapply_lists_nothing_until_nftables_changes(netns, counted):
     assert "extra" not in netns.run("nft", "list", "table", "inet", TABLE).stdout
     netns.run("nft", "delete table inet someone_else")
     assert netns.kvmnet("destroy", str(TOPOLOGY)).returncode == 0
+
+
+# what a full listing of kvmnet's table shows now (host/nftables.observe without anything known)
+OBSERVE = ("import json; from kvmnet.host import nftables; "
+           f"print(json.dumps({{k: v for k, v in nftables.observe('{TABLE}', False).items() if k != 'stamp'}}))")
+
+
+def test_after_a_full_load_the_verify_lists_without_elements_and_keeps_what_a_listing_shows(netns, counted):
+    import json
+    import sys
+    env, log = counted
+    assert netns.kvmnet("apply", str(TOPOLOGY), env=env).returncode == 0
+    runs = _runs(log)
+    # the observation before (the table is not there yet), the load, the verify without elements
+    assert runs[-2:] == ["-f -", f"-j -t list table inet {TABLE}"], runs
+    state = json.loads(next(netns.state_dir.glob("*/state.json")).read_text())
+    kept = {k: v for k, v in state["nft_seen"].items() if k != "stamp"}
+    full = netns.run(sys.executable, "-c", OBSERVE, env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2])))
+    assert kept == json.loads(full.stdout) and kept["elements"], (kept, full.stdout)
+    assert netns.kvmnet("destroy", str(TOPOLOGY)).returncode == 0
