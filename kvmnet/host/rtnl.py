@@ -48,19 +48,31 @@ def _attr(kind: int, payload: bytes) -> bytes:
     return struct.pack("HH", length, kind) + payload + b"\0" * ((4 - length % 4) % 4)
 
 
-def _attrs(data: bytes, offset: int = 0) -> dict[int, bytes]:
-    out = {}
-    while offset + 4 <= len(data):
-        length, kind = struct.unpack_from("HH", data, offset)
+_NLA_HEADER = struct.Struct("HH")
+# what parse_link reads of a link's ~50 attributes: the others are stepped over, not copied
+# (1000 taps: a dump parses in ~half the time)
+_LINK_ATTRS = frozenset({_IFLA_ADDRESS, _IFLA_IFNAME, _IFLA_MTU, _IFLA_MASTER, _IFLA_LINKINFO, _IFLA_GROUP})
+
+
+def _attrs(data: bytes, offset: int = 0, wanted: frozenset | None = None) -> dict[int, bytes]:
+    out, end, header = {}, len(data), _NLA_HEADER.unpack_from
+    while offset + 4 <= end:
+        length, kind = header(data, offset)
         if length < 4:
             break
-        out[kind & 0x3FFF] = data[offset + 4:offset + length]  # strip NLA_F_NESTED / byte order
+        kind &= 0x3FFF  # strip NLA_F_NESTED / byte order
+        if wanted is None or kind in wanted:
+            out[kind] = data[offset + 4:offset + length]
         offset += (length + 3) & ~3
     return out
 
 
+_U32 = struct.Struct("I")
+
+
 def _u32(attrs: dict[int, bytes], kind: int, default=None):
-    return struct.unpack("I", attrs[kind])[0] if kind in attrs else default
+    raw = attrs.get(kind)
+    return default if raw is None else _U32.unpack(raw)[0]
 
 
 def _text(raw: bytes) -> str:
@@ -131,9 +143,9 @@ def build_ifreq(name: str, multi_queue: bool = False) -> bytes:
 def parse_link(payload: bytes) -> dict:
     """An RTM_NEWLINK: index, name, flags, mtu, master (index), mac, group, kind, stp, forward_delay."""
     _, _, index, flags, _ = struct.unpack_from(_IFINFOMSG, payload)
-    a = _attrs(payload, 16)
+    a = _attrs(payload, 16, _LINK_ATTRS)
     link = {"index": index, "flags": flags, "name": _text(a[_IFLA_IFNAME]), "mtu": _u32(a, _IFLA_MTU, 0),
-            "master": _u32(a, _IFLA_MASTER), "mac": ":".join(f"{b:02x}" for b in a.get(_IFLA_ADDRESS, b"")),
+            "master": _u32(a, _IFLA_MASTER), "mac": a.get(_IFLA_ADDRESS, b"").hex(":"),
             "group": _u32(a, _IFLA_GROUP, 0), "kind": "", "stp": None, "forward_delay": None,
             "multi_queue": None}
     if _IFLA_LINKINFO in a:
