@@ -210,7 +210,9 @@ def phases_table(s: dict) -> Table:
               ["phase", "apply", "destroy"])
     phase_rows(t, [s[PH_APPLY], s[PH_DESTROY]], med(s[PASS]))
     t.notes.append("phase driver: bench/lib/phases.py runs kvmnet.cli.main in-process with kvmnet's functions "
-                   "wrapped (its TARGETS table); imports include pyroute2, imported lazily at the first netlink call")
+                   "wrapped (its TARGETS table); as the command, it starts the netlink worker first (kvmnet/cli_prestart.py): "
+                   "pyroute2 loads in that child on the other core, and what the netlink phase still waits for it is "
+                   "charged there; with KVMNET_NETLINK_WORKER=0 pyroute2 is imported in-process at the first change (section 8)")
     it = s.get(IMPORTTIME)
     if it:
         t.notes.append(f"-X importtime of kvmnet.cli + the wrapped modules + pyroute2: {it['total_ms']:.0f} ms; largest: "
