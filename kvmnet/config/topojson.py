@@ -39,12 +39,26 @@ def _same(v):
 _SAME = _same
 
 
+# the decoders of str, int and bool fields (and of those types or None), by the exact types they
+# admit: containers check such values inline instead of calling them (the big topology's cache:
+# ~100,000 values)
+_PLAIN: dict = {}
+
+
 def _check(kind):
     def dec(v):
         if type(v) is not kind:  # exact: True is not an int here
             raise Unfit(f"{v!r} is not {kind.__name__}")
         return v
+    _PLAIN[dec] = (kind,)
     return _same, dec
+
+
+def _plain_fields(v: list, indexes: list) -> None:
+    """Unfit unless each value at `indexes` is exactly of one of its field's plain types."""
+    for i, kinds in indexes:
+        if type(v[i]) not in kinds:
+            raise Unfit(f"{v[i]!r} is not {' or '.join(k.__name__ for k in kinds)}")
 
 
 def _address(kind, bits: int):
@@ -111,7 +125,12 @@ def _union(args: tuple):
         raise TypeError(f"topojson: no codec for the union {args!r}")
     if not optional:
         return enc, dec
-    return (_same if enc is _same else lambda v: None if v is None else enc(v)), (lambda v: None if v is None else dec(v))
+
+    def dec_optional(v):
+        return None if v is None else dec(v)
+    if dec in _PLAIN:
+        _PLAIN[dec_optional] = (*_PLAIN[dec], type(None))
+    return (_same if enc is _same else lambda v: None if v is None else enc(v)), dec_optional
 
 
 def _tuple(args: tuple):
@@ -121,14 +140,18 @@ def _tuple(args: tuple):
         def dec_all(v):
             if type(v) is not list:
                 raise Unfit(f"{v!r} is not a list")
-            return tuple(dec(x) for x in v)
+            return tuple([dec(x) for x in v])
         return (_same if enc is _same else lambda v: [enc(x) for x in v]), dec_all  # json writes tuples as lists
     codecs = [_codec(a) for a in args]
+    plain = [(i, _PLAIN[d]) for i, (_, d) in enumerate(codecs) if d in _PLAIN]
 
     def dec_fixed(v):
         if type(v) is not list or len(v) != len(codecs):
             raise Unfit(f"{v!r} is not a list of {len(codecs)}")
-        return tuple(d(x) for (_, d), x in zip(codecs, v))
+        if len(plain) == len(codecs):  # (int, int) and the like: checked, not converted
+            _plain_fields(v, plain)
+            return tuple(v)
+        return tuple([d(x) for (_, d), x in zip(codecs, v)])
     if all(e is _same for e, _ in codecs):
         return _same, dec_fixed
     return (lambda v: [e(x) for (e, _), x in zip(codecs, v)]), dec_fixed
@@ -148,8 +171,15 @@ def _dataclass(cls):
             values[i] = e(values[i])
         return values
 
+    plain = [(i, _PLAIN[d]) for i, (_, d) in enumerate(codecs) if d in _PLAIN]
+    called = [(i, d) for i, (_, d) in enumerate(codecs) if d not in _PLAIN]
+
     def dec(v):
         if type(v) is not list or len(v) != len(codecs):
             raise Unfit(f"not a {cls.__name__}")
-        return cls(*[d(x) for (_, d), x in zip(codecs, v)])
+        _plain_fields(v, plain)
+        values = list(v)
+        for i, d in called:
+            values[i] = d(values[i])
+        return cls(*values)
     return enc, dec

@@ -159,3 +159,38 @@ def test_destroy_forgets_the_kept_entry(tmp_path):
     assert os.path.exists(topocache.cache_path(str(state), str(src)))
     engine.destroy("nat", str(state), host=host)
     assert sorted(os.listdir(state)) == ["lock"] or sorted(os.listdir(state)) == []
+
+
+def _leaves(node, path=()):
+    """(path, value) of every scalar in an encoded topology."""
+    if isinstance(node, list):
+        for i, x in enumerate(node):
+            yield from _leaves(x, path + (i,))
+    else:
+        yield path, node
+
+
+def _replaced(node, path, value):
+    node = json.loads(json.dumps(node))
+    at = node
+    for i in path[:-1]:
+        at = at[i]
+    at[path[-1]] = value
+    return node
+
+
+@pytest.mark.parametrize("name", ["nat.toml", "dual-stack.toml", "multihost.toml", "bandwidth.toml"])
+def test_every_value_of_a_wrong_type_is_unfit(name):
+    """Each scalar of the encoded topology, as a float (no field has that type), and each int as a
+    bool: decoding refuses every one, whichever way the field's type is checked."""
+    from kvmnet.config import topojson
+
+    topo = config.load(str(ROOT / "topologies" / name))
+    data = json.loads(json.dumps(topojson.encode(topo)))
+    assert topojson.decode(data, topo.source) == topo
+    leaves = list(_leaves(data))
+    for path, value in leaves:
+        for wrong in [1.5] + ([True] if type(value) is int else []):
+            with pytest.raises(topojson.Unfit):
+                topojson.decode(_replaced(data, path, wrong), "")
+    assert len(leaves) > 50
