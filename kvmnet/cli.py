@@ -10,9 +10,10 @@ gc.disable()  # while importing: a start-up makes no garbage, and its collection
 import os  # noqa: E402
 import sys  # noqa: E402
 
-from . import cli_prestart  # noqa: E402
+if __name__ == "__main__":  # `python -m kvmnet.cli`, as the tests run it: as kvmnet/entry.py does
+    from kvmnet import cli_prestart
 
-cli_prestart.maybe_start(sys.argv)  # before the imports below: they run while pyroute2 loads
+    cli_prestart.maybe_start(sys.argv)  # before the imports below: they run while pyroute2 loads
 
 import click  # noqa: E402
 

@@ -11,7 +11,6 @@ dropped notifications (treat as "anything may have changed"), ("nft", line), ("e
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import select
@@ -21,12 +20,11 @@ import socket
 import struct
 import subprocess
 
-from . import rtnl
+from . import procs, rtnl
 from .firewalld import FIREWALLD, system_bus_exists
 
 _RTMGRP_LINK, _RTMGRP_IPV4_IFADDR, _RTMGRP_IPV4_ROUTE = 0x1, 0x10, 0x40
 _RTM_NEWLINK, _RTM_DELLINK, _RTM_NEWADDR, _RTM_DELADDR, _RTM_NEWROUTE, _RTM_DELROUTE = 16, 17, 20, 21, 24, 25
-_PR_SET_PDEATHSIG = 1
 
 
 def parse_notifications(data: bytes) -> list[tuple]:
@@ -80,7 +78,7 @@ class _Rtnl:
 
 def _die_with_parent() -> None:
     """In the child: SIGTERM when watch dies, even by SIGKILL (no orphaned monitors)."""
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    procs.die_with_parent(signal.SIGTERM)
 
 
 class _Child:

@@ -50,11 +50,8 @@ def _enter_pyroute2_package() -> None:
 def request(op: str, what: str, command: str, **fields) -> None:
     """IPRoute.<what>(command, **fields), e.g. ("add bridge br0", "link", "add", ifname="br0");
     made by the netlink worker when one was started for this command (netlink_worker.py)."""
-    if netlink_worker.running():
-        try:
-            return netlink_worker.request(op, what, command, fields)
-        except netlink_worker.Unsendable:
-            pass  # the worker is stopped: from here on, in this process
+    if netlink_worker.running() and netlink_worker.request(op, what, command, fields):
+        return  # else it never reached the worker, which is gone: from here on, in this process
     try:
         getattr(_ipr or _open(), what)(command, **fields)
     except OSError as exc:  # the socket itself failed

@@ -130,6 +130,13 @@ def terminate(pid: int, grace: float = 3) -> None:
             return
 
 
+def die_with_parent(signum: int) -> None:
+    """In a child: the kernel sends it `signum` when its parent dies, even by SIGKILL."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signum)  # PR_SET_PDEATHSIG
+
+
 def read_pid(path: str) -> int | None:
     try:
         with open(path) as f:

@@ -34,7 +34,10 @@ def worker(monkeypatch, tmp_path):
             raise NetlinkError(errno.EEXIST, op)
         if fields.get("fail") == "bug":
             raise KeyError("unknown attribute")
+        if fields.get("fail") == "die":
+            os._exit(1)
 
+    assert not netlink_worker.running()  # nothing else in this process started one (kvmnet/entry.py)
     monkeypatch.setattr(netlink_pyroute2, "request", request)
     monkeypatch.setattr(netlink_pyroute2, "warm", lambda: None)
     netlink_worker.start()
@@ -43,8 +46,8 @@ def worker(monkeypatch, tmp_path):
 
 
 def test_requests_run_in_the_child_and_its_answers_come_back(worker):
-    pid = netlink_worker._child[0]
-    netlink_worker.request("add bridge br0", "link", "add", {"ifname": "br0", "kind": "bridge"})
+    pid = netlink_worker._child["pid"]
+    assert netlink_worker.request("add bridge br0", "link", "add", {"ifname": "br0", "kind": "bridge"})
     with pytest.raises(NetlinkError) as refused:
         netlink_worker.request("add addr", "addr", "add", {"fail": "refused"})
     assert (refused.value.errno, refused.value.op) == (errno.EEXIST, "add addr")
@@ -72,36 +75,75 @@ class _Recorder:
         self.made.append(command)
 
 
-def test_a_dead_worker_is_an_error_of_that_request_then_dropped(worker):
-    pid = netlink_worker._child[0]
+def test_a_worker_gone_while_idle_leaves_the_request_to_this_process(worker, monkeypatch):
+    pid = netlink_worker._child["pid"]
     os.kill(pid, 9)
     os.waitpid(pid, 0)
-    with pytest.raises(NetlinkError) as dead:
-        netlink_worker.request("add route", "route", "add", {"dst": "10.0.0.0/24"})
-    assert dead.value.errno == errno.EIO and "worker ended" in str(dead.value)
+    made = []
+    monkeypatch.setattr(netlink_pyroute2, "_open", lambda: made.append("opened") or _Recorder(made))
+    ROUTED("set link", "link", "set", index=7)  # never reached it: made here instead
+    assert made == ["opened", "set"] and not netlink_worker.running()
+
+
+def test_a_worker_lost_during_a_request_is_that_requests_error(worker):
+    with pytest.raises(NetlinkError) as lost:
+        netlink_worker.request("add route", "route", "add", {"fail": "die"})
+    assert lost.value.errno == errno.EIO and "worker ended" in str(lost.value)
     assert not netlink_worker.running()
 
 
-# the parent starts a worker and is killed: the worker must not outlive it
+def test_an_interrupted_wait_stops_the_worker_so_no_answer_is_misread(worker, monkeypatch):
+    pid = netlink_worker._child["pid"]
+    netlink_worker.request("first", "link", "set", {})  # ready, and one answer read
+    monkeypatch.setattr(netlink_worker, "_receive", lambda fd: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        netlink_worker.request("second", "link", "set", {})
+    assert not netlink_worker.running() and not _alive(pid)  # killed and reaped
+
+
+# the parent starts a worker (still loading pyroute2: 30 s here) and is killed: the worker must
+# not outlive it, and must not hold the parent's stdout
 ORPHAN = """
-import os, sys
+import os, sys, time
 from kvmnet.host import netlink_pyroute2, netlink_worker
-netlink_pyroute2.warm = lambda: None
+netlink_pyroute2.warm = lambda: time.sleep(30)
 netlink_worker.start()
-print(netlink_worker._child[0], flush=True)
+print(netlink_worker._child["pid"], flush=True)
+time.sleep(0.3)  # the child has set its parent-death signal
 os.kill(os.getpid(), 9)
 """
 
 
-def test_the_worker_ends_with_its_parent_even_a_killed_one():
+def test_the_worker_dies_with_its_parent_even_a_killed_one():
     res = subprocess.run([sys.executable, "-c", ORPHAN], env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                         capture_output=True, text=True, timeout=30)  # returns: the worker holds no stdout
+                         capture_output=True, text=True, timeout=20)  # returns: the worker holds no stdout
     assert res.returncode == -9
     child = int(res.stdout.split()[0])
     deadline = time.monotonic() + 5
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not _alive(child)
+    assert not _alive(child)  # gone at once, not after its 30 s of loading
+
+
+# stdin and stdout closed when the command starts: the pipes must not take fds 0 and 1
+CLOSED_STDIO = """
+import os, sys
+os.close(0)
+os.close(1)
+from kvmnet.host import netlink_pyroute2, netlink_worker
+calls = []
+netlink_pyroute2.warm = lambda: None
+netlink_pyroute2.request = lambda op, what, command, **f: None
+netlink_worker.start()
+ok = netlink_worker.request("add bridge br0", "link", "add", {})
+print(ok, netlink_worker.running(), file=sys.stderr)
+"""
+
+
+def test_a_command_started_with_stdin_and_stdout_closed_still_reaches_its_worker():
+    res = subprocess.run([sys.executable, "-c", CLOSED_STDIO], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                         capture_output=True, text=True, timeout=20)
+    assert res.returncode == 0 and res.stderr.split() == ["True", "True"], res.stderr
 
 
 def _alive(pid: int) -> bool:
