@@ -221,18 +221,24 @@ def test_after_a_delta_the_verify_knows_the_table_from_the_generation_without_li
     assert host.nft_listings == listed + 1
 
 
+def _then_someone_elses_commit(host, step: str, monkeypatch) -> None:
+    """The fake host's `step` (kvmnet's one nft commit), then someone else's commit right after,
+    which adds an element to kvmnet's own map."""
+    ours = getattr(host, step)
+
+    def ours_then_theirs(args):
+        ours(args)
+        host.nft_gen += 1
+        _elements(host).append("tcp . 5555 : 10.9.9.9 . 22")
+    monkeypatch.setattr(host, step, ours_then_theirs)
+
+
 def test_another_commit_during_the_apply_makes_the_verify_list(tmp_path, monkeypatch):
     host, root = _applied(tmp_path)
     host.nft_gen = 7
     engine.apply(_topo(tmp_path, (2223, "db", 23)), root, host=host)  # the record keeps a stamp
-    listed, delta = host.nft_listings, host._firewall_elements
-
-    def delta_and_someone_else(args):
-        delta(args)
-        host.nft_gen += 1  # someone else's commit, right after kvmnet's
-        _elements(host).append("tcp . 5555 : 10.9.9.9 . 22")  # into kvmnet's own map
-
-    monkeypatch.setattr(host, "_firewall_elements", delta_and_someone_else)
+    listed = host.nft_listings
+    _then_someone_elses_commit(host, "_firewall_elements", monkeypatch)
     with pytest.raises(HostError, match="after apply the host still differs"):
         engine.apply(_topo(tmp_path, (2222, "db", 22)), root, host=host)
     assert host.nft_listings == listed + 1  # the verify listed: the generation moved by two
@@ -257,14 +263,7 @@ def test_after_a_full_load_the_verify_lists_the_table_without_its_elements(tmp_p
 def test_another_commit_during_a_full_load_makes_the_verify_list_the_elements(tmp_path, monkeypatch):
     host, root = uplinked(), str(tmp_path / "state")
     host.nft_gen = 7
-    load = host._firewall_apply
-
-    def load_and_someone_else(args):
-        load(args)
-        host.nft_gen += 1  # someone else's commit, right after kvmnet's
-        _elements(host).append("tcp . 5555 : 10.9.9.9 . 22")  # into kvmnet's own map
-
-    monkeypatch.setattr(host, "_firewall_apply", load_and_someone_else)
+    _then_someone_elses_commit(host, "_firewall_apply", monkeypatch)
     with pytest.raises(HostError, match="after apply the host still differs"):
         engine.apply(_topo(tmp_path, (2222, "db", 22)), root, host=host)
     assert (host.nft_listings, host.nft_terse_listings) == (2, 0)  # the verify listed it all
