@@ -257,11 +257,6 @@ def run_cli(argv: list[str]) -> tuple[int, str]:
     return rc, sink.getvalue()
 
 
-def _worker_started() -> bool:
-    from kvmnet.host import netlink_worker
-    return netlink_worker.running()
-
-
 def check() -> int:
     """Resolve every target, wrap nothing: the bench's preflight."""
     try:
@@ -304,7 +299,6 @@ def main() -> int:
         "ops": OPS,
         "imports_s": dict(sorted(IMPORTS.items(), key=lambda kv: -kv[1])[:15]),
         "wrapped": sorted(TARGETS),
-        "netlink_worker": _worker_started(),
         "modules": sorted(set(sys.modules) - before - {"json", "io", "contextlib"}),
     }
     with open(out_path, "w") as f:

@@ -88,14 +88,12 @@ class Twins:
             s["no-op", side].append(self._virsh("net-start", NET, fails=True))
             s["first lease", side].append(self._lease("cl-lv", ["ip", "netns", "exec", self.lv_ns]))
             s["teardown", side].append(self._virsh("net-destroy", NET))
-        elif side == "kvmnet":
-            s["start", side].append(timed([KVMNET, "apply", str(self.toml)], env=self.env, expect="applied"))
-            s["no-op", side].append(timed([KVMNET, "apply", str(self.toml)], env=self.env, expect="in sync"))
-            s["first lease", side].append(self._lease("cl-kv", []))
-            s["teardown", side].append(timed([KVMNET, "destroy", str(self.toml)], env=self.env))
-        else:
-            env = dict(self.env, KVMNET_NETLINK_WORKER="0")
+        else:  # kvmnet, or kvmnet with pyroute2 in-process (start and teardown only)
+            env = self.env if side == "kvmnet" else dict(self.env, KVMNET_NETLINK_WORKER="0")
             s["start", side].append(timed([KVMNET, "apply", str(self.toml)], env=env, expect="applied"))
+            if side == "kvmnet":
+                s["no-op", side].append(timed([KVMNET, "apply", str(self.toml)], env=env, expect="in sync"))
+                s["first lease", side].append(self._lease("cl-kv", []))
             s["teardown", side].append(timed([KVMNET, "destroy", str(self.toml)], env=env))
 
     def _virsh(self, *args: str, fails: bool = False) -> float:

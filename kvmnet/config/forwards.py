@@ -122,13 +122,12 @@ def _plain_forward(raw, static_ips: dict, hosts: tuple[int, int, int] | None, i:
     guest_port = _port(raw["guest_port"]) if "guest_port" in raw else host
     if proto not in ("tcp", "udp") or host is None or guest_port is None or type(guest) is not str:
         return None
-    ip = static_ips.get(guest)
-    if ip is not None:
-        return Forward(proto, (host, host), ip, (guest_port, guest_port), guest, None, i, None)
-    ip = _literal_host(guest, hosts)
+    ip, name = static_ips.get(guest), guest
+    if ip is None:  # by address: the Forward names no guest, as the full path's
+        ip, name = _literal_host(guest, hosts), None
     if ip is None:
         return None
-    return Forward(proto, (host, host), ip, (guest_port, guest_port), None, None, i, None)
+    return Forward(proto, (host, host), ip, (guest_port, guest_port), name, None, i, None)
 
 
 def _host_addr(r: Reader, net: Network, raw: dict, p: tuple):

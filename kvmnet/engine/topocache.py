@@ -77,6 +77,7 @@ def _version() -> str:
 
 cache_path = statedir.topology_cache
 
+
 def code_stamp() -> str:
     if not _stamp:
         parts = []
