@@ -25,12 +25,12 @@ from . import cli_common
 from .errors import InputError, KvmnetError
 
 
-def _locked(state_root: str, file: str, work, shared: bool = False):
+def _locked(state_root: str, file: str, work, shared: bool = False, load=_load):
     """Load FILE, then run work(topo) holding the state lock (`shared`: a verb that writes
     nothing, which must work without root where it can); a kvmnet error is printed and exits
     (2: bad input or a conflict, nothing changed; 1: a failure on the host)."""
     try:
-        topo = _load(file, state_root)
+        topo = load(file, state_root)
         with statedir.locked(state_root, shared=shared):
             return topo, work(topo)
     except KvmnetError as exc:
@@ -149,17 +149,19 @@ def apply_cmd(ctx, state_root, file, firewall, dry_run, replace, quiet):
 def destroy(state_root, file, force, keep_leases):
     """Remove everything kvmnet created for FILE, and nothing else."""
     _need_root("destroy")
-
-    def work(topo):
-        return engine.destroy(topo.name, state_root, engine.forced_record(topo, state_root) if force else None,
-                              keep_leases=keep_leases)
-    topo, result = _locked(state_root, file, work)
+    if force:  # kvmnet's names for everything in FILE: the whole topology
+        topo, result = _locked(state_root, file, lambda topo: engine.destroy(
+            topo.name, state_root, engine.forced_record(topo, state_root), keep_leases=keep_leases))
+        name = topo.name
+    else:  # the record says what to undo: only the name is needed
+        name, result = _locked(state_root, file, lambda name: engine.destroy(name, state_root, keep_leases=keep_leases),
+                               load=cli_common.load_name)
     n = len(result.actions)
     if not n:
         # --force names only what it found (nothing); without it, nothing was recorded
-        click.echo(f"{topo.name}: nothing of {file}'s was on this host" if force else f"{topo.name}: nothing to destroy")
+        click.echo(f"{name}: nothing of {file}'s was on this host" if force else f"{name}: nothing to destroy")
         return
-    _print_actions(result.actions, f"{topo.name}: destroyed ({n} step(s))")
+    _print_actions(result.actions, f"{name}: destroyed ({n} step(s))")
 
 
 @main.command()

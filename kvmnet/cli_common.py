@@ -33,12 +33,27 @@ def fail(exc: KvmnetError) -> None:
 def load(file: str, state_root: str | None = None):
     """config.load plus warnings about the file itself (printed, never fatal); with
     `state_root`, through the state dir's cache of validated topologies (engine/topocache.py)."""
-    for warning in config.file_warnings(file):
-        click.echo(f"kvmnet: {warning}", err=True)
+    _warn_about(file)
     if state_root is None:
         return _with_host(config.load(file))
     from .engine import topocache
     return _with_host(topocache.load(file, state_root))
+
+
+def load_name(file: str, state_root: str) -> str:
+    """The name of FILE's topology (all that destroy needs): from the state dir's cache when it
+    holds this very file, as this kvmnet validated it; else load()'s, errors and all."""
+    from .engine import topocache
+    name = topocache.cached_name(file, state_root)
+    if name is None:
+        return load(file, state_root).name
+    _warn_about(file)
+    return name
+
+
+def _warn_about(file: str) -> None:
+    for warning in config.file_warnings(file):
+        click.echo(f"kvmnet: {warning}", err=True)
 
 
 def echo_json(doc: dict) -> None:

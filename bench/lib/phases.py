@@ -104,6 +104,9 @@ def _exec_bucket(step, *a, **k) -> str:
 TARGETS = {
     "kvmnet.config:load": ("fixed", "config: parse + validate"),
     "kvmnet.config:file_warnings": ("fixed", "config: parse + validate"),
+    "kvmnet.config.loader:load_bytes": ("fixed", "config: parse + validate"),
+    "kvmnet.engine.topocache:load": ("fixed", "config: read the validated-topology cache"),
+    "kvmnet.engine.topocache:keep_loaded": ("fixed", "config: write the validated-topology cache"),
     "kvmnet.engine.record:load": ("record", "state record (json, fsync)"),
     "kvmnet.engine.record:save": ("record", "state record (json, fsync)"),
     "kvmnet.engine.record:all_records": ("record", "state record (json, fsync)"),

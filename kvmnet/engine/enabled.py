@@ -129,7 +129,7 @@ def _same_text(topo, state_root: str) -> bool:
     then `kvmnet enable ~/nat.toml`): taking it over changes nothing, so no --replace is needed.
     A different text applied from elsewhere stays refused, as `apply` refuses it."""
     rec = records.load(state_root, topo.name)
-    return bool(rec.source) and rec.source == topo.source
+    return bool(rec.source_sha256) and rec.source_sha256 == records.source_digest(topo.source)
 
 
 def destroy_all(config_dir: str, state_root: str, host=None) -> list[Outcome]:

@@ -7,6 +7,7 @@ covers everything on the host that kvmnet made.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -39,13 +40,29 @@ class Record:
     # fact key -> {map: elements} of that nft table's maps as kvmnet last loaded them (what an
     # element delta starts from while the table's digest is the one in `content`)
     elements: dict = field(default_factory=dict)
-    source: str = ""  # the text of `file` as applied (what `kvmnet try` rolls back to)
+    # sha256 of the text of `file` as applied (what `kvmnet try` rolls back to, `enable` compares),
+    # which is kept apart in SOURCE_FILE: a destroy rewrites the record after every step, and a
+    # 10,000-forward file's text would be two thirds of each write
+    source_sha256: str = ""
     # the last listing of kvmnet's nft table with nftables' generation then (host/nftables.py):
     # while the generation has not moved, observing returns it instead of listing again
     nft_seen: dict = field(default_factory=dict)
     # keys() of (this entries list, at this length): planning and apply ask for them per fact,
     # 1000s of times on a big topology; entries is only ever appended to or replaced
     _keys: tuple = field(default=(None, -1, frozenset()), init=False, repr=False, compare=False)
+    # the text itself once this process has it (None: not read yet), and the directory to read it from
+    _source: str | None = field(default=None, repr=False, compare=False)
+    _dir: str = field(default="", repr=False, compare=False)
+
+    @property
+    def source(self) -> str:
+        if self._source is None:
+            self._source = _read_source(self._dir, self.source_sha256)
+        return self._source
+
+    @source.setter
+    def source(self, text: str) -> None:
+        self._source, self.source_sha256 = text, source_digest(text)
 
     def keys(self) -> frozenset[str]:
         entries, n, keys = self._keys
@@ -74,12 +91,17 @@ class Record:
     def to_json(self) -> dict:
         return {"version": VERSION, "topology": self.topology, "file": self.file, "entries": self.entries,
                 "uplinks": self.uplinks, "firewall_backend": self.firewall_backend,
-                "networks": self.networks, "taps": self.taps, "content": self.content, "source": self.source,
+                "networks": self.networks, "taps": self.taps, "content": self.content,
+                **({"source_sha256": self.source_sha256} if self.source_sha256 else {}),
                 **({"nft_seen": self.nft_seen} if self.nft_seen else {}),
                 **({"elements": self.elements} if self.elements else {})}
 
     def copy(self) -> "Record":
-        return Record.from_json(json.loads(json.dumps(self.to_json())), "")  # ours: no check
+        out = Record.from_json(json.loads(json.dumps(self.to_json())), "")  # ours: no check
+        # the text itself, read now: a save of this record (a rollback's) may come after a save of
+        # a new text removed the file that holds it
+        out._source, out._dir = self.source, self._dir
+        return out
 
     @classmethod
     def from_json(cls, data: dict, path: str, where: Where | None = None) -> "Record":
@@ -90,11 +112,14 @@ class Record:
                 check_record(data, where, VERSION)
             except SchemaError as exc:
                 raise CorruptRecord(path, str(exc)) from None
-        return cls(topology=data["topology"], file=data.get("file", ""), entries=[list(e) for e in data["entries"]],
-                   uplinks=data.get("uplinks", {}), firewall_backend=data.get("firewall_backend"),
-                   networks=data.get("networks", {}), taps=data.get("taps", {}), content=data.get("content", {}),
-                   source=data.get("source", ""), nft_seen=data.get("nft_seen", {}),
-                   elements=data.get("elements", {}))
+        out = cls(topology=data["topology"], file=data.get("file", ""), entries=[list(e) for e in data["entries"]],
+                  uplinks=data.get("uplinks", {}), firewall_backend=data.get("firewall_backend"),
+                  networks=data.get("networks", {}), taps=data.get("taps", {}), content=data.get("content", {}),
+                  source_sha256=data.get("source_sha256", ""), nft_seen=data.get("nft_seen", {}),
+                  elements=data.get("elements", {}), _dir=os.path.dirname(path))
+        if "source" in data:  # a record of kvmnet 0.x kept the text inline; the next save moves it out
+            out.source = data["source"]
+        return out
 
 
 class CorruptRecord(InputError):
@@ -152,10 +177,53 @@ def save(state_root: str, record: Record) -> None:
         return
     # absolute: QEMU runs the hook (which may apply this file) from /, not from where apply ran
     record.file = os.path.abspath(record.file) if record.file else ""
+    directory = os.path.dirname(path)
+    record._dir = directory
+    _write_source(directory, record)  # before the record that names it
     # compact: json's C encoder (indent= falls back to the pure-Python one, ~10x slower on a
     # 1000-tap record that destroy writes after every step)
     write_private(path, json.dumps(record.to_json()), durable=True)
-    _write_hook_index(os.path.dirname(path), record)
+    _drop_sources(directory, keep=record.source_sha256)
+    _write_hook_index(directory, record)
+
+
+SOURCE_FILE = "source-{}.toml"  # named by its digest: a new text never overwrites the one a saved record names
+
+
+def source_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest() if text else ""
+
+
+def _read_source(directory: str, digest: str) -> str:
+    """The applied text a record names: "" when it names none, or when its file is missing or
+    no longer that text (as a record of a kvmnet that kept no text: `try` then says so)."""
+    if not digest or not directory:
+        return ""
+    text = files.read_private(os.path.join(directory, SOURCE_FILE.format(digest)))
+    return text if text is not None and source_digest(text) == digest else ""
+
+
+def _write_source(directory: str, record: Record) -> None:
+    """The record's text, once: a file of that name is whole (written through a rename)."""
+    digest = record.source_sha256
+    if not digest or record._source is None:
+        return
+    path = os.path.join(directory, SOURCE_FILE.format(digest))
+    if not os.path.lexists(path):
+        write_private(path, record._source, durable=True)
+
+
+def _drop_sources(directory: str, keep: str) -> None:
+    """Remove every source file but `keep`'s (an earlier text, or one a killed save left)."""
+    dir_fd = files.open_dir(directory)
+    if dir_fd is None:
+        return
+    try:
+        for name in os.listdir(dir_fd):
+            if _is_source_name(name) and name != SOURCE_FILE.format(keep):
+                os.unlink(name, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 HOOK_INDEX = "hooks"
@@ -195,11 +263,17 @@ def _identity(path: str) -> tuple | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode)
 
 
+def _is_source_name(name: str) -> bool:
+    head, _, tail = name.partition("-")
+    return head == "source" and tail.endswith(".toml") and len(tail) == 64 + 5
+
+
 def remove(state_root: str, topology: str) -> None:
     path = path_for(state_root, topology)
     for p in (path, os.path.join(os.path.dirname(path), HOOK_INDEX)):
         files.unlink_private(p)
         _hooks_written.pop(p, None)
+    _drop_sources(os.path.dirname(path), keep="")
     files.remove_empty_dir(state_root, topology)  # not empty: lease files stay until destroy removes them
 
 

@@ -45,9 +45,10 @@ def _uplink(x) -> bool:
 
 
 RECORD_KEYS = {"version", "topology", "file", "entries", "uplinks", "firewall_backend", "networks", "taps",
-               "content", "source", "nft_seen", "elements"}  # content: fact key -> digest of the firewall listing kvmnet loaded;
-# elements: fact key -> that table's maps' elements as kvmnet loaded them;
-# source: the text of the file as applied (what `kvmnet try` rolls back to)
+               "content", "source", "source_sha256", "nft_seen", "elements"}
+# content: fact key -> digest of the firewall listing kvmnet loaded; elements: fact key -> that
+# table's maps' elements as kvmnet loaded them; source_sha256: the digest of the file's text as
+# applied (kept apart, record.SOURCE_FILE); source: that text itself, as kvmnet 0.x kept it
 
 
 def _check_elements(v) -> None:
@@ -79,6 +80,9 @@ def check_record(data, where: Where, version: int) -> None:
         raise SchemaError(f"topology is {data.get('topology')!r}, not {where.topology!r} (its directory)")
     if not isinstance(data.get("source", ""), str):
         raise SchemaError("source must be the topology file's text")
+    digest = data.get("source_sha256", "")
+    if digest != "" and not (_digest(digest) and len(digest) == 64):
+        raise SchemaError("source_sha256 must be a sha256 hex digest")
     if not isinstance(data.get("file", ""), str) or data.get("firewall_backend") not in (None, "nftables", "iptables"):
         raise SchemaError("file must be a string and firewall_backend nftables, iptables or null")
     entries = data.get("entries")

@@ -2,9 +2,11 @@
 unchanged 10,000-forward file does not parse and validate it again (~40 ms of a ~270 ms no-op).
 
 <state-dir>/topology-<sha256 of the file's absolute path>.json (a file, not a directory: the
-state dir's directories are topologies) holds the sha256 of the bytes it
-was made from, the path as given, kvmnet's version and a stamp of the code that validated it,
-and the topology in config/topojson.py's closed form. It is used only when all of those match
+state dir's directories are topologies) holds a header line, {"key", "name"}: the sha256 of the
+bytes it was made from, the path as given, kvmnet's version and a stamp of the code that
+validated it, and the topology's name; then the topology in config/topojson.py's closed form.
+The header alone answers a miss (an edited file: its 1 MB body is not parsed) and `destroy`,
+which needs only the name. It is used only when all of those match
 this read of the file and this kvmnet, and only if the state dir's trust rules hold for it
 (host/files.py: owned by root or this user, writable by nobody else, no symlinks); anything
 else (missing, untrusted, unreadable, corrupt, stale) is a miss: the file is loaded as always.
@@ -37,8 +39,7 @@ def load(path: str, state_root: str) -> Topology:
     keep_loaded(), which a successful apply calls under the exclusive state lock (other verbs,
     a failed apply, and a no-op apply that hit write nothing)."""
     raw = loader.read_file(path)
-    key = {"sha256": hashlib.sha256(raw).hexdigest(), "path": path, "kvmnet": _version(), "code": code_stamp()}
-    slot = cache_path(state_root, path)
+    key, slot = _key(path, raw), cache_path(state_root, path)
     collecting = gc.isenabled()
     gc.disable()  # ~100,000 acyclic objects (as config/loader.py's load_bytes)
     try:
@@ -59,10 +60,21 @@ def keep_loaded() -> None:
     """Write what load() missed (under the exclusive state lock: the state dir exists)."""
     for slot, (key, topo) in list(_missed.items()):
         try:
-            files.write_private(slot, json.dumps({"key": key, "topology": topojson.encode(topo)}))
+            header = json.dumps({"key": key, "name": topo.name})
+            files.write_private(slot, header + "\n" + json.dumps(topojson.encode(topo)))
         except (KvmnetError, OSError):
             pass  # a cache that cannot be written is a cache that misses next time
         del _missed[slot]
+
+
+def cached_name(path: str, state_root: str) -> str | None:
+    """The name of the topology in `path` when the cache holds this very file, else None."""
+    header = _header(cache_path(state_root, path), _key(path, loader.read_file(path)))
+    return header[0] if header else None
+
+
+def _key(path: str, raw: bytes) -> dict:
+    return {"sha256": hashlib.sha256(raw).hexdigest(), "path": path, "kvmnet": _version(), "code": code_stamp()}
 
 
 def forget(state_root: str, path: str) -> None:
@@ -92,17 +104,31 @@ def code_stamp() -> str:
     return _stamp[0]
 
 
-def _cached(slot: str, key: dict, raw: bytes) -> Topology | None:
+def _header(slot: str, key: dict) -> tuple[str, str] | None:
+    """(the topology's name, the slot's body) when the slot is trusted and its header has `key`."""
     try:
         text = files.read_private(slot)
     except (KvmnetError, OSError):  # untrusted or unreadable: as if there were none
         return None
     if text is None:
         return None
+    head, _, body = text.partition("\n")
     try:
-        data = json.loads(text)
-        if not isinstance(data, dict) or set(data) != {"key", "topology"} or data["key"] != key:
-            return None
-        return topojson.decode(data["topology"], raw.decode("utf-8"))
+        data = json.loads(head)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or set(data) != {"key", "name"} or data["key"] != key \
+            or not isinstance(data["name"], str):
+        return None
+    return data["name"], body
+
+
+def _cached(slot: str, key: dict, raw: bytes) -> Topology | None:
+    header = _header(slot, key)
+    if header is None:
+        return None
+    try:
+        topo = topojson.decode(json.loads(header[1]), raw.decode("utf-8"))
     except (ValueError, RecursionError):  # not JSON, not a topology of this model (topojson.Unfit)
         return None
+    return topo if topo.name == header[0] else None

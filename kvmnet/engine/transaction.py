@@ -31,7 +31,7 @@ def _apply(topo: Topology, state_root: str, backend: str | None, host, replace: 
     shared = [k for k in ctx.plan.wanted if shared_fact(k) and k not in record.keys()]
     networks, taps = hook_index(topo)
     if not ctx.actions and not shared and (record.networks, record.taps) == (networks, taps):
-        if record.entries and topo.source and record.source != topo.source:
+        if record.entries and topo.source and record.source_sha256 != records.source_digest(topo.source):
             record.source = topo.source  # edits that change nothing on the host (comments)
             records.save(state_root, record)
         return Result()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import time
+import select
 import signal
+import time
 
 
 def listening() -> dict[tuple[str, int], set[str]]:
@@ -115,9 +116,32 @@ def wait_until(ready, seconds: float = 5, step: float = 0.01) -> bool:
 
 
 def terminate(pid: int, grace: float = 3) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds; return once it is gone or a zombie (only
-    then are its sockets closed: a restart would otherwise find its port still bound). The pid
-    and its start time identify the process, so a reused pid is never signalled."""
+    """SIGTERM, then SIGKILL after `grace` seconds; return once it has exited (only then are its
+    sockets closed: a restart would otherwise find its port still bound). Through a pidfd, which
+    holds this very process: a reused pid is never signalled, and the kernel says when it exits
+    (no polling: a destroy stops 16 dnsmasq one after another)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except OSError:  # a kernel without pidfds (before 5.3)
+        return _terminate_polling(pid, grace)
+    try:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                signal.pidfd_send_signal(fd, sig)
+            except ProcessLookupError:
+                return
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)  # readable once it has exited (its files closed)
+            if poller.poll(grace * 1000):
+                return
+    finally:
+        os.close(fd)
+
+
+def _terminate_polling(pid: int, grace: float) -> None:
+    """terminate() by /proc: the pid and its start time identify the process."""
     started = start_time(pid)
     try:
         os.kill(pid, signal.SIGTERM)

@@ -161,7 +161,8 @@ def test_a_killed_writers_temp_files_are_cleared(tmp_path):
     host, _ = applied(NAT, root=tmp_path)
     (tmp_path / "nat" / "state.json.tmp123").write_text("half")
     engine.compute(config.load(str(NAT)), str(tmp_path), host=host)
-    assert sorted(p.name for p in (tmp_path / "nat").iterdir()) == ["hooks", "state.json"]
+    assert sorted(p.name for p in (tmp_path / "nat").iterdir()) == ["hooks", records.SOURCE_FILE.format(
+        records.source_digest(NAT.read_text())), "state.json"]
 
 
 def test_all_records_lists_the_applied_topologies(tmp_path):

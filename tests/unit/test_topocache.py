@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import kvmnet
-from kvmnet import config
+from kvmnet import cli_common, config
 from kvmnet.engine import topocache
 from kvmnet.errors import InputError
 
@@ -103,15 +103,21 @@ def test_an_entry_through_a_symlink_is_ignored(setup, tmp_path):
 
 
 def _corrupt(text: str) -> list[str]:
-    data = json.loads(text)
-    port_as_text = json.loads(text)
-    port_as_text["topology"][2][0][13] = [["tcp", ["8080", 8080], 3232266762, [80, 80], "web", None, 0, None]]
-    extra = dict(data, more=1)
-    short = dict(data, topology=data["topology"][:3])
-    return ["", "{", "[]", "null", json.dumps(port_as_text), json.dumps(extra), json.dumps(short), "[" * 100000]
+    """The slot's header line and body, each spoiled in turn."""
+    head, _, body = text.partition("\n")
+    header, topology = json.loads(head), json.loads(body)
+    port_as_text = json.loads(body)
+    port_as_text[2][0][13] = [["tcp", ["8080", 8080], 3232266762, [80, 80], "web", None, 0, None]]
+
+    def slot(h, t) -> str:
+        return json.dumps(h) + "\n" + (t if isinstance(t, str) else json.dumps(t))
+    return ["", "{", "[]", "null", slot(header, port_as_text), slot(dict(header, more=1), topology),
+            slot(header, topology[:3]), slot(header, "[" * 100000), "[" * 100000 + "\n" + body,
+            slot(dict(header, name="other"), topology), slot(dict(header, name=7), topology), head,
+            json.dumps({"key": header["key"], "topology": topology})]  # the slot as kvmnet 0.x wrote it
 
 
-@pytest.mark.parametrize("which", range(8))
+@pytest.mark.parametrize("which", range(13))
 def test_a_corrupt_entry_is_ignored(setup, which):
     src, state, slot = setup
     slot.write_text(_corrupt(slot.read_text())[which])
@@ -194,3 +200,24 @@ def test_every_value_of_a_wrong_type_is_unfit(name):
             with pytest.raises(topojson.Unfit):
                 topojson.decode(_replaced(data, path, wrong), "")
     assert len(leaves) > 50
+
+
+def test_the_header_alone_names_the_topology_for_destroy(setup, monkeypatch):
+    src, state, slot = setup
+    head, _, _ = slot.read_text().partition("\n")
+    slot.write_text(head.replace('"name": "nat"', '"name": "from_header"') + "\n" + "not json")
+    monkeypatch.setattr(config.loader, "load_bytes", lambda *a: pytest.fail("the file was loaded"))
+    assert topocache.cached_name(str(src), str(state)) == "from_header"
+    assert cli_common.load_name(str(src), str(state)) == "from_header"
+
+
+def test_without_its_entry_destroy_loads_the_file_and_its_problems_are_the_loaders(setup, tmp_path):
+    src, state, slot = setup
+    src.write_text(src.read_text() + "\n# edited\n")
+    assert topocache.cached_name(str(src), str(state)) is None
+    assert cli_common.load_name(str(src), str(state)) == "nat"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\n[networks.x]\nmode = "nat"\nbridge = "kvx0"\nsubnet = "10.0.0.0/33"\n')
+    with pytest.raises(InputError) as exc:
+        cli_common.load_name(str(bad), str(state))
+    assert str(exc.value).startswith(f"{bad}:5: networks.x.subnet")
