@@ -14,14 +14,17 @@ from .plan import bandwidth, dnsmasq as dnsmasq_plan, firewalld as firewalld_pla
 
 
 def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None, known: dict | None = None,
-            recorded_sysctls: tuple[str, ...] = (), host_forward: dict | None = None) -> Observed:
+            recorded_sysctls: tuple[str, ...] = (), host_forward: dict | None = None,
+            since: Observed | None = None, ran: tuple = ()) -> Observed:
     """`known`: the record's last nft listing (Record.nft_seen), reused while it still holds.
     `recorded_sysctls`: sysctls the record holds, which a removal puts back: read them too, so
     that removal's own undo (for a rollback) knows the value it replaces. `host_forward`: the
     host's FORWARD chain as read before, when no step since could have changed it (an
-    `iptables` process saved)."""
+    `iptables` process saved). `since`, `ran`: a verify, reading back what the steps `ran` did to
+    the host observed as `since`: the links no step touched, and the forwarded ports' listeners
+    (only the conflict check before planning reads them), are taken from `since`."""
     host = host or system.default()
-    links = host.links()
+    links = _links(host, since, ran)
     fw = {}
     if needs_table(topo):
         name = naming.iptables_prefix(topo.name) if backend == "iptables" else naming.nft_table(topo.name)
@@ -39,10 +42,52 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
     return Observed(links=links, addrs=host.addrs(links), routes=routes,
                     sysctls={p: host.sysctl(p) for p in {*sysctls.paths(topo, routes), *recorded_sysctls}}, firewall=fw,
                     processes=procs, host_forward=_host_forward(host, host_forward) if forwarding else {},
-                    listeners=_forward_listeners(topo, host, backend, fw),
+                    listeners=since.listeners if since is not None else _forward_listeners(topo, host, backend, fw),
                     dnsmasq_user=user, dnsmasq_exe=exe, firewalld=_firewalld(topo, host),
                     tc=_qdiscs(topo, host), qemu_acl=_qemu_acl(topo, host),
                     overlay=_overlay(topo, host, state_dir))
+
+
+# a step's op -> its args naming the links whose attributes (a Link: mtu, master, mac, up, ...) it changes
+_LINK_ARGS = {"bridge.add": ("name",), "tap.add": ("name", "master"), "link.set": ("name", "master"),
+              "link.del": ("name",), "links.del_group": ("names",)}
+_DELETES = ("link.del", "links.del_group")
+# ops that change no link's attributes: addresses, routes, sysctls, rules, processes, zones, ACLs
+# (not tc.: shaping a tap's ingress makes an ifb link)
+_NO_LINK_OPS = ("addr.", "route.", "sysctl.", "firewall.", "fwaccept.", "dnsmasq.", "firewalld.", "qemuacl.")
+VERIFY_LINKS_MAX = 64  # more than this: one dump costs less than a request per link
+
+
+def touched_links(ran, links: dict) -> set[str] | None:
+    """The links the steps `ran` may have changed (`links`: as observed before they ran): the
+    ones they name, the bridges those left or joined (a bridge's MTU and MAC follow its ports),
+    and the ports of a deleted bridge. None: all of them (another kind of step, or too many)."""
+    named, deleted = set(), set()
+    for step in ran:
+        if step.op.startswith(_NO_LINK_OPS):
+            continue
+        if step.op not in _LINK_ARGS:
+            return None
+        for arg in _LINK_ARGS[step.op]:
+            value = step.args.get(arg)
+            names = value if isinstance(value, list) else [value] if value else []
+            named.update(names)
+            if step.op in _DELETES:
+                deleted.update(names)
+    out = named | {links[n].master for n in named if n in links and links[n].master}
+    if deleted:
+        out |= {name for name, link in links.items() if link.master in deleted}
+    return out if len(out) <= VERIFY_LINKS_MAX else None
+
+
+def _links(host, since: Observed | None, ran) -> dict:
+    touched = touched_links(ran, since.links) if since is not None else None
+    if touched is None:
+        return host.links()
+    fresh = host.links_named(touched)
+    out = {name: fresh.get(name) if name in touched else link for name, link in since.links.items()}
+    out.update(sorted(((n, l) for n, l in fresh.items() if n not in out), key=lambda x: x[1].index))
+    return {name: link for name, link in out.items() if link is not None}  # as a dump: by index, the new last
 
 
 def _firewalld(topo: Topology, host) -> dict:

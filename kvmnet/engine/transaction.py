@@ -75,7 +75,8 @@ def _run(ctx: Context, actions: list[Action], original: Record) -> None:
         if after is not None:  # the verify observation takes it: no listing of the table's elements
             record.nft_seen = after
         # verify: read back what the steps made (the host's FORWARD chain only if they touched it)
-        left = ctx.refresh(keep_host_forward=not any(a.do.op.startswith("fwaccept.") for a in journal))
+        left = ctx.refresh(keep_host_forward=not any(a.do.op.startswith("fwaccept.") for a in journal),
+                           ran=tuple(a.do for a in journal))
         if firewall_plan.adopt_content(record, ctx.observed, journal, ctx.topo):
             # the table kvmnet just loaded, as nft lists it, is what later observations must see
             ctx.plan = make(ctx.topo, ctx.observed, record, ctx.dir, ctx.backend)

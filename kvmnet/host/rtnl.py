@@ -124,6 +124,12 @@ def build_dump_links() -> bytes:
     return _message(_RTM_GETLINK, _NLM_F_DUMP, struct.pack(_IFINFOMSG, socket.AF_UNSPEC, 0, 0, 0, 0) + skip_stats)
 
 
+def build_get_link(index: int) -> bytes:
+    """One link, acked (the ack ends the reply as NLMSG_DONE ends a dump)."""
+    skip_stats = _attr(_IFLA_EXT_MASK, struct.pack("I", _RTEXT_FILTER_SKIP_STATS))
+    return _message(_RTM_GETLINK, _NLM_F_ACK, struct.pack(_IFINFOMSG, socket.AF_UNSPEC, 0, index, 0, 0) + skip_stats)
+
+
 def build_dump_addrs() -> bytes:
     return _message(_RTM_GETADDR, _NLM_F_DUMP, struct.pack(_IFADDRMSG, socket.AF_UNSPEC, 0, 0, 0, 0))
 
@@ -262,6 +268,22 @@ def read_mtu(name: str) -> int | None:
 
 def dump_links() -> list[dict]:
     return [parse_link(p) for kind, p in _request("dump links", build_dump_links()) if kind == _RTM_NEWLINK]
+
+
+def get_link(name: str) -> dict | None:
+    """parse_link() of the link called `name`, None if there is none (gone, or its index now
+    another link's)."""
+    index = index_of(name)
+    if index is None:
+        return None
+    try:
+        replies = _request(f"get link {name}", build_get_link(index))
+    except NetlinkError as exc:
+        if exc.errno == errno.ENODEV:
+            return None
+        raise
+    found = [parse_link(p) for kind, p in replies if kind == _RTM_NEWLINK]
+    return found[0] if found and found[0]["name"] == name else None
 
 
 def dump_addrs() -> list[dict]:

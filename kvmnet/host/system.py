@@ -14,6 +14,9 @@ class System:
     def links(self):
         return netlink.read_links()
 
+    def links_named(self, names):
+        return netlink.read_links_named(names)
+
     def addrs(self, links):
         return netlink.read_addrs(links)
 

@@ -65,6 +65,7 @@ class FakeHost:
         self.qdiscs_: dict[str, dict] = {}  # link -> {"root": {kind, rate, burst}, "redirect": ifb}, as tc reads back
         self.ran: list = []  # steps that succeeded, in order
         self.failed: list = []  # steps that were made to fail
+        self.link_reads: list = []  # "links" for a whole dump, ("links_named", names) for a verify's few
         self._rules: list[dict] = []
         self._calls = self._next_index = self._next_pid = 0
         self._add_link("lo", kind="", mac="00:00:00:00:00:00", mtu=65536)
@@ -100,7 +101,12 @@ class FakeHost:
     # ------------------------------------------------------------ System: reads
 
     def links(self) -> dict[str, Link]:
+        self.link_reads.append("links")
         return {name: Link(name=name, **attrs) for name, attrs in self.links_.items()}
+
+    def links_named(self, names) -> dict[str, Link]:
+        self.link_reads.append(("links_named", tuple(sorted(names))))
+        return {name: Link(name=name, **self.links_[name]) for name in names if name in self.links_}
 
     def addrs(self, links) -> dict[str, tuple]:
         """Each link's Addresses in the order they were added, as the kernel lists IPv4."""
