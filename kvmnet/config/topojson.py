@@ -1,9 +1,10 @@
-"""A validated Topology as JSON and back, for engine/topocache.py. Pure.
+"""A validated Topology as plain values (lists, str, int, bool, None: what JSON or marshal
+carry) and back, for engine/topocache.py. Pure.
 
 Closed: the shape comes from model.py's own field types (dataclasses, str, int, bool, None,
 tuples, the ipaddress types), nothing in the data names a class or a function, and decoding
 checks every value against its field's type; anything else is Unfit. A dataclass is the list of
-its field values in order; IPv4/IPv6 addresses of a field typed as one family are integers.
+its field values in order (a list or a tuple is accepted wherever one is expected); IPv4/IPv6 addresses of a field typed as one family are integers.
 Topology.source is not kept: the cache hands back the file's own text.
 """
 
@@ -34,6 +35,11 @@ def decode(data, source: str) -> model.Topology:
 
 def _same(v):
     return v
+
+
+# a tuple field or a dataclass comes back as a list from JSON, and as the tuple encode() left it
+# from marshal (engine/topocache.py)
+_SEQUENCES = (list, tuple)
 
 
 _SAME = _same
@@ -138,7 +144,7 @@ def _tuple(args: tuple):
         enc, dec = _codec(args[0])
 
         def dec_all(v):
-            if type(v) is not list:
+            if type(v) not in _SEQUENCES:
                 raise Unfit(f"{v!r} is not a list")
             return tuple([dec(x) for x in v])
         return (_same if enc is _same else lambda v: [enc(x) for x in v]), dec_all  # json writes tuples as lists
@@ -146,7 +152,7 @@ def _tuple(args: tuple):
     plain = [(i, _PLAIN[d]) for i, (_, d) in enumerate(codecs) if d in _PLAIN]
 
     def dec_fixed(v):
-        if type(v) is not list or len(v) != len(codecs):
+        if type(v) not in _SEQUENCES or len(v) != len(codecs):
             raise Unfit(f"{v!r} is not a list of {len(codecs)}")
         if len(plain) == len(codecs):  # (int, int) and the like: checked, not converted
             _plain_fields(v, plain)
@@ -175,7 +181,7 @@ def _dataclass(cls):
     called = [(i, d) for i, (_, d) in enumerate(codecs) if d not in _PLAIN]
 
     def dec(v):
-        if type(v) is not list or len(v) != len(codecs):
+        if type(v) not in _SEQUENCES or len(v) != len(codecs):
             raise Unfit(f"not a {cls.__name__}")
         _plain_fields(v, plain)
         values = list(v)

@@ -27,7 +27,11 @@ def destroy(name: str, state_root: str, record: Record | None = None, host=None,
     others = records.all_records(state_root, exclude=name, corrupt=[])
     done: list[Action] = []
     errors = []
+    unsaved = False  # dropped from the record, not yet written: only steps safe to run again
     for i, (keys, step) in enumerate(_steps(record)):
+        if unsaved and (step is None or step.op not in REPEATABLE):
+            records.save(state_root, record)
+            unsaved = False
         faults.check(f"d{i}")
         heir = _heir(others, keys[0]) if step else None
         if heir is not None:
@@ -42,8 +46,12 @@ def destroy(name: str, state_root: str, record: Record | None = None, host=None,
                 continue
             done.append(Action(keys[0], "remove", step, None))
         record.drop_all(keys)
-        if step is not None or heir is not None:  # an entry with no undo needs no write of its own:
+        if heir is None and step is not None and step.op in REPEATABLE:
+            unsaved = True  # written with the next step that is not (16 networks: one write, not 16)
+        elif step is not None or heir is not None:  # an entry with no undo needs no write of its own:
             records.save(state_root, record)  # a destroy run again drops it, doing nothing
+    if unsaved:
+        records.save(state_root, record)
     if errors:
         raise HostError("destroy could not finish (run it again once fixed): " + "; ".join(errors),
                         [a.do.describe() for a in done])
@@ -52,6 +60,13 @@ def destroy(name: str, state_root: str, record: Record | None = None, host=None,
     if record.file:
         topocache.forget(state_root, record.file)
     return Result(done)
+
+
+# undo steps that are safe to run again after they succeeded: an interrupted destroy whose record
+# still lists them repeats them, and they find nothing to do. dnsmasq.stop signals only the
+# process its pid file names when that process runs kvmnet's dnsmasq with this very --conf-file.
+# (Not link or address removals, nor sysctl restores: by then the name or value may be someone else's.)
+REPEATABLE = frozenset({"dnsmasq.stop"})
 
 
 def _heir(others: list[Record], key: str) -> Record | None:

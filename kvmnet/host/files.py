@@ -129,8 +129,8 @@ def unreadable(path: str, exc: OSError) -> StateUnreadable:
                            "run kvmnet as that user (sudo kvmnet ...), or pass a --state-dir you own")
 
 
-def read_at(dir_fd: int, name: str, path: str) -> str | None:
-    """The text of file `name` in the checked directory `dir_fd` (None if missing)."""
+def read_at(dir_fd: int, name: str, path: str, raw: bool = False) -> str | bytes | None:
+    """The text (`raw`: the bytes) of file `name` in the checked directory `dir_fd` (None if missing)."""
     try:
         fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
     except FileNotFoundError:
@@ -146,22 +146,23 @@ def read_at(dir_fd: int, name: str, path: str) -> str | None:
         data = f.read(MAX_READ + 1)
     if len(data) > MAX_READ:
         raise _refuse(path, f"larger than {MAX_READ} bytes")
-    return data.decode("utf-8", "replace")
+    return data if raw else data.decode("utf-8", "replace")
 
 
-def read_private(path: str) -> str | None:
-    """The text of a file in a checked directory (None if it or its directory is missing)."""
+def read_private(path: str, raw: bool = False) -> str | bytes | None:
+    """The text (`raw`: the bytes) of a file in a checked directory (None if it or its
+    directory is missing)."""
     dir_fd = open_dir(os.path.dirname(path) or ".")
     if dir_fd is None:
         return None
     try:
-        return read_at(dir_fd, os.path.basename(path), path)
+        return read_at(dir_fd, os.path.basename(path), path, raw)
     finally:
         os.close(dir_fd)
 
 
-def write_private(path: str, text: str, durable: bool = False) -> None:
-    """Write `text` to `path` as mode 0600 through a temp file and a rename, in a checked
+def write_private(path: str, text: str | bytes, durable: bool = False) -> None:
+    """Write `text` (or bytes) to `path` as mode 0600 through a temp file and a rename, in a checked
     directory (created 0700 if missing); `durable` fsyncs first (the state record, which must
     survive a power cut before the step it covers runs)."""
     dir_fd = open_dir(os.path.dirname(path) or ".", create=True)
@@ -174,7 +175,7 @@ def write_private(path: str, text: str, durable: bool = False) -> None:
             pass
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                      dir_fd=dir_fd)
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
             if durable:
                 f.flush()

@@ -144,11 +144,15 @@ def _forward_entries(net: Network, any_map: list[str], addr_map: list[str]) -> N
     """Port forwards as map elements: on any local address, or on one host address."""
     if net.mode != "nat" or net.subnet is None:
         return
+    texts: dict[int, str] = {}  # a guest's address as text, made once for its ~10 forwards (str() is slow)
     for proto, hport, gip, gport, haddr in _forward_elements(net):
+        ip = texts.get(int(gip))
+        if ip is None:
+            ip = texts[int(gip)] = str(gip)
         if haddr is None:
-            any_map.append(f"{proto} . {hport} : {gip} . {gport}")
+            any_map.append(f"{proto} . {hport} : {ip} . {gport}")
         else:
-            addr_map.append(f"{haddr} . {proto} . {hport} : {gip} . {gport}")
+            addr_map.append(f"{haddr} . {proto} . {hport} : {ip} . {gport}")
 
 
 def _maps(chains: dict[str, list[str]], any_map: list[str], addr_map: list[str], family: int = 4) -> dict:

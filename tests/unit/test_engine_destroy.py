@@ -213,3 +213,37 @@ def test_a_foreign_link_in_the_bridge_group_is_spared(tmp_path):
     host._add_link("theirs", "bridge", group=naming.bridge_group("tb"))
     engine.destroy("tb", str(tmp_path), host=host)
     assert "theirs" in host.links_ and not {"kvb0", "kvb1", "kvb2"} & set(host.links_)
+
+
+THREE_NATS = "".join(f"""
+[networks.n{j}]
+mode = "nat"
+bridge = "kvtn{j}"
+subnet = "10.{80 + j}.0.0/24"
+[networks.n{j}.dhcp]
+start = "10.{80 + j}.0.100"
+end = "10.{80 + j}.0.199"
+""" for j in range(3))
+
+
+def test_dnsmasq_stops_share_one_record_write_and_an_interrupted_run_is_finished_by_the_next(tmp_path, monkeypatch):
+    path = tmp_path / "three.toml"
+    path.write_text('name = "three"\n' + THREE_NATS)
+    host = FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
+    before = host.state()
+    engine.apply(config.load(str(path)), str(tmp_path), host=host)
+    host.ran.clear()
+    saved = []
+    real_save = records.save
+    monkeypatch.setattr(records, "save", lambda root, rec: (saved.append(len(rec.entries)), real_save(root, rec))[1])
+    monkeypatch.setenv("KVMNET_FAULT_AT", "d2")  # after two of the three dnsmasq stops
+    with pytest.raises(HostError, match="injected fault"):
+        engine.destroy("three", str(tmp_path), host=host)
+    assert saved == []  # the two stops were not written: run again, they find nothing to do
+    assert [s.op for s in host.ran] == ["dnsmasq.stop", "dnsmasq.stop"]
+    monkeypatch.delenv("KVMNET_FAULT_AT")
+    result = engine.destroy("three", str(tmp_path), host=host)
+    ops = [a.do.op for a in result.actions]
+    assert ops[:4] == ["dnsmasq.stop"] * 3 + ["firewall.delete"]
+    assert len(saved) == 1 + len(ops) - 3  # one write for the three stops, one for each other step
+    assert host.state() == before and not (tmp_path / "three").exists()

@@ -5,6 +5,7 @@ corrupt entry are misses (the file is loaded as always); problems are never kept
 from __future__ import annotations
 
 import json
+import marshal
 import os
 from pathlib import Path
 
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def setup(tmp_path):
     """(topology file, state dir, the kept entry's path) with the entry written and then
-    tampered with (bridge virbr0 -> tampered0), so a result shows where it came from."""
+    tampered with (bridge virbr0 -> tamper), so a result shows where it came from."""
     src = tmp_path / "nat.toml"
     src.write_text((ROOT / "topologies" / "nat.toml").read_text())
     state = tmp_path / "state"
@@ -29,7 +30,7 @@ def setup(tmp_path):
     topocache.load(str(src), str(state))
     topocache.keep_loaded()
     slot = Path(topocache.cache_path(str(state), str(src)))
-    slot.write_text(slot.read_text().replace('"virbr0"', '"tampered0"'))
+    slot.write_bytes(slot.read_bytes().replace(b"virbr0", b"tamper"))  # as long: marshal counts string lengths
     return src, state, slot
 
 
@@ -39,7 +40,7 @@ def _bridge(src, state) -> str:
 
 def test_the_kept_entry_is_used_for_the_same_file(setup):
     src, state, slot = setup
-    assert _bridge(src, state) == "tampered0"  # read from the entry, not the file
+    assert _bridge(src, state) == "tamper"  # read from the entry, not the file
     assert slot.stat().st_mode & 0o777 == 0o600 and slot.parent == state  # a file: directories are topologies
 
 
@@ -56,7 +57,7 @@ def test_a_changed_file_is_a_miss_and_is_kept_anew(setup):
     src.write_text(src.read_text() + "\n# edited\n")
     assert _bridge(src, state) == "virbr0"
     topocache.keep_loaded()
-    assert _bridge(src, state) == "virbr0" and "tampered0" not in slot.read_text()
+    assert _bridge(src, state) == "virbr0" and b"tamper" not in slot.read_bytes()
 
 
 def test_another_kvmnet_version_is_a_miss(setup, monkeypatch):
@@ -75,7 +76,7 @@ def test_the_same_bytes_under_another_path_are_a_miss(setup):
     src, state, slot = setup
     other = src.with_name("copy.toml")
     other.write_bytes(src.read_bytes())
-    Path(topocache.cache_path(str(state), str(other))).write_text(slot.read_text())
+    Path(topocache.cache_path(str(state), str(other))).write_bytes(slot.read_bytes())
     os.chmod(topocache.cache_path(str(state), str(other)), 0o600)
     assert _bridge(other, state) == "virbr0"  # the entry names nat.toml: its path, names, messages
 
@@ -102,25 +103,28 @@ def test_an_entry_through_a_symlink_is_ignored(setup, tmp_path):
     assert _bridge(src, state) == "virbr0"
 
 
-def _corrupt(text: str) -> list[str]:
+def _corrupt(data: bytes) -> list[bytes]:
     """The slot's header line and body, each spoiled in turn."""
-    head, _, body = text.partition("\n")
-    header, topology = json.loads(head), json.loads(body)
-    port_as_text = json.loads(body)
+    head, _, body = data.partition(b"\n")
+    header, topology = json.loads(head), marshal.loads(body)
+    port_as_text = marshal.loads(body)
     port_as_text[2][0][13] = [["tcp", ["8080", 8080], 3232266762, [80, 80], "web", None, 0, None]]
 
-    def slot(h, t) -> str:
-        return json.dumps(h) + "\n" + (t if isinstance(t, str) else json.dumps(t))
-    return ["", "{", "[]", "null", slot(header, port_as_text), slot(dict(header, more=1), topology),
-            slot(header, topology[:3]), slot(header, "[" * 100000), "[" * 100000 + "\n" + body,
-            slot(dict(header, name="other"), topology), slot(dict(header, name=7), topology), head,
-            json.dumps({"key": header["key"], "topology": topology})]  # the slot as kvmnet 0.x wrote it
+    def slot(h, t) -> bytes:
+        return json.dumps(h).encode() + b"\n" + (t if isinstance(t, bytes) else marshal.dumps(t, 2))
+    nested = b"[\x01\x00\x00\x00" * 100000  # marshal's list of one list of one ...
+    return [b"", b"{", b"[]", b"null", slot(header, port_as_text), slot(dict(header, more=1), topology),
+            slot(header, topology[:3]), slot(header, nested), slot(header, body[:-7]), slot(header, b"\xff\x00"),
+            slot(header, compile("1", "x", "eval")), slot(header, json.dumps(topology).encode()),
+            b"[" * 100000 + b"\n" + body, slot(dict(header, name="other"), topology),
+            slot(dict(header, name=7), topology), head, slot(dict(header, key=dict(header["key"], python="2.7")), topology),
+            json.dumps({"key": header["key"], "topology": topology}).encode()]  # the slot as kvmnet 0.x wrote it
 
 
-@pytest.mark.parametrize("which", range(13))
+@pytest.mark.parametrize("which", range(18))
 def test_a_corrupt_entry_is_ignored(setup, which):
     src, state, slot = setup
-    slot.write_text(_corrupt(slot.read_text())[which])
+    slot.write_bytes(_corrupt(slot.read_bytes())[which])
     topo = topocache.load(str(src), str(state))
     assert topo == config.load(str(src)) and topo.source == src.read_text()
 
@@ -204,8 +208,8 @@ def test_every_value_of_a_wrong_type_is_unfit(name):
 
 def test_the_header_alone_names_the_topology_for_destroy(setup, monkeypatch):
     src, state, slot = setup
-    head, _, _ = slot.read_text().partition("\n")
-    slot.write_text(head.replace('"name": "nat"', '"name": "from_header"') + "\n" + "not json")
+    head, _, _ = slot.read_bytes().partition(b"\n")
+    slot.write_bytes(head.replace(b'"name": "nat"', b'"name": "from_header"') + b"\n" + b"not marshal")
     monkeypatch.setattr(config.loader, "load_bytes", lambda *a: pytest.fail("the file was loaded"))
     assert topocache.cached_name(str(src), str(state)) == "from_header"
     assert cli_common.load_name(str(src), str(state)) == "from_header"
