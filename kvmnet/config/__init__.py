@@ -1,7 +1,17 @@
-"""TOML topology files -> model.Topology (pure): every problem reported as FILE:LINE: key.path: reason."""
+"""TOML topology files -> model.Topology (pure): every problem reported as FILE:LINE: key.path: reason.
 
-from .guests import NIC_MODELS
-from .loader import MAX_FILE_BYTES, file_warnings, load, load_text, locate
-from .networks import NETWORK_KEYS
+Its names are imported on first use: a re-apply of an unchanged file takes the validated
+topology from the state dir's cache (engine/topocache.py) and needs neither a TOML parser nor
+the validators.
+"""
 
-__all__ = ["MAX_FILE_BYTES", "NETWORK_KEYS", "NIC_MODELS", "file_warnings", "load", "load_text", "locate"]
+_EXPORTS = {"MAX_FILE_BYTES": "loader", "file_warnings": "loader", "load": "loader", "load_text": "loader",
+            "locate": "loader", "NIC_MODELS": "guests", "NETWORK_KEYS": "networks"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -21,8 +21,9 @@ MAX_FORWARDS = 20000  # in all; each is one map element, but a file this big is 
 def with_forwards(r: Reader, networks: list[Network], raw_networks: dict, guests: list[Guest]) -> list[Network]:
     """The networks with their forwards; InputError at once past MAX_FORWARDS."""
     guests_by_name = {g.name: g for g in guests}
+    static_ips = _static_ips(guests)
     total, out = 0, []
-    ports: list[tuple[str, int, int, str, tuple]] = []  # proto, low, high, where, key path
+    ports: list[tuple[str, int, str, int, int]] = []  # proto, low, network, index, high
     for net in networks:
         raw = raw_networks[net.name]
         if net.mode not in FORWARDING_MODES or "forwards" not in raw:
@@ -32,17 +33,18 @@ def with_forwards(r: Reader, networks: list[Network], raw_networks: dict, guests
         total += len(raw["forwards"]) if isinstance(raw["forwards"], list) else 0
         if total > MAX_FORWARDS:
             raise InputError([Problem(r.file, line_of(r.lines, path), f"networks.{net.name}.forwards", f"too many port forwards (at most {MAX_FORWARDS} in all)")])
-        fwds = _forwards(r, net, raw["forwards"], path, guests_by_name)
-        ports += [(f.proto, *f.host_ports, f"networks.{net.name}.forwards[{f.index}]",
-                   path + (f.index, "host_port")) for f in fwds]
+        # the shortcut's guests (none on passt and nat6 networks: their forwards take the full path)
+        plain = static_ips.get(net.name, {}) if net.mode == "nat" and not net.nat6 else {}
+        fwds = _forwards(r, net, raw["forwards"], path, guests_by_name, plain)
+        ports += [(f.proto, f.host_ports[0], net.name, f.index, f.host_ports[1]) for f in fwds]
         out.append(replace(net, forwards=fwds))
     _check_port_overlaps(r, ports)
     return out
 
 
-def _forwards(r: Reader, net: Network, raw_list, path: tuple, guests_by_name: dict) -> tuple:
+def _forwards(r: Reader, net: Network, raw_list, path: tuple, guests_by_name: dict, static_ips: dict) -> tuple:
     out = []
-    static_ips, hosts = _static_ips(net, guests_by_name), _host_span(net)
+    hosts = _host_span(net)
     for i, raw in enumerate(r.array(raw_list, path)):
         quick = _plain_forward(raw, static_ips, hosts, i)
         if quick is not None:
@@ -69,16 +71,14 @@ def _forwards(r: Reader, net: Network, raw_list, path: tuple, guests_by_name: di
 _PLAIN_KEYS = frozenset({"proto", "host_port", "guest", "guest_port"})
 
 
-def _static_ips(net: Network, guests_by_name: dict) -> dict:
-    """guest -> its static IPv4 address on `net`, for _plain_forward (none on passt and nat6
-    networks: their forwards take the full path)."""
-    if net.mode != "nat" or net.nat6:
-        return {}
-    out = {}
-    for name, guest in guests_by_name.items():
-        ip = next((n.ip for n in guest.nics if n.network == net.name and n.ip is not None), None)
-        if ip is not None:
-            out[name] = ip
+def _static_ips(guests: list[Guest]) -> dict[str, dict]:
+    """network -> {guest -> its static IPv4 address there (its first NIC on it with one)}, for
+    _plain_forward: one pass over the guests, not one per network."""
+    out: dict[str, dict] = {}
+    for guest in guests:
+        for nic in guest.nics:
+            if nic.ip is not None:
+                out.setdefault(nic.network, {}).setdefault(guest.name, nic.ip)
     return out
 
 
@@ -228,16 +228,17 @@ def _passt_target(r: Reader, net: Network, target: str, path: tuple, guests_by_n
 
 def _check_port_overlaps(r: Reader, ports: list) -> None:
     """Host port ranges may not overlap per protocol: a sort and one sweep, not all pairs
-    (20000 forwards would take seconds)."""
-    by_order = sorted(ports, key=lambda p: (p[0], p[1], p[4]))
-    reach: dict[str, tuple[int, str]] = {}  # proto -> (highest port so far, where)
+    (20000 forwards would take seconds). `ports`: (proto, low, network, index, high), which sort
+    as the forwards' key paths do; the words for a problem are made only for a problem."""
+    reach: dict[str, tuple] = {}  # proto -> (highest port so far, its network, its index)
     flagged = []
-    for proto, lo, hi, where, path in by_order:
+    for proto, lo, net, index, hi in sorted(ports):
         top = reach.get(proto)
         if top and lo <= top[0]:
-            flagged.append((path, f"{proto} host port {_ports((lo, hi))} overlaps {top[1]}"))
+            flagged.append((("networks", net, "forwards", index, "host_port"),
+                            f"{proto} host port {_ports((lo, hi))} overlaps networks.{top[1]}.forwards[{top[2]}]"))
         if not top or hi > top[0]:
-            reach[proto] = (hi, where)
+            reach[proto] = (hi, net, index)
     for path, reason in sorted(flagged, key=lambda f: f[0]):
         r.error(path, reason)
 

@@ -12,21 +12,11 @@ import gc
 import os
 import re
 import stat
-import tomllib
 
 from .. import naming
 from ..errors import InputError, Problem
 from ..model import Topology
-from .attach import check_bandwidth
-from .crosscheck import backend_limits, cross_check
-from .derive import derive
-from .forwards import with_forwards
-from .guests import guest
-from . import hosts as multihost
-from .networks import network
-from . import tomlfast
 from .tomlpos import format_path, key_lines, line_of
-from .tomlread import Reader
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_GUESTS = 4096
@@ -35,6 +25,15 @@ _TOPOLOGY_NAME = re.compile(r"[A-Za-z0-9_]{1,24}", re.ASCII)
 
 
 def load_text(text: str, file: str, topology_name: str | None = None) -> Topology:
+    # here, not at the top: a re-apply of a cached file imports this module and needs none of them
+    from . import hosts as multihost
+    from .attach import check_bandwidth
+    from .crosscheck import backend_limits, cross_check
+    from .derive import derive
+    from .forwards import with_forwards
+    from .guests import guest
+    from .networks import network
+
     data, r = _parse(text, file)
     r.table(data, (), ("name", "firewall", "hosts", "networks", "guests"))
     name = r.get(data, "name", (), str, None)
@@ -63,7 +62,12 @@ def load_text(text: str, file: str, topology_name: str | None = None) -> Topolog
     return Topology(name, file, tuple(networks), tuple(guests), firewall or "auto", overlay=overlay, source=text)
 
 
-def _parse(text: str, file: str) -> tuple[dict, Reader]:
+def _parse(text: str, file: str) -> tuple[dict, "Reader"]:
+    import tomllib
+
+    from . import tomlfast
+    from .tomlread import Reader
+
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -141,6 +141,8 @@ def _listener_conflicts(net, observed: Observed) -> list[tuple[tuple, str]]:
     """A new forward would shadow a socket already bound on its port. observe() leaves out
     the ports kvmnet's table forwards already: those are kvmnet's, not a conflict."""
     out = []
+    if not observed.listeners:  # the common case: nothing to look up for 10,000 forwards
+        return out
     for fwd in net.forwards:
         for port in range(fwd.host_ports[0], fwd.host_ports[1] + 1):
             holder = observed.listeners.get(f"{fwd.proto}/{port}")

@@ -136,17 +136,32 @@ def _forward_listeners(topo: Topology, host, backend: str, fw: dict) -> dict[str
     """Sockets already bound on a port the topology forwards (DNAT would shadow them), except
     ports kvmnet's own table already forwards: a listener started after apply is no conflict
     (nor a reason to refuse repairing something else)."""
-    wanted = {(f.proto, port) for net in topo.networks if net.mode == "nat" for f in net.forwards
-              for port in range(f.host_ports[0], f.host_ports[1] + 1)}
-    if not wanted:
+    forwards = [f for net in topo.networks if net.mode == "nat" for f in net.forwards]
+    if not forwards:
         return {}
     bound = host.listening()
-    busy = sorted(k for k in wanted if k in bound)
+    single, ranges = _port_index(forwards)
+    busy = sorted((proto, port) for proto, port in bound if port in single.get(proto, ())
+                  or any(p == proto and low <= port <= high for p, low, high in ranges))
     if not busy:
         return {}
     owned = _forwarded_now(topo, host, backend, fw) if fw.get("exists") else set()
     return {f"{proto}/{port}": ", ".join(host.port_holders(port, proto))
             for proto, port in busy if (proto, port) not in owned}
+
+
+def _port_index(forwards: list) -> tuple[dict, list]:
+    """(proto -> the single host ports forwarded, [(proto, low, high)] of the ranges): a host has
+    a few dozen bound ports to look up, a big topology 10,000 forwards."""
+    single: dict[str, set] = {}
+    ranges = []
+    for f in forwards:
+        low, high = f.host_ports
+        if low == high:
+            single.setdefault(f.proto, set()).add(low)
+        else:
+            ranges.append((f.proto, low, high))
+    return single, ranges
 
 
 _NFT_ELEMENT = re.compile(r"\b(tcp|udp) \. (\d+)(?:-(\d+))? :")

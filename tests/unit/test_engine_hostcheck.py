@@ -134,3 +134,15 @@ def test_observe_after_apply_sees_kvmnets_table_and_dnsmasq(tmp_path):
     assert seen.firewall["exists"] and seen.firewall["elements"] == {"fwd_any": 1}
     assert sum(seen.firewall["rules"].values()) == 18 and len(seen.firewall["comments"]) == 1
     assert seen.processes["dnsmasq:default"]["pid"] == 1001
+
+
+@pytest.mark.parametrize("bound, found", [(("tcp", 9005), {"tcp/9005": "7 (httpd)"}), (("udp", 9005), {}),
+                                          (("tcp", 9011), {}), (("udp", 5353), {"udp/5353": "7 (httpd)"})])
+def test_observe_finds_listeners_inside_forwarded_ranges_and_single_ports(tmp_path, bound, found):
+    path = tmp_path / "ranges.toml"
+    path.write_text((ROOT / NAT).read_text() + '\n[[networks.default.forwards]]\nhost_port = "9000-9010"\n'
+                    'guest = "192.168.122.9"\n\n[[networks.default.forwards]]\nproto = "udp"\nhost_port = 5353\n'
+                    'guest = "192.168.122.9"\n')
+    host = nic()
+    host.listeners[bound] = ["7 (httpd)"]
+    assert observing.observe(config.load(str(path)), str(tmp_path / "nat"), "nftables", host).listeners == found
