@@ -70,7 +70,7 @@ def touched_links(ran, links: dict) -> set[str] | None:
             return None
         for arg in _LINK_ARGS[step.op]:
             value = step.args.get(arg)
-            names = value if isinstance(value, list) else [value] if value else []
+            names = list(value) if isinstance(value, (list, tuple)) else [value] if value else []
             named.update(names)
             if step.op in _DELETES:
                 deleted.update(names)

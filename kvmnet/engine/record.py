@@ -117,7 +117,7 @@ class Record:
                   networks=data.get("networks", {}), taps=data.get("taps", {}), content=data.get("content", {}),
                   source_sha256=data.get("source_sha256", ""), nft_seen=data.get("nft_seen", {}),
                   elements=data.get("elements", {}), _dir=os.path.dirname(path))
-        if "source" in data:  # a record of kvmnet 0.x kept the text inline; the next save moves it out
+        if "source" in data:  # records before source_sha256 kept the text inline; the next save moves it out
             out.source = data["source"]
         return out
 
@@ -206,8 +206,8 @@ def _read_source(directory: str, digest: str) -> str:
 def _write_source(directory: str, record: Record) -> None:
     """The record's text, once: a file of that name is whole (written through a rename)."""
     digest = record.source_sha256
-    if not digest or record._source is None:
-        return
+    if not digest or record._source is None or source_digest(record._source) != digest:
+        return  # (a text this process could not read back: never a file whose name lies)
     path = os.path.join(directory, SOURCE_FILE.format(digest))
     if not os.path.lexists(path):
         write_private(path, record._source, durable=True)

@@ -48,7 +48,7 @@ RECORD_KEYS = {"version", "topology", "file", "entries", "uplinks", "firewall_ba
                "content", "source", "source_sha256", "nft_seen", "elements"}
 # content: fact key -> digest of the firewall listing kvmnet loaded; elements: fact key -> that
 # table's maps' elements as kvmnet loaded them; source_sha256: the digest of the file's text as
-# applied (kept apart, record.SOURCE_FILE); source: that text itself, as kvmnet 0.x kept it
+# applied (kept apart, record.SOURCE_FILE); source: that text itself, as records before it kept it
 
 
 def _check_elements(v) -> None:

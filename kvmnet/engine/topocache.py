@@ -137,6 +137,8 @@ def _cached(slot: str, key: dict, raw: bytes) -> Topology | None:
         return None
     try:
         topo = topojson.decode(marshal.loads(header[1]), raw.decode("utf-8"))
-    except (ValueError, EOFError, TypeError, RecursionError):  # not marshal data, not a topology of this model (topojson.Unfit)
+    # not marshal data (a damaged length may ask for more memory than there is), not a topology
+    # of this model (topojson.Unfit): a miss, the file is loaded as always
+    except (ValueError, EOFError, TypeError, OverflowError, MemoryError, RecursionError):
         return None
     return topo if topo.name == header[0] else None

@@ -126,16 +126,18 @@ def terminate(pid: int, grace: float = 3) -> None:
         return
     except OSError:  # a kernel without pidfds (before 5.3)
         return _terminate_polling(pid, grace)
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)  # readable once it has exited (its files closed)
     try:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
+        sig = signal.SIGTERM
+        while True:  # SIGKILL again every `grace` seconds until it is gone, as long as that takes
             try:
                 signal.pidfd_send_signal(fd, sig)
             except ProcessLookupError:
                 return
-            poller = select.poll()
-            poller.register(fd, select.POLLIN)  # readable once it has exited (its files closed)
             if poller.poll(grace * 1000):
                 return
+            sig = signal.SIGKILL
     finally:
         os.close(fd)
 

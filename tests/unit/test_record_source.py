@@ -111,3 +111,15 @@ def test_destroy_leaves_no_text_behind(tmp_path):
     _apply_text(tmp_path, NAT.read_text(), host, root)
     engine.destroy("nat", str(root), host=host)
     assert not (root / "nat").exists()
+
+
+def test_a_rollback_of_a_record_whose_text_is_lost_writes_no_file_under_its_name(tmp_path):
+    root, host, text = tmp_path / "s", _host(), NAT.read_text()
+    _apply_text(tmp_path, text, host, root)
+    for p in (root / "nat").glob("source-*"):
+        p.unlink()  # lost (a hand, a disk): the record still names it
+    changed = text.replace("192.168.122.", "192.168.123.")
+    host.fail(at=1)
+    with pytest.raises(HostError):
+        _apply_text(tmp_path, changed, host, root)
+    assert _sources(root) == [] and records.load(str(root), "nat").source == ""

@@ -95,3 +95,8 @@ def test_too_many_touched_links_read_them_all():
     names = [f"t{i}" for i in range(VERIFY_LINKS_MAX + 1)]
     assert touched_links([Step("links.del_group", {"group": 1, "names": names})], {}) is None
     assert touched_links([Step("links.del_group", {"group": 1, "names": names[:-1]})], {}) == set(names[:-1])
+
+
+def test_names_given_as_a_tuple_are_names_not_one_name():
+    links = {"t0": _link("t0", "br0"), "br0": _link("br0")}
+    assert touched_links([Step("links.del_group", {"group": 1, "names": ("t0",)})], links) == {"t0", "br0"}
