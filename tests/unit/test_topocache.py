@@ -225,3 +225,32 @@ def test_without_its_entry_destroy_loads_the_file_and_its_problems_are_the_loade
     with pytest.raises(InputError) as exc:
         cli_common.load_name(str(bad), str(state))
     assert str(exc.value).startswith(f"{bad}:5: networks.x.subnet")
+
+
+# run in a child whose address space is capped, so a damaged length makes marshal run out of
+# memory (unlimited, the kernel would hand it the 16 GB lazily and marshal would hit the end instead)
+OUT_OF_MEMORY = """
+import resource, sys
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from kvmnet.engine import topocache
+src, state, slot = sys.argv[1:]
+head = Path(slot).read_bytes().partition(b"\\n")[0]
+Path(slot).write_bytes(head + b"\\n" + b"[" + (2**31 - 1).to_bytes(4, "little"))
+try:
+    import marshal
+    marshal.loads(b"[" + (2**31 - 1).to_bytes(4, "little"))
+except MemoryError:
+    print("marshal: MemoryError")
+topo = topocache.load(src, state)
+print("loaded", topo.name)
+"""
+
+
+def test_a_damaged_length_that_runs_marshal_out_of_memory_is_a_miss(setup):
+    import subprocess
+    import sys
+    src, state, slot = setup
+    done = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY, str(src), str(state), str(slot)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines() == ["marshal: MemoryError", "loaded nat"], done.stderr[-800:]
