@@ -1,7 +1,8 @@
 """Before click and the rest of kvmnet are imported (kvmnet/entry.py, or cli.py run as a
 module): start the netlink worker (pyroute2 on the other core, host/netlink_worker.py) when
-this command will likely change links, so its import runs alongside ours. A guess from the command line, never a decision: a wrong guess costs a
-worker nobody used, or a pyroute2 import at the first change, as without one.
+this command will likely change links, so its import runs alongside ours. A guess from the
+command line, never a decision: a wrong guess costs a worker nobody used, or a pyroute2 import
+at the first change, as without one.
 
 Likely: `destroy`; `apply` of a file never applied here, or edited since its last successful
 apply (newer than the validated copy engine/topocache.py keeps of it). Not: --dry-run, --help,

@@ -4,7 +4,8 @@ carry) and back, for engine/topocache.py. Pure.
 Closed: the shape comes from model.py's own field types (dataclasses, str, int, bool, None,
 tuples, the ipaddress types), nothing in the data names a class or a function, and decoding
 checks every value against its field's type; anything else is Unfit. A dataclass is the list of
-its field values in order (a list or a tuple is accepted wherever one is expected); IPv4/IPv6 addresses of a field typed as one family are integers.
+its field values in order (a list or a tuple is accepted wherever one is expected); IPv4/IPv6
+addresses of a field typed as one family are integers.
 Topology.source is not kept: the cache hands back the file's own text.
 """
 

@@ -85,9 +85,9 @@ def _links(host, since: Observed | None, ran) -> dict:
     if touched is None:
         return host.links()
     fresh = host.links_named(touched)
-    out = {name: fresh.get(name) if name in touched else link for name, link in since.links.items()}
-    out.update(sorted(((n, l) for n, l in fresh.items() if n not in out), key=lambda x: x[1].index))
-    return {name: link for name, link in out.items() if link is not None}  # as a dump: by index, the new last
+    kept = {name: fresh.get(name, link) for name, link in since.links.items() if name not in touched or name in fresh}
+    new = sorted((link for name, link in fresh.items() if name not in kept), key=lambda link: link.index)
+    return kept | {link.name: link for link in new}  # as a dump lists them: by index, the new ones last
 
 
 def _firewalld(topo: Topology, host) -> dict:

@@ -2,17 +2,17 @@
 unchanged 10,000-forward file does not parse and validate it again (~40 ms of a ~270 ms no-op).
 
 <state-dir>/topology-<sha256 of the file's absolute path>.json (a file, not a directory: the
-state dir's directories are topologies) holds a header line, {"key", "name"}: the sha256 of the
-bytes it was made from, the path as given, kvmnet's version and a stamp of the code that
-validated it, and the topology's name; then the topology in config/topojson.py's closed form,
-as marshal (format 2: plain values, no back-references) writes it: ~4x faster to write than
-JSON (an edited 10,000-forward file is kept anew on every apply), and the key names the
-Python whose format it is. Whatever it holds, config/topojson.py checks every value.
-The header alone answers a miss (an edited file: its 1 MB body is not parsed) and `destroy`,
-which needs only the name. It is used only when all of those match
-this read of the file and this kvmnet, and only if the state dir's trust rules hold for it
-(host/files.py: owned by root or this user, writable by nobody else, no symlinks); anything
-else (missing, untrusted, unreadable, corrupt, stale) is a miss: the file is loaded as always.
+state dir's directories are topologies) starts with a header line, {"key", "name"}: the key is
+the sha256 of the bytes the entry was made from, the path as given, kvmnet's version, a stamp of
+the code that validated it and the Python whose marshal format the rest is in; the name is the
+topology's. The header alone answers a miss (an edited file: its 1 MB body is not parsed) and
+`destroy`, which needs only the name. The rest is the topology in config/topojson.py's closed
+form as marshal writes it (format 2: plain values, no back-references; ~4x faster to write than
+JSON, and an edited 10,000-forward file is kept anew on every apply); whatever it holds,
+config/topojson.py checks every value. The entry is used only when its key matches this read of
+the file and this kvmnet, and only if the state dir's trust rules hold for it (host/files.py:
+owned by root or this user, writable by nobody else, no symlinks); anything else (missing,
+untrusted, unreadable, corrupt, stale) is a miss: the file is loaded as always.
 A file with a problem is never kept, so its FILE:LINE messages are the loader's, every time.
 """
 

@@ -17,8 +17,8 @@ from ..observed import Address, Link, Route
 from . import netlink_pyroute2, rtnl
 from .netlink_error import NetlinkError
 
-__all__ = ["NetlinkError", "index_of", "read_links", "read_links_named", "read_addrs", "read_routes", "add_bridge", "add_tap",
-           "set_link", "delete_link", "delete_group", "add_addr", "del_addr", "add_route", "del_route"]
+__all__ = ["NetlinkError", "index_of", "read_links", "read_links_named", "read_addrs", "read_routes", "add_bridge",
+           "add_tap", "set_link", "delete_link", "delete_group", "add_addr", "del_addr", "add_route", "del_route"]
 
 _IFF_UP = 0x1
 _MAIN_TABLE = 254

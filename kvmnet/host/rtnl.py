@@ -120,14 +120,14 @@ def build_set_link(index: int, *, master: int | None = None, mtu: int | None = N
 
 
 def build_dump_links() -> bytes:
-    skip_stats = _attr(_IFLA_EXT_MASK, struct.pack("I", _RTEXT_FILTER_SKIP_STATS))  # half the bytes
-    return _message(_RTM_GETLINK, _NLM_F_DUMP, struct.pack(_IFINFOMSG, socket.AF_UNSPEC, 0, 0, 0, 0) + skip_stats)
+    return build_get_link(0, _NLM_F_DUMP)
 
 
-def build_get_link(index: int) -> bytes:
-    """One link, acked (the ack ends the reply as NLMSG_DONE ends a dump)."""
+def build_get_link(index: int, flags: int = _NLM_F_ACK) -> bytes:
+    """One link, acked (the ack ends the reply as NLMSG_DONE ends a dump); every link with
+    NLM_F_DUMP. Without their statistics: half the bytes."""
     skip_stats = _attr(_IFLA_EXT_MASK, struct.pack("I", _RTEXT_FILTER_SKIP_STATS))
-    return _message(_RTM_GETLINK, _NLM_F_ACK, struct.pack(_IFINFOMSG, socket.AF_UNSPEC, 0, index, 0, 0) + skip_stats)
+    return _message(_RTM_GETLINK, flags, struct.pack(_IFINFOMSG, socket.AF_UNSPEC, 0, index, 0, 0) + skip_stats)
 
 
 def build_dump_addrs() -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from ..model import Network, Topology, VIRTUAL_MODES
+from .memo import last_topology
 
 
 def needs_dnsmasq(net: Network) -> bool:
@@ -122,20 +123,20 @@ def _static6(topo: Topology, net: Network):
             yield name, nic.mac, nic.ip6
 
 
-_by_network: list = [None, {}]  # the last topology asked about, and its network -> [(guest, NIC)]
-
-
 def _nics_on(topo: Topology, network: str) -> list:
-    """(guest name, NIC) of every NIC on `network`, in the file's order: one pass over the
-    guests per topology, not one per network and file (16 networks, 1000 guests, 3 plans an
-    apply). Topology is frozen, and held here, so `is` cannot match another that reused its id."""
-    if _by_network[0] is not topo:
-        index: dict = {}
-        for guest in topo.guests:
-            for nic in guest.nics:
-                index.setdefault(nic.network, []).append((guest.name, nic))
-        _by_network[:] = [topo, index]
-    return _by_network[1].get(network, [])
+    """(guest name, NIC) of every NIC on `network`, in the file's order."""
+    return _nics_by_network(topo).get(network, [])
+
+
+@last_topology
+def _nics_by_network(topo: Topology) -> dict:
+    """network -> [(guest name, NIC)]: one pass over the guests per topology, not one per
+    network and file (16 networks, 1000 guests, 3 plans an apply)."""
+    index: dict = {}
+    for guest in topo.guests:
+        for nic in guest.nics:
+            index.setdefault(nic.network, []).append((guest.name, nic))
+    return index
 
 
 def render_hosts(topo: Topology, net: Network) -> str:

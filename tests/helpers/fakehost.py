@@ -627,7 +627,7 @@ def _nft_text(family: str, name: str, table: dict) -> str:
     return f"table {family} {name} {{\n" + "\n".join(body) + "\n}\n"
 
 
-def uplinked(**kw) -> FakeHost:
-    """A fake host with an uplink: eth0 192.0.2.10/24, default route via 192.0.2.1 (what
-    topologies/bridge.toml moves onto its bridge)."""
-    return FakeHost(**kw).with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
+def uplinked(cls: type | None = None, **kw) -> FakeHost:
+    """A fake host (a FakeHost, or `cls`) with an uplink: eth0 192.0.2.10/24, default route via
+    192.0.2.1 (what topologies/bridge.toml moves onto its bridge)."""
+    return (cls or FakeHost)(**kw).with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.fakehost import FakeHost
+from helpers.fakehost import FakeHost, uplinked
 
 from kvmnet import config, engine, naming
 from kvmnet.engine import record as records
@@ -229,7 +229,7 @@ end = "10.{80 + j}.0.199"
 def test_dnsmasq_stops_share_one_record_write_and_an_interrupted_run_is_finished_by_the_next(tmp_path, monkeypatch):
     path = tmp_path / "three.toml"
     path.write_text('name = "three"\n' + THREE_NATS)
-    host = FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
+    host = uplinked()
     before = host.state()
     engine.apply(config.load(str(path)), str(tmp_path), host=host)
     host.ran.clear()

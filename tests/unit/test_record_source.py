@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.fakehost import FakeHost
+from helpers.fakehost import uplinked
 
 from kvmnet import config, engine
 from kvmnet.engine import record as records
@@ -16,10 +16,6 @@ from kvmnet.errors import HostError
 
 ROOT = Path(__file__).resolve().parents[2]
 NAT = ROOT / "topologies" / "nat.toml"
-
-
-def _host():
-    return FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
 
 
 def _sources(root: Path) -> list[str]:
@@ -33,7 +29,7 @@ def _apply_text(tmp_path: Path, text: str, host, root: Path):
 
 
 def test_the_record_names_the_text_and_the_text_is_kept_beside_it(tmp_path):
-    root, host, text = tmp_path / "s", _host(), NAT.read_text()
+    root, host, text = tmp_path / "s", uplinked(), NAT.read_text()
     _apply_text(tmp_path, text, host, root)
     data = json.loads((root / "nat" / "state.json").read_text())
     assert "source" not in data and data["source_sha256"] == records.source_digest(text)
@@ -43,7 +39,7 @@ def test_the_record_names_the_text_and_the_text_is_kept_beside_it(tmp_path):
 
 
 def test_a_new_text_replaces_the_old_file_and_a_comment_only_edit_is_kept(tmp_path):
-    root, host, text = tmp_path / "s", _host(), NAT.read_text()
+    root, host, text = tmp_path / "s", uplinked(), NAT.read_text()
     _apply_text(tmp_path, text, host, root)
     edited = "# only a comment\n" + text
     result = _apply_text(tmp_path, edited, host, root)
@@ -53,7 +49,7 @@ def test_a_new_text_replaces_the_old_file_and_a_comment_only_edit_is_kept(tmp_pa
 
 
 def test_a_rolled_back_apply_keeps_the_text_it_had(tmp_path):
-    root, host, text = tmp_path / "s", _host(), NAT.read_text()
+    root, host, text = tmp_path / "s", uplinked(), NAT.read_text()
     _apply_text(tmp_path, text, host, root)
     changed = text.replace("192.168.122.", "192.168.123.")
     assert changed != text
@@ -67,7 +63,7 @@ def test_a_rolled_back_apply_keeps_the_text_it_had(tmp_path):
 
 @pytest.mark.parametrize("damage", ["tampered", "missing"])
 def test_a_text_that_is_not_the_one_named_is_no_text(tmp_path, damage):
-    root, host, text = tmp_path / "s", _host(), NAT.read_text()
+    root, host, text = tmp_path / "s", uplinked(), NAT.read_text()
     _apply_text(tmp_path, text, host, root)
     kept = root / "nat" / _sources(root)[0]
     if damage == "tampered":
@@ -78,7 +74,7 @@ def test_a_text_that_is_not_the_one_named_is_no_text(tmp_path, damage):
 
 
 def test_a_record_that_kept_the_text_inline_still_reads_and_moves_it_out(tmp_path):
-    root, host, text = tmp_path / "s", _host(), NAT.read_text()
+    root, host, text = tmp_path / "s", uplinked(), NAT.read_text()
     _apply_text(tmp_path, text, host, root)
     state = root / "nat" / "state.json"
     data = json.loads(state.read_text())
@@ -96,7 +92,7 @@ def test_a_record_that_kept_the_text_inline_still_reads_and_moves_it_out(tmp_pat
 
 @pytest.mark.parametrize("bad", ["abc", "0" * 63 + "g", 7])
 def test_a_malformed_digest_makes_the_record_corrupt(tmp_path, bad):
-    root, host = tmp_path / "s", _host()
+    root, host = tmp_path / "s", uplinked()
     _apply_text(tmp_path, NAT.read_text(), host, root)
     state = root / "nat" / "state.json"
     data = json.loads(state.read_text())
@@ -107,14 +103,14 @@ def test_a_malformed_digest_makes_the_record_corrupt(tmp_path, bad):
 
 
 def test_destroy_leaves_no_text_behind(tmp_path):
-    root, host = tmp_path / "s", _host()
+    root, host = tmp_path / "s", uplinked()
     _apply_text(tmp_path, NAT.read_text(), host, root)
     engine.destroy("nat", str(root), host=host)
     assert not (root / "nat").exists()
 
 
 def test_a_rollback_of_a_record_whose_text_is_lost_writes_no_file_under_its_name(tmp_path):
-    root, host, text = tmp_path / "s", _host(), NAT.read_text()
+    root, host, text = tmp_path / "s", uplinked(), NAT.read_text()
     _apply_text(tmp_path, text, host, root)
     for p in (root / "nat").glob("source-*"):
         p.unlink()  # lost (a hand, a disk): the record still names it

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers.fakehost import FakeHost
+from helpers.fakehost import FakeHost, uplinked
 
 from kvmnet import config, engine
 from kvmnet.engine.observe import VERIFY_LINKS_MAX, touched_links
@@ -17,10 +17,6 @@ from kvmnet.observed import Link
 ROOT = Path(__file__).resolve().parents[2]
 NAT = ROOT / "topologies" / "nat.toml"
 EXTRA = '\n[guests.extra]\n[[guests.extra.nics]]\nnetwork = "default"\nip = "192.168.122.77"\n'
-
-
-def _host():
-    return FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
 
 
 def _apply(tmp_path, text: str, host):
@@ -34,7 +30,7 @@ def _link(name: str, master: str | None = None, index: int = 1) -> Link:
 
 
 def test_adding_a_guest_reads_back_its_tap_and_its_bridge_only(tmp_path):
-    host = _host()
+    host = uplinked()
     _apply(tmp_path, NAT.read_text(), host)
     host.link_reads.clear()
     result = _apply(tmp_path, NAT.read_text() + EXTRA, host)
@@ -45,7 +41,7 @@ def test_adding_a_guest_reads_back_its_tap_and_its_bridge_only(tmp_path):
 
 
 def test_removing_it_reads_back_the_same_two(tmp_path):
-    host = _host()
+    host = uplinked()
     _apply(tmp_path, NAT.read_text() + EXTRA, host)
     host.link_reads.clear()
     result = _apply(tmp_path, NAT.read_text(), host)
@@ -65,7 +61,7 @@ class SilentTapHost(FakeHost):
 
 
 def test_a_tap_the_host_did_not_make_fails_the_verify_and_rolls_back(tmp_path):
-    host = SilentTapHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
+    host = uplinked(SilentTapHost)
     _apply(tmp_path, NAT.read_text(), host)
     host.silent, before = True, host.state()
     with pytest.raises(HostError, match="after apply the host still differs: create tap"):

@@ -15,6 +15,7 @@ from ... import naming
 from ...model import ROUTING_MODES, Topology
 from ...observed import Observed
 from ...render import nft
+from ...render.memo import last_topology
 from ..steps import Action, Step
 from .facts import Facts
 from .sysctls import BR_NF_CALL
@@ -138,16 +139,9 @@ def _nft_drift(seen: dict, ruleset, recorded: str | None) -> str | None:
     return None
 
 
-_rendered: list = [None, None, None]  # the last (topology, table, ruleset) rendered
-
-
-def _render(topo: Topology, table: str) -> nft.Ruleset:
-    """nft.render, once per topology object: an apply plans three times (before, after, the
-    verify), each rendering 10,000 forwards alike. Topology is frozen, and held here, so
-    `is` cannot match another topology that reused its id."""
-    if _rendered[0] is not topo or _rendered[1] != table:
-        _rendered[:] = [topo, table, nft.render(topo, table)]
-    return _rendered[2]
+# nft.render, once per topology object and table (looked up at each call: the bench's phase
+# driver wraps it in its module)
+_render = last_topology(lambda topo, table: nft.render(topo, table))
 
 
 def _table_step(topo: Topology, observed: Observed, backend: str, recorded: str | None = None,
