@@ -206,6 +206,48 @@ def test_every_value_of_a_wrong_type_is_unfit(name):
     assert len(leaves) > 50
 
 
+def test_decoded_values_are_whole_frozen_dataclasses_and_no_address_outlives_a_decode():
+    """The decoder fills each instance's __dict__ instead of calling __init__: the values still
+    compare, hash and refuse assignment as built ones do; its shared addresses are dropped after
+    each decode, also one that failed."""
+    import dataclasses
+
+    from kvmnet.config import topojson
+
+    topo = config.load(str(ROOT / "topologies" / "nat.toml"))
+    back = topojson.decode(topojson.encode(topo), topo.source)
+    assert back == topo and hash(back.networks) == hash(topo.networks)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        back.networks[0].forwards[0].guest_ports = (1, 1)
+    assert all(not made for made in topojson._interned.values())
+    data = json.loads(json.dumps(topojson.encode(topo)))
+    data[-1] = 1.5  # the last field, after every address was decoded
+    with pytest.raises(topojson.Unfit):
+        topojson.decode(data, "")
+    assert all(not made for made in topojson._interned.values())
+
+
+def test_a_dataclass_with_more_to_do_at_init_is_built_through_its_init():
+    import dataclasses
+
+    from kvmnet.config import topojson
+
+    @dataclasses.dataclass(frozen=True)
+    class Checked:
+        a: int
+        b: int = dataclasses.field(default=0, init=False)
+
+        def __post_init__(self):
+            object.__setattr__(self, "b", self.a * 2)
+
+    @dataclasses.dataclass(frozen=True)
+    class Plain:
+        a: int
+
+    assert topojson._maker(Checked, ["a"])([3]).b == 6
+    assert topojson._maker(Plain, ["a"])([3]) == Plain(3)
+
+
 def test_the_header_alone_names_the_topology_for_destroy(setup, monkeypatch):
     src, state, slot = setup
     head, _, _ = slot.read_bytes().partition(b"\n")
