@@ -63,8 +63,6 @@ def load_text(text: str, file: str, topology_name: str | None = None) -> Topolog
 
 
 def _parse(text: str, file: str) -> tuple[dict, "Reader"]:
-    import tomllib
-
     from . import tomlfast
     from .tomlread import Reader
 
@@ -72,17 +70,21 @@ def _parse(text: str, file: str) -> tuple[dict, "Reader"]:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InputError([Problem(file, None, "", f"not valid Unicode text ({exc.reason} at {exc.start})")]) from None
+    data = tomlfast.loads(text)  # the common shape, fast; None: tomllib decides (and words any error)
+    return (_tomllib(text, file) if data is None else data), Reader(file, text)
+
+
+def _tomllib(text: str, file: str) -> dict:
+    import tomllib  # (only here: the fast path's files never need it)
+
     try:
-        data = tomlfast.loads(text)  # the common shape, fast; None: tomllib decides (and words any error)
-        if data is None:
-            data = tomllib.loads(text)
+        return tomllib.loads(text)
     except RecursionError:  # tomllib recurses per nesting level: [[[[... overflows the stack
         raise InputError([Problem(file, None, "", "arrays or inline tables are nested too deeply "
                                   "(a topology needs a few levels)")]) from None
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"line (\d+)", str(exc))
         raise InputError([Problem(file, int(line.group(1)) if line else None, "", f"TOML syntax error: {exc}")]) from None
-    return data, Reader(file, text)
 
 
 def load(path: str) -> Topology:

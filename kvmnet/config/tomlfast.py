@@ -16,7 +16,6 @@ tests/unit/test_tomlfast.py compares it with tomllib on generated documents.
 from __future__ import annotations
 
 import re
-import tomllib
 
 # Possessive quantifiers on character classes only: on groups, Python 3.11's re mis-matches
 # ("[a.]" read as the table "a" . "")
@@ -134,6 +133,8 @@ def _read(text: str) -> dict:
 
 def _other_value(rest: str, flags: _Flags, key: tuple):
     """A value of one line that is not a plain string, integer or boolean: tomllib's reading."""
+    import tomllib  # (here: files of plain values only never load it)
+
     try:
         value = tomllib.loads("v = " + rest)["v"]
     except (tomllib.TOMLDecodeError, RecursionError):  # tomllib decides, and says why, on the whole text
