@@ -18,13 +18,13 @@ A file with a problem is never kept, so its FILE:LINE messages are the loader's,
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import marshal
 import os
 import sys
 
+from .. import gcpause
 from ..config import loader, topojson
 from . import statedir
 from ..errors import KvmnetError
@@ -44,13 +44,8 @@ def load(path: str, state_root: str) -> Topology:
     a failed apply, and a no-op apply that hit write nothing)."""
     raw = loader.read_file(path)
     key, slot = _key(path, raw), cache_path(state_root, path)
-    collecting = gc.isenabled()
-    gc.disable()  # ~100,000 acyclic objects (as config/loader.py's load_bytes)
-    try:
+    with gcpause.paused():
         topo = _cached(slot, key, raw)
-    finally:
-        if collecting:
-            gc.enable()
     if topo is None:
         topo = loader.load_bytes(raw, path)
         _missed[slot] = (key, topo)
@@ -65,7 +60,9 @@ def keep_loaded() -> None:
     for slot, (key, topo) in list(_missed.items()):
         try:
             header = json.dumps({"key": key, "name": topo.name}).encode()
-            files.write_private(slot, header + b"\n" + marshal.dumps(topojson.encode(topo), _MARSHAL_FORMAT))
+            with gcpause.paused():
+                body = marshal.dumps(topojson.encode(topo), _MARSHAL_FORMAT)
+            files.write_private(slot, header + b"\n" + body)
         except (KvmnetError, OSError):
             pass  # a cache that cannot be written is a cache that misses next time
         del _missed[slot]

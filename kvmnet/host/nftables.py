@@ -4,13 +4,13 @@ libnftables in this process, or the `nft` CLI)."""
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import ipaddress
 import json
 import re
 import shutil
 
+from .. import gcpause
 from ..errors import HostError
 from ..render.nft import elements_digest
 from . import nft_cmd
@@ -38,13 +38,8 @@ def _list(family: str, table: str, terse: bool = False) -> list | None:
         return None
     # volatile keys dropped while parsing: one call per object instead of a second walk of
     # every value (10,000 forwards list as ~90,000 of them)
-    collecting = gc.isenabled()
-    gc.disable()  # ~90,000 acyclic objects: collector passes over them find nothing
-    try:
+    with gcpause.paused():  # ~90,000 acyclic objects
         return [i for i in json.loads(out, object_hook=_drop_volatile)["nftables"] if "metainfo" not in i]
-    finally:
-        if collecting:
-            gc.enable()
 
 
 # What changes in a listing without anyone changing the rules: the kernel's handles, and what
