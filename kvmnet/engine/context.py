@@ -42,14 +42,21 @@ class Context:
             raise InputError(locate(topo.path, found))
 
     def refresh(self, keep_host_forward: bool = False, ran: tuple | None = None) -> list[Action]:
-        """Observe the host again and plan against it (`keep_host_forward`: the host's FORWARD
-        chain as last read; only kvmnet's fwaccept steps change it). `ran`: the steps run since
-        the last observation (a verify): what they did not touch is taken from it."""
+        """Observe the host again and plan against it."""
+        self.observe_again(keep_host_forward, ran)
+        return self.replan()
+
+    def observe_again(self, keep_host_forward: bool = False, ran: tuple | None = None) -> None:
+        """`keep_host_forward`: the host's FORWARD chain as last read (only kvmnet's fwaccept
+        steps change it). `ran`: the steps run since the last observation (a verify): what they
+        did not touch is taken from it."""
         recorded = tuple(k.removeprefix("sysctl:") for k in self.record.keys() if k.startswith("sysctl:"))
         kept = self.observed.host_forward if keep_host_forward else None
         since = self.observed if ran is not None else None
         self.observed = observe(self.topo, self.dir, self.backend, self.host, self.record.nft_seen, recorded, kept,
                                 since, ran or ())
+
+    def replan(self) -> list[Action]:
         self.plan: Plan = make(self.topo, self.observed, self.record, self.dir, self.backend)
         self.actions = self.plan.actions
         return self.actions

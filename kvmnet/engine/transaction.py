@@ -11,7 +11,7 @@ from ..errors import HostError
 from ..model import Topology
 from . import faults, record as records, topocache
 from .context import Context
-from .plan import firewall as firewall_plan, make
+from .plan import firewall as firewall_plan
 from .plan.links import uplink_snapshot
 from .plan import shared as shared_fact
 from .record import Record, hook_index
@@ -75,12 +75,11 @@ def _run(ctx: Context, actions: list[Action], original: Record) -> None:
         if after is not None:  # the verify observation takes it: no listing of the table's elements
             record.nft_seen = after
         # verify: read back what the steps made (the host's FORWARD chain only if they touched it)
-        left = ctx.refresh(keep_host_forward=not any(a.do.op.startswith("fwaccept.") for a in journal),
-                           ran=tuple(a.do for a in journal))
-        if firewall_plan.adopt_content(record, ctx.observed, journal, ctx.topo):
-            # the table kvmnet just loaded, as nft lists it, is what later observations must see
-            ctx.plan = make(ctx.topo, ctx.observed, record, ctx.dir, ctx.backend)
-            left = ctx.actions = ctx.plan.actions
+        ctx.observe_again(keep_host_forward=not any(a.do.op.startswith("fwaccept.") for a in journal),
+                          ran=tuple(a.do for a in journal))
+        # the table kvmnet just loaded, as nft lists it, is what this and later plans must see
+        firewall_plan.adopt_content(record, ctx.observed, journal, ctx.topo)
+        left = ctx.replan()
         if left:
             raise HostError("after apply the host still differs: " + "; ".join(a.do.describe() for a in left))
     except BaseException as exc:

@@ -96,3 +96,24 @@ def test_too_many_touched_links_read_them_all():
 def test_names_given_as_a_tuple_are_names_not_one_name():
     links = {"t0": _link("t0", "br0"), "br0": _link("br0")}
     assert touched_links([Step("links.del_group", {"group": 1, "names": ("t0",)})], links) == {"t0", "br0"}
+
+
+FORWARD = '\n[[networks.default.forwards]]\nproto = "tcp"\nhost_port = 8081\nguest = "web"\nguest_port = 81\n'
+
+
+def test_a_new_forward_is_planned_twice_only_and_the_tables_new_content_is_kept(tmp_path, monkeypatch):
+    """The verify adopts the table's content (as nft lists it after the change) before its one
+    plan; a re-apply then finds nothing to do, and an edit of the table by hand is still seen."""
+    from kvmnet.engine.plan import firewall
+
+    host = uplinked()
+    _apply(tmp_path, NAT.read_text(), host)
+    plans, table = [], firewall.table  # (each plan plans the table once, whoever calls make)
+    monkeypatch.setattr(firewall, "table", lambda *a, **k: plans.append(1) or table(*a, **k))
+    result = _apply(tmp_path, NAT.read_text() + FORWARD, host)
+    assert [a.do.op for a in result.actions] == ["firewall.elements"] and len(plans) == 2
+    assert not _apply(tmp_path, NAT.read_text() + FORWARD, host).actions
+    nft = next(t for (family, _), t in host.nft_tables.items() if family == "inet")
+    chain = next(iter(nft["chains"].values()))
+    chain["rules"].append("counter accept")  # someone's edit
+    assert [a.do.op for a in _apply(tmp_path, NAT.read_text() + FORWARD, host).actions] == ["firewall.apply"]

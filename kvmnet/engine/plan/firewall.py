@@ -238,11 +238,10 @@ def _one_commit_since(seen: dict, generation: str | None) -> bool:
     return gen.isdigit() and generation == f"{boot_netns}:{(int(gen) + 1) & 0xFFFFFFFF}"
 
 
-def adopt_content(record, observed: Observed, ran: list[Action], topo: Topology) -> bool:
-    """After an apply's steps ran and the host was observed again: keep, under the table's fact,
-    the digest of the nft table kvmnet just loaded (or changed the elements of), and the
-    elements of its maps; forget both with the fact. True if changed."""
-    before = (dict(record.content), dict(record.elements))
+def adopt_content(record, observed: Observed, ran: list[Action], topo: Topology) -> None:
+    """After an apply's steps ran and the host was observed again (before the verifying plan):
+    keep, under the table's fact, the digest of the nft table kvmnet just loaded (or changed the
+    elements of), and the elements of its maps; forget both with the fact."""
     for action in ran:
         if action.do.op in ("firewall.apply", ELEMENTS) and action.do.args.get("backend") != "iptables":
             if observed.firewall.get("exists"):
@@ -251,7 +250,6 @@ def adopt_content(record, observed: Observed, ran: list[Action], topo: Topology)
     for facts in (record.content, record.elements):
         for fact in [f for f in facts if f not in record.keys()]:
             del facts[fact]
-    return (record.content, record.elements) != before
 
 
 def accepts(facts: Facts, topo: Topology, backend: str) -> None:
