@@ -84,6 +84,10 @@ def _tomllib(text: str, file: str) -> dict:
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"line (\d+)", str(exc))
         raise InputError([Problem(file, int(line.group(1)) if line else None, "", f"TOML syntax error: {exc}")]) from None
+    except ValueError:  # an integer past Python's limit for int(str) (4300 digits)
+        long = re.search(r"[0-9_]{4000}", text)
+        line = text.count("\n", 0, long.start()) + 1 if long else None
+        raise InputError([Problem(file, line, "", "TOML: a number of more than 4300 digits (Python reads no longer ones)")]) from None
 
 
 def load(path: str) -> Topology:

@@ -39,6 +39,7 @@ _LINE = re.compile(r"(?:" + _KEY + _PLAIN + "|" + _TABLE + "|" + _ARRAY + "|" + 
                    + "|" + _KEY + r"([^\n]*+)|([^\n]*+))(?:\n|\Z)", re.ASCII | re.M)
 (_STRING, _LITERAL, _NUMBER, _BOOLEAN, _TABLE_LINE, _ARRAY_LINE, _OTHER_VALUE) = (2, 3, 4, 5, 6, 7, 9)
 _SPLIT = re.compile(r"[ \t]*+\.[ \t]*+")
+_INT_DIGITS = 4000  # (sys.int_info.default_max_str_digits is 4300; the sign and zeros stay under it)
 
 
 class _Unsure(Exception):
@@ -104,6 +105,8 @@ def _read(text: str) -> dict:
             if kind == _STRING or kind == _LITERAL:
                 table[key] = m[kind]
             elif kind == _NUMBER:
+                if len(m[kind]) > _INT_DIGITS:  # past Python's limit for int(str): tomllib's error
+                    raise _Unsure
                 table[key] = int(m[kind])
             else:
                 table[key] = m[kind] == "true"
@@ -137,7 +140,7 @@ def _other_value(rest: str, flags: _Flags, key: tuple):
 
     try:
         value = tomllib.loads("v = " + rest)["v"]
-    except (tomllib.TOMLDecodeError, RecursionError):  # tomllib decides, and says why, on the whole text
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError):  # tomllib decides, and says why, on the whole text
         raise _Unsure from None
     if isinstance(value, (dict, list)):  # inline tables and arrays are immutable namespaces
         flags.node(key)[0].add("frozen")

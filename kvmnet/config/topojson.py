@@ -215,10 +215,13 @@ def _dataclass(cls):
 def _maker(cls, names: list[str]):
     """values -> an instance. A frozen dataclass's __init__ sets each field through
     object.__setattr__; filling the new instance's __dict__ at once, as copy and pickle do, takes
-    ~half the time (13,000 objects). Only for classes with nothing else to run at init."""
+    ~half the time (13,000 objects; each then holds a real dict, ~60 bytes more). Only for a
+    dataclass whose generated __init__ would do nothing else: no __post_init__, no slots, no
+    init=False field, no field the cache does not keep (model.py has no hand-written __init__;
+    one would need a check here)."""
     params = dataclasses.fields(cls)
     if (hasattr(cls, "__post_init__") or hasattr(cls, "__slots__") or len(params) != len(names)
-            or any(not f.init for f in params)):
+            or any(not f.init for f in params) or not cls.__dataclass_params__.init):
         return lambda values: cls(*values)
     new = object.__new__
 

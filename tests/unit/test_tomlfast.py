@@ -94,3 +94,17 @@ def test_errors_are_tomllibs_with_their_line(text, where):
     with pytest.raises(InputError) as exc:
         loader.load_text(text, "t.toml")
     assert str(exc.value.problems[0]).startswith(where), str(exc.value.problems[0])
+
+
+@pytest.mark.parametrize("value", ["1" * 5000, "[" + "1" * 5000 + "]", "1_" + "1" * 5000, "-" + "1" * 4400])
+def test_a_number_past_pythons_digit_limit_is_an_input_error_with_its_line(value):
+    """int() of more than 4300 digits raises ValueError, in tomllib and in the fast path alike:
+    a FILE:LINE message, not a traceback."""
+    with pytest.raises(InputError) as exc:
+        loader.load_text(f'name = "t"\nmtu = {value}\n', "t.toml")
+    assert str(exc.value).startswith("t.toml:2: ") and "4300 digits" in str(exc.value)
+
+
+def test_a_long_number_within_the_limit_is_read_by_tomllib():
+    assert tomlfast.loads("x = " + "1" * 4100) is None
+    assert tomllib.loads("x = " + "1" * 4100)["x"] == int("1" * 4100)
