@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 
 # Network modes, by what kvmnet does for them on the host:
@@ -259,7 +260,12 @@ class Topology:
     source: str = field(default="", compare=False, repr=False)
 
     def network(self, name: str) -> Network:
-        return next(n for n in self.networks if n.name == name)
+        """The network of that name (KeyError if none): planning asks once per NIC."""
+        return self._networks_by_name[name]
+
+    @cached_property  # (kept in the instance's __dict__, outside the fields: not compared, not encoded)
+    def _networks_by_name(self) -> dict[str, Network]:
+        return {n.name: n for n in self.networks}
 
     def guest(self, name: str) -> Guest:
         return next(g for g in self.guests if g.name == name)

@@ -296,3 +296,21 @@ def test_a_damaged_length_that_runs_marshal_out_of_memory_is_a_miss(setup):
     done = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY, str(src), str(state), str(slot)],
                           capture_output=True, text=True, timeout=60)
     assert done.stdout.splitlines() == ["marshal: MemoryError", "loaded nat"], done.stderr[-800:]
+
+
+def test_a_topologys_network_index_is_its_own_and_changes_nothing_else():
+    """Topology.network looks names up in a dict kept beside the fields: a replaced topology has
+    its own, and the kept one takes no part in ==, hash, repr or the cache's encoding."""
+    import dataclasses
+
+    from kvmnet.config import topojson
+
+    topo = config.load(str(ROOT / "topologies" / "nat.toml"))
+    fresh = config.load(str(ROOT / "topologies" / "nat.toml"))
+    assert topo.network("default") is topo.networks[0]
+    assert topo == fresh and repr(topo) == repr(fresh) and topojson.encode(topo) == topojson.encode(fresh)
+    renamed = dataclasses.replace(topo.networks[0], name="other")
+    moved = dataclasses.replace(topo, networks=(renamed,))
+    assert moved.network("other") is renamed
+    with pytest.raises(KeyError):
+        moved.network("default")
