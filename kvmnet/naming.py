@@ -58,6 +58,13 @@ def bridge_group(topology: str) -> int:
     return link_group(topology) | 0x10000
 
 
+def removal_group(topology: str) -> int:
+    """The link group an apply moves the taps it removes into, to delete them in one request
+    (their own group holds the taps that stay). Beside the topology's tap and bridge groups and
+    never equal to any topology's; checked like them before use."""
+    return link_group(topology) | 0x100000
+
+
 def tap_host_mac(guest_mac: str) -> str:
     """libvirt's convention: the host side of a tap is the guest MAC with a high first byte,
     so the bridge never adopts it and it is easy to pair with the guest by eye."""

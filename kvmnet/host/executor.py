@@ -15,8 +15,7 @@ def run(step) -> None:
         case "link.del":
             netlink.delete_link(a["name"])
         case "links.del_group":
-            for name in netlink.delete_group(a["group"], a["names"]):
-                netlink.delete_link(name)
+            _delete_group(a)
         case "link.set":
             netlink.set_link(a["name"], **{k: v for k, v in a.items() if k != "name"})
         case "addr.add":
@@ -64,3 +63,12 @@ def run(step) -> None:
             vxlan.add(a) if step.op == "vxlan.add" else vxlan.fdb(a, step.op == "fdb.add")
         case _:
             raise ValueError(f"unknown step {step.op}")
+
+
+def _delete_group(a: dict) -> None:
+    """The links in one request when the group holds just them (moved into it first when asked),
+    else one by one."""
+    if a.get("regroup"):
+        netlink.regroup(a["names"], a["group"])
+    for name in netlink.delete_group(a["group"], a["names"]):
+        netlink.delete_link(name)

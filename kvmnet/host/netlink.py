@@ -18,7 +18,7 @@ from . import netlink_pyroute2, rtnl
 from .netlink_error import NetlinkError
 
 __all__ = ["NetlinkError", "index_of", "read_links", "read_links_named", "read_addrs", "read_routes", "add_bridge",
-           "add_tap", "set_link", "delete_link", "delete_group", "add_addr", "del_addr", "add_route", "del_route"]
+           "add_tap", "set_link", "regroup", "delete_link", "delete_group", "add_addr", "del_addr", "add_route", "del_route"]
 
 _IFF_UP = 0x1
 _MAIN_TABLE = 254
@@ -158,6 +158,17 @@ def delete_group(group: int, names: list[str]) -> list[str]:
         return list(names)
     _change(f"delete link group {group}", (errno.ENODEV,), "link", "del", index=0, group=group)
     return [n for n in names if n not in members and rtnl.index_of(n) is not None]
+
+
+def regroup(names: list[str], group: int) -> None:
+    """Move the links `names` that exist into link group `group` (one request each; a link that
+    is gone meanwhile is skipped), so that delete_group can take them in one request."""
+    for name in names:
+        try:
+            rtnl.set_link(name, group=group)
+        except NetlinkError as exc:
+            if exc.errno != errno.ENODEV:
+                raise
 
 
 def delete_link(name: str) -> None:

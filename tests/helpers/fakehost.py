@@ -430,6 +430,9 @@ class FakeHost:
             self._link_del({"name": a["ifb"]})
 
     def _links_del_group(self, a: dict) -> None:
+        for name in a["names"] if a.get("regroup") else ():
+            if name in self.links_:
+                self.links_[name]["group"] = a["group"]
         members = {n for n, link in self.links_.items() if link["group"] == a["group"]}
         for name in members if members and members <= set(a["names"]) else ():
             self._link_del({"name": name})
