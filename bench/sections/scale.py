@@ -76,7 +76,7 @@ FULL_GUESTS, FULL_FORWARDS = 1000, 10000
 APPLY, NOOP, DESTROY, RSS = "apply (whole process)", "no-op re-apply (whole process)", "destroy (whole process)", "peak_rss_mb"
 KV_FW, RAW_FW, KV_ONE = "kvmnet apply, N forwards", "nft -f, N DNAT rules (one process)", "kvmnet apply, 1 forward"
 ADD, REMOVE = "add one guest + forward (whole apply)", "remove it again (whole apply)"
-SIZES, FORWARDS, CHANGE, ZERO = "sizes", "forwards", "small_change", "zero_writes"
+SIZES, FORWARDS, CHANGE, ZERO, SHRINK = "sizes", "forwards", "small_change", "zero_writes", "remove_every_guest"
 STEP_LINE = re.compile(r"^\s+\d+\. (.*)$", re.M)
 
 
@@ -123,7 +123,8 @@ def one_size(p: dict, d: int) -> dict:
         s[RSS].append(rss)
         s[NOOP].append(kv(["apply", str(topo)], st, "already in sync")[0])
         if r == p["reps"] - 1 and d == min(p["divisors"]):
-            last = {ZERO: zero_writes(p, topo, st), CHANGE: small_change(p, topo, st, guests, forwards)}
+            last = {ZERO: zero_writes(p, topo, st), CHANGE: small_change(p, topo, st, guests, forwards),
+                    SHRINK: shrink(p, topo, st, guests)}
             topo.write_text(big_toml("big", p["nets"], guests, forwards))
             if p.get("profiles"):
                 profiles(p, topo, st, guests, forwards)
@@ -224,6 +225,16 @@ def small_change(p: dict, topo: Path, st: Path, guests: int, forwards: int) -> d
     return {**{k: stats(v) for k, v in s.items()}, "what": seen}
 
 
+def shrink(p: dict, topo: Path, st: Path, guests: int) -> dict:
+    """Every guest (and so every forward) removed by one apply, the networks kept; then put back."""
+    base = topo.read_text()
+    topo.write_text(big_toml("big", p["nets"], 0, 0))
+    t, _, out = kv(["apply", str(topo)], st, "applied")
+    topo.write_text(base)
+    kv(["apply", str(topo)], st, "applied")
+    return {"guests": guests, "time": stats([t]), "steps": len(STEP_LINE.findall(out))}
+
+
 def change_ok(c: dict) -> list[str]:
     """What the small change touched beyond its own guest: empty when only the guest's tap,
     the firewall table (its forward), n00's dnsmasq host files and kvmnet's own record (with the
@@ -305,7 +316,7 @@ def measure(p: dict) -> dict:
     res = {SIZES: {f"1/{d}": one_size(p, d) for d in p["divisors"]}}
     res[FORWARDS] = forwards(p)
     full = res[SIZES][f"1/{min(p['divisors'])}"]
-    res[ZERO], res[CHANGE] = full.pop(ZERO), full.pop(CHANGE)
+    res[ZERO], res[CHANGE], res[SHRINK] = full.pop(ZERO), full.pop(CHANGE), full.pop(SHRINK)
     return res
 
 
@@ -361,6 +372,10 @@ def tables(s: dict) -> list[Table]:
         w = ch["what"][key]
         c.add(key, med(ch[key]), cpu(ch[key]), str(ch[key]["n"]), str(len(w["steps"])), ", ".join(w["links_changed"]),
               ", ".join(x.replace("big/", "") for x in w["files_changed"]), ", ".join(w["dnsmasq_restarted"]) or "none")
+    sh = s.get(SHRINK)
+    if sh:
+        c.notes.append(f"every guest removed by one apply (the networks stay): {med(sh['time']):,.0f} ms wall / "
+                       f"{cpu(sh['time']) or 0:,.0f} ms cpu, {sh['steps']} steps, {sh['guests']} taps in one request")
     zw = s[ZERO]
     c.notes.append(f"no-op re-apply zero writes: {'YES' if zw['unchanged'] else 'NO'} ({zw['how']}"
                    + (f"; events {zw['events']}, {zw['nft_rules_with_handles']} nft rules, {zw['links']} links"
