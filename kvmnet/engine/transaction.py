@@ -60,13 +60,15 @@ def _apply(topo: Topology, state_root: str, backend: str | None, host, replace: 
 
 def _run(ctx: Context, actions: list[Action], original: Record) -> None:
     """Run `actions` and verify; on any failure roll back and raise HostError."""
-    record, journal = ctx.record, []
+    record, journal, running = ctx.record, [], None
     try:
         for first, batch, step in _batches(ctx, actions):
             for i in range(first, first + len(batch)):
                 faults.check(i)
             journal.extend(batch)  # (a rollback undoes each: a batch is one request, not one fact)
+            running = (first, batch, step)
             ctx.host.run(step)
+            running = None
             for i in range(first, first + len(batch)):
                 faults.check(f"{i}+")
             removed = [a.key for a in batch if a.kind == "remove"]
@@ -93,6 +95,9 @@ def _run(ctx: Context, actions: list[Action], original: Record) -> None:
         records.save(ctx.root, original)
         where = journal[-1].do.describe() if journal else "before any step"
         message = f"apply failed at step {len(journal)} ({where}): {exc}"
+        if running and len(running[1]) > 1:  # steps run as one request: it failed as a whole
+            first, batch, step = running
+            message = f"apply failed at steps {first + 1}-{first + len(batch)} ({step.describe()}): {exc}"
         if failed:
             message += f"; could not undo: {', '.join(sorted(failed))} (kept in the record for destroy)"
         raise HostError(message, undone) from exc

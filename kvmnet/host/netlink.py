@@ -147,7 +147,8 @@ def add_tap(name: str, master: str, mac: str | None, mtu: int | None, group: int
             multi_queue: bool = False) -> None:
     rtnl.create_tap(name, multi_queue)
     bridge = _index(master, f"add tap {name}")
-    rtnl.set_link(name, master=bridge, mac=mac, mtu=mtu, group=group or None, up=True)  # one request
+    # group 0 is set too: a rollback puts a tap back in the default group it came from
+    rtnl.set_link(name, master=bridge, mac=mac, mtu=mtu, group=group, up=True)  # one request
 
 
 def delete_group(group: int, names: list[str]) -> list[str]:

@@ -382,7 +382,10 @@ class FakeHost:
             raise _enodev(a["master"])
         if a["name"] not in self.links_:
             self._add_link(a["name"], "tun", a.get("mac"), a.get("mtu"), multi_queue=bool(a.get("multi_queue")))
-        self.links_[a["name"]].update(master=a["master"], group=a.get("group") or 0, up=True)
+        link = self.links_[a["name"]]
+        link.update(master=a["master"], up=True)
+        if a.get("group") is not None:  # (as the real one: no group given, the tap keeps its own)
+            link["group"] = a["group"]
 
     def _link_del(self, a: dict) -> None:
         name = a["name"]

@@ -66,7 +66,7 @@ def test_add_tap_is_one_ioctl_and_one_request_through_rtnl(sent, monkeypatch):
     monkeypatch.setattr(rtnl, "set_link", lambda name, **kw: calls.append(("set", name, kw)))
     netlink.add_tap("kn-web-0", "virbr0", "fe:54:00:00:00:02", 1400, 0)
     assert calls == [("create", "kn-web-0"),
-                     ("set", "kn-web-0", {"master": 3, "mac": "fe:54:00:00:00:02", "mtu": 1400, "group": None, "up": True})]
+                     ("set", "kn-web-0", {"master": 3, "mac": "fe:54:00:00:00:02", "mtu": 1400, "group": 0, "up": True})]
     assert sent == []
     netlink.add_tap("kn-web-2", "virbr0", None, None, 0, multi_queue=True)
     assert calls[-2] == ("create", "kn-web-2", "mq")

@@ -83,3 +83,27 @@ def test_a_fault_inside_the_run_stops_before_any_of_it(tmp_path, monkeypatch):
     with pytest.raises(HostError, match="injected fault before step 2"):
         _apply(tmp_path, NAT, host)
     assert host.state() == before
+
+
+class FailingGroupDelete(FakeHost):
+    """Moves the taps into the removal group, then fails before deleting them."""
+    fail = False
+
+    def run(self, step) -> None:
+        if self.fail and step.op == "links.del_group" and step.args.get("regroup"):
+            for name in step.args["names"]:
+                self.links_[name]["group"] = step.args["group"]
+            raise HostError("delete refused")
+        super().run(step)
+
+
+def test_a_failed_group_deletion_says_so_and_puts_the_taps_back_in_their_group(tmp_path):
+    host = uplinked(FailingGroupDelete)
+    _apply(tmp_path, NAT + EXTRA, host)
+    before = host.state()
+    host.fail = True
+    with pytest.raises(HostError) as exc:
+        _apply(tmp_path, NAT, host)
+    assert str(exc.value).startswith("apply failed at steps 1-5 (delete 5 taps (link group "
+                                     f"{naming.removal_group('nat')}, moved into it first)): delete refused")
+    assert _without_indexes(host.state()) == _without_indexes(before)  # their own group again
