@@ -111,8 +111,9 @@ def _batches(ctx: Context, actions: list[Action]):
     i = 0
     while i < len(actions):
         run = 1
-        while i + run < len(actions) and _removed_tap(ctx, actions[i + run]) and _removed_tap(ctx, actions[i]):
-            run += 1
+        if _removed_tap(ctx, actions[i]):
+            while i + run < len(actions) and _removed_tap(ctx, actions[i + run]):
+                run += 1
         batch = actions[i:i + run]
         if run == 1:
             yield i, batch, batch[0].do
