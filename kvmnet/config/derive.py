@@ -4,10 +4,9 @@ a file finds what an earlier run made. Checks nothing: crosscheck.py validates t
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .. import naming
 from ..model import Guest, Network
+from .values import evolve
 
 
 def derive(topology: str, networks: list[Network], guests: list[Guest]) -> list[Guest]:
@@ -22,9 +21,9 @@ def derive(topology: str, networks: list[Network], guests: list[Guest]) -> list[
                 mac = nic.mac or _free_mac(topology, guest.name, i, macs)
                 macs.add(mac)
                 tap = (nic.tap or naming.tap_name(topology, guest.name, i)) if net.bridged else nic.tap
-                nic = replace(nic, mac=mac, tap=tap)
+                nic = evolve(nic, mac=mac, tap=tap)
             nics.append(nic)
-        out.append(replace(guest, nics=tuple(nics)))
+        out.append(evolve(guest, nics=tuple(nics)))
     return out
 
 

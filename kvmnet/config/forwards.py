@@ -5,7 +5,6 @@ passt networks (same syntax) hand them to the guest's own passt, so there they n
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from ..errors import InputError, Problem
@@ -13,6 +12,7 @@ from ..model import Forward, Guest, Network
 from .tomlpos import line_of
 from .ipv6 import check_in_prefix
 from .tomlread import Reader, check_host_address
+from .values import evolve, maker
 
 FORWARDING_MODES = ("nat", "passt")
 MAX_FORWARDS = 20000  # in all; each is one map element, but a file this big is a mistake
@@ -37,7 +37,7 @@ def with_forwards(r: Reader, networks: list[Network], raw_networks: dict, guests
         plain = static_ips.get(net.name, {}) if net.mode == "nat" and not net.nat6 else {}
         fwds = _forwards(r, net, raw["forwards"], path, guests_by_name, plain)
         ports += [(f.proto, f.host_ports[0], net.name, f.index, f.host_ports[1]) for f in fwds]
-        out.append(replace(net, forwards=fwds))
+        out.append(evolve(net, forwards=fwds))
     _check_port_overlaps(r, ports)
     return out
 
@@ -127,7 +127,10 @@ def _plain_forward(raw, static_ips: dict, hosts: tuple[int, int, int] | None, i:
         ip, name = _literal_host(guest, hosts), None
     if ip is None:
         return None
-    return Forward(proto, (host, host), ip, (guest_port, guest_port), name, None, i, None)
+    return _forward((proto, (host, host), ip, (guest_port, guest_port), name, None, i, None))
+
+
+_forward = maker(Forward)  # Forward(*values) in half the time (values.py)
 
 
 def _host_addr(r: Reader, net: Network, raw: dict, p: tuple):

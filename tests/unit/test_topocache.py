@@ -230,7 +230,7 @@ def test_decoded_values_are_whole_frozen_dataclasses_and_no_address_outlives_a_d
 def test_a_dataclass_with_more_to_do_at_init_is_built_through_its_init():
     import dataclasses
 
-    from kvmnet.config import topojson
+    from kvmnet.config import values
 
     @dataclasses.dataclass(frozen=True)
     class Checked:
@@ -244,8 +244,9 @@ def test_a_dataclass_with_more_to_do_at_init_is_built_through_its_init():
     class Plain:
         a: int
 
-    assert topojson._maker(Checked, ["a"])([3]).b == 6
-    assert topojson._maker(Plain, ["a"])([3]) == Plain(3)
+    assert values.maker(Checked, ["a"])([3]).b == 6
+    assert values.maker(Plain, ["a"])([3]) == Plain(3)
+    assert values.evolve(Checked(3), a=4).b == 8  # through replace, so through __post_init__
 
 
 def test_the_header_alone_names_the_topology_for_destroy(setup, monkeypatch):
