@@ -51,7 +51,30 @@ def _run(command: str, flags: int) -> tuple[int, str, str]:
         err = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode()
         return (0 if rc == 0 else 1), out, err
     finally:
-        lib.nft_ctx_free(ctx)
+        _park(ctx)
+
+
+# Each context is freed later, not as its command ends. Closing a netfilter netlink socket makes
+# the kernel finish nf_tables' pending clean-up of what a commit removed (its NETLINK_URELEASE
+# handler flushes that work, which waits for an RCU grace period): freed at once, the context
+# that deleted one forward's map element, or any context closed soon after, took ~16 ms more.
+# Freed at exit, or once more are parked (a long-running process), the work is long done.
+_parked: list = []
+_PARK_MAX = 8
+
+
+def _park(ctx) -> None:
+    if not _parked:
+        import atexit
+        atexit.register(_free_parked)
+    _parked.append(ctx)
+    if len(_parked) > _PARK_MAX:
+        _library().nft_ctx_free(_parked.pop(0))
+
+
+def _free_parked() -> None:
+    while _parked:
+        _library().nft_ctx_free(_parked.pop(0))
 
 
 def _library():

@@ -24,18 +24,37 @@ def stamp() -> str | None:
         with open("/proc/sys/kernel/random/boot_id") as f:
             boot = f.read().strip()
         netns = os.stat("/proc/self/ns/net").st_ino
-        gen = _generation()
+        gen = _generation(netns)
     except OSError:
         return None
     return None if gen is None else f"{boot}:{netns}:{gen}"
 
 
-def _generation() -> int | None:
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER) as sock:
+_sock: list = []  # the socket this process asks on, its last sequence number, and its namespace
+
+
+def _generation(netns: int) -> int | None:
+    """One NFT_MSG_GETGEN on a socket kept open: closing a netfilter socket right after a commit
+    that removed something waits for the kernel's clean-up of it (host/nft_cmd.py, ~16 ms)."""
+    if _sock and _sock[2] != netns:  # (a socket answers for the namespace it was made in)
+        _sock.pop(0).close()
+        _sock.clear()
+    if not _sock:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
         sock.settimeout(2)
+        _sock[:] = [sock, 0, netns]
+    sock, seq = _sock[0], _sock[1] + 1
+    _sock[1] = seq
+    try:
         body = struct.pack("BBH", socket.AF_UNSPEC, 0, 0)  # nfgenmsg: family, version, res_id
-        sock.send(struct.pack("=IHHII", 16 + len(body), _GETGEN, 1, 1, 0) + body)  # NLM_F_REQUEST
+        sock.send(struct.pack("=IHHII", 16 + len(body), _GETGEN, 1, seq, 0) + body)  # NLM_F_REQUEST
         data = sock.recv(4096)
+        while len(data) >= 16 and struct.unpack_from("=I", data, 8)[0] != seq:  # a late answer to a timed-out ask
+            data = sock.recv(4096)
+    except OSError:
+        sock.close()
+        _sock.clear()
+        raise
     if len(data) < 20:
         return None
     length, kind = struct.unpack_from("=IH", data)

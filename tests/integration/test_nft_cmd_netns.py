@@ -49,3 +49,31 @@ def test_library_and_cli_say_the_same(netns):
         side["bad"] = side["bad"] != 0
     assert lib == cli
     assert netns.kvmnet("destroy", str(topology)).returncode == 0
+
+
+GENERATIONS = """
+import json
+from kvmnet.host import nft_cmd, nftgen
+table = "table inet kvmnet_gen { map m { type inet_service : ipv4_addr; elements = { 80 : 10.0.0.1 }; }; }\\n"
+seen = [nftgen.stamp()]
+sock = nftgen._sock[0]
+for change in (table, "delete element inet kvmnet_gen m { 80 }\\n", "delete table inet kvmnet_gen\\n"):
+    assert nft_cmd.ruleset(change)[0] == 0
+    seen.append(nftgen.stamp())
+print(json.dumps({"seen": seen, "same_socket": nftgen._sock[0] is sock, "parked": len(nft_cmd._parked)}))
+"""
+
+
+def test_the_kept_generation_socket_sees_every_commit(netns):
+    """host/nftgen.py asks on one socket for the whole process, and nft_cmd frees contexts
+    late (closing a netfilter socket right after a removal waits for the kernel's clean-up):
+    each commit still shows as a new generation, and the namespace's own."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run(["ip", "netns", "exec", netns.name, sys.executable, "-c", GENERATIONS],
+                         capture_output=True, text=True, env=env, check=True)
+    out = json.loads(res.stdout)
+    boots, inodes, gens = zip(*(s.split(":") for s in out["seen"]))
+    assert len(set(boots)) == 1 and inodes[0] == str(os.stat(f"/run/netns/{netns.name}").st_ino)
+    assert [int(g) for g in gens] == sorted({int(g) for g in gens})  # four generations, each newer
+    assert out["same_socket"] and out["parked"] == 3
+    assert netns.run("nft", "list", "tables").stdout.strip() == ""
