@@ -25,11 +25,12 @@ def command(words: list[str], json: bool = False, terse: bool = False) -> tuple[
     return _run(" ".join(words), (JSON if json else 0) | (TERSE if terse else 0))
 
 
-def ruleset(text: str) -> tuple[int, str, str]:
-    """The same for `nft -f -` reading `text`."""
+def ruleset(text: str, linger: bool = False) -> tuple[int, str, str]:
+    """The same for `nft -f -` reading `text`. `linger`: free the context at exit, not now (a
+    small change that removes something: see _park)."""
     if not _library():
         return _cli(["nft", "-f", "-"], text)
-    return _run(text, 0)
+    return _run(text, 0, linger)
 
 
 def _cli(argv: list[str], stdin: str | None = None) -> tuple[int, str, str]:
@@ -37,7 +38,7 @@ def _cli(argv: list[str], stdin: str | None = None) -> tuple[int, str, str]:
     return res.returncode, res.stdout, res.stderr
 
 
-def _run(command: str, flags: int) -> tuple[int, str, str]:
+def _run(command: str, flags: int, linger: bool = False) -> tuple[int, str, str]:
     lib = _library()
     ctx = lib.nft_ctx_new(0)
     if not ctx:
@@ -51,14 +52,17 @@ def _run(command: str, flags: int) -> tuple[int, str, str]:
         err = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode()
         return (0 if rc == 0 else 1), out, err
     finally:
-        _park(ctx)
+        if linger:
+            _park(ctx)
+        else:
+            lib.nft_ctx_free(ctx)
 
 
-# Each context is freed later, not as its command ends. Closing a netfilter netlink socket makes
-# the kernel finish nf_tables' pending clean-up of what a commit removed (its NETLINK_URELEASE
-# handler flushes that work, which waits for an RCU grace period): freed at once, the context
-# that deleted one forward's map element, or any context closed soon after, took ~16 ms more.
-# Freed at exit, or once more are parked (a long-running process), the work is long done.
+# Closing a netfilter netlink socket makes the kernel finish nf_tables' pending clean-up of what
+# a commit removed, which waits for an RCU grace period: freed at once, the context that deleted
+# one forward's map element took ~16 ms more. Freed at exit (or once more than a few wait, in a
+# long-running process), the work is long done. Only small changes linger: a context keeps its
+# cache, ~14 MB after loading a 10,000-forward table, whose one-off wait a cold apply can pay.
 _parked: list = []
 _PARK_MAX = 8
 

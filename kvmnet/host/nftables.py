@@ -24,8 +24,8 @@ def nft_available() -> bool:
     return shutil.which("nft") is not None
 
 
-def load(text: str) -> None:
-    rc, _, err = nft_cmd.ruleset(text)
+def load(text: str, linger: bool = False) -> None:
+    rc, _, err = nft_cmd.ruleset(text, linger)
     if rc != 0:
         raise HostError(f"nft rejected the ruleset: {err.strip()}")
 
@@ -164,6 +164,7 @@ def listing(table: str) -> str:
 def run(step) -> None:
     if step.op == "firewall.elements":  # one transaction: all of the delta, or none of it
         from ..render.nft import delta_text
-        load(delta_text(step.args["table"], step.args["delete"], step.args["add"]))
+        # (a delta is small: its context may wait until exit to be freed, nft_cmd._park)
+        load(delta_text(step.args["table"], step.args["delete"], step.args["add"]), linger=True)
         return
     load(step.args["ruleset"] if step.op == "firewall.apply" else step.args["delete"])

@@ -58,14 +58,14 @@ table = "table inet kvmnet_gen { map m { type inet_service : ipv4_addr; elements
 seen = [nftgen.stamp()]
 sock = nftgen._sock[0]
 for change in (table, "delete element inet kvmnet_gen m { 80 }\\n", "delete table inet kvmnet_gen\\n"):
-    assert nft_cmd.ruleset(change)[0] == 0
+    assert nft_cmd.ruleset(change, linger=True)[0] == 0
     seen.append(nftgen.stamp())
 print(json.dumps({"seen": seen, "same_socket": nftgen._sock[0] is sock, "parked": len(nft_cmd._parked)}))
 """
 
 
 def test_the_kept_generation_socket_sees_every_commit(netns):
-    """host/nftgen.py asks on one socket for the whole process, and nft_cmd frees contexts
+    """host/nftgen.py asks on one socket for the whole process, and nft_cmd may free a context
     late (closing a netfilter socket right after a removal waits for the kernel's clean-up):
     each commit still shows as a new generation, and the namespace's own."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -1,5 +1,6 @@
-"""host/nft_cmd.py frees each libnftables context late: at exit, or once more than a few wait
-(closing a netfilter socket right after a removal waits for the kernel's clean-up of it)."""
+"""host/nft_cmd.py frees a small change's libnftables context late: at exit, or once more than a
+few wait (closing a netfilter socket right after a removal waits for the kernel's clean-up of
+it); every other context (listings, whole tables: big caches) as its command ends."""
 
 from kvmnet.host import nft_cmd
 
@@ -27,15 +28,17 @@ class FakeLib:
         return lambda *args: 0
 
 
-def test_contexts_are_freed_late_and_never_pile_up(monkeypatch):
+def test_small_changes_are_freed_late_and_never_pile_up(monkeypatch):
     lib = FakeLib()
     monkeypatch.setattr(nft_cmd, "_lib", lib)
     monkeypatch.setattr(nft_cmd, "_parked", [])
-    assert nft_cmd.ruleset("delete element inet t m { 80 }\n") == (0, "out", "out")
+    assert nft_cmd.ruleset("delete element inet t m { 80 }\n", linger=True) == (0, "out", "out")
+    assert lib.freed == []  # (freed at once, it would have waited for the kernel's clean-up)
     assert nft_cmd.command(["list", "tables"]) == (0, "out", "out")
-    assert lib.freed == []  # (freed at once, the second would have waited for the first's clean-up)
+    nft_cmd.ruleset("table inet t {}\n")
+    assert lib.freed == [2, 3]  # a listing's and a whole table's contexts (their caches) go at once
     for _ in range(nft_cmd._PARK_MAX):
-        nft_cmd.command(["list", "tables"])
-    assert lib.freed == [1, 2] and len(nft_cmd._parked) == nft_cmd._PARK_MAX  # the oldest go first
+        nft_cmd.ruleset("add element inet t m { 81 }\n", linger=True)
+    assert lib.freed == [2, 3, 1] and len(nft_cmd._parked) == nft_cmd._PARK_MAX  # the oldest first
     nft_cmd._free_parked()  # (at exit)
     assert sorted(lib.freed) == list(range(1, lib.made + 1)) and nft_cmd._parked == []
