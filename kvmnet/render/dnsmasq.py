@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from ..model import Network, Topology, VIRTUAL_MODES
-from .memo import last_topology
+from .memo import each_network, last_topology
 
 
 def needs_dnsmasq(net: Network) -> bool:
@@ -139,6 +139,7 @@ def _nics_by_network(topo: Topology) -> dict:
     return index
 
 
+@each_network  # (an apply plans twice)
 def render_hosts(topo: Topology, net: Network) -> str:
     """addn-hosts: the file's DNS records, then each static guest (hosts-file format)."""
     lines = [f"{ip} {_names(name, net)}" for name, ip in net.dns_hosts]
@@ -149,6 +150,7 @@ def render_hosts(topo: Topology, net: Network) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+@each_network
 def render_dhcp_hosts(topo: Topology, net: Network) -> str:
     """dhcp-hostsfile: one static lease per line (dhcp-host= syntax without the key)."""
     v4 = {(name, mac): ip for name, mac, ip in _static(topo, net)} if net.dhcp is not None else {}

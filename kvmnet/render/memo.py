@@ -17,3 +17,19 @@ def last_topology(render):
             kept[:] = [topo, args, render(topo, *args)]
         return kept[2]
     return wrapper
+
+
+def each_network(render):
+    """`render(topo, net)`, kept for every network of the last topology (keyed by name: hashing
+    a Network hashes its 10,000 forwards)."""
+    kept: list = [None, {}]  # topology, {network name: (the network, the result)}
+
+    @functools.wraps(render)
+    def wrapper(topo, net):
+        if kept[0] is not topo:
+            kept[:] = [topo, {}]
+        found = kept[1].get(net.name)
+        if found is None or found[0] is not net:
+            found = kept[1][net.name] = (net, render(topo, net))
+        return found[1]
+    return wrapper

@@ -48,15 +48,6 @@ class Ruleset:
         return f"table inet {self.table}, {sum(self.rules.values())} rules, {sum(self.elements.values())} forwards"
 
 
-def _forward_elements(net: Network):
-    """(proto, host_port, guest_ip, guest_port, host_addr) for each port of each forward."""
-    for f in net.forwards:
-        if f.guest_ip is None or f.host_addr is not None and f.host_addr.version != 4:
-            continue  # IPv6 only: nft6.forward_entries
-        for offset in range(f.host_ports[1] - f.host_ports[0] + 1):
-            yield f.proto, f.host_ports[0] + offset, f.guest_ip, f.guest_ports[0] + offset, f.host_addr
-
-
 def needs_table(topo: Topology) -> bool:
     return any(n.mode in VIRTUAL_MODES for n in topo.networks)
 
@@ -144,15 +135,23 @@ def _forward_entries(net: Network, any_map: list[str], addr_map: list[str]) -> N
     """Port forwards as map elements: on any local address, or on one host address."""
     if net.mode != "nat" or net.subnet is None:
         return
-    texts: dict[int, str] = {}  # a guest's address as text, made once for its ~10 forwards (str() is slow)
-    for proto, hport, gip, gport, haddr in _forward_elements(net):
+    texts: dict = {}  # a guest's address as text, made once for its ~10 forwards (str() is slow)
+    for f in net.forwards:
+        gip, haddr = f.guest_ip, f.host_addr
+        if gip is None or haddr is not None and haddr.version != 4:
+            continue  # IPv6 only: nft6.forward_entries
         ip = texts.get(int(gip))
         if ip is None:
             ip = texts[int(gip)] = str(gip)
-        if haddr is None:
-            any_map.append(f"{proto} . {hport} : {ip} . {gport}")
-        else:
-            addr_map.append(f"{haddr} . {proto} . {hport} : {ip} . {gport}")
+        low, high = f.host_ports
+        if low == high and haddr is None:  # the common forward: one port, any host address
+            any_map.append(f"{f.proto} . {low} : {ip} . {f.guest_ports[0]}")
+            continue
+        for offset in range(high - low + 1):
+            if haddr is None:
+                any_map.append(f"{f.proto} . {low + offset} : {ip} . {f.guest_ports[0] + offset}")
+            else:
+                addr_map.append(f"{haddr} . {f.proto} . {low + offset} : {ip} . {f.guest_ports[0] + offset}")
 
 
 def _maps(chains: dict[str, list[str]], any_map: list[str], addr_map: list[str], family: int = 4) -> dict:
