@@ -4,14 +4,13 @@ passt networks (same syntax) hand them to the guest's own passt, so there they n
 
 from __future__ import annotations
 
-import re
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from ..errors import InputError, Problem
 from ..model import Forward, Guest, Network
 from .tomlpos import line_of
 from .ipv6 import check_in_prefix
-from .tomlread import Reader, check_host_address
+from .tomlread import Reader, check_host_address, dotted_quad
 from .values import evolve, maker
 
 FORWARDING_MODES = ("nat", "passt")
@@ -95,18 +94,12 @@ def _port(value) -> int | None:
     return value if type(value) is int and 1 <= value <= 65535 else None
 
 
-# a dotted quad as ipaddress accepts it: four decimal octets <= 255, no leading zeros
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
-
-
 def _literal_host(text: str, hosts: tuple[int, int, int] | None) -> IPv4Address | None:
     """A guest given by its IPv4 address, when that is a host of the network and not its
     gateway (anything else takes the full path, which says what is wrong)."""
-    if hosts is None or not _QUAD.fullmatch(text):
+    value = dotted_quad(text) if hosts is not None else None
+    if value is None:
         return None
-    a, b, c, d = (int(x) for x in text.split("."))
-    value = a << 24 | b << 16 | c << 8 | d
     low, high, gateway = hosts
     return IPv4Address(value) if low < value < high and value != gateway else None
 

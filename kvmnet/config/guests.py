@@ -3,14 +3,17 @@ derive.py chooses one once every NIC is known (it must not collide with any of t
 
 from __future__ import annotations
 
+import re
+from ipaddress import IPv4Address
 from string import hexdigits
 
 from .. import naming
-from ..model import Guest, Nic
+from ..model import Guest, Nic, NicTuning
 from .ipv6 import nic_ip6
 from .attach import bandwidth
 from . import seed_opts
-from .tomlread import Reader
+from .tomlread import Reader, dotted_quad
+from .values import maker
 
 MAX_NICS = 64  # per guest: more than a PCI bus holds, and derived tap names stay within 15 bytes
 NIC_MODELS = ("virtio-net-pci", "virtio-net", "e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet",
@@ -22,6 +25,9 @@ def guest(r: Reader, name: str, raw, path: tuple) -> Guest | None:
     if not naming.OBJECT_NAME_RE.fullmatch(name):
         r.error(path, f"guest name {name!r} must be 1-32 letters, digits, '_' or '-'")
         return None
+    quick = _plain_guest(name, raw)
+    if quick is not None:
+        return quick
     raw = r.table(raw, path, ("nics", "memory", "cpus", "kernel", "initrd", "append", "disk", "qemu_args", "queues"))
     extra = {}
     for key, lo, hi in _BOUNDS:
@@ -45,6 +51,40 @@ def guest(r: Reader, name: str, raw, path: tuple) -> Guest | None:
         nics_raw = []
     nics = [n for i, nic in enumerate(nics_raw or []) if (n := _nic(r, nic, path + ("nics", i)))]
     return Guest(name, tuple(nics), **extra)
+
+
+_PLAIN_NIC_KEYS = frozenset({"network", "ip"})
+_NETWORK_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _plain_guest(name: str, raw) -> Guest | None:
+    """The Guest the full path makes of the common shape (NICs that give a network and maybe a
+    plain IPv4 address, nothing else), without its checks' overhead (1000 guests: ~7 ms less);
+    None: anything else, for the full path and its messages. derive.py picks MACs and taps for
+    both alike."""
+    if type(raw) is not dict or not raw.keys() <= {"nics"}:
+        return None
+    nics_raw = raw.get("nics", [])
+    if type(nics_raw) is not list or len(nics_raw) > MAX_NICS:
+        return None
+    nics = []
+    for nic in nics_raw:
+        if type(nic) is not dict or not _PLAIN_NIC_KEYS.issuperset(nic):
+            return None
+        network, ip = nic.get("network"), nic.get("ip")
+        if type(network) is not str or not _NETWORK_NAME.fullmatch(network):
+            return None
+        if ip is not None:
+            ip = dotted_quad(ip)
+            if ip is None:
+                return None
+            ip = IPv4Address(ip)
+        nics.append(_nic_of((network, None, ip, "virtio-net-pci", None, None, None, _NO_TUNING)))
+    return Guest(name, tuple(nics))
+
+
+_nic_of = maker(Nic)  # Nic(*values) in half the time (values.py)
+_NO_TUNING = NicTuning()  # (what seed_opts.nic_tuning makes of a NIC without its keys)
 
 
 def _nic(r: Reader, raw, path: tuple) -> Nic | None:

@@ -13,6 +13,18 @@ from .tomlpos import format_path, key_lines, line_of
 MISSING = object()
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # one search per string: a file has ~50,000 of them
 _LEASE = re.compile(r"\d+[smhdw]?|infinite", re.ASCII)  # dnsmasq's lease times
+# a dotted quad as ipaddress accepts it: four decimal octets <= 255, no leading zeros
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+
+
+def dotted_quad(text) -> int | None:
+    """The IPv4 address `text` spells as ipaddress reads it, as an integer; None for anything
+    else (the loaders' fast paths then leave it to the full path and its messages)."""
+    if type(text) is not str or not _QUAD.fullmatch(text):
+        return None
+    a, b, c, d = (int(x) for x in text.split("."))
+    return a << 24 | b << 16 | c << 8 | d
 
 
 class Reader:
