@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -27,6 +28,13 @@ def clean_env(monkeypatch):
     for var in ("KVMNET_STATE_DIR", "KVMNET_CONFIG_DIR"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(cli.cli_common, "is_root", lambda: True)
+    # `try` runs in this process here and sets its signal handlers (its rollback ignores
+    # SIGTERM): put them back, or every process started later inherits SIGTERM ignored (QEMU
+    # in tests/integration/test_hooks_netns.py then never stops)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
 
 
 @pytest.fixture
