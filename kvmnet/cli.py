@@ -23,15 +23,16 @@ from . import __version__, cli_complete, cli_lazy, exitcodes
 from .cli_common import add_host_option, echo_json as _json, fail as _fail, host_json, host_words, load as _load, networks_summary
 from . import cli_common
 from .errors import InputError, KvmnetError
+from .host import prefetch
 
 
 def _locked(state_root: str, file: str, work, shared: bool = False, load=_load):
-    """Load FILE, then run work(topo) holding the state lock (`shared`: a verb that writes
-    nothing, which must work without root where it can); a kvmnet error is printed and exits
-    (2: bad input or a conflict, nothing changed; 1: a failure on the host)."""
+    """Under the state lock (`shared`: a verb that writes nothing, without root where it can), load
+    FILE (a changing verb meanwhile has the links read on the other core) and run work(topo); a
+    kvmnet error is printed and exits (2: bad input or a conflict, nothing changed; 1: host)."""
     try:
-        topo = load(file, state_root)
-        with statedir.locked(state_root, shared=shared):
+        with statedir.locked(state_root, shared=shared), prefetch.links_while(not shared):
+            topo = load(file, state_root)
             return topo, work(topo)
     except KvmnetError as exc:
         _fail(exc)
@@ -45,8 +46,7 @@ def _need_root(what: str) -> None:
 
 
 def _inside_qemu(topo, file: str) -> str | None:
-    """plan's and status's one wording for a topology with no bridged network: nothing of it
-    is on the host to apply or to find, which is neither "in sync" nor "not applied"."""
+    """plan's and status's wording for a topology with no bridged network (not "in sync")."""
     if any(n.bridged for n in topo.networks):
         return None
     nets = ", ".join(f"{n.name} ({n.mode})" for n in topo.networks) or "none"

@@ -14,7 +14,7 @@ import socket
 import time
 
 from ..observed import Address, Link, Route
-from . import netlink_pyroute2, rtnl
+from . import netlink_pyroute2, prefetch, rtnl
 from .netlink_error import NetlinkError
 
 __all__ = ["NetlinkError", "index_of", "read_links", "read_links_named", "read_addrs", "read_routes", "add_bridge",
@@ -48,7 +48,9 @@ def _change(op: str, harmless: tuple[int, ...], what: str, command: str, **field
 # -- reads -----------------------------------------------------------------------------------
 
 def read_links() -> dict[str, Link]:
-    raw = rtnl.dump_links()
+    raw = prefetch.take_links()  # (read by a child while the file was: host/prefetch.py)
+    if raw is None:
+        raw = rtnl.dump_links()
     names = {l["index"]: l["name"] for l in raw}
     return {l["name"]: _link(l, names.get(l["master"])) for l in raw}
 
