@@ -18,6 +18,8 @@ MACVTAP_MODES = ("bridge", "vepa", "private", "passthrough")
 
 @dataclass(frozen=True)
 class Dhcp:
+    """A network's DHCP range (dnsmasq's dhcp-range); static leases come from the guests' NICs."""
+
     start: IPv4Address
     end: IPv4Address
     lease_time: str = "1h"
@@ -69,6 +71,8 @@ class GuestFwd:
 
 @dataclass(frozen=True)
 class UserNet:
+    """QEMU user-mode networking (slirp): its subnet, host and DNS addresses, forwards."""
+
     net: IPv4Network = IPv4Network("10.0.2.0/24")
     host: IPv4Address = IPv4Address("10.0.2.2")
     dns: IPv4Address = IPv4Address("10.0.2.3")
@@ -89,6 +93,8 @@ class UserNet:
 
 @dataclass(frozen=True)
 class SocketNet:
+    """A QEMU socket network: guests joined by TCP, UDP or multicast, no host link."""
+
     transport: str  # tcp | udp | mcast
     address: IPv4Address  # tcp/udp: where the listener/peers are; mcast: the group
     port: int  # tcp/mcast: the port; udp: the first guest's port (the second uses port + 1)
@@ -124,6 +130,8 @@ class Bandwidth:
 
 @dataclass(frozen=True)
 class Network:
+    """[networks.NAME]: one network of a topology (`mode` says which kind)."""
+
     name: str
     mode: str
     bridge: str | None = None
@@ -185,6 +193,8 @@ class NicTuning:
 
 @dataclass(frozen=True)
 class Nic:
+    """One NIC of a guest on one network."""
+
     network: str
     mac: str  # lowercase 52:54:00:12:34:56 form (compared as a string); config/derive.py picks one if the file gives none
     ip: IPv4Address | None = None
@@ -197,6 +207,8 @@ class Nic:
 
 @dataclass(frozen=True)
 class Guest:
+    """[guests.NAME]: a guest and its NICs."""
+
     name: str
     nics: tuple[Nic, ...] = ()
     # what `kvmnet run` needs beyond the network; all optional
@@ -249,6 +261,8 @@ class Overlay:
 
 @dataclass(frozen=True)
 class Topology:
+    """A whole topology file, validated."""
+
     name: str
     path: str
     networks: tuple[Network, ...] = ()

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass(frozen=True)
 class Link:
+    """One network interface as the kernel lists it."""
+
     name: str
     index: int
     kind: str  # "bridge", "tun", "veth", "" for a plain NIC
@@ -53,6 +55,8 @@ def address(value) -> Address:
 
 @dataclass(frozen=True)
 class Route:
+    """One route, with what `ip route add` can set."""
+
     family: int
     dst: str  # "default" or CIDR
     dev: str
@@ -69,6 +73,8 @@ class Route:
 
 @dataclass(frozen=True)
 class Observed:
+    """What observe() read of the host: everything a plan compares against."""
+
     links: dict = field(default_factory=dict)  # name -> Link
     addrs: dict = field(default_factory=dict)  # link name -> Addresses in the kernel's order (or CIDR strings)
     routes: tuple = ()  # Route

@@ -12,6 +12,8 @@ from ..render import macvtap, tc
 
 @dataclass(frozen=True)
 class Step:
+    """One change to the host: an executor's op and its arguments (plain JSON values)."""
+
     op: str
     args: dict = field(default_factory=dict)
 
