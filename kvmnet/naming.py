@@ -35,13 +35,13 @@ def guest_mac(topology: str, guest: str, index: int, salt: int = 0) -> str:
     """52:54:00:xx:xx:xx (QEMU's locally administered prefix) from a hash of the NIC's identity;
     `salt` > 0 only when that collides with another NIC's MAC."""
     tail = _digest(topology, guest, str(index), *([str(salt)] if salt else []))[:3]
-    return "52:54:00:" + ":".join(f"{b:02x}" for b in tail)
+    return "52:54:00:" + tail.hex(":")
 
 
 def bridge_mac(topology: str, network: str) -> str:
     """A fixed bridge MAC, so the bridge does not change address as ports come and go."""
     tail = _digest(topology, "bridge", network)[:3]
-    return "52:54:00:" + ":".join(f"{b:02x}" for b in tail)
+    return "52:54:00:" + tail.hex(":")
 
 
 def link_group(topology: str) -> int:

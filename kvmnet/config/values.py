@@ -49,5 +49,10 @@ def evolve(value, **changes):
         return dataclasses.replace(value, **changes)  # (its TypeError for a name that is no field)
     old = value.__dict__
     obj = object.__new__(cls)
-    obj.__dict__.update({name: changes[name] if name in changes else old[name] for name in fields})
+    if len(old) == len(fields):  # the fields alone: copied at once
+        new = old.copy()
+        new.update(changes)
+    else:
+        new = {name: changes[name] if name in changes else old[name] for name in fields}
+    object.__setattr__(obj, "__dict__", new)
     return obj
