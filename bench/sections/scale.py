@@ -65,7 +65,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from bench.lib.held_connection import HeldConnection, held_ok  # noqa: E402
-from bench.lib.common import KVMNET, CommandFailed, Sample, log, rotate, run, sh, stats  # noqa: E402
+from bench.lib.common import KVMNET, CommandFailed, Sample, log, rotate, run, sh, stats, timed  # noqa: E402
 from bench.lib.phaserun import kv_env, profile_kvmnet  # noqa: E402
 from bench.lib.report import Table, med, ratio, target  # noqa: E402
 from bench.lib.zero_writes import Monitors, snapshot  # noqa: E402
@@ -222,7 +222,38 @@ def small_change(p: dict, topo: Path, st: Path, guests: int, forwards: int) -> d
                            "held_connection": held.survived(f"{label} {r}")}
     held.close()  # on an error, the driver's namespace removal stops its server
     topo.write_text(base)
-    return {**{k: stats(v) for k, v in s.items()}, "what": seen}
+    return {**{k: stats(v) for k, v in s.items()}, "what": seen, RAW_CHANGE: raw_change(p, st, forwards)}
+
+
+RAW_CHANGE = "raw_tools"
+_RAW_TABLE, _RAW_BRIDGE, _RAW_TAP = "kvbench_raw", "kvrawbr", "kvrawt0"
+
+
+def raw_change(p: dict, st: Path, forwards: int) -> dict:
+    """The same host change by the raw tools, one shell each way, in the same namespace: a tap
+    made and put on a bridge, a forward added to a map of as many forwards, dnsmasq told to
+    reload; then all of it undone. On a table and bridge of their own: kvmnet's are left as
+    applied. Both pay the kernel's waits that kvmnet pays (a tap's deletion waits for an RCU
+    barrier; `nft` exiting after it deleted an element, for nf_tables' clean-up)."""
+    elements = ", ".join(f"tcp . {20000 + i} : 10.100.1.{10 + i % 200} . 80" for i in range(forwards))
+    sh(f"ip link add {_RAW_BRIDGE} type bridge && ip link set {_RAW_BRIDGE} up")
+    run(["nft", "-f", "-"], input=f"table inet {_RAW_TABLE} {{\n\tmap fwd_any {{\n\t\ttype inet_proto . inet_service : "
+        f"ipv4_addr . inet_service\n\t\telements = {{ {elements} }}\n\t}}\n\tchain prerouting {{\n\t\ttype nat hook "
+        f"prerouting priority dstnat; policy accept;\n\t\tfib daddr type local dnat ip to meta l4proto . th dport map @fwd_any\n"
+        f"\t}}\n}}\n")
+    pid = (st / "big" / "dnsmasq-n00.pid").read_text().strip()
+    element = "{ tcp . 19999 : 10.100.7.250 . 80 }"
+    scripts = {ADD: f"ip tuntap add dev {_RAW_TAP} mode tap && ip link set {_RAW_TAP} master {_RAW_BRIDGE} up && "
+                    f"nft add element inet {_RAW_TABLE} fwd_any '{element}' && kill -HUP {pid}",
+               REMOVE: f"ip link del {_RAW_TAP} && nft delete element inet {_RAW_TABLE} fwd_any '{element}' && kill -HUP {pid}"}
+    out = {ADD: [], REMOVE: []}
+    try:
+        for _ in range(p["change_reps"]):
+            for label in (ADD, REMOVE):
+                out[label].append(timed(["bash", "-c", scripts[label]]))
+    finally:
+        sh(f"ip link del {_RAW_TAP} 2>/dev/null; ip link del {_RAW_BRIDGE}; nft delete table inet {_RAW_TABLE}", check=False)
+    return {k: stats(v) for k, v in out.items()}
 
 
 def shrink(p: dict, topo: Path, st: Path, guests: int) -> dict:
@@ -372,6 +403,14 @@ def tables(s: dict) -> list[Table]:
         w = ch["what"][key]
         c.add(key, med(ch[key]), cpu(ch[key]), str(ch[key]["n"]), str(len(w["steps"])), ", ".join(w["links_changed"]),
               ", ".join(x.replace("big/", "") for x in w["files_changed"]), ", ".join(w["dnsmasq_restarted"]) or "none")
+    raw = ch.get(RAW_CHANGE)
+    if raw:
+        for key in (ADD, REMOVE):
+            c.add(f"raw tools, the same host change: {key.split(' (')[0]}", med(raw[key]), cpu(raw[key]), str(raw[key]["n"]),
+                  "", "", "", "")
+        c.notes.append("raw tools: `ip tuntap add` + `ip link set master up` + `nft add element` + `kill -HUP dnsmasq` "
+                       "(and `ip link del` + `nft delete element` + `kill -HUP`), one bash each, on a bridge and a map of as many "
+                       "forwards of their own: the kernel's waits both pay, and what is left is kvmnet's")
     sh = s.get(SHRINK)
     if sh:
         c.notes.append(f"every guest removed by one apply (the networks stay): {med(sh['time']):,.0f} ms wall / "
