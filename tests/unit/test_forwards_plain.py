@@ -7,9 +7,9 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
+from helpers.shortcuts import load_both
 
-from kvmnet.config import forwards, loader
-from kvmnet.errors import InputError
+from kvmnet.config import forwards
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD = '''name = "fw"
@@ -38,16 +38,7 @@ SHAPES = ['host_port = 80\nguest = "web"', 'proto = "udp"\nhost_port = 53\nguest
 
 
 def _load_both(text: str, monkeypatch):
-    """(topology or problems) with the shortcut, then without it."""
-    out = []
-    for shortcut in (True, False):
-        if not shortcut:
-            monkeypatch.setattr(forwards, "_plain_forward", lambda *a: None)
-        try:
-            out.append(loader.load_text(text, "fw.toml"))
-        except InputError as exc:
-            out.append([str(p) for p in exc.problems])
-    return out
+    return load_both(text, "fw.toml", monkeypatch, forwards, "_plain_forward")
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -5,9 +5,9 @@ every problem) to the full path."""
 from __future__ import annotations
 
 import pytest
+from helpers.shortcuts import load_both
 
-from kvmnet.config import guests, loader
-from kvmnet.errors import InputError
+from kvmnet.config import guests
 
 HEAD = '''name = "gp"
 [networks.lan]
@@ -35,16 +35,7 @@ def _text(nics: list[str], extra: str = "") -> str:
 
 
 def _load_both(text: str, monkeypatch):
-    """(topology or problems) with the shortcut, then without it."""
-    out = []
-    for shortcut in (True, False):
-        if not shortcut:
-            monkeypatch.setattr(guests, "_plain_guest", lambda *a: None)
-        try:
-            out.append(loader.load_text(text, "gp.toml"))
-        except InputError as exc:
-            out.append([str(p) for p in exc.problems])
-    return out
+    return load_both(text, "gp.toml", monkeypatch, guests, "_plain_guest")
 
 
 @pytest.mark.parametrize("nics", SHAPES)
