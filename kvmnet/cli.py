@@ -21,21 +21,9 @@ from . import engine
 from .engine import record as records, statedir
 from . import __version__, cli_complete, cli_lazy, exitcodes
 from .cli_common import add_host_option, echo_json as _json, fail as _fail, host_json, host_words, load as _load, networks_summary
+from .cli_common import locked as _locked
 from . import cli_common
 from .errors import InputError, KvmnetError
-from .host import prefetch
-
-
-def _locked(state_root: str, file: str, work, shared: bool = False, load=_load):
-    """Under the state lock (`shared`: a verb that writes nothing, without root where it can), load
-    FILE (a changing verb meanwhile has the links read on the other core) and run work(topo); a
-    kvmnet error is printed and exits (2: bad input or a conflict, nothing changed; 1: host)."""
-    try:
-        with statedir.locked(state_root, shared=shared), prefetch.links_while(not shared):
-            topo = load(file, state_root)
-            return topo, work(topo)
-    except KvmnetError as exc:
-        _fail(exc)
 
 
 def _need_root(what: str) -> None:
@@ -131,7 +119,8 @@ def apply_cmd(ctx, state_root, file, firewall, dry_run, replace, quiet):
         ctx.invoke(plan_cmd, file=file, as_json=False, firewall=firewall, replace=replace)
         return
     _need_root("apply")
-    topo, result = _locked(state_root, file, lambda topo: engine.apply(topo, state_root, firewall, replace=replace))
+    topo, result = _locked(state_root, file, lambda topo: engine.apply(topo, state_root, firewall, replace=replace),
+                           links=True)
     n = len(result.actions)
     if quiet:
         return

@@ -1,5 +1,5 @@
 """What every verb's code shares: reporting a kvmnet error and exiting, loading a file with its
-warnings, and printing --json documents. (cli.py and cli_extra.py both print and exit.)
+warnings, running a verb under the state lock, and printing --json documents. (cli.py and cli_extra.py both print and exit.)
 
 Every --json document is one object with "version": 1 first; keys are only ever added within a
 version, never renamed or removed, so scripts can rely on the ones they read.
@@ -15,6 +15,8 @@ import sys
 import click
 
 from . import config
+from .engine import statedir
+from .host import prefetch
 from .errors import InputError, KvmnetError
 
 JSON_VERSION = 1
@@ -119,3 +121,20 @@ def open_direct(opened: list[tuple[int, str]]) -> list[int]:
             os.close(raw)
         os.set_inheritable(fd, True)
     return [fd for fd, _ in opened]
+
+
+def locked(state_root: str, file: str, work, shared: bool = False, load=load, links: bool = False):
+    """Load FILE, then run work(topo) holding the state lock (`shared`: a verb that writes nothing,
+    without root where it can); a kvmnet error is printed and exits (2: bad input or a conflict,
+    nothing changed; 1: a failure on the host). `links`: apply, in a state dir that exists, takes
+    the lock first and has the links read on the other core while FILE loads (host/prefetch.py)."""
+    try:
+        if links and os.path.isdir(state_root):  # (a file's problems never create the state dir)
+            with statedir.locked(state_root), prefetch.links_while(True):
+                topo = load(file, state_root)
+                return topo, work(topo)
+        topo = load(file, state_root)
+        with statedir.locked(state_root, shared=shared):
+            return topo, work(topo)
+    except KvmnetError as exc:
+        fail(exc)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import marshal
 import os
 
-from . import rtnl  # (here, not in the child: a fork imports nothing, so holds no import lock)
+from . import forked, rtnl  # (here, not in the child: a fork imports nothing, so holds no import lock)
 
 _pending: dict = {}  # "fd": the pipe's read end, "pid": the child
 
@@ -43,34 +43,27 @@ def start_links() -> None:
         return
     try:
         r, w = os.pipe()
-        pid = os.fork()
     except OSError:
         return
-    if pid == 0:  # the child: dump, write, and leave without running the parent's exit handlers
-        code = 1
-        try:
-            _keep_only(w)
-            data = marshal.dumps(rtnl.dump_links())
-            while data:
-                data = data[os.write(w, data):]
-            code = 0
-        finally:
-            os._exit(code)
+    pid = forked.fork(lambda: _write_all(w, marshal.dumps(rtnl.dump_links())), keep=(w,))
     os.close(w)
+    if pid is None:
+        os.close(r)
+        return
     _pending.update(fd=r, pid=pid)
-    import atexit
+    if not _registered:
+        import atexit
 
-    atexit.register(_drop)
+        atexit.register(_drop)
+        _registered.append(True)
 
 
-def _keep_only(fd: int) -> None:
-    """In the child: no descriptor of the parent's but the pipe (its output, the state lock, the
-    netlink worker's pipes: nobody waits on the child for an end-of-file)."""
-    null = os.open(os.devnull, os.O_RDWR)
-    for std in (0, 1, 2):
-        os.dup2(null, std)
-    os.closerange(3, fd)
-    os.closerange(fd + 1, os.sysconf("SC_OPEN_MAX"))
+_registered: list = []  # atexit knows _drop (once per process)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
 
 
 def _drop() -> None:

@@ -85,13 +85,17 @@ def _message(msg_type: int, flags: int, body: bytes) -> bytes:
 
 def parse_replies(data: bytes, op: str) -> tuple[list[tuple[int, bytes]], bool]:
     """The (type, payload) of each message in one received buffer, and whether the reply is
-    complete (NLMSG_DONE, or the ack of a non-dump request). An error raises NetlinkError."""
+    complete (NLMSG_DONE, or the ack of a non-dump request). An error raises NetlinkError, as
+    does a dump the kernel cut short (its NLMSG_DONE carries the errno)."""
     out, offset = [], 0
     while offset + 16 <= len(data):
         length, kind = struct.unpack_from("IH", data, offset)
         payload = data[offset + 16:offset + length]
         offset += (length + 3) & ~3
-        if kind == _NLMSG_DONE:
+        if kind == _NLMSG_DONE:  # a dump that failed part way says so here: -errno, 0 if whole
+            code = struct.unpack_from("i", payload)[0] if len(payload) >= 4 else 0
+            if code < 0:
+                raise NetlinkError(-code, op)
             return out, True
         if kind == _NLMSG_ERROR:
             code = struct.unpack_from("i", payload)[0]

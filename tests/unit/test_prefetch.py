@@ -71,8 +71,8 @@ def test_a_prefetch_nobody_takes_ends_with_the_process():
     assert not os.path.exists(f"/proc/{pid}")
 
 
-def test_the_cli_holds_the_lock_before_the_links_are_read(monkeypatch, tmp_path):
-    from kvmnet import cli
+def test_apply_holds_the_lock_before_the_links_are_read(monkeypatch, tmp_path):
+    from kvmnet import cli_common
     from kvmnet.engine import statedir
 
     seen = []
@@ -90,8 +90,11 @@ def test_the_cli_holds_the_lock_before_the_links_are_read(monkeypatch, tmp_path)
     monkeypatch.setattr(statedir, "locked", Lock)
     monkeypatch.setattr(prefetch, "start_links", lambda: seen.append("prefetch"))
     monkeypatch.setattr(prefetch, "_drop", lambda: seen.append("drop"))
-    cli._locked(str(tmp_path), "x.toml", lambda topo: seen.append("work"), load=lambda f, r: seen.append("load"))
+    run = lambda **kw: cli_common.locked(str(kw.pop("root", tmp_path)), "x.toml", lambda topo: seen.append("work"),  # noqa: E731
+                                         load=lambda f, r: seen.append("load"), **kw)
+    run(links=True)
     assert seen == ["lock", "prefetch", "load", "work", "drop", "unlock"]  # none outlives the lock
-    seen.clear()
-    cli._locked(str(tmp_path), "x.toml", lambda topo: None, shared=True, load=lambda f, r: None)
-    assert "prefetch" not in seen  # (a verb that changes nothing reads the host as it always did)
+    for kw in ({}, {"shared": True}, {"links": True, "root": tmp_path / "fresh"}):
+        seen.clear()
+        run(**kw)  # the other verbs, and apply where no state dir exists yet: the file first, as ever
+        assert seen == ["load", "lock", "work", "unlock"], kw

@@ -212,6 +212,15 @@ def test_negative_errno_becomes_the_one_error_type():
     assert str(exc) == "set link t0: File exists"
 
 
+def test_a_dump_cut_short_is_an_error_not_a_short_list():
+    failed = struct.pack("IHHIIi", 20, NLMSG_DONE, 2, 1, 0, -errno.ENOENT)  # what netlink_dump_done sends
+    with pytest.raises(NetlinkError) as caught:
+        rtnl.parse_replies(_link(1, 0, [("IFLA_IFNAME", "lo")]) + failed, "sock_diag dump")
+    assert caught.value.errno == errno.ENOENT
+    whole = struct.pack("IHHIIi", 20, NLMSG_DONE, 2, 1, 0, 0)
+    assert rtnl.parse_replies(whole, "dump links") == ([], True)
+
+
 def test_a_dump_goes_on_until_done():
     part = _link(1, 0, [("IFLA_IFNAME", "lo")])
     assert rtnl.parse_replies(part, "dump links") == ([(RTM_NEWLINK, part[16:])], False)

@@ -26,3 +26,31 @@ def test_replies_give_each_listening_port_its_inodes():
                (20, b"\0" * 10),  # too short to be a socket
                (3, b"")]  # not a socket message
     assert sockdiag.parse_sockets(replies) == {8080: {"111", "112"}, 53: {"7"}}
+
+
+def test_a_dump_the_kernel_cut_short_leaves_the_answer_to_proc(monkeypatch):
+    """No tcp_diag (a blacklisted or missing module): the dump ends with -ENOENT in its
+    NLMSG_DONE. That is no answer, not "no listening sockets": /proc/net/tcp answers."""
+    from kvmnet.host import procs
+
+    failed = struct.pack("=IHHIIi", 20, 3, 2, 1, 0, -2)
+
+    class Socket:
+        def __init__(self, *args):
+            pass
+
+        def sendto(self, *args):
+            pass
+
+        def recv(self, size):
+            return failed
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(sockdiag.socket, "socket", Socket)
+    assert sockdiag.listening() is None
+    read = []
+    monkeypatch.setattr(procs, "_read_proc_net", lambda proto, family, out: read.append(proto + family))
+    procs.listening()
+    assert read == ["tcp", "tcp6", "udp", "udp6"]
