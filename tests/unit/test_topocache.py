@@ -315,3 +315,52 @@ def test_a_topologys_network_index_is_its_own_and_changes_nothing_else():
     assert moved.network("other") is renamed
     with pytest.raises(KeyError):
         moved.network("default")
+
+
+# -- the entry written by a child while the apply runs (keep_in_background) -------------------
+
+def _temps(state: Path) -> list[str]:
+    return sorted(p.name for p in state.iterdir() if ".tmp" in p.name)
+
+
+def test_the_child_writes_the_entry_and_it_is_put_in_place_once_applied(tmp_path):
+    src, state = tmp_path / "nat.toml", tmp_path / "state"
+    src.write_text((ROOT / "topologies" / "nat.toml").read_text())
+    state.mkdir(mode=0o700)
+    slot = Path(topocache.cache_path(str(state), str(src)))
+    topocache.load(str(src), str(state))
+    topocache.keep_in_background()
+    (pid, pending), = topocache._writing.values()
+    assert pid != os.getpid() and not slot.exists()  # not in place before the apply succeeded
+    topocache.keep_loaded()
+    assert slot.exists() and _temps(state) == [] and topocache._writing == {}
+    assert topocache.load(str(src), str(state)).name == "nat" and topocache._missed == {}  # a hit
+
+
+def test_a_failed_apply_keeps_nothing_and_leftovers_of_a_killed_writer_go(tmp_path):
+    src, state = tmp_path / "nat.toml", tmp_path / "state"
+    src.write_text((ROOT / "topologies" / "nat.toml").read_text())
+    state.mkdir(mode=0o700)
+    slot = Path(topocache.cache_path(str(state), str(src)))
+    (state / f"{slot.name}.tmp.99999").write_bytes(b"half")  # a writer killed before its rename
+    (state / f"{slot.name}.tmp.99999.tmp.99998").write_bytes(b"half")
+    (state / "unrelated.tmp.99999").write_bytes(b"not ours to judge")
+    topocache.load(str(src), str(state))
+    topocache.keep_in_background()
+    assert _temps(state) in ([f"{slot.name}.tmp.{os.getpid()}", "unrelated.tmp.99999"], ["unrelated.tmp.99999"])
+    topocache.discard()  # the apply failed
+    topocache._missed.clear()
+    assert not slot.exists() and _temps(state) == ["unrelated.tmp.99999"] and topocache._writing == {}
+
+
+def test_without_a_child_the_entry_is_written_here(tmp_path, monkeypatch):
+    from kvmnet.host import forked
+
+    src, state = tmp_path / "nat.toml", tmp_path / "state"
+    src.write_text((ROOT / "topologies" / "nat.toml").read_text())
+    state.mkdir(mode=0o700)
+    monkeypatch.setattr(forked, "fork", lambda *a, **kw: None)  # (no child could be made)
+    topocache.load(str(src), str(state))
+    topocache.keep_in_background()
+    topocache.keep_loaded()
+    assert Path(topocache.cache_path(str(state), str(src))).exists() and _temps(state) == []
