@@ -28,7 +28,7 @@ from .. import gcpause
 from ..config import loader, topojson
 from . import statedir
 from ..errors import KvmnetError
-from ..host import files, forked
+from ..host import files
 from ..model import Topology
 
 # the modules whose code decides what a file means: an edit to any of them (a development
@@ -55,53 +55,17 @@ def load(path: str, state_root: str) -> Topology:
 _missed: dict = {}  # slot -> (key, topology) loaded by this process and not found in its slot
 
 
-def keep_in_background() -> None:
-    """Start writing what load() missed, in a child on the other core while the apply runs
-    (encoding a 10,000-forward topology is ~15 ms): keep_loaded() puts it in place once the
-    apply succeeded, discard() drops it otherwise. Under the exclusive state lock, which the
-    child holds too (a parent killed meanwhile leaves no writer beside the next kvmnet)."""
-    for slot, (key, topo) in _missed.items():
-        if slot in _writing:
-            continue
-        files.unlink_temps(slot)  # what writers killed before their rename left (none runs now)
-        pending = f"{slot}.tmp.{os.getpid()}"
-        pid = forked.fork(lambda pending=pending, key=key, topo=topo: files.write_private(pending, _entry(key, topo)),
-                          keep=None)
-        if pid is not None:
-            _writing[slot] = (pid, pending)
-
-
-_writing: dict = {}  # slot -> (the child writing its new entry, the file it writes)
-
-
 def keep_loaded() -> None:
-    """Put what load() missed in its slot: the child's file, else written here (under the
-    exclusive state lock: the state dir exists)."""
+    """Write what load() missed (under the exclusive state lock: the state dir exists)."""
     for slot, (key, topo) in list(_missed.items()):
         try:
-            pid, pending = _writing.pop(slot, (None, None))
-            if pid is not None and forked.succeeded(pid):
-                files.rename_private(pending, slot)
-            else:
-                files.write_private(slot, _entry(key, topo))
+            header = json.dumps({"key": key, "name": topo.name}).encode()
+            with gcpause.paused():
+                body = marshal.dumps(topojson.encode(topo), _MARSHAL_FORMAT)
+            files.write_private(slot, header + b"\n" + body)
         except (KvmnetError, OSError):
             pass  # a cache that cannot be written is a cache that misses next time
         del _missed[slot]
-
-
-def discard() -> None:
-    """A failed apply keeps nothing: its children end, their files go."""
-    for slot, (pid, _) in list(_writing.items()):
-        forked.end(pid)
-        files.unlink_temps(slot)
-    _writing.clear()
-
-
-def _entry(key: dict, topo: Topology) -> bytes:
-    header = json.dumps({"key": key, "name": topo.name}).encode()
-    with gcpause.paused():
-        body = marshal.dumps(topojson.encode(topo), _MARSHAL_FORMAT)
-    return header + b"\n" + body
 
 
 def cached_name(path: str, state_root: str) -> str | None:
@@ -122,7 +86,6 @@ def forget(state_root: str, path: str) -> None:
     """destroy leaves nothing of the topology in the state dir, its kept file included."""
     _missed.pop(cache_path(state_root, path), None)
     files.unlink_private(cache_path(state_root, path))
-    files.unlink_temps(cache_path(state_root, path))
 
 
 def _version() -> str:

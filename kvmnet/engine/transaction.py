@@ -20,13 +20,8 @@ from .steps import Action, Result, Step
 
 
 def apply(topo: Topology, state_root: str, backend: str | None = None, host=None, replace: bool = False) -> Result:
-    topocache.keep_in_background()  # the file as this run validated it, for the next run (under the lock)
-    try:
-        result = _apply(topo, state_root, backend, host, replace)
-    except BaseException:
-        topocache.discard()
-        raise
-    topocache.keep_loaded()  # applied: in place now
+    result = _apply(topo, state_root, backend, host, replace)
+    topocache.keep_loaded()  # applied: the file as this run validated it, for the next run (under the lock)
     return result
 
 

@@ -200,35 +200,6 @@ def unlink_private(path: str) -> None:
         os.close(dir_fd)
 
 
-def rename_private(src: str, dst: str) -> None:
-    """Move `src` over `dst`, two names in one checked directory (a file written beside its
-    place, put there once it is wanted)."""
-    dir_fd = open_dir(os.path.dirname(dst) or ".")
-    if dir_fd is None:
-        raise FileNotFoundError(dst)
-    try:
-        os.replace(os.path.basename(src), os.path.basename(dst), src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def unlink_temps(path: str) -> None:
-    """The temp files of `path` (`NAME.tmp.PID`, and theirs) in its checked directory: what its
-    writers left, killed before their rename. Only under the state lock, when none is writing."""
-    dir_fd = open_dir(os.path.dirname(path) or ".")
-    if dir_fd is None:
-        return
-    prefix = os.path.basename(path) + ".tmp"
-    try:
-        for name in os.listdir(dir_fd):
-            if name.startswith(prefix) and is_temp_name(name):
-                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid():
-                    os.unlink(name, dir_fd=dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def is_temp_name(name: str) -> bool:
     """`NAME.tmp.PID` (or `NAME.tmpPID`): what a writer killed mid-write leaves."""
     base, sep, pid = name.rpartition(".tmp")

@@ -15,10 +15,8 @@ import signal
 _SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
-def fork(job, keep: tuple[int, ...] | None = ()) -> int | None:
-    """The child's pid (`job()` runs there), or None if no child could be made. `keep`: the
-    parent's descriptors the child keeps besides its stdio; None: all of them (the state lock's
-    among them: a child that works under the lock holds it until it is done)."""
+def fork(job, keep: tuple[int, ...] = ()) -> int | None:
+    """The child's pid (`job()` runs there), or None if no child could be made."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     try:
         pid = os.fork()
@@ -38,29 +36,10 @@ def fork(job, keep: tuple[int, ...] | None = ()) -> int | None:
         os._exit(code)
 
 
-def succeeded(pid: int) -> bool:
-    """Wait for the child: did its job return?"""
-    try:
-        return os.waitpid(pid, 0)[1] == 0
-    except ChildProcessError:
-        return False
-
-
-def end(pid: int) -> None:
-    """End the child now, whatever it was doing, and reap it."""
-    try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except OSError:
-        pass
-
-
-def _only(keep: tuple[int, ...] | None) -> None:
+def _only(keep: tuple[int, ...]) -> None:
     null = os.open(os.devnull, os.O_RDWR)
     for std in (0, 1, 2):
         os.dup2(null, std)
-    if keep is None:
-        return
     for name in os.listdir("/proc/self/fd"):  # (few: no close_range loop over the fd limit)
         fd = int(name)
         if fd > 2 and fd not in keep:

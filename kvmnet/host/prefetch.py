@@ -70,8 +70,12 @@ def _drop() -> None:
     """A prefetch nobody took (an error, a topology without links to read) ends now."""
     if _pending:
         fd, pid = _pending.pop("fd"), _pending.pop("pid")
-        os.close(fd)
-        forked.end(pid)
+        os.close(fd)  # (a child still writing gets EPIPE)
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
 
 
 def take_links() -> list[dict] | None:
