@@ -3,7 +3,6 @@ derive.py chooses one once every NIC is known (it must not collide with any of t
 
 from __future__ import annotations
 
-import re
 from ipaddress import IPv4Address
 from string import hexdigits
 
@@ -54,7 +53,6 @@ def guest(r: Reader, name: str, raw, path: tuple) -> Guest | None:
 
 
 _PLAIN_NIC_KEYS = frozenset({"network", "ip"})
-_NETWORK_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _plain_guest(name: str, raw) -> Guest | None:
@@ -72,8 +70,8 @@ def _plain_guest(name: str, raw) -> Guest | None:
         if type(nic) is not dict or not _PLAIN_NIC_KEYS.issuperset(nic):
             return None
         network, ip = nic.get("network"), nic.get("ip")
-        if type(network) is not str or not _NETWORK_NAME.fullmatch(network):
-            return None
+        if type(network) is not str or not naming.OBJECT_NAME_RE.fullmatch(network):
+            return None  # (no network has such a name: the full path says so)
         if ip is not None:
             ip = dotted_quad(ip)
             if ip is None:

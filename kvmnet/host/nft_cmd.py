@@ -70,6 +70,7 @@ _PARK_MAX = 8
 def _park(ctx) -> None:
     if not _parked:
         import atexit
+        atexit.unregister(_free_parked)  # (once, however often the list empties)
         atexit.register(_free_parked)
     _parked.append(ctx)
     if len(_parked) > _PARK_MAX:

@@ -51,14 +51,10 @@ def start_links() -> None:
         os.close(r)
         return
     _pending.update(fd=r, pid=pid)
-    if not _registered:
-        import atexit
+    import atexit
 
-        atexit.register(_drop)
-        _registered.append(True)
-
-
-_registered: list = []  # atexit knows _drop (once per process)
+    atexit.unregister(_drop)  # (once, however often a process prefetches)
+    atexit.register(_drop)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -9,7 +9,7 @@ Why not pyroute2 here (measured on the project's 2-core VMs, see bench/):
   1000 taps took 1.9 s to create and 0.43 s to read back, `ip -batch` 0.48 s in all.
 So messages are hand-built here, one request per call and every reply checked. The codec
 (build_*, parse_*) is pure, tested against pyroute2's own (tests/unit/test_rtnl.py); only
-_request and create_tap touch the kernel. Every failure is a NetlinkError (an OSError).
+request and create_tap touch the kernel. Every failure is a NetlinkError (an OSError).
 """
 
 from __future__ import annotations
@@ -204,10 +204,11 @@ def parse_route(payload: bytes) -> dict:
 
 # -- the kernel ------------------------------------------------------------------------------
 
-def _request(op: str, message: bytes) -> list[tuple[int, bytes]]:
-    """Send one request; return the (type, payload) of every reply message until the ack/done."""
+def request(op: str, message: bytes, protocol: int = socket.NETLINK_ROUTE) -> list[tuple[int, bytes]]:
+    """Send one request; return the (type, payload) of every reply message until the ack/done.
+    `protocol`: rtnetlink, or another netlink family that answers alike (host/sockdiag.py)."""
     try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             sock.sendto(message, (0, 0))
@@ -232,7 +233,7 @@ def set_link(name: str, *, master: int | None = None, mtu: int | None = None, up
     index = index_of(name)
     if index is None:
         raise NetlinkError(errno.ENODEV, op)
-    _request(op, build_set_link(index, master=master, mtu=mtu, up=up, mac=mac, group=group))
+    request(op, build_set_link(index, master=master, mtu=mtu, up=up, mac=mac, group=group))
 
 
 def create_tap(name: str, multi_queue: bool = False) -> bool:
@@ -271,7 +272,7 @@ def read_mtu(name: str) -> int | None:
 
 
 def dump_links() -> list[dict]:
-    return [parse_link(p) for kind, p in _request("dump links", build_dump_links()) if kind == _RTM_NEWLINK]
+    return [parse_link(p) for kind, p in request("dump links", build_dump_links()) if kind == _RTM_NEWLINK]
 
 
 def get_link(name: str) -> dict | None:
@@ -281,7 +282,7 @@ def get_link(name: str) -> dict | None:
     if index is None:
         return None
     try:
-        replies = _request(f"get link {name}", build_get_link(index))
+        replies = request(f"get link {name}", build_get_link(index))
     except NetlinkError as exc:
         if exc.errno == errno.ENODEV:
             return None
@@ -291,9 +292,9 @@ def get_link(name: str) -> dict | None:
 
 
 def dump_addrs() -> list[dict]:
-    return [a for _, p in _request("dump addresses", build_dump_addrs()) if (a := parse_addr(p))]
+    return [a for _, p in request("dump addresses", build_dump_addrs()) if (a := parse_addr(p))]
 
 
 def dump_routes(family: int) -> list[dict]:
     """Routes of one family (socket.AF_INET/AF_INET6), every table."""
-    return [parse_route(p) for _, p in _request("dump routes", build_dump_routes(family))]
+    return [parse_route(p) for _, p in request("dump routes", build_dump_routes(family))]

@@ -13,7 +13,7 @@ import struct
 
 import _socket as socket
 
-from .rtnl import parse_replies
+from . import rtnl
 
 _NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY = 4, 20
 _NLM_F_REQUEST, _NLM_F_DUMP = 0x1, 0x300
@@ -55,14 +55,4 @@ def listening() -> dict[int, set[str]] | None:
 
 
 def _dump(family: int) -> list[tuple[int, bytes]]:
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG)
-    try:
-        sock.sendto(build_request(family), (0, 0))
-        out, done = [], False
-        while not done:
-            part, done = parse_replies(sock.recv(1 << 16), "sock_diag dump")
-            out += part
-        return out
-    finally:
-        sock.close()
-
+    return rtnl.request("sock_diag dump", build_request(family), _NETLINK_SOCK_DIAG)

@@ -39,6 +39,9 @@ def test_a_dump_the_kernel_cut_short_leaves_the_answer_to_proc(monkeypatch):
         def __init__(self, *args):
             pass
 
+        def setsockopt(self, *args):
+            pass
+
         def sendto(self, *args):
             pass
 
