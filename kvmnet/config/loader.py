@@ -24,6 +24,12 @@ _TOPOLOGY_NAME = re.compile(r"[A-Za-z0-9_]{1,24}", re.ASCII)
 
 
 def load_text(text: str, file: str, topology_name: str | None = None) -> Topology:
+    data, r = _parse(text, file)
+    return _topology(data, r, text, file, topology_name)
+
+
+def _topology(data: dict, r: "Reader", text: str, file: str, topology_name: str | None = None) -> Topology:
+    """The topology a parsed file describes, or InputError with every problem found."""
     # here, not at the top: a re-apply of a cached file imports this module and needs none of them
     from . import hosts as multihost
     from .attach import check_bandwidth
@@ -33,7 +39,6 @@ def load_text(text: str, file: str, topology_name: str | None = None) -> Topolog
     from .guests import guest
     from .networks import network
 
-    data, r = _parse(text, file)
     r.table(data, (), ("name", "firewall", "hosts", "networks", "guests"))
     name = r.get(data, "name", (), str, None)
     if name is None:
@@ -65,12 +70,16 @@ def _parse(text: str, file: str) -> tuple[dict, "Reader"]:
     from . import tomlfast
     from .tomlread import Reader
 
+    _utf8(text, file)
+    data = tomlfast.loads(text)  # the common shape, fast; None: tomllib decides (and words any error)
+    return (_tomllib(text, file) if data is None else data), Reader(file, text)
+
+
+def _utf8(text: str, file: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InputError([Problem(file, None, "", f"not valid Unicode text ({exc.reason} at {exc.start})")]) from None
-    data = tomlfast.loads(text)  # the common shape, fast; None: tomllib decides (and words any error)
-    return (_tomllib(text, file) if data is None else data), Reader(file, text)
 
 
 def _tomllib(text: str, file: str) -> dict:
@@ -96,12 +105,37 @@ def load(path: str) -> Topology:
 
 def load_bytes(raw: bytes, path: str) -> Topology:
     """load() of the bytes read from `path` (engine/topocache.py hashes them first)."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError([Problem(path, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
+    text = _decoded(raw, path)
     with gcpause.paused():  # ~100,000 dicts, tuples and model objects, none in a reference cycle
         return load_text(text, path)
+
+
+def load_edited(raw: bytes, path: str, previous: "Parsed | None") -> tuple[Topology, "Parsed | None"]:
+    """load_bytes(), parsing again only what changed since `previous` (the file as an earlier
+    run parsed it, config/tomledit.py); and the file as parsed now, for its next edit (None:
+    a file that is parsed whole every time). Every value is validated as always."""
+    from . import tomledit
+    from .tomlread import Reader
+
+    text = _decoded(raw, path)
+    with gcpause.paused():
+        parsed = tomledit.reparse(previous, text) if previous is not None else None
+        if parsed is not None:
+            try:
+                return _topology(parsed.data, Reader(path, text), text, path), parsed
+            except InputError:
+                pass  # the whole parse below words the problems, so they read as they always have
+        data, parsed = tomledit.parse(text)
+        if data is None:
+            return load_text(text, path), None
+        return _topology(data, Reader(path, text), text, path), parsed
+
+
+def _decoded(raw: bytes, path: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError([Problem(path, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
 
 
 def read_file(path: str) -> bytes:

@@ -80,17 +80,18 @@ class _Flags:
         cont.pop(key[-1], None)
 
 
-def loads(text: str) -> dict | None:
-    """The dict tomllib.loads(text) returns, or None when unsure (then ask tomllib)."""
+def loads(text: str, headers: list | None = None) -> dict | None:
+    """The dict tomllib.loads(text) returns, or None when unsure (then ask tomllib).
+    `headers`, if given, gets (offset, key path) of each [table] and [[array]] line, in order."""
     if "\r" in text:
         return None
     try:
-        return _read(text)
+        return _read(text, headers)
     except _Unsure:
         return None
 
 
-def _read(text: str) -> dict:
+def _read(text: str, headers: list | None = None) -> dict:
     root: dict = {}
     flags = _Flags()
     table, header = root, ()
@@ -113,6 +114,8 @@ def _read(text: str) -> dict:
                 table[key] = m[kind] == "true"
         elif kind == _ARRAY_LINE:
             dotted = m[kind]
+            if headers is not None:
+                headers.append((m.start(), dotted))
             if dotted == last[0]:  # [[x.forwards]] again, nothing else opened since: its next element
                 last[1][1].clear()  # what the previous element declared is free again (tomllib: unset_all)
                 last[2].append({})
@@ -122,6 +125,8 @@ def _read(text: str) -> dict:
             table = _append_table(root, flags, header)
             last = (dotted, flags.node(header), _nest(root, header[:-1])[header[-1]])
         elif kind == _TABLE_LINE:
+            if headers is not None:
+                headers.append((m.start(), m[kind]))
             header = tuple(_SPLIT.split(m[kind]))
             table = _open_table(root, flags, header)
             last = (None, None, None)

@@ -2,17 +2,20 @@
 unchanged 10,000-forward file does not parse and validate it again (~40 ms of a ~270 ms no-op).
 
 <state-dir>/topology-<sha256 of the file's absolute path>.json (a file, not a directory: the
-state dir's directories are topologies) starts with a header line, {"key", "name"}: the key is
-the sha256 of the bytes the entry was made from, the path as given, kvmnet's version, a stamp of
-the code that validated it and the Python whose marshal format the rest is in; the name is the
-topology's. The header alone answers a miss (an edited file: its 1 MB body is not parsed) and
-`destroy`, which needs only the name. The rest is the topology in config/topojson.py's closed
-form as marshal writes it (format 2: plain values, no back-references; ~4x faster to write than
-JSON, and an edited 10,000-forward file is kept anew on every apply); whatever it holds,
-config/topojson.py checks every value. The entry is used only when its key matches this read of
-the file and this kvmnet, and only if the state dir's trust rules hold for it (host/files.py:
-owned by root or this user, writable by nobody else, no symlinks); anything else (missing,
-untrusted, unreadable, corrupt, stale) is a miss: the file is loaded as always.
+state dir's directories are topologies) starts with a header line, {"key", "name", "edit"}: the
+key is the sha256 of the bytes the entry was made from, the path as given, kvmnet's version, a
+stamp of the code that validated it and the Python whose marshal format the rest is in; the name
+is the topology's. The header alone answers `destroy`, which needs only the name. Then the
+topology in config/topojson.py's closed form as marshal writes it (format 2: plain values, no
+back-references; ~4x faster to write than JSON, and an edited 10,000-forward file is kept anew
+on every apply); whatever it holds, config/topojson.py checks every value. At byte `edit` of
+that body (0: none) the file's text as parsed (config/tomledit.py, marshal format 4: its dicts
+share their keys), so that an edited file is parsed again only where the edit touched it: used
+when the key matches all but the file's sha256; validation runs in full as always.
+The entry is used only when its key matches this read of the file and this kvmnet, and only if
+the state dir's trust rules hold for it (host/files.py: owned by root or this user, writable by
+nobody else, no symlinks); anything else (missing, untrusted, unreadable, corrupt, stale) is a
+miss: the file is loaded as always.
 A file with a problem is never kept, so its FILE:LINE messages are the loader's, every time.
 """
 
@@ -45,33 +48,43 @@ def load(path: str, state_root: str) -> Topology:
     raw = loader.read_file(path)
     key, slot = _key(path, raw), cache_path(state_root, path)
     with gcpause.paused():
-        topo = _cached(slot, key, raw)
+        entry = _entry(slot)
+        topo = _cached(entry, key, raw)
+        previous = _previous(entry, key) if topo is None else None
     if topo is None:
-        topo = loader.load_bytes(raw, path)
-        _missed[slot] = (key, topo)
+        topo, parsed = loader.load_edited(raw, path, previous)
+        _missed[slot] = (key, topo, parsed)
     return topo
 
 
-_missed: dict = {}  # slot -> (key, topology) loaded by this process and not found in its slot
+_missed: dict = {}  # slot -> (key, topology, its file as parsed) loaded by this process and not found in its slot
 
 
 def keep_loaded() -> None:
     """Write what load() missed (under the exclusive state lock: the state dir exists)."""
-    for slot, (key, topo) in list(_missed.items()):
+    for slot, (key, topo, parsed) in list(_missed.items()):
         try:
-            header = json.dumps({"key": key, "name": topo.name}).encode()
             with gcpause.paused():
                 body = marshal.dumps(topojson.encode(topo), _MARSHAL_FORMAT)
-            files.write_private(slot, header + b"\n" + body)
+                edit = _dumped(parsed)
+            header = json.dumps({"key": key, "name": topo.name, "edit": len(body) if edit else 0}).encode()
+            files.write_private(slot, header + b"\n" + body + edit)
         except (KvmnetError, OSError):
             pass  # a cache that cannot be written is a cache that misses next time
         del _missed[slot]
 
 
+def _dumped(parsed) -> bytes:
+    try:
+        return marshal.dumps(parsed.dump(), 4) if parsed is not None else b""
+    except ValueError:  # a value marshal has no format for (tomllib's dates): parsed whole next time
+        return b""
+
+
 def cached_name(path: str, state_root: str) -> str | None:
     """The name of the topology in `path` when the cache holds this very file, else None."""
-    header = _header(cache_path(state_root, path), _key(path, loader.read_file(path)))
-    return header[0] if header else None
+    entry = _entry(cache_path(state_root, path))
+    return entry[0]["name"] if entry and entry[0]["key"] == _key(path, loader.read_file(path)) else None
 
 
 _MARSHAL_FORMAT = 2
@@ -109,8 +122,8 @@ def code_stamp() -> str:
     return _stamp[0]
 
 
-def _header(slot: str, key: dict) -> tuple[str, bytes] | None:
-    """(the topology's name, the slot's body) when the slot is trusted and its header has `key`."""
+def _entry(slot: str) -> tuple[dict, bytes] | None:
+    """(the slot's header, its body) when the slot is trusted and its header well-formed."""
     try:
         data = files.read_private(slot, raw=True)
     except (KvmnetError, OSError):  # untrusted or unreadable: as if there were none
@@ -119,23 +132,35 @@ def _header(slot: str, key: dict) -> tuple[str, bytes] | None:
         return None
     head, _, body = data.partition(b"\n")
     try:
-        data = json.loads(head)
+        header = json.loads(head)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(data, dict) or set(data) != {"key", "name"} or data["key"] != key \
-            or not isinstance(data["name"], str):
+    if not isinstance(header, dict) or set(header) != {"key", "name", "edit"} or not isinstance(header["name"], str) \
+            or not isinstance(header["key"], dict) or type(header["edit"]) is not int:
         return None
-    return data["name"], body
+    return header, body
 
 
-def _cached(slot: str, key: dict, raw: bytes) -> Topology | None:
-    header = _header(slot, key)
-    if header is None:
+def _cached(entry: tuple[dict, bytes] | None, key: dict, raw: bytes) -> Topology | None:
+    if entry is None or entry[0]["key"] != key:
         return None
-    try:
-        topo = topojson.decode(marshal.loads(header[1]), raw.decode("utf-8"))
+    try:  # (marshal.loads reads the topology and ignores the parsed text after it)
+        topo = topojson.decode(marshal.loads(entry[1]), raw.decode("utf-8"))
     # not marshal data (a damaged length may ask for more memory than there is), not a topology
     # of this model (topojson.Unfit): a miss, the file is loaded as always
     except (ValueError, EOFError, TypeError, OverflowError, MemoryError, RecursionError):
         return None
-    return topo if topo.name == header[0] else None
+    return topo if topo.name == entry[0]["name"] else None
+
+
+def _previous(entry: tuple[dict, bytes] | None, key: dict):
+    """The kept file as parsed, when it is this file as this kvmnet parsed it before an edit."""
+    if entry is None or not 0 < entry[0]["edit"] < len(entry[1]) \
+            or {**entry[0]["key"], "sha256": ""} != {**key, "sha256": ""}:
+        return None
+    from ..config import tomledit
+
+    try:
+        return tomledit.undump(marshal.loads(memoryview(entry[1])[entry[0]["edit"]:]))
+    except (ValueError, EOFError, TypeError, OverflowError, MemoryError, RecursionError):
+        return None

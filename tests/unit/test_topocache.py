@@ -114,7 +114,8 @@ def _corrupt(data: bytes) -> list[bytes]:
         return json.dumps(h).encode() + b"\n" + (t if isinstance(t, bytes) else marshal.dumps(t, 2))
     nested = b"[\x01\x00\x00\x00" * 100000  # marshal's list of one list of one ...
     return [b"", b"{", b"[]", b"null", slot(header, port_as_text), slot(dict(header, more=1), topology),
-            slot(header, topology[:3]), slot(header, nested), slot(header, body[:-7]), slot(header, b"\xff\x00"),
+            slot(header, topology[:3]), slot(header, nested), slot(header, body[:header["edit"] - 7]),
+            slot(header, b"\xff\x00"),
             slot(header, compile("1", "x", "eval")), slot(header, json.dumps(topology).encode()),
             b"[" * 100000 + b"\n" + body, slot(dict(header, name="other"), topology),
             slot(dict(header, name=7), topology), head, slot(dict(header, key=dict(header["key"], python="2.7")), topology),
