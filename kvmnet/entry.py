@@ -1,7 +1,16 @@
 """The `kvmnet` command (pyproject's console script): the netlink worker's guess first
 (cli_prestart.py), then the command line. Here and not in cli.py's import, so that importing
-kvmnet.cli (tests, the bench's phase driver) never forks a worker from someone else's argv."""
+kvmnet.cli (tests, the bench's phase driver) never forks a worker from someone else's argv.
 
+Once the command is done, the process ends without the interpreter's teardown: freeing a big
+topology's ~100,000 objects one by one, and every module, costs ~5 ms that the kernel does at
+once. What teardown does that matters is done first: the exit handlers run (the netlink worker,
+the prefetch child, libnftables contexts) and stdout and stderr are flushed. kvmnet runs no
+threads and closes every file it writes with `with`; its locks are released with their fds.
+"""
+
+import atexit
+import os
 import sys
 
 
@@ -11,4 +20,21 @@ def main():
     cli_prestart.maybe_start(sys.argv)
     from .cli import main as command
 
-    return command()
+    try:
+        command()  # click's standalone mode: it always ends with SystemExit
+    except SystemExit as done:
+        _end(done.code)
+    return 0
+
+
+def _end(code) -> None:
+    if code is not None and not isinstance(code, int):  # as the interpreter words sys.exit("text")
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: as the interpreter's exit, nothing more to say
+            code = code or 120
+    os._exit(code or 0)
