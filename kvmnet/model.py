@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
+
+from .frozen import value
 
 # Network modes, by what kvmnet does for them on the host:
 ROUTING_MODES = ("nat", "routed")  # the host forwards the subnet's traffic (ip_forward)
@@ -16,7 +18,7 @@ MODES = BRIDGED_MODES + ("user", "socket", "direct", "vde", "passt")  # direct: 
 MACVTAP_MODES = ("bridge", "vepa", "private", "passthrough")
 
 
-@dataclass(frozen=True)
+@value
 class Dhcp:
     """A network's DHCP range (dnsmasq's dhcp-range); static leases come from the guests' NICs."""
 
@@ -25,7 +27,7 @@ class Dhcp:
     lease_time: str = "1h"
 
 
-@dataclass(frozen=True)
+@value
 class Dhcp6:
     """A stateful DHCPv6 range (config/ipv6.py); without one, a network's guests use SLAAC only."""
 
@@ -34,7 +36,7 @@ class Dhcp6:
     lease_time: str = "1h"
 
 
-@dataclass(frozen=True)
+@value
 class Forward:
     """A DNAT port forward: host_ports on the host reach guest_ports on guest_ip (IPv4) and/or
     guest_ip6 (IPv6, nat6 networks only): at least one is set."""
@@ -49,7 +51,7 @@ class Forward:
     guest_ip6: IPv6Address | None = None
 
 
-@dataclass(frozen=True)
+@value
 class HostFwd:
     """QEMU user-mode hostfwd=[proto]:[host_addr]:host_port-[guest_addr]:guest_port."""
 
@@ -60,7 +62,7 @@ class HostFwd:
     guest_port: int
 
 
-@dataclass(frozen=True)
+@value
 class GuestFwd:
     """QEMU user-mode guestfwd=tcp:server_addr:server_port-target."""
 
@@ -69,7 +71,7 @@ class GuestFwd:
     target: str  # "cmd:..." or "HOST:PORT"
 
 
-@dataclass(frozen=True)
+@value
 class UserNet:
     """QEMU user-mode networking (slirp): its subnet, host and DNS addresses, forwards."""
 
@@ -91,7 +93,7 @@ class UserNet:
     ipv6_dns: IPv6Address | None = None
 
 
-@dataclass(frozen=True)
+@value
 class SocketNet:
     """A QEMU socket network: guests joined by TCP, UDP or multicast, no host link."""
 
@@ -101,7 +103,7 @@ class SocketNet:
     localaddr: IPv4Address | None = None  # mcast: the interface address to send from
 
 
-@dataclass(frozen=True)
+@value
 class PasstNet:
     """What every guest NIC's own passt offers on a passt network (its forwards are on the
     Network, per guest). None: passt's default (copied from the host's default route)."""
@@ -119,7 +121,7 @@ class PasstNet:
     mtu: int | None = None
 
 
-@dataclass(frozen=True)
+@value
 class Bandwidth:
     """A rate limit as libvirt names its directions: inbound is traffic towards the guest(s)."""
 
@@ -128,7 +130,7 @@ class Bandwidth:
     burst: int | None = None  # bytes; None: render/tc.py's default for the rate
 
 
-@dataclass(frozen=True)
+@value
 class Network:
     """[networks.NAME]: one network of a topology (`mode` says which kind)."""
 
@@ -181,7 +183,7 @@ class Network:
         return self.mode in BRIDGED_MODES
 
 
-@dataclass(frozen=True)
+@value
 class NicTuning:
     """The seed's per-NIC QEMU options (5.2, 5.5); None: QEMU's default."""
     sndbuf: int | None = None  # tap send buffer, bytes (0: unlimited)
@@ -191,7 +193,7 @@ class NicTuning:
     capture: str | None = None  # pcap file QEMU writes every frame of this NIC to (filter-dump)
 
 
-@dataclass(frozen=True)
+@value
 class Nic:
     """One NIC of a guest on one network."""
 
@@ -205,7 +207,7 @@ class Nic:
     tuning: NicTuning = NicTuning()
 
 
-@dataclass(frozen=True)
+@value
 class Guest:
     """[guests.NAME]: a guest and its NICs."""
 
@@ -222,7 +224,7 @@ class Guest:
     queues: int | None = None  # multiqueue virtio-net on tap NICs
 
 
-@dataclass(frozen=True)
+@value
 class HostEntry:
     """[hosts.NAME]: one machine of a multi-host topology, by its address on the underlay."""
 
@@ -230,7 +232,7 @@ class HostEntry:
     underlay: IPv4Address
 
 
-@dataclass(frozen=True)
+@value
 class Vxlan:
     """[networks.N.vxlan] (and the network's gateway_host): the network stretched over hosts."""
 
@@ -241,7 +243,7 @@ class Vxlan:
     gateway_host: str | None = None  # where the gateway address, dnsmasq, NAT and forwards live
 
 
-@dataclass(frozen=True)
+@value
 class Overlay:
     """The multi-host part of a topology: config/hosts.py reads it; engine/overlay.py turns the
     whole topology into this host's part (`me` set) before anything is planned."""
@@ -259,7 +261,7 @@ class Overlay:
         return next(h for h in self.hosts if h.name == name)
 
 
-@dataclass(frozen=True)
+@value
 class Topology:
     """A whole topology file, validated."""
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
+
+from .frozen import value
 
 
-@dataclass(frozen=True)
+@value
 class Link:
     """One network interface as the kernel lists it."""
 
@@ -22,7 +24,7 @@ class Link:
     multi_queue: bool | None = None  # taps only (IFF_MULTI_QUEUE); None where unknown
 
 
-@dataclass(frozen=True)
+@value
 class Address:
     """One address of a link with what `ip addr add` can set, so it can be moved exactly."""
     cidr: str  # our address / prefix length
@@ -53,7 +55,7 @@ def address(value) -> Address:
     return Address(value) if isinstance(value, str) else value if isinstance(value, Address) else Address(**value)
 
 
-@dataclass(frozen=True)
+@value
 class Route:
     """One route, with what `ip route add` can set."""
 
@@ -71,7 +73,7 @@ class Route:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@value
 class Observed:
     """What observe() read of the host: everything a plan compares against."""
 

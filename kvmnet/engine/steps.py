@@ -7,10 +7,11 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
+from ..frozen import value
 from ..render import macvtap, tc
 
 
-@dataclass(frozen=True)
+@value
 class Step:
     """One change to the host: an executor's op and its arguments (plain JSON values)."""
 
@@ -33,7 +34,7 @@ class Step:
         return _COMMANDS[self.op](self.args)
 
 
-@dataclass(frozen=True)
+@value
 class Action:
     """A planned step with the key of the fact it establishes and the step that undoes it.
 

@@ -18,6 +18,7 @@ import os
 import re
 
 from .. import naming
+from ..frozen import value
 from ..ifname import problem as ifname_problem
 from ..observed import Route
 from .overlay_schema import OPS as OVERLAY_OPS
@@ -27,7 +28,7 @@ class SchemaError(ValueError):
     pass
 
 
-@dataclasses.dataclass(frozen=True)
+@value
 class Where:
     """What a record's values must agree with: its topology and that topology's state dir."""
 

@@ -37,10 +37,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from .. import naming
 from ..errors import InputError
+from ..frozen import value
 from ..model import Network, ROUTING_MODES, Topology, VIRTUAL_MODES
 from .iptables6 import HOOKS6, TABLES6, bare_rules6, forward_ports6
 
@@ -210,7 +211,7 @@ def bare_rules(topo: Topology) -> dict[str, list[list[str]]]:
     return {hook: rules for hook, rules in chains.items() if rules}
 
 
-@dataclass(frozen=True)
+@value
 class IptRuleset:
     name: str  # the chain prefix, KN-<topology>
     digest: str

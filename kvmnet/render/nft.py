@@ -28,13 +28,13 @@ an older ruleset) is one listing and a compare away.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
+from ..frozen import value
 from ..model import Network, ROUTING_MODES, Topology, VIRTUAL_MODES
 from . import nft6
 
 
-@dataclass(frozen=True)
+@value
 class Ruleset:
     table: str
     text: str  # the full batch: create-or-replace of the table

@@ -9,17 +9,17 @@ dnsmasq's --conf-file does."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from .. import naming
 from ..errors import InputError
+from ..frozen import value
 from ..model import Forward, Network, Topology
 
 SOCKET, PID = "sock", "pid"
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with its NUL
 
 
-@dataclass(frozen=True)
+@value
 class PasstNic:
     guest: str
     index: int  # the NIC's index in the guest

@@ -7,9 +7,9 @@ pair `-net nic,model=...,macaddr=... -net tap,...`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from ..errors import InputError
+from ..frozen import value
 from ..model import Guest, Network, Nic, Topology
 from . import qemu_tuning as tuning
 from . import passt
@@ -18,7 +18,7 @@ from . import passt
 _LEGACY_MODELS = {"virtio-net-pci": "virtio", "virtio-net": "virtio"}
 
 
-@dataclass(frozen=True)
+@value
 class HostOffers:
     vhost_net: bool = False  # /dev/vhost-net exists
     ifup: str = "kvmnet-ifup"  # paths QEMU runs with --hooks

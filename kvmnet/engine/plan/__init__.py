@@ -11,9 +11,8 @@ addresses, routes), sysctls, firewall (kvmnet's table, accepts in the host's FOR
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ... import naming
+from ...frozen import value
 from ...model import Topology
 from ...observed import Observed
 from ...render.qemu_tuning import multi_queue
@@ -33,7 +32,7 @@ def shared(key: str) -> bool:
     return sysctls.shared(key) or key in firewalld.SHARED_KEYS
 
 
-@dataclass(frozen=True)
+@value
 class Plan:
     actions: list[Action]  # removals first, then what is missing or drifted
     wanted: frozenset[str]  # every fact's key, held or not
