@@ -126,8 +126,8 @@ def load_edited(raw: bytes, path: str, previous: "Parsed | None") -> tuple[Topol
             except InputError:
                 pass  # the whole parse below words the problems, so they read as they always have
         data, parsed = tomledit.parse(text)
-        if data is None:
-            return load_text(text, path), None
+        if data is None:  # tomlfast is unsure: tomllib reads it (and words any error)
+            data = _tomllib(text, path)
         return _topology(data, Reader(path, text), text, path), parsed
 
 

@@ -7,14 +7,17 @@ header of a topology names at least two keys (`[networks.n0]`, `[[guests.g1.nics
 first two name the *entity* the piece belongs to. TOML's rules never reach across entities: an
 entity's value in the document is what its own pieces, read alone and in order, make of it, and
 the document is the root section's keys followed by the entities, in the order each first
-appears. (A header of one key, like `[networks]`, or a root key that is also a table's first key
-breaks that: such files are read whole, always.)
+appears. (A header of one key, like `[networks]`, breaks that: such files are read whole,
+always. A root key that is also a table's first key makes a file TOML refuses: declined too.)
 
 So `reparse` finds where the old and new texts differ (their common start and end), lists the
 headers in between, and parses again only the entities whose pieces there are not the same
 text as before; every other entity's value is the earlier run's. The result is the dict
 tomlfast.loads(new text) returns, or None when unsure: the caller then reads the whole text.
 tests/unit/test_tomledit.py compares the two on thousands of random edits.
+
+The earlier parse comes from the state dir's cache, trusted as the state dir is (root's, private)
+and checked for its types only: a kept parse that does not belong to its text would go unnoticed.
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ import re
 from . import tomlfast
 
 # a header line's first two keys (the line's offset is the match's start + 1: after its newline)
-_BARE = r"[A-Za-z0-9_-]++"
+_BARE = tomlfast._BARE
 _ENTITY = r"[ \t]*+\[\[?[ \t]*+(" + _BARE + r")[ \t]*+\.[ \t]*+(" + _BARE + r")"
 _BRACKET = r"[ \t]*+\["  # how every header line starts, and no other line tomlfast reads
 _NEXT_HEADER = re.compile(r"\n(?=" + _BRACKET + ")", re.ASCII)
 _IS_HEADER = re.compile(_BRACKET, re.ASCII)
 _HEADER = re.compile(_ENTITY, re.ASCII)
-_SPLIT = re.compile(r"[ \t]*+\.[ \t]*+")
+_SPLIT = tomlfast._SPLIT
 
 
 class Parsed:
@@ -47,7 +50,7 @@ class Parsed:
         self.owners = owners  # the entity (an index into entities) of each header line
         self.entities = entities  # (first key, second key) of each entity, in order of first appearance
 
-    def dump(self) -> tuple:
+    def dump(self) -> tuple:  # (in __init__'s order: undump makes a Parsed of it)
         return (self.text, self.data, self.root, self.starts, self.owners, self.entities)
 
 
@@ -77,7 +80,7 @@ def reparse(old: Parsed, text: str) -> Parsed | None:
         return None
     try:
         return _reparse(old, text)
-    except (IndexError, KeyError, TypeError):  # a kept Parsed that does not fit its text: read it whole
+    except (IndexError, KeyError, TypeError):  # a kept Parsed whose index is out of shape: read it whole
         return None
 
 
@@ -122,8 +125,9 @@ def _reparse(old: Parsed, text: str) -> Parsed | None:
     new_owners = [ids.setdefault(entity, len(ids)) for _, entity in window]
     entities = old.entities + list(ids)[len(old.entities):]
     changed = _changed_entities(old, first, last, text, window, new_owners, hi)
-    starts = starts[:max(first, 0)] + [offset for offset, _ in window] + [s + shift for s in starts[last:]]
-    owners = old.owners[:max(first, 0)] + new_owners + old.owners[last:]
+    kept = max(first, 0)  # the pieces before the window, as they were
+    starts = starts[:kept] + [offset for offset, _ in window] + [s + shift for s in starts[last:]]
+    owners = old.owners[:kept] + new_owners + old.owners[last:]
     fresh = _read_entities(text, starts, owners, entities, changed)
     if fresh is None:
         return None

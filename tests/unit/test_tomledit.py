@@ -17,12 +17,13 @@ from kvmnet.config import tomledit, tomlfast
 
 
 def ordered(value):
-    """A value whose == also compares the order of every dict's keys."""
+    """A value whose == also compares the order of every dict's keys, and each value's type
+    (True == 1 == 1.0 otherwise)."""
     if isinstance(value, dict):
         return [(k, ordered(v)) for k, v in value.items()]
     if isinstance(value, list):
         return [ordered(v) for v in value]
-    return value
+    return type(value), value
 
 
 def same(a: tomledit.Parsed, b: tomledit.Parsed) -> bool:

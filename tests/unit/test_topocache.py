@@ -114,6 +114,7 @@ def _corrupt(data: bytes) -> list[bytes]:
         return json.dumps(h).encode() + b"\n" + (t if isinstance(t, bytes) else marshal.dumps(t, 2))
     nested = b"[\x01\x00\x00\x00" * 100000  # marshal's list of one list of one ...
     return [b"", b"{", b"[]", b"null", slot(header, port_as_text), slot(dict(header, more=1), topology),
+            # (cut inside the topology: a cut in the parse kept after it spoils only that, a whole parse next edit)
             slot(header, topology[:3]), slot(header, nested), slot(header, body[:header["edit"] - 7]),
             slot(header, b"\xff\x00"),
             slot(header, compile("1", "x", "eval")), slot(header, json.dumps(topology).encode()),

@@ -117,3 +117,13 @@ def test_every_shipped_topology_edited_loads_as_a_whole_load_does(tmp_path):
         edited = topocache.load(str(src), str(state))
         topocache.keep_loaded()
         assert edited == first and edited.source == src.read_text(), path.name
+
+
+def test_a_file_tomlfast_refuses_is_read_by_tomlfast_once_then_tomllib(tmp_path, monkeypatch):
+    text = (ROOT / "topologies" / "nat.toml").read_text() + '\n[guests.zz]\nnics = [\n  { network = "default" },\n]\n'
+    calls: list[int] = []
+    real = tomlfast.loads
+    monkeypatch.setattr(tomlfast, "loads", lambda t, *a: calls.append(len(t)) or real(t, *a))
+    topo, parsed = config.loader.load_edited(text.encode(), str(tmp_path / "t.toml"), None)
+    assert calls == [len(text)] and parsed is None and "zz" in [g.name for g in topo.guests]
+    assert topo == config.load_text(text, str(tmp_path / "t.toml"))
