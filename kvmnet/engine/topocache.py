@@ -68,7 +68,7 @@ def keep_loaded() -> None:
                 body = marshal.dumps(topojson.encode(topo), _MARSHAL_FORMAT)
                 edit = _dumped(parsed)
             header = json.dumps({"key": key, "name": topo.name, "edit": len(body) if edit else 0}).encode()
-            files.write_private(slot, header + b"\n" + body + edit)
+            files.write_private(slot, b"".join((header, b"\n", body, edit)))  # (one copy of ~3 MB, not two)
         except (KvmnetError, OSError):
             pass  # a cache that cannot be written is a cache that misses next time
         del _missed[slot]

@@ -13,11 +13,10 @@ child's end) leaves the read to do its own dump, as without a prefetch.
 from __future__ import annotations
 
 import marshal
-import os
 
 from . import forked, rtnl  # (here, not in the child: a fork imports nothing, so holds no import lock)
 
-_pending: dict = {}  # "fd": the pipe's read end, "pid": the child
+_pending: dict = {}  # "job": the child (forked.Job)
 
 
 class links_while:
@@ -41,60 +40,31 @@ def start_links() -> None:
     """Fork the child (once; a second call while one is pending does nothing)."""
     if _pending:
         return
-    try:
-        r, w = os.pipe()
-    except OSError:
+    job = forked.Job(lambda: marshal.dumps(rtnl.dump_links()))
+    if job.pid is None:
         return
-    pid = forked.fork(lambda: _write_all(w, marshal.dumps(rtnl.dump_links())), keep=(w,))
-    os.close(w)
-    if pid is None:
-        os.close(r)
-        return
-    _pending.update(fd=r, pid=pid)
+    _pending["job"] = job
     import atexit
 
     atexit.unregister(_drop)  # (once, however often a process prefetches)
     atexit.register(_drop)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data):]
-
-
 def _drop() -> None:
     """A prefetch nobody took (an error, a topology without links to read) ends now."""
     if _pending:
-        fd, pid = _pending.pop("fd"), _pending.pop("pid")
-        os.close(fd)  # (a child still writing gets EPIPE)
-        try:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        except OSError:
-            pass
+        _pending.pop("job").cancel()
 
 
 def take_links() -> list[dict] | None:
     """The child's parse_link() dicts, once; None when there is no prefetch or it failed."""
     if not _pending:
         return None
-    fd, pid = _pending.pop("fd"), _pending.pop("pid")
-    chunks = []
-    try:
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-    except OSError:
-        chunks = []
-    finally:
-        os.close(fd)
-    try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        status = 1
-    if status != 0 or not chunks:
+    data = _pending.pop("job").result()
+    if data is None:
         return None
     try:
-        links = marshal.loads(b"".join(chunks))
+        links = marshal.loads(data)
     except (EOFError, ValueError, TypeError):
         return None
     return links if _plain(links) else None

@@ -57,3 +57,20 @@ def test_the_parents_exit_handlers_never_run_in_the_child(tmp_path):
     child = out.stdout.strip()
     ran = {p.name for p in tmp_path.iterdir()}
     assert len(ran) == 1 and child not in ran  # the parent's handler ran, in the parent only
+
+
+def test_a_job_hands_over_what_it_made_and_is_reaped():
+    big = bytes(range(256)) * 40000  # ~10 MB: more than the pipe holds, read while it writes
+    job = forked.Job(lambda: big)
+    pid = job.pid
+    assert job.result() == big and job.pid is None
+    assert not os.path.exists(f"/proc/{pid}")  # reaped
+
+
+def test_a_failed_or_cancelled_job_gives_nothing_and_is_reaped():
+    assert forked.Job(lambda: 1 / 0).result() is None
+    assert forked.Job(lambda: b"").result() is None  # nothing made: as good as a failure
+    job = forked.Job(lambda: os.read(os.open("/dev/zero", os.O_RDONLY), 1) and __import__("time").sleep(30))
+    pid = job.pid
+    job.cancel()
+    assert job.pid is None and not os.path.exists(f"/proc/{pid}")

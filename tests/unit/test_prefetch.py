@@ -54,14 +54,14 @@ def test_a_child_that_fails_leaves_the_read_to_the_parent(monkeypatch):
 
 def test_a_prefetch_nobody_took_ends_with_its_block():
     with prefetch.links_while(True):
-        pid = prefetch._pending["pid"]
+        pid = prefetch._pending["job"].pid
     assert prefetch._pending == {} and not os.path.exists(f"/proc/{pid}")  # (killed and reaped)
     with prefetch.links_while(False):
         assert prefetch._pending == {}
 
 
 def test_a_prefetch_nobody_takes_ends_with_the_process():
-    code = "from kvmnet.host import prefetch; prefetch.start_links(); print(prefetch._pending['pid'], flush=True)"
+    code = "from kvmnet.host import prefetch; prefetch.start_links(); print(prefetch._pending['job'].pid, flush=True)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=30)
     pid = int(out.stdout)
