@@ -16,6 +16,11 @@ import os
 _GLOBAL_WITH_VALUE = ("--state-dir", "--qemu-conf-dir")
 
 
+def verb(argv: list[str]) -> str | None:
+    """The verb of a kvmnet command line (after the global options), if any."""
+    return _split(argv[1:])[0]
+
+
 def maybe_start(argv: list[str]) -> None:
     if os.environ.get("KVMNET_NETLINK_WORKER") == "0" or os.geteuid() != 0:
         return

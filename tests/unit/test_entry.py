@@ -47,3 +47,11 @@ def test_what_is_still_buffered_is_written():
     # (click flushes what it echoes: this is written to the block-buffered pipe after it)
     done = kvmnet("--version", prelude="import atexit\natexit.register(lambda: print('buffered'))")
     assert done.returncode == 0 and done.stdout.splitlines()[-1] == "buffered"
+
+
+@pytest.mark.parametrize("args, collecting", [(("validate", "topologies/nat.toml"), "False"), (("--version",), "True"),
+                                              (("--state-dir", "/tmp", "plan", "--help"), "False")])
+def test_the_one_shot_verbs_run_without_the_cycle_collector(args, collecting):
+    prelude = "import atexit, gc\natexit.register(lambda: print('collecting', gc.isenabled(), file=sys.stderr))"
+    done = kvmnet(*args, prelude=prelude)
+    assert done.returncode == 0 and done.stderr.splitlines()[-1] == f"collecting {collecting}"
