@@ -119,3 +119,15 @@ def test_a_rollback_of_a_record_whose_text_is_lost_writes_no_file_under_its_name
     with pytest.raises(HostError):
         _apply_text(tmp_path, changed, host, root)
     assert _sources(root) == [] and records.load(str(root), "nat").source == ""
+
+
+def test_a_copy_is_the_same_record_and_its_own(tmp_path):
+    host = uplinked()
+    _apply_text(tmp_path, NAT.read_text(), host, tmp_path / "state")
+    rec = records.load(str(tmp_path / "state"), "nat")
+    copy = rec.copy()
+    assert json.dumps(copy.to_json()) == json.dumps(rec.to_json()) and copy.source == rec.source
+    nested = next(i for i, (_, undo) in enumerate(copy.entries) if isinstance(undo, dict))
+    copy.entries[nested][1]["changed"] = True  # a dict inside an entry: copied too, not shared
+    copy.taps["x"] = 1
+    assert "changed" not in rec.entries[nested][1] and "x" not in rec.taps
