@@ -42,6 +42,8 @@ def _end(code) -> None:
         code = 1
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # started with that descriptor closed: nothing to flush
+            continue
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe: as the interpreter's exit, nothing more to say

@@ -16,7 +16,12 @@ from operator import attrgetter
 
 
 def value(cls):
+    own = [name for name in ("__eq__", "__hash__", "__repr__") if name in cls.__dict__]
+    if own:  # dataclass(frozen=True) would keep them or refuse: here they would be lost
+        raise TypeError(f"@value {cls.__name__}: defines {', '.join(own)}")
     cls = dataclass(frozen=True, eq=False, repr=False)(cls)
+    if any(f.hash is not None for f in fields(cls)):
+        raise TypeError(f"@value {cls.__name__}: field(hash=...) is not supported")
     compared = [f.name for f in fields(cls) if f.compare]
     # (an attrgetter is no function: read through an instance, it is not bound to it)
     cls.__value_key__ = attrgetter(*compared) if compared else staticmethod(_nothing)

@@ -85,6 +85,9 @@ class Job:
                 chunks.append(chunk)
         except OSError:
             chunks = []
+        except BaseException:  # (Ctrl-C while reading: the child ends now, not at exit)
+            self.cancel()
+            raise
         status = self._end()
         return b"".join(chunks) if status == 0 and chunks else None
 

@@ -1,8 +1,9 @@
 """Crash safety of a removal: the apply that removes a guest (its tap, its forwards, its static
-lease) is SIGKILLed at every step boundary. What an apply removes leaves the record only in its
-last write (engine/transaction.py), so a killed one may leave entries of things already gone.
-From there both ways out must work: an apply of the edited file converges (and `check` is clean,
-the removed tap no longer recorded), and so does a destroy (the namespace exactly as before)."""
+lease) is SIGKILLed at every step boundary. Each removal leaves the record in a write of its
+own right after it (engine/transaction.py: a delete run again after a crash may find the name
+someone else's). From each point both ways out must work: an apply of the edited file converges
+(and `check` is clean, the removed tap no longer recorded), and so does a destroy (the namespace
+exactly as before)."""
 
 import json
 import re

@@ -55,3 +55,13 @@ def test_the_one_shot_verbs_run_without_the_cycle_collector(args, collecting):
     prelude = "import atexit, gc\natexit.register(lambda: print('collecting', gc.isenabled(), file=sys.stderr))"
     done = kvmnet(*args, prelude=prelude)
     assert done.returncode == 0 and done.stderr.splitlines()[-1] == f"collecting {collecting}"
+
+
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_closed_stdout_or_stderr_is_no_failure(closed, tmp_path):
+    # (the interpreter then has None for that stream)
+    done = subprocess.run(f"{sys.executable} -c \"import sys; sys.argv = ['kvmnet', '--state-dir', '{tmp_path}', "
+                          f"'validate', 'topologies/nat.toml']; from kvmnet.entry import main; main()\" {closed}>&-",
+                          shell=True, capture_output=True, text=True, cwd=ROOT, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "KVMNET_NETLINK_WORKER": "0", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr

@@ -77,3 +77,17 @@ def test_the_model_and_observed_values_are_value_classes():
         classes = [c for c in vars(module).values() if isinstance(c, type) and dataclasses.is_dataclass(c)
                    and c.__module__ == module.__name__]
         assert classes and all(c.__eq__ is OURS[0].__eq__ for c in classes), module.__name__
+
+
+def test_what_value_cannot_honour_is_refused():
+    with pytest.raises(TypeError, match="defines __eq__"):
+        @value
+        class Own:
+            a: int
+
+            def __eq__(self, other):
+                return True
+    with pytest.raises(TypeError, match="hash"):
+        @value
+        class Hashless:
+            a: int = dataclasses.field(hash=False)

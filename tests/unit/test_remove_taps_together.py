@@ -44,7 +44,7 @@ def test_removed_taps_go_in_one_request_and_one_record_write(tmp_path, monkeypat
     deletes = [s for s in host.ran if s.op in ("link.del", "links.del_group")]
     assert [(s.op, sorted(s.args["names"]), s.args["group"], s.args["regroup"]) for s in deletes] == [
         ("links.del_group", sorted(extra), naming.removal_group("nat"), True)]
-    assert _taps(host) == kept and len(saves) == 2  # the write-ahead, and the last (the removals with it)
+    assert _taps(host) == kept and len(saves) == 3  # the write-ahead, one for the removals, the last
     assert not _apply(tmp_path, NAT, host).actions
 
 
