@@ -32,7 +32,7 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
         if fw.get("exists"):  # whose rules they are is judged against the record of this backend's fact
             fw = dict(fw, backend=backend)
     exe, user = host.dnsmasq_binary(), host.dnsmasq_user()
-    procs = _dnsmasqs(topo, state_dir, host, user)
+    procs = _dnsmasqs(topo, state_dir, host, user, since, ran)
     for net in topo.networks:
         if net.mode == "vde":
             paths = naming.vde_paths(state_dir, net.name)
@@ -120,15 +120,22 @@ def _host_forward(host, known: dict | None) -> dict:
     return known if known is not None else host.host_forward()
 
 
-def _dnsmasqs(topo: Topology, state_dir: str, host, user: str) -> dict:
+def _dnsmasqs(topo: Topology, state_dir: str, host, user: str, since: Observed | None, ran) -> dict:
     """"dnsmasq:NET" -> what host.dnsmasq saw, plus the group it runs with (it reads the
-    reloadable files as that group)."""
+    reloadable files as that group). A verify reads back the instances its steps ran for (every
+    dnsmasq step names its network: its files and process change only through those) and takes
+    the others from `since` (16 networks: ~3 ms less)."""
     nets = dnsmasq_plan.networks(topo)
     group = host.dnsmasq_group(user) if nets else None
+    ran_for = {s.args.get("network") for s in ran if s.op.startswith("dnsmasq.")}
     out = {}
     for net in nets:
+        key = f"dnsmasq:{net.name}"
+        if since is not None and net.name not in ran_for and key in since.processes:
+            out[key] = since.processes[key]
+            continue
         paths = naming.dnsmasq_paths(state_dir, net.name)
-        out[f"dnsmasq:{net.name}"] = dict(host.dnsmasq(paths["conf"], paths["pid"]), group=group)
+        out[key] = dict(host.dnsmasq(paths["conf"], paths["pid"]), group=group)
     return out
 
 

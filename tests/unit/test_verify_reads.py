@@ -117,3 +117,55 @@ def test_a_new_forward_is_planned_twice_only_and_the_tables_new_content_is_kept(
     chain = next(iter(nft["chains"].values()))
     chain["rules"].append("counter accept")  # someone's edit
     assert [a.do.op for a in _apply(tmp_path, NAT.read_text() + FORWARD, host).actions] == ["firewall.apply"]
+
+
+TWO = NAT.read_text() + '''
+[networks.second]
+mode = "nat"
+bridge = "kvsec0"
+subnet = "10.77.0.0/24"
+gateway = "10.77.0.1"
+
+[networks.second.dhcp]
+start = "10.77.0.100"
+end = "10.77.0.199"
+'''
+
+
+class CountingHost(FakeHost):
+    """Counts the dnsmasq instances read (by conf file), and once told to, reloads none."""
+    deaf = False
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.dnsmasq_reads: list[str] = []
+
+    def dnsmasq(self, conf: str, pid_file: str, exe: str | None = None) -> dict:
+        self.dnsmasq_reads.append(Path(conf).name)
+        return super().dnsmasq(conf, pid_file, exe)
+
+    def run(self, step) -> None:
+        if step.op == "dnsmasq.reload" and self.deaf:
+            self.ran.append(step)
+            return
+        super().run(step)
+
+
+def test_the_verify_reads_back_only_the_dnsmasq_its_steps_ran_for(tmp_path):
+    host = uplinked(CountingHost)
+    _apply(tmp_path, TWO, host)
+    host.dnsmasq_reads.clear()
+    result = _apply(tmp_path, TWO + EXTRA, host)
+    assert "dnsmasq.reload" in [a.do.op for a in result.actions]
+    # the first observation reads both; the verify the one whose leases changed
+    assert sorted(host.dnsmasq_reads) == ["dnsmasq-default.conf", "dnsmasq-default.conf", "dnsmasq-second.conf"]
+    assert not _apply(tmp_path, TWO + EXTRA, host).actions  # and a full read agrees
+
+
+def test_a_reload_that_did_nothing_still_fails_the_verify(tmp_path):
+    host = uplinked(CountingHost)
+    _apply(tmp_path, TWO, host)
+    host.deaf, before = True, host.state()
+    with pytest.raises(HostError, match="after apply the host still differs"):
+        _apply(tmp_path, TWO + EXTRA, host)
+    assert host.state() == before
