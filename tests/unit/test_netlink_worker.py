@@ -208,3 +208,21 @@ def test_other_commands_start_none(starts, monkeypatch, tmp_path, argv, env, roo
     monkeypatch.setattr(os, "geteuid", lambda: 0 if root else 1000)
     cli_prestart.maybe_start(["kvmnet", "--state-dir", str(tmp_path), *[a.format(topo=topo) for a in argv]])
     assert len(starts) == want
+
+
+def test_pyroute2_loads_at_the_lowest_priority_and_requests_run_at_the_parents(monkeypatch, tmp_path):
+    seen = tmp_path / "priority"
+
+    def request(op, what, command, **fields):
+        seen.write_text(seen.read_text() + f" serve {os.getpriority(os.PRIO_PROCESS, 0)}")
+
+    monkeypatch.setattr(netlink_pyroute2, "request", request)
+    monkeypatch.setattr(netlink_pyroute2, "warm", lambda: seen.write_text(f"warm {os.getpriority(os.PRIO_PROCESS, 0)}"))
+    netlink_worker.start()
+    try:
+        netlink_worker.request("add bridge br0", "link", "add", {"ifname": "br0"})
+    finally:
+        netlink_worker.stop()
+    parent = os.getpriority(os.PRIO_PROCESS, 0)
+    expected_serve = parent if os.geteuid() == 0 else 19  # (only root may raise it back)
+    assert seen.read_text() == f"warm 19 serve {expected_serve}"
