@@ -40,18 +40,23 @@ class Parsed:
     """A text as tomlfast read it, and where its pieces are, for reading its next edit.
     (A plain class: a dataclass costs ~0.6 ms of every start to make.)"""
 
-    __slots__ = ("text", "data", "root", "starts", "owners", "entities")
+    __slots__ = ("text", "data", "starts", "owners", "entities")
 
-    def __init__(self, text: str, data: dict, root: dict, starts: list, owners: list, entities: list):
+    def __init__(self, text: str, data: dict, starts: list, owners: list, entities: list):
         self.text = text
         self.data = data  # what tomlfast.loads(text) returned
-        self.root = root  # the keys before the first header
         self.starts = starts  # the offset of each header line, in order
         self.owners = owners  # the entity (an index into entities) of each header line
         self.entities = entities  # (first key, second key) of each entity, in order of first appearance
 
+    @property
+    def root(self) -> dict:
+        """The keys before the first header: every key of the document no header opens."""
+        tables = {first for first, _ in self.entities}
+        return {k: v for k, v in self.data.items() if k not in tables}
+
     def dump(self) -> tuple:  # (in __init__'s order: undump makes a Parsed of it)
-        return (self.text, self.data, self.root, self.starts, self.owners, self.entities)
+        return (self.text, self.data, self.starts, self.owners, self.entities)
 
 
 def parse(text: str) -> tuple[dict | None, Parsed | None]:
@@ -64,8 +69,8 @@ def parse(text: str) -> tuple[dict | None, Parsed | None]:
 
 def undump(value) -> Parsed | None:
     """A Parsed from dump()'s tuple (as a cache kept it), or None if it is not one."""
-    if not (type(value) is tuple and len(value) == 6 and type(value[0]) is str and type(value[1]) is dict
-            and type(value[2]) is dict and all(type(v) is list for v in value[3:])):
+    if not (type(value) is tuple and len(value) == 5 and type(value[0]) is str and type(value[1]) is dict
+            and all(type(v) is list for v in value[2:])):
         return None
     parsed = Parsed(*value)
     if len(parsed.starts) != len(parsed.owners) or not all(
@@ -99,8 +104,7 @@ def _indexed(text: str, data: dict, headers: list) -> Parsed | None:
                 entities.append((keys[0], keys[1]))
         starts.append(offset)
         owners.append(owner)
-    tables = {first for first, _ in entities}
-    return Parsed(text, data, {k: v for k, v in data.items() if k not in tables}, starts, owners, entities)
+    return Parsed(text, data, starts, owners, entities)
 
 
 def _reparse(old: Parsed, text: str) -> Parsed | None:
@@ -207,4 +211,4 @@ def _assembled(old: Parsed, text: str, root: dict, starts: list, owners: list, e
         if first in root:  # a root key that a header also opens: the whole read decides
             return None
         data.setdefault(first, {})[second] = fresh[e] if e in fresh else old.data[first][second]
-    return Parsed(text, data, root, starts, [renumber[o] for o in owners], [entities[e] for e in order])
+    return Parsed(text, data, starts, [renumber[o] for o in owners], [entities[e] for e in order])

@@ -163,8 +163,8 @@ def test_a_kept_read_is_checked_before_use():
     assert tomledit.undump(old.dump()) is not None
     assert same(tomledit.undump(old.dump()), old)
     assert tomledit.undump(("x",)) is None
-    assert tomledit.undump(old.dump()[:5] + ([("a",)],)) is None
-    assert tomledit.undump(old.dump()[:4] + (old.owners[:-1], old.entities)) is None
+    assert tomledit.undump(old.dump()[:4] + ([("a",)],)) is None
+    assert tomledit.undump(old.dump()[:3] + (old.owners[:-1], old.entities)) is None
 
 
 @pytest.mark.parametrize("old_text, new_text", [

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers.keptcache import kept_nat
 
 import kvmnet
 from kvmnet import cli_common, config
@@ -23,12 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def setup(tmp_path):
     """(topology file, state dir, the kept entry's path) with the entry written and then
     tampered with (bridge virbr0 -> tamper), so a result shows where it came from."""
-    src = tmp_path / "nat.toml"
-    src.write_text((ROOT / "topologies" / "nat.toml").read_text())
-    state = tmp_path / "state"
-    state.mkdir(mode=0o700)
-    topocache.load(str(src), str(state))
-    topocache.keep_loaded()
+    src, state = kept_nat(tmp_path)
     slot = Path(topocache.cache_path(str(state), str(src)))
     slot.write_bytes(slot.read_bytes().replace(b"virbr0", b"tamper"))  # as long: marshal counts string lengths
     return src, state, slot

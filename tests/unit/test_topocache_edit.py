@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers.keptcache import kept_nat
 
 import kvmnet
 from kvmnet import config
@@ -22,12 +23,7 @@ GUEST = '\n[guests.extra]\n[[guests.extra.nics]]\nnetwork = "default"\nip = "192
 @pytest.fixture
 def kept(tmp_path, monkeypatch):
     """(file, state dir, the texts tomlfast parsed since) with nat.toml applied and kept."""
-    src = tmp_path / "nat.toml"
-    src.write_text((ROOT / "topologies" / "nat.toml").read_text())
-    state = tmp_path / "state"
-    state.mkdir(mode=0o700)
-    topocache.load(str(src), str(state))
-    topocache.keep_loaded()
+    src, state = kept_nat(tmp_path)
     parsed: list[str] = []
     real = tomlfast.loads
     monkeypatch.setattr(tomlfast, "loads", lambda text, *a: parsed.append(text) or real(text, *a))
@@ -84,7 +80,7 @@ def test_a_kept_parse_that_does_not_fit_is_a_whole_load(kept, spoil, monkeypatch
         body = body[:header["edit"] + 9]
     elif spoil == "not a parse":
         import marshal
-        body = body[:header["edit"]] + marshal.dumps(("text", {}, {}, [1], [], []), 4)
+        body = body[:header["edit"]] + marshal.dumps(("text", {}, [1], [], []), 4)
     else:
         monkeypatch.setattr(kvmnet, "__version__", "99.0")
     slot.write_bytes(json.dumps(header).encode() + b"\n" + body)

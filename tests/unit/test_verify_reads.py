@@ -49,21 +49,30 @@ def test_removing_it_reads_back_the_same_two(tmp_path):
     assert host.link_reads == ["links", ("links_named", tuple(sorted({tap, "virbr0"})))]
 
 
-class SilentTapHost(FakeHost):
-    """Once told to, says it made a tap, and makes none."""
-    silent = False
+class LyingHost(FakeHost):
+    """Once told which (`lies_about`), says it ran steps of that op and does nothing; counts the
+    dnsmasq instances it is asked to read (by conf file)."""
+    lies_about: str | None = None
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.dnsmasq_reads: list[str] = []
+
+    def dnsmasq(self, conf: str, pid_file: str, exe: str | None = None) -> dict:
+        self.dnsmasq_reads.append(Path(conf).name)
+        return super().dnsmasq(conf, pid_file, exe)
 
     def run(self, step) -> None:
-        if step.op == "tap.add" and self.silent:
+        if step.op == self.lies_about:
             self.ran.append(step)
             return
         super().run(step)
 
 
 def test_a_tap_the_host_did_not_make_fails_the_verify_and_rolls_back(tmp_path):
-    host = uplinked(SilentTapHost)
+    host = uplinked(LyingHost)
     _apply(tmp_path, NAT.read_text(), host)
-    host.silent, before = True, host.state()
+    host.lies_about, before = "tap.add", host.state()
     with pytest.raises(HostError, match="after apply the host still differs: create tap"):
         _apply(tmp_path, NAT.read_text() + EXTRA, host)
     assert host.link_reads[-1][0] == "links_named"  # the targeted read is what caught it
@@ -132,27 +141,8 @@ end = "10.77.0.199"
 '''
 
 
-class CountingHost(FakeHost):
-    """Counts the dnsmasq instances read (by conf file), and once told to, reloads none."""
-    deaf = False
-
-    def __init__(self, *a, **k):
-        super().__init__(*a, **k)
-        self.dnsmasq_reads: list[str] = []
-
-    def dnsmasq(self, conf: str, pid_file: str, exe: str | None = None) -> dict:
-        self.dnsmasq_reads.append(Path(conf).name)
-        return super().dnsmasq(conf, pid_file, exe)
-
-    def run(self, step) -> None:
-        if step.op == "dnsmasq.reload" and self.deaf:
-            self.ran.append(step)
-            return
-        super().run(step)
-
-
 def test_the_verify_reads_back_only_the_dnsmasq_its_steps_ran_for(tmp_path):
-    host = uplinked(CountingHost)
+    host = uplinked(LyingHost)
     _apply(tmp_path, TWO, host)
     host.dnsmasq_reads.clear()
     result = _apply(tmp_path, TWO + EXTRA, host)
@@ -163,9 +153,9 @@ def test_the_verify_reads_back_only_the_dnsmasq_its_steps_ran_for(tmp_path):
 
 
 def test_a_reload_that_did_nothing_still_fails_the_verify(tmp_path):
-    host = uplinked(CountingHost)
+    host = uplinked(LyingHost)
     _apply(tmp_path, TWO, host)
-    host.deaf, before = True, host.state()
+    host.lies_about, before = "dnsmasq.reload", host.state()
     with pytest.raises(HostError, match="after apply the host still differs"):
         _apply(tmp_path, TWO + EXTRA, host)
     assert host.state() == before
