@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 
-from .frozen import value
+from .valueclass import field, value
 
 # Network modes, by what kvmnet does for them on the host:
 ROUTING_MODES = ("nat", "routed")  # the host forwards the subnet's traffic (ip_forward)

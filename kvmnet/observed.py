@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, field
 
-from .frozen import value
+from .valueclass import asdict, field, value
 
 
 @value

@@ -1,9 +1,9 @@
 """A validated Topology as plain values (lists, str, int, bool, None: what JSON or marshal
 carry) and back, for engine/topocache.py. Pure.
 
-Closed: the shape comes from model.py's own field types (dataclasses, str, int, bool, None,
+Closed: the shape comes from model.py's own field types (value classes, str, int, bool, None,
 tuples, the ipaddress types), nothing in the data names a class or a function, and decoding
-checks every value against its field's type; anything else is Unfit. A dataclass is the list of
+checks every value against its field's type; anything else is Unfit. A value class is the list of
 its field values in order (a list or a tuple is accepted wherever one is expected); IPv4/IPv6
 addresses of a field typed as one family are integers.
 Topology.source is not kept: the cache hands back the file's own text.
@@ -11,7 +11,6 @@ Topology.source is not kept: the cache hands back the file's own text.
 
 from __future__ import annotations
 
-import dataclasses
 import operator
 import types
 import typing
@@ -19,6 +18,7 @@ from ipaddress import (IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv
                        ip_address)
 
 from .. import model
+from ..valueclass import fields, is_value_class, replace
 from . import values
 
 
@@ -36,14 +36,14 @@ def decode(data, source: str) -> model.Topology:
     finally:
         for made in _interned.values():
             made.clear()
-    return dataclasses.replace(topo, source=source)
+    return replace(topo, source=source)
 
 
 def _same(v):
     return v
 
 
-# a tuple field or a dataclass comes back as a list from JSON, and as the tuple encode() left it
+# a tuple field or a value class comes back as a list from JSON, and as the tuple encode() left it
 # from marshal (engine/topocache.py)
 _SEQUENCES = (list, tuple)
 
@@ -122,8 +122,8 @@ def _codec(kind):
         return _codecs[kind]
     if kind in _LEAVES:
         made = _LEAVES[kind]
-    elif dataclasses.is_dataclass(kind):
-        made = _dataclass(kind)
+    elif is_value_class(kind):
+        made = _value_class(kind)
     elif typing.get_origin(kind) in (typing.Union, types.UnionType):
         made = _union(typing.get_args(kind))
     elif typing.get_origin(kind) is tuple:
@@ -181,9 +181,9 @@ def _tuple(args: tuple):
     return (lambda v: [e(x) for (e, _), x in zip(codecs, v)]), dec_fixed
 
 
-def _dataclass(cls):
+def _value_class(cls):
     hints = typing.get_type_hints(cls, vars(model))
-    names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+    names = [f.name for f in fields(cls) if f.name != "source"]
     codecs = [_codec(hints[n]) for n in names]
 
     fetch = operator.attrgetter(*names) if len(names) > 1 else (lambda obj: (getattr(obj, names[0]),))

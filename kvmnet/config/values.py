@@ -1,27 +1,24 @@
 """Making and copying the model's frozen values quickly, for the loader's and the cache's bulk
-(10,000 forwards, 1000 guests): a frozen dataclass's __init__ sets each field through
-object.__setattr__, and dataclasses.replace goes through __init__ again after reading every
-field's metadata. Filling a new instance's __dict__ at once, as copy and pickle do, gives the
-same value in about half the time (a replace in a fifth).
+(10,000 forwards, 1000 guests): a value's __init__ (valueclass.py) matches its arguments to its
+fields, and replace() goes through __init__ again after reading every field. Filling a new
+instance's __dict__ at once, as copy and pickle do, gives the same value in about half the time
+(a replace in a fifth).
 
-Only for a dataclass whose generated __init__ would do nothing else: no __post_init__, no
-slots, every field an init field (model.py has no hand-written __init__; one would need a check
-here). Any other class gets the plain constructor and dataclasses.replace.
+Only for a class whose every field is an init field (__init__ then does nothing else: valueclass
+refuses __post_init__ and __slots__). Any other class gets the plain constructor and replace().
 """
 
 from __future__ import annotations
 
-import dataclasses
+from ..valueclass import fields as fields_of, replace
 
 _FIELDS: dict[type, tuple[str, ...] | None] = {}  # class -> its field names; None: not plain
 
 
 def _plain_fields(cls) -> tuple[str, ...] | None:
     if cls not in _FIELDS:
-        params = dataclasses.fields(cls)
-        plain = (not hasattr(cls, "__post_init__") and not hasattr(cls, "__slots__")
-                 and cls.__dataclass_params__.init and all(f.init for f in params))
-        _FIELDS[cls] = tuple(f.name for f in params) if plain else None
+        params = fields_of(cls)
+        _FIELDS[cls] = tuple(f.name for f in params) if all(f.init for f in params) else None
     return _FIELDS[cls]
 
 
@@ -41,12 +38,12 @@ def maker(cls, names: tuple[str, ...] | list[str] | None = None):
 
 
 def evolve(value, **changes):
-    """dataclasses.replace(value, **changes) for the model's values. Only the fields are copied:
+    """replace(value, **changes) for the model's values. Only the fields are copied:
     a cached_property's value, kept in the same __dict__, may depend on what changes."""
     cls = type(value)
     fields = _plain_fields(cls)
     if fields is None or not changes.keys() <= set(fields):
-        return dataclasses.replace(value, **changes)  # (its TypeError for a name that is no field)
+        return replace(value, **changes)  # (its TypeError for a name that is no field)
     old = value.__dict__
     obj = object.__new__(cls)
     if len(old) == len(fields):  # the fields alone: copied at once

@@ -10,13 +10,13 @@ one that fails leaves the others applied.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from .. import config
 from ..errors import InputError, KvmnetError
 from ..host.files import write_private
 from . import record as records, statedir
 from .steps import Result
+from ..valueclass import field, mutable
 
 DEFAULT_CONFIG_DIR = "/etc/kvmnet"
 
@@ -27,7 +27,7 @@ def resolve(explicit: str | None) -> str:
     return os.path.abspath(explicit or os.environ.get("KVMNET_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
 
 
-@dataclass
+@mutable
 class Outcome:
     """What happened to one enabled topology: `error` is None when it is applied."""
 
@@ -150,7 +150,7 @@ def destroy_all(config_dir: str, state_root: str, host=None) -> list[Outcome]:
     return out
 
 
-@dataclass
+@mutable
 class Row:
     """One line of `kvmnet list`: a topology enabled here, applied here, or both."""
 

@@ -17,12 +17,11 @@ hostcheck, plan, record) works on a one-host topology as before:
 
 from __future__ import annotations
 
-import dataclasses
-
 from .. import naming
 from ..config import locate
 from ..errors import InputError
 from ..model import Network, Overlay, Topology
+from ..valueclass import replace
 
 VXLAN_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
 DEFAULT_UNDERLAY_MTU = 1500
@@ -37,7 +36,7 @@ def with_host(topo: Topology, name: str | None) -> Topology:
     names = [h.name for h in topo.overlay.hosts]
     if name not in names:
         raise InputError(f"{topo.path}: --host {name}: not one of the file's hosts ({', '.join(names)})")
-    return dataclasses.replace(topo, overlay=dataclasses.replace(topo.overlay, me=name))
+    return replace(topo, overlay=replace(topo.overlay, me=name))
 
 
 def decide(topo: Topology, links: dict, addrs: dict) -> Topology:
@@ -56,7 +55,7 @@ def decide(topo: Topology, links: dict, addrs: dict) -> Topology:
                              "this host: say --host NAME" if not found else
                              f"{topo.path}: several [hosts] underlay addresses are local ({', '.join(found)}): "
                              "say --host NAME")
-        ov = dataclasses.replace(ov, me=found[0])
+        ov = replace(ov, me=found[0])
     underlay = str(ov.host(ov.me).underlay)
     if underlay not in local:
         raise InputError(locate(topo.path, [(("hosts", ov.me, "underlay"),
@@ -64,7 +63,7 @@ def decide(topo: Topology, links: dict, addrs: dict) -> Topology:
     link = links.get(local[underlay])
     mtu = link.mtu if link else DEFAULT_UNDERLAY_MTU
     _refuse_oversized(topo, ov, local[underlay], mtu)
-    return localize(dataclasses.replace(topo, overlay=ov), mtu)
+    return localize(replace(topo, overlay=ov), mtu)
 
 
 def _refuse_oversized(topo: Topology, ov: Overlay, dev: str, underlay_mtu: int) -> None:
@@ -102,17 +101,17 @@ def localize(topo: Topology, underlay_mtu: int) -> Topology:
             networks.append(net)
         elif me in vx.hosts:
             mtu = net.mtu or underlay_mtu - VXLAN_OVERHEAD
-            networks.append(dataclasses.replace(net, mtu=mtu, stp=False) if me == vx.gateway_host
+            networks.append(replace(net, mtu=mtu, stp=False) if me == vx.gateway_host
                             else _bridge_only(topo, net, mtu, me))
     kept = {n.name for n in networks}
     where = dict(ov.guest_hosts)
     guests = []
     for guest in topo.guests:
-        nics = tuple(nic if where.get(guest.name, me) == me else dataclasses.replace(nic, tap=None)
+        nics = tuple(nic if where.get(guest.name, me) == me else replace(nic, tap=None)
                      for nic in guest.nics if nic.network in kept)
-        guests.append(dataclasses.replace(guest, nics=nics))
-    return dataclasses.replace(topo, networks=tuple(networks), guests=tuple(guests),
-                               overlay=dataclasses.replace(ov, local=True))
+        guests.append(replace(guest, nics=nics))
+    return replace(topo, networks=tuple(networks), guests=tuple(guests),
+                               overlay=replace(ov, local=True))
 
 
 def _bridge_only(topo: Topology, net: Network, mtu: int, me: str) -> Network:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field, replace
 
 from ..errors import HostError, InputError
 from ..host import qemu
@@ -13,9 +12,10 @@ from ..naming import DEFAULT_STATE_ROOT as DEFAULT_STATE_DIR
 from ..render.qemu import HostOffers, direct_fd, guest_args, machine_args
 from ..render.qemu_tuning import guest_wide
 from . import overlay
+from ..valueclass import field, mutable, replace
 
 
-@dataclass
+@mutable
 class Launch:
     argv: list[str]
     notes: list[str] = field(default_factory=list)

@@ -12,7 +12,6 @@ import json
 import marshal
 import os
 import stat
-from dataclasses import dataclass, field
 
 from .. import naming
 from ..errors import InputError
@@ -22,11 +21,12 @@ from ..model import Topology
 from . import statedir
 from .recordschema import check_record
 from .stepschema import SchemaError, Where
+from ..valueclass import field, mutable
 
 VERSION = 1
 
 
-@dataclass
+@mutable
 class Record:
     topology: str
     file: str = ""

@@ -5,9 +5,8 @@ person would type for the same change."""
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
 
-from ..frozen import value
+from ..valueclass import field, mutable, value
 from ..render import macvtap, tc
 
 
@@ -54,7 +53,7 @@ class Action:
                 "describe": self.do.describe(), "command": self.do.command()}
 
 
-@dataclass
+@mutable
 class Result:
     """What an apply or destroy did: its actions, in the order they ran."""
 

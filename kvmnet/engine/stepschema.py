@@ -12,13 +12,12 @@ text `kvmnet plan` prints, and nothing executes it.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import os
 import re
 
 from .. import naming
-from ..frozen import value
+from ..valueclass import fields, value
 from ..ifname import problem as ifname_problem
 from ..observed import Route
 from .overlay_schema import OPS as OVERLAY_OPS
@@ -85,7 +84,7 @@ _cidr = _parses(ipaddress.ip_interface, "an address/prefix")
 _ip = _parses(ipaddress.ip_address, "an IP address")
 
 
-_ROUTE_FIELDS = {f.name for f in dataclasses.fields(Route)}
+_ROUTE_FIELDS = {f.name for f in fields(Route)}
 
 
 def _label(v, w):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
 
 from .. import config
 from ..errors import HostError, InputError
@@ -25,11 +24,12 @@ from ..host.files import write_private
 from ..model import Topology
 from . import record as records
 from .steps import Result
+from ..valueclass import asdict, mutable
 
 SUFFIX = ".try.json"
 
 
-@dataclass
+@mutable
 class Pending:
     topology: str
     file: str  # the file on trial

@@ -16,10 +16,10 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import dataclass, field
 
 from ..errors import KvmnetError
 from . import record as records, statedir
+from ..valueclass import field, mutable
 
 DEBOUNCE_QUIET, DEBOUNCE_MAX = 0.03, 0.2  # a burst is over after 30 ms of quiet, or 200 ms in all
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 60.0
@@ -39,7 +39,7 @@ def targets(applied: dict[str, str], files: dict[str, str] | None) -> dict[str, 
     return {name: path for name, path in files.items() if name in applied}
 
 
-@dataclass
+@mutable
 class Interest:
     """What the watched topologies consist of on the host: which notifications can matter."""
 

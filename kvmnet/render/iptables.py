@@ -37,11 +37,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import field
 
 from .. import naming
 from ..errors import InputError
-from ..frozen import value
+from ..valueclass import field, value
 from ..model import Network, ROUTING_MODES, Topology, VIRTUAL_MODES
 from .iptables6 import HOOKS6, TABLES6, bare_rules6, forward_ports6
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 
-from ..frozen import value
+from ..valueclass import value
 from ..model import Network, ROUTING_MODES, Topology, VIRTUAL_MODES
 from . import nft6
 

@@ -12,7 +12,7 @@ import os
 
 from .. import naming
 from ..errors import InputError
-from ..frozen import value
+from ..valueclass import value
 from ..model import Forward, Network, Topology
 
 SOCKET, PID = "sock", "pid"

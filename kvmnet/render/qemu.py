@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 from ..errors import InputError
-from ..frozen import value
+from ..valueclass import value
 from ..model import Guest, Network, Nic, Topology
 from . import qemu_tuning as tuning
 from . import passt

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.root
 BOTH_READS = """
 import json
 import sys
-from dataclasses import asdict
+from kvmnet.valueclass import asdict
 from kvmnet.host import netlink
 dump = netlink.read_links()
 one_by_one = netlink.read_links_named(list(dump) + ["kn-none"])

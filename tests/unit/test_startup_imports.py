@@ -37,7 +37,7 @@ print(" ".join(sorted(sys.modules)))
 # not for applying a NAT network: other verbs' modules, MAC spellings kvmnet does not write,
 # other features' host code and the status / interop renderers
 NOT_ON_THE_APPLY_PATH = {
-    "netaddr", "click.shell_completion",
+    "netaddr", "click.shell_completion", "dataclasses",
     "kvmnet.cli_extra", "kvmnet.cli_interop", "kvmnet.cli_service", "kvmnet.cli_watch", "kvmnet.cli_passt",
     "kvmnet.cli_capture", "kvmnet.cli_man",
     "kvmnet.engine.overlay_status", "kvmnet.engine.live", "kvmnet.engine.qemu_command", "kvmnet.engine.passt",

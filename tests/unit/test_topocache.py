@@ -204,18 +204,17 @@ def test_every_value_of_a_wrong_type_is_unfit(name):
     assert len(leaves) > 50
 
 
-def test_decoded_values_are_whole_frozen_dataclasses_and_no_address_outlives_a_decode():
+def test_decoded_values_are_whole_frozen_values_and_no_address_outlives_a_decode():
     """The decoder fills each instance's __dict__ instead of calling __init__: the values still
     compare, hash and refuse assignment as built ones do; its shared addresses are dropped after
     each decode, also one that failed."""
-    import dataclasses
-
     from kvmnet.config import topojson
+    from kvmnet.valueclass import FrozenInstanceError
 
     topo = config.load(str(ROOT / "topologies" / "nat.toml"))
     back = topojson.decode(topojson.encode(topo), topo.source)
     assert back == topo and hash(back.networks) == hash(topo.networks)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(FrozenInstanceError):
         back.networks[0].forwards[0].guest_ports = (1, 1)
     assert all(not made for made in topojson._interned.values())
     data = json.loads(json.dumps(topojson.encode(topo)))
@@ -225,26 +224,24 @@ def test_decoded_values_are_whole_frozen_dataclasses_and_no_address_outlives_a_d
     assert all(not made for made in topojson._interned.values())
 
 
-def test_a_dataclass_with_more_to_do_at_init_is_built_through_its_init():
-    import dataclasses
-
+def test_a_class_with_a_field_init_does_not_take_is_built_through_its_init():
     from kvmnet.config import values
+    from kvmnet.valueclass import field, value
 
-    @dataclasses.dataclass(frozen=True)
+    @value
     class Checked:
         a: int
-        b: int = dataclasses.field(default=0, init=False)
+        b: int = field(default=7, init=False)
 
-        def __post_init__(self):
-            object.__setattr__(self, "b", self.a * 2)
-
-    @dataclasses.dataclass(frozen=True)
+    @value
     class Plain:
         a: int
 
-    assert values.maker(Checked, ["a"])([3]).b == 6
+    assert values.maker(Checked, ["a"])([3]) == Checked(3) and values.maker(Checked, ["a"])([3]).b == 7
     assert values.maker(Plain, ["a"])([3]) == Plain(3)
-    assert values.evolve(Checked(3), a=4).b == 8  # through replace, so through __post_init__
+    assert values.evolve(Checked(3), a=4).b == 7  # through replace, so through __init__
+    with pytest.raises(ValueError, match="init=False"):
+        values.evolve(Checked(3), b=4)
 
 
 def test_the_header_alone_names_the_topology_for_destroy(setup, monkeypatch):
@@ -300,16 +297,15 @@ def test_a_damaged_length_that_runs_marshal_out_of_memory_is_a_miss(setup):
 def test_a_topologys_network_index_is_its_own_and_changes_nothing_else():
     """Topology.network looks names up in a dict kept beside the fields: a replaced topology has
     its own, and the kept one takes no part in ==, hash, repr or the cache's encoding."""
-    import dataclasses
-
     from kvmnet.config import topojson
+    from kvmnet.valueclass import replace
 
     topo = config.load(str(ROOT / "topologies" / "nat.toml"))
     fresh = config.load(str(ROOT / "topologies" / "nat.toml"))
     assert topo.network("default") is topo.networks[0]
     assert topo == fresh and repr(topo) == repr(fresh) and topojson.encode(topo) == topojson.encode(fresh)
-    renamed = dataclasses.replace(topo.networks[0], name="other")
-    moved = dataclasses.replace(topo, networks=(renamed,))
+    renamed = replace(topo.networks[0], name="other")
+    moved = replace(topo, networks=(renamed,))
     assert moved.network("other") is renamed
     with pytest.raises(KeyError):
         moved.network("default")

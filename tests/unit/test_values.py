@@ -1,12 +1,12 @@
 """config/values.py: the quick constructor and replace give the values the plain ones give."""
 
-import dataclasses
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
 from kvmnet.config.values import evolve, maker
 from kvmnet.model import Forward, Network, Nic, Topology
+from kvmnet.valueclass import FrozenInstanceError, replace
 
 
 def test_maker_builds_what_the_constructor_builds():
@@ -14,13 +14,13 @@ def test_maker_builds_what_the_constructor_builds():
     made = maker(Forward)(fields)
     assert made == Forward(*fields) and hash(made) == hash(Forward(*fields))
     assert type(made) is Forward and made.__dict__ == Forward(*fields).__dict__
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(FrozenInstanceError):
         made.proto = "udp"
 
 
 def test_evolve_is_replace():
     nic = Nic("n0", None, IPv4Address("10.0.0.2"))
-    assert evolve(nic, mac="52:54:00:00:00:01", tap="t0") == dataclasses.replace(nic, mac="52:54:00:00:00:01", tap="t0")
+    assert evolve(nic, mac="52:54:00:00:00:01", tap="t0") == replace(nic, mac="52:54:00:00:00:01", tap="t0")
     assert nic.mac is None  # the original is untouched
     with pytest.raises(TypeError):
         evolve(nic, no_such_field=1)

@@ -12,7 +12,7 @@ addresses, routes), sysctls, firewall (kvmnet's table, accepts in the host's FOR
 from __future__ import annotations
 
 from ... import naming
-from ...frozen import value
+from ...valueclass import value
 from ...model import Topology
 from ...observed import Observed
 from ...render.qemu_tuning import multi_queue
