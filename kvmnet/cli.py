@@ -21,32 +21,9 @@ from . import engine
 from .engine import record as records, statedir
 from . import __version__, cli_complete, cli_lazy, exitcodes
 from .cli_common import add_host_option, echo_json as _json, fail as _fail, host_json, host_words, load as _load, networks_summary
-from .cli_common import locked as _locked
+from .cli_common import inside_qemu as _inside_qemu, locked as _locked, need_root as _need_root, print_actions as _print_actions
 from . import cli_common
 from .errors import InputError, KvmnetError
-
-
-def _need_root(what: str) -> None:
-    if not cli_common.is_root():
-        click.echo(f"kvmnet {what}: needs root (CAP_NET_ADMIN to change links, addresses and firewall rules); "
-                   "run it with sudo", err=True)
-        sys.exit(1)
-
-
-def _inside_qemu(topo, file: str) -> str | None:
-    """plan's and status's wording for a topology with no bridged network (not "in sync")."""
-    if any(n.bridged for n in topo.networks):
-        return None
-    nets = ", ".join(f"{n.name} ({n.mode})" for n in topo.networks) or "none"
-    return (f"{topo.name}: nothing to apply on this host: its networks live inside QEMU ({nets}); "
-            f"`kvmnet qemu-args {file} GUEST` prints a guest's options")
-
-
-def _print_actions(actions, header: str) -> None:
-    click.echo(header)
-    for i, a in enumerate(actions, 1):
-        click.echo(f"  {i:>3}. {a.do.describe()}")
-        click.echo(f"       $ {a.do.command()}")
 
 
 @click.group(cls=cli_lazy.LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=exitcodes.text())
@@ -118,14 +95,7 @@ def apply_cmd(ctx, state_root, file, firewall, dry_run, replace, quiet):
     if dry_run:
         ctx.invoke(plan_cmd, file=file, as_json=False, firewall=firewall, replace=replace)
         return
-    _need_root("apply")
-    topo, result = _locked(state_root, file, lambda topo: engine.apply(topo, state_root, firewall, replace=replace),
-                           links=True)
-    n = len(result.actions)
-    if quiet:
-        return
-    _print_actions(result.actions, f"{topo.name}: applied {n} step(s); verified in sync" if n else
-                   _inside_qemu(topo, file) or f"{topo.name}: already in sync; nothing changed")
+    cli_common.apply_file(state_root, file, firewall, replace, quiet)
 
 
 @main.command()

@@ -1,5 +1,8 @@
 """What every verb's code shares: reporting a kvmnet error and exiting, loading a file with its
-warnings, running a verb under the state lock, and printing --json documents. (cli.py and cli_extra.py both print and exit.)
+warnings, running a verb under the state lock, printing steps and --json documents; and the
+apply verb itself, which cli.py's click command and cli_quick.py's click-free line both run.
+(cli.py, cli_extra.py and cli_quick.py print and exit.) Without click: it prints through
+echo(), which writes what click.echo writes for kvmnet's plain text (the line, flushed).
 
 Every --json document is one object with "version": 1 first; keys are only ever added within a
 version, never renamed or removed, so scripts can rely on the ones they read.
@@ -7,12 +10,9 @@ version, never renamed or removed, so scripts can rely on the ones they read.
 
 from __future__ import annotations
 
-import os
-
 import json
+import os
 import sys
-
-import click
 
 from . import config
 from .engine import statedir
@@ -22,14 +22,80 @@ from .errors import InputError, KvmnetError
 JSON_VERSION = 1
 
 
+def echo(text: str = "", err: bool = False) -> None:
+    """A line on stdout (stderr), flushed at once, as click.echo writes it."""
+    stream = sys.stderr if err else sys.stdout
+    if stream is None:  # started with that descriptor closed: nothing to write to
+        return
+    stream.write(f"{text}\n")
+    stream.flush()
+
+
 def fail(exc: KvmnetError) -> None:
-    click.echo(f"kvmnet: {exc}" if not isinstance(exc, InputError) else str(exc), err=True)
+    echo(f"kvmnet: {exc}" if not isinstance(exc, InputError) else str(exc), err=True)
     rolled = getattr(exc, "rolled_back", None)
     if rolled:
-        click.echo("rolled back:", err=True)
+        echo("rolled back:", err=True)
         for line in rolled:
-            click.echo(f"  {line}", err=True)
+            echo(f"  {line}", err=True)
     sys.exit(exc.exit_code)
+
+
+def need_root(what: str) -> None:
+    if not is_root():
+        echo(f"kvmnet {what}: needs root (CAP_NET_ADMIN to change links, addresses and firewall rules); "
+             "run it with sudo", err=True)
+        sys.exit(1)
+
+
+def inside_qemu(topo, file: str) -> str | None:
+    """plan's and status's wording for a topology with no bridged network (not "in sync")."""
+    if any(n.bridged for n in topo.networks):
+        return None
+    nets = ", ".join(f"{n.name} ({n.mode})" for n in topo.networks) or "none"
+    return (f"{topo.name}: nothing to apply on this host: its networks live inside QEMU ({nets}); "
+            f"`kvmnet qemu-args {file} GUEST` prints a guest's options")
+
+
+def print_actions(actions, header: str) -> None:
+    echo(header)
+    for i, a in enumerate(actions, 1):
+        echo(f"  {i:>3}. {a.do.describe()}")
+        echo(f"       $ {a.do.command()}")
+
+
+def apply_file(state_root: str, file: str, firewall: str | None, replace: bool, quiet: bool) -> None:
+    """`kvmnet apply FILE` (not --dry-run: that is plan's)."""
+    from . import engine
+
+    need_root("apply")
+    topo, result = locked(state_root, file, lambda topo: engine.apply(topo, state_root, firewall, replace=replace),
+                          links=True)
+    n = len(result.actions)
+    if quiet:
+        return
+    print_actions(result.actions, f"{topo.name}: applied {n} step(s); verified in sync" if n else
+                  inside_qemu(topo, file) or f"{topo.name}: already in sync; nothing changed")
+
+
+# verbs before which an abandoned try past its deadline is rolled back first
+SETTLES = {"apply", "plan", "check", "status", "destroy", "run", "leases", "try", "confirm", "list",
+           "apply-enabled", "destroy-enabled", "enable", "disable"}
+
+
+def settle_tries(verb: str | None, state_root: str) -> None:
+    """Before a verb in SETTLES: finish the rollback of every abandoned try past its deadline
+    (cli_service.py, imported only when a try's file is in the state dir)."""
+    if verb not in SETTLES:
+        return
+    from .engine.trial import SUFFIX
+    try:
+        if not any(n.endswith(SUFFIX) for n in os.listdir(state_root)):
+            return
+    except OSError:
+        return
+    from . import cli_service
+    cli_service.settle_abandoned_tries(state_root)
 
 
 def load(file: str, state_root: str | None = None):
@@ -55,11 +121,11 @@ def load_name(file: str, state_root: str) -> str:
 
 def _warn_about(file: str) -> None:
     for warning in config.file_warnings(file):
-        click.echo(f"kvmnet: {warning}", err=True)
+        echo(f"kvmnet: {warning}", err=True)
 
 
 def echo_json(doc: dict) -> None:
-    click.echo(json.dumps({"version": JSON_VERSION, **doc}, indent=1))
+    echo(json.dumps({"version": JSON_VERSION, **doc}, indent=1))
 
 
 # --host NAME (or $KVMNET_HOST): which [hosts] entry of a multi-host file this host is, on the
@@ -73,7 +139,9 @@ def _set_host(ctx, param, value):
     return value
 
 
-def add_host_option(group: click.Group, verbs: tuple[str, ...]) -> None:
+def add_host_option(group, verbs: tuple[str, ...]) -> None:
+    import click  # (cli.py's, at its import: a click-free apply never calls this)
+
     for verb in verbs:
         group.commands[verb].params.append(click.Option(
             ["--host", "host_name"], envvar="KVMNET_HOST", default=None, expose_value=False, is_eager=True,

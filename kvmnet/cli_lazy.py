@@ -9,11 +9,10 @@ from __future__ import annotations
 import atexit
 import gc
 import importlib
-import os
 
 import click
 
-from . import exitcodes
+from . import cli_common, exitcodes
 
 # one example per verb ("GROUP VERB" for a group's own verbs), shown by --help and in the man pages
 EXAMPLES = {
@@ -56,11 +55,6 @@ LAZY = {"graph": "cli_extra", "vagrant": "cli_extra", "completion": "cli_extra",
         "passt": "cli_passt", **{verb: "cli_service" for verb in ("enable", "disable", "list", "apply-enabled",
                                                                  "destroy-enabled", "install-units", "try", "confirm")}}
 
-# verbs before which an abandoned try past its deadline is rolled back first
-SETTLES = {"apply", "plan", "check", "status", "destroy", "run", "leases", "try", "confirm", "list",
-           "apply-enabled", "destroy-enabled", "enable", "disable"}
-
-
 def epilog(name: str) -> str:
     example = EXAMPLES.get(name)
     parts = [f"\b\nExample:\n  {example}"] if example else []
@@ -101,18 +95,9 @@ class LazyGroup(click.Group):
 
 
 def settle_tries(ctx: click.Context) -> None:
-    """Before a verb in SETTLES: finish the rollback of every abandoned try past its deadline
-    (cli_service.py, imported only when a try's file is in the state dir)."""
-    if ctx.invoked_subcommand not in SETTLES or ctx.resilient_parsing:
-        return
-    from .engine.trial import SUFFIX
-    try:
-        if not any(n.endswith(SUFFIX) for n in os.listdir(ctx.obj)):
-            return
-    except OSError:
-        return
-    from . import cli_service
-    cli_service.settle_abandoned_tries(ctx.obj)
+    """Before most verbs, the rollback of abandoned tries (cli_common.settle_tries)."""
+    if not ctx.resilient_parsing:
+        cli_common.settle_tries(ctx.invoked_subcommand, ctx.obj)
 
 
 def freeze_at_exit() -> None:

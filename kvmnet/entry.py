@@ -1,6 +1,8 @@
 """The `kvmnet` command (pyproject's console script): the netlink worker's guess first
-(cli_prestart.py), then the command line. Here and not in cli.py's import, so that importing
-kvmnet.cli (tests, the bench's phase driver) never forks a worker from someone else's argv.
+(cli_prestart.py), then the command line: `kvmnet apply [-q] FILE` without click's import
+(cli_quick.py), any other through click (cli.py). Here and not in cli.py's import, so that
+importing kvmnet.cli (tests, the bench's phase driver) never forks a worker from someone
+else's argv.
 
 The verbs that run once and end keep Python's cycle collector off: what they make is acyclic
 (an apply of a big topology found 24 objects in 27 collections, which cost it ~10 ms, passing
@@ -25,11 +27,16 @@ def main():
     from . import cli_prestart
 
     cli_prestart.maybe_start(sys.argv)
-    from .cli import main as command
-
     if cli_prestart.verb(sys.argv) in ONE_SHOT:
         gc.disable()
+    from . import cli_quick
+
+    quick = cli_quick.command(sys.argv[1:])
     try:
+        if quick is not None:
+            _end(cli_quick.run(*quick))
+        from .cli import main as command
+
         command()  # click's standalone mode: it always ends with SystemExit
     except SystemExit as done:
         _end(done.code)

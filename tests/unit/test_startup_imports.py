@@ -67,6 +67,37 @@ def test_a_cold_apply_imports_nothing_it_does_not_use(tmp_path):
     assert sorted(modules & NOT_ON_THE_APPLY_PATH) == []
 
 
+# the console script (kvmnet/entry.py) on the same host: `apply [-q] FILE` runs without click
+# (cli_quick.py); the modules are printed by an exit handler (entry.py ends with os._exit)
+ENTRY = """
+import atexit, sys
+sys.path.insert(0, "tests")
+from helpers.fakehost import uplinked
+from kvmnet import cli_common, entry
+from kvmnet.host import system
+fake = uplinked()
+system.default = lambda: fake
+cli_common.is_root = lambda: True
+atexit.register(lambda: print(" ".join(sorted(sys.modules))))
+sys.argv = ["kvmnet", *sys.argv[1:]]
+entry.main()
+"""
+
+
+@pytest.mark.parametrize("argv, clicked", [(("apply", "-q", "topologies/nat.toml"), False),
+                                           (("apply", "--firewall", "nftables", "-q", "topologies/nat.toml"), True)])
+def test_the_console_scripts_plain_apply_runs_without_click(tmp_path, argv, clicked):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), KVMNET_STATE_DIR=str(tmp_path / "state"), KVMNET_NETLINK_WORKER="0")
+    env.pop("KVMNET_HOST", None)
+    res = subprocess.run([sys.executable, "-c", ENTRY, *argv], env=env, cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    modules = set(res.stdout.splitlines()[-1].split())
+    assert "kvmnet.engine.transaction" in modules and (tmp_path / "state" / "nat").is_dir()  # it did apply
+    assert ("click" in modules) is clicked and ("kvmnet.cli" in modules) is clicked
+    assert sorted(modules & NOT_ON_THE_APPLY_PATH) == []
+
+
 def test_a_verb_that_needs_them_still_loads_them(tmp_path):
     """The check above can fail: `kvmnet graph` loads its module when run, and `--help` lists
     (so loads) every verb."""
