@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import grp
 import os
+import stat
 
 from ..errors import HostError
 from ..render.dnsmasq import reload_paths
-from .files import write_private
+from .files import is_temp_name, write_private
 
 # parents kvmnet itself creates (the default state dir and its netns/ part): these it may open
 # to dnsmasq's group; any other parent must already let others traverse it
@@ -98,12 +99,34 @@ def remove_instance_files(conf: str, leases: str | None) -> None:
     for path in (conf, leases, paths["bridge"], paths["hosts"], paths["dhcp_hosts"]):
         if path:
             _unlink(path)
+    _drop_killed_writes(paths["dir"], (paths["hosts"], paths["dhcp_hosts"]))
     for directory in (paths["dir"], os.path.dirname(leases) if leases else None):
         try:
             if directory:
                 os.rmdir(directory)  # empty now (the lease dir: /var/lib/kvmnet/TOPOLOGY)
         except OSError:
             pass
+
+
+def _drop_killed_writes(directory: str, names: tuple[str, ...]) -> None:
+    """The temp files (`hosts.tmp.PID`) of a _write_group_readable killed before its rename:
+    only those of the two reloadable files, only regular files of this user (the directory is
+    kvmnet's own; the caller holds the state lock, so no live writer owns one)."""
+    bases = {os.path.basename(n) for n in names}
+    try:
+        found = os.listdir(directory)
+    except OSError:
+        return
+    for name in found:
+        if not is_temp_name(name) or name.rpartition(".tmp")[0] not in bases:
+            continue
+        path = os.path.join(directory, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid():
+            _unlink(path)
 
 
 def _unlink(path: str) -> None:

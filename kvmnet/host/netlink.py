@@ -1,8 +1,9 @@
 """Links, addresses and routes: the one netlink interface of kvmnet (reads for observe, changes
 for the executor). Changes go through pyroute2 (kvmnet.host.netlink_pyroute2, imported at the
-first change); reads, tap creation and tap attach through kvmnet.host.rtnl, a small stdlib
-client, because pyroute2's per-request and decoding costs dominated at scale (see rtnl). Either
-way a failure is a NetlinkError (an OSError with .errno and .op).
+first change); reads, a tap's life (creation, attach, deletion) and any link's deletion through
+kvmnet.host.rtnl, a small stdlib client, because pyroute2's per-request and decoding costs
+dominated at scale (see rtnl), and a guest added or removed then needs no pyroute2 at all.
+Either way a failure is a NetlinkError (an OSError with .errno and .op).
 
 Idempotent primitives: "already there" is success for an add, "already gone" for a delete.
 """
@@ -174,10 +175,7 @@ def regroup(names: list[str], group: int) -> None:
                 raise
 
 
-def delete_link(name: str) -> None:
-    idx = rtnl.index_of(name)
-    if idx is not None:
-        _change(f"delete link {name}", (errno.ENODEV,), "link", "del", index=idx)
+delete_link = rtnl.delete_link
 
 
 def set_link(name: str, *, master: str | None = None, mac: str | None = None, mtu: int | None = None,

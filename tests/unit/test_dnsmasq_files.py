@@ -48,3 +48,25 @@ def test_a_parent_dnsmasq_cannot_traverse_is_refused_not_changed(tmp_path):
     for path in (parent, parent / "state", parent / "state" / "t"):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o700 and os.stat(path).st_gid == 0  # nothing changed
     assert not (parent / "state" / "t" / "dnsmasq-n.d").exists()
+
+
+def test_removing_an_instance_drops_the_temp_file_of_a_killed_write(tmp_path):
+    """A kill between a reload file's temp write and its rename leaves `dhcp-hosts.tmp.PID` in
+    the instance's directory (seen in tests/reliability/test_crash.py): removing the instance
+    takes it too, and the directory with it; anything else in there is left alone."""
+    from kvmnet.host.dnsmasq_files import remove_instance_files
+    from kvmnet.render.dnsmasq import reload_paths
+
+    conf = tmp_path / "dnsmasq-default.conf"
+    conf.write_text("x")
+    paths = reload_paths(str(conf))
+    os.mkdir(paths["dir"])
+    for name in ("hosts", "dhcp-hosts", "dhcp-hosts.tmp.3057", "hosts.tmp.12"):
+        (tmp_path / paths["dir"] / name).write_text("")
+    remove_instance_files(str(conf), None)
+    assert not os.path.exists(paths["dir"]) and not conf.exists()
+    os.mkdir(paths["dir"])
+    for name in ("dhcp-hosts.tmp.3057", "notes.tmp.7", "dhcp-hosts.tmp.x"):
+        (tmp_path / paths["dir"] / name).write_text("")
+    remove_instance_files(str(conf), None)
+    assert sorted(os.listdir(paths["dir"])) == ["dhcp-hosts.tmp.x", "notes.tmp.7"]

@@ -10,7 +10,8 @@ import struct
 
 import pytest
 from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, nlmsg, nlmsgerr
-from pyroute2.netlink.rtnl import RTM_GETADDR, RTM_GETLINK, RTM_GETROUTE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE
+from pyroute2.netlink.rtnl import (RTM_DELLINK, RTM_GETADDR, RTM_GETLINK, RTM_GETROUTE, RTM_NEWADDR, RTM_NEWLINK,
+                                   RTM_NEWROUTE)
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import IFT_NO_PI, IFT_TAP, IFT_VNET_HDR, ifinfmsg
 from pyroute2.netlink.rtnl.ifinfmsg import tuntap as pyroute2_tuntap
@@ -268,6 +269,22 @@ def test_request_errors_are_netlink_errors(monkeypatch):
     with pytest.raises(NetlinkError) as caught:
         rtnl.dump_addrs()
     assert (caught.value.errno, caught.value.op) == (errno.EACCES, "dump addresses")
+
+
+def test_delete_link_names_the_link_and_takes_gone_as_done(monkeypatch):
+    msg = _decoded(ifinfmsg, rtnl.build_delete_link("kn-web-0"))
+    assert (msg["header"]["type"], msg["header"]["flags"]) == (RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK)
+    assert (msg["index"], _attrs(msg)) == (0, [("IFLA_IFNAME", "kn-web-0")])  # by name: never a reused index
+    for code, raised in ((0, None), (-errno.ENODEV, None), (-errno.EPERM, errno.EPERM)):
+        fake = _FakeSocket([_error(code)])
+        monkeypatch.setattr(rtnl.socket, "socket", lambda *a: fake)
+        if raised is None:
+            rtnl.delete_link("kn-web-0")
+        else:
+            with pytest.raises(NetlinkError) as caught:
+                rtnl.delete_link("kn-web-0")
+            assert (caught.value.errno, caught.value.op) == (raised, "delete link kn-web-0")
+        assert fake.sent == [rtnl.build_delete_link("kn-web-0")] and fake.closed
 
 
 def test_set_link_on_a_missing_link():
