@@ -84,7 +84,7 @@ def params(quick: bool, profiles: str | None) -> dict:
     if quick:  # 1/16 of the big topology; no settle/monitor proof (seconds): the plan's emptiness instead
         return {"divisors": [16], "nets": 4, "reps": 1, "fw_sizes": [100], "fw_reps": 1, "change_reps": 1,
                 "monitors": False}
-    return {"divisors": [4, 2, 1], "nets": NETWORKS, "reps": 3, "fw_sizes": [1000, 10000], "fw_reps": 3, "change_reps": 3,
+    return {"divisors": [4, 2, 1], "nets": NETWORKS, "reps": 3, "fw_sizes": [1000, 10000], "fw_reps": 3, "change_reps": 7,
             "monitors": True, "profiles": profiles}
 
 
