@@ -23,11 +23,22 @@ JSON_VERSION = 1
 
 
 def echo(text: str = "", err: bool = False) -> None:
-    """A line on stdout (stderr), flushed at once, as click.echo writes it."""
+    """A line on stdout (stderr), flushed at once, as click.echo writes it: ANSI escapes (in a
+    file name, say) dropped unless the stream is a terminal, and UTF-8 where the stream's own
+    encoding cannot say a character."""
     stream = sys.stderr if err else sys.stdout
     if stream is None:  # started with that descriptor closed: nothing to write to
         return
-    stream.write(f"{text}\n")
+    line = f"{text}\n"
+    if "\033" in line and not stream.isatty():
+        import re
+
+        line = re.sub(r"\033\[[;?0-9]*[a-zA-Z]", "", line)  # (click's pattern)
+    try:
+        stream.write(line)
+    except UnicodeEncodeError:  # an ASCII locale: the bytes as UTF-8, as click writes them
+        stream.flush()
+        stream.buffer.write(line.encode("utf-8", "replace"))
     stream.flush()
 
 

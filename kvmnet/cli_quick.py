@@ -5,8 +5,8 @@ nearly a tenth of a small change to a big topology. kvmnet/entry.py asks here fi
 The line runs the code cli.py's `apply` command runs (cli_common.apply_file, with the group's
 state-dir and QEMU conf-dir handling before it), so it prints the same words and exits with the
 same codes. Only a line read here exactly is taken: anything else (another option or verb,
---help, a FILE that starts with '-' or is a directory, $KVMNET_HOST) goes to click, with its
-parsing and its messages.
+--help, a FILE that starts with '-', is a directory or cannot be read, $KVMNET_HOST) goes to
+click, with its parsing and its messages.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ def command(args: list[str]) -> tuple[str, bool] | None:
     if len(args) not in (2, 3) or args[0] != "apply" or os.environ.get("KVMNET_HOST"):
         return None
     files = [a for a in args[1:] if a not in _QUIET]
-    if len(files) != 1 or files[0].startswith("-") or not files[0] or os.path.isdir(files[0]):
-        return None  # (click words a directory, a missing FILE and an unknown option)
-    return files[0], len(args) == 3
+    file = files[0] if len(files) == 1 else ""
+    if not file or file.startswith("-") or os.path.isdir(file) or os.path.exists(file) and not os.access(file, os.R_OK):
+        return None  # (click words a directory, an unreadable FILE, a missing one and an unknown option)
+    return file, len(args) == 3
 
 
 def run(file: str, quiet: bool) -> int:
@@ -39,7 +40,7 @@ def run(file: str, quiet: bool) -> int:
     try:
         cli_common.settle_tries("apply", state_root)
         cli_common.apply_file(state_root, file, None, False, quiet)
-    except KeyboardInterrupt:  # click's words for an interrupted command
+    except (KeyboardInterrupt, EOFError):  # click's words for an interrupted command
         cli_common.echo(err=True)
         cli_common.echo("Aborted!", err=True)
         return 1

@@ -168,7 +168,7 @@ def _initializer(cls, all_fields: tuple[Field, ...]):
             if key not in known:
                 raise TypeError(f"{title} got an unexpected keyword argument {key!r}")
             given[key] = v
-        out = {}
+        out, missing = {}, []
         for name, init, default, factory in fill:
             if init and name in given:
                 out[name] = given[name]
@@ -177,10 +177,19 @@ def _initializer(cls, all_fields: tuple[Field, ...]):
             elif factory is not MISSING:
                 out[name] = factory()
             elif init:
-                raise TypeError(f"{title} missing 1 required positional argument: {name!r}")
+                missing.append(repr(name))
+        if missing:
+            raise TypeError(f"{title} {_missing_words(missing)}")
         self.__dict__.update(out)
     __init__.__qualname__ = f"{cls.__qualname__}.__init__"
     return __init__
+
+
+def _missing_words(names: list[str]) -> str:
+    """Python's words for missing arguments: 'a', 'a' and 'b', 'a', 'b', and 'c'."""
+    listed = names[0] if len(names) == 1 else " and ".join(names) if len(names) == 2 else \
+        ", ".join(names[:-1]) + ", and " + names[-1]
+    return f"missing {len(names)} required positional argument{'s' if len(names) > 1 else ''}: {listed}"
 
 
 def _nothing(_) -> tuple:

@@ -160,7 +160,7 @@ def delete_group(group: int, names: list[str]) -> list[str]:
     members = {l["name"] for l in rtnl.dump_links() if l["group"] == group}
     if not members or not members <= set(names):
         return list(names)
-    _change(f"delete link group {group}", (errno.ENODEV,), "link", "del", index=0, group=group)
+    rtnl.delete_group(group)
     return [n for n in names if n not in members and rtnl.index_of(n) is not None]
 
 

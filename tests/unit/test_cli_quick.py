@@ -32,6 +32,33 @@ def test_only_the_plain_apply_line_is_taken(args, taken, monkeypatch):
     assert cli_quick.command(args) == taken
 
 
+def test_an_unreadable_file_goes_to_click_for_its_words(monkeypatch, tmp_path):
+    topo = tmp_path / "t.toml"
+    topo.write_text("")
+    monkeypatch.delenv("KVMNET_HOST", raising=False)
+    assert cli_quick.command(["apply", str(topo)]) == (str(topo), False)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # (root reads a mode-000 file)
+    assert cli_quick.command(["apply", str(topo)]) is None
+
+
+def test_echo_writes_what_click_echo_writes(capsys, monkeypatch):
+    import io
+    import sys
+
+    import click
+
+    for text in ("plain", "\033[31mred\033[0m name", "caf\u00e9"):
+        for err in (False, True):
+            cli_common.echo(text, err=err)
+            ours = capsys.readouterr()
+            click.echo(text, err=err)
+            assert capsys.readouterr() == ours
+    ascii_out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", ascii_out)
+    cli_common.echo("caf\u00e9")
+    assert ascii_out.buffer.getvalue() == "caf\u00e9\n".encode()
+
+
 def test_a_host_name_from_the_environment_goes_to_click(monkeypatch):
     monkeypatch.setenv("KVMNET_HOST", "h1")
     assert cli_quick.command(["apply", "t.toml"]) is None
@@ -97,8 +124,9 @@ def test_a_failure_a_refusal_and_a_bad_file_alike(tmp_path, monkeypatch, capsys)
     assert missing[0] == missing[1] and missing[0][0] == 2
 
 
-def test_an_interrupt_is_clicks_aborted(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, EOFError])
+def test_an_interrupt_is_clicks_aborted(tmp_path, monkeypatch, capsys, interruption):
     def interrupted(*args):
-        raise KeyboardInterrupt
+        raise interruption
     monkeypatch.setattr(cli_common, "apply_file", interrupted)
     assert _quick(tmp_path / "state", NAT, False, monkeypatch, capsys) == (1, "", "\nAborted!\n")

@@ -287,6 +287,21 @@ def test_delete_link_names_the_link_and_takes_gone_as_done(monkeypatch):
         assert fake.sent == [rtnl.build_delete_link("kn-web-0")] and fake.closed
 
 
+def test_delete_group_is_one_request_for_the_group_and_an_empty_group_is_done(monkeypatch):
+    msg = _decoded(ifinfmsg, rtnl.build_delete_group(0x4B4E1234))
+    assert (msg["header"]["type"], msg["header"]["flags"]) == (RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK)
+    assert (msg["index"], _attrs(msg)) == (0, [("IFLA_GROUP", 0x4B4E1234)])
+    for code, raised in ((0, None), (-errno.ENODEV, None), (-errno.EOPNOTSUPP, errno.EOPNOTSUPP)):
+        fake = _FakeSocket([_error(code)])
+        monkeypatch.setattr(rtnl.socket, "socket", lambda *a: fake)
+        if raised is None:
+            rtnl.delete_group(5)
+        else:
+            with pytest.raises(NetlinkError) as caught:
+                rtnl.delete_group(5)
+            assert (caught.value.errno, caught.value.op) == (raised, "delete link group 5")
+
+
 def test_set_link_on_a_missing_link():
     with pytest.raises(NetlinkError) as caught:
         rtnl.set_link("kn-nosuch-0", up=True)

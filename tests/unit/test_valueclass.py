@@ -163,3 +163,14 @@ def test_what_valueclass_cannot_honour_is_refused():
         class Order:
             a: int = 0
             b: int
+
+
+@pytest.mark.parametrize("args", [(), (1,), (1, 2)])
+def test_every_missing_argument_is_named_as_python_names_them(args):
+    ours = value(type("Three", (), {"__annotations__": {"a": "int", "b": "int", "c": "int"}}))
+    theirs = dataclasses.dataclass(frozen=True)(type("Three", (), {"__annotations__": {"a": "int", "b": "int", "c": "int"}}))
+    with pytest.raises(TypeError) as expected:
+        theirs(*args)
+    with pytest.raises(TypeError) as got:
+        ours(*args)
+    assert str(got.value).split("()")[1] == str(expected.value).split("()")[1]
