@@ -110,8 +110,7 @@ def localize(topo: Topology, underlay_mtu: int) -> Topology:
         nics = tuple(nic if where.get(guest.name, me) == me else replace(nic, tap=None)
                      for nic in guest.nics if nic.network in kept)
         guests.append(replace(guest, nics=nics))
-    return replace(topo, networks=tuple(networks), guests=tuple(guests),
-                               overlay=replace(ov, local=True))
+    return replace(topo, networks=tuple(networks), guests=tuple(guests), overlay=replace(ov, local=True))
 
 
 def _bridge_only(topo: Topology, net: Network, mtu: int, me: str) -> Network:

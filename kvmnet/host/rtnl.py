@@ -126,14 +126,16 @@ def build_set_link(index: int, *, master: int | None = None, mtu: int | None = N
 def build_delete_link(name: str) -> bytes:
     """Delete the link by its name (IFLA_IFNAME, index 0): the kernel resolves it, so no other
     link that took a freed index meanwhile is ever the one deleted."""
-    body = struct.pack(_IFINFOMSG, socket.AF_UNSPEC, 0, 0, 0, 0) + _attr(_IFLA_IFNAME, name.encode() + b"\0")
-    return _message(_RTM_DELLINK, _NLM_F_ACK, body)
+    return _delete_by(_attr(_IFLA_IFNAME, name.encode() + b"\0"))
 
 
 def build_delete_group(group: int) -> bytes:
     """Delete every link of link group `group` (index 0, no name, IFLA_GROUP): one request."""
-    body = struct.pack(_IFINFOMSG, socket.AF_UNSPEC, 0, 0, 0, 0) + _attr(_IFLA_GROUP, struct.pack("I", group))
-    return _message(_RTM_DELLINK, _NLM_F_ACK, body)
+    return _delete_by(_attr(_IFLA_GROUP, struct.pack("I", group)))
+
+
+def _delete_by(attr: bytes) -> bytes:
+    return _message(_RTM_DELLINK, _NLM_F_ACK, struct.pack(_IFINFOMSG, socket.AF_UNSPEC, 0, 0, 0, 0) + attr)
 
 
 def build_dump_links() -> bytes:

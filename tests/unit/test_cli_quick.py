@@ -6,6 +6,7 @@ exactly go to click."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,7 @@ def both_ways(tmp_path, monkeypatch, capsys, file, quiet=False, root=True, prepa
             said = _quick(state, file, quiet, monkeypatch, capsys)
         record = records.load(str(state), "nat").to_json() if os.path.isdir(state) else None
         outcomes.append((*said, fake.state(), record))
-        os.system(f"rm -rf {state}")
+        shutil.rmtree(state, ignore_errors=True)
     return outcomes
 
 
