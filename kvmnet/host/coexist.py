@@ -9,7 +9,6 @@ Written with the host's own `iptables` (nf_tables or legacy, whichever Docker us
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 from ..errors import HostError
@@ -21,9 +20,10 @@ def _iptables(*args: str) -> subprocess.CompletedProcess:
 
 def observe() -> dict:
     """{"policy": "DROP"|"ACCEPT"|None, "rules": [iptables -S lines that are kvmnet's]}."""
-    if not shutil.which("iptables"):
+    try:
+        res = _iptables("-S", "FORWARD")
+    except FileNotFoundError:  # no iptables on this host: no chain of it to coexist with
         return {"policy": None, "rules": []}
-    res = _iptables("-S", "FORWARD")
     if res.returncode != 0:
         return {"policy": None, "rules": []}
     policy, rules = None, []

@@ -10,7 +10,6 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +22,7 @@ from .files import write_private
 
 
 def binary() -> str:
-    return shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+    return procs.which("dnsmasq") or "/usr/sbin/dnsmasq"
 
 
 def unprivileged_user() -> str:

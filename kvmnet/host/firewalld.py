@@ -13,12 +13,11 @@ reload keeps it): created with the settings below, then loaded with one reload, 
 
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
 
-import os
-
 from ..errors import HostError
+from . import procs
 
 FIREWALLD = "org.fedoraproject.FirewallD1"
 
@@ -54,7 +53,7 @@ def _strings(reply: str) -> list[str]:
 
 
 def running() -> bool:
-    if not system_bus_exists() or not shutil.which("busctl"):
+    if not system_bus_exists() or not procs.which("busctl"):
         return False
     try:
         reply = _busctl("/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", "s", FIREWALLD,

@@ -8,12 +8,11 @@ import hashlib
 import ipaddress
 import json
 import re
-import shutil
 
 from .. import gcpause
 from ..errors import HostError
 from ..render.nft import elements_digest
-from . import nft_cmd
+from . import nft_cmd, procs
 
 MARK = re.compile(r"kvmnet [0-9a-f]{12}")  # every rule's comment in render/nft.py
 
@@ -21,7 +20,7 @@ MARK = re.compile(r"kvmnet [0-9a-f]{12}")  # every rule's comment in render/nft.
 def nft_available() -> bool:
     """`nft` is installed (whether the kernel takes its rules shows at the first load, which
     fails the apply cleanly; a probe here would cost a process on every run)."""
-    return shutil.which("nft") is not None
+    return procs.which("nft") is not None
 
 
 def load(text: str, linger: bool = False) -> None:

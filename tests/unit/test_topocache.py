@@ -309,3 +309,21 @@ def test_a_topologys_network_index_is_its_own_and_changes_nothing_else():
     assert moved.network("other") is renamed
     with pytest.raises(KeyError):
         moved.network("default")
+
+
+def test_field_types_are_read_as_typing_reads_them():
+    """topojson evaluates model.py's annotations itself (no typing import on the apply path):
+    for every value class of the model, the same types as typing.get_type_hints, and each has
+    a codec (a union or generic written in typing's forms would have none)."""
+    import typing
+
+    from kvmnet import model
+    from kvmnet.config import topojson
+    from kvmnet.valueclass import is_value_class
+
+    classes = [c for c in vars(model).values() if isinstance(c, type) and is_value_class(c)]
+    assert model.Topology in classes and model.Forward in classes
+    for cls in classes:
+        assert topojson._hints(cls) == typing.get_type_hints(cls, vars(model)), cls
+    for hint in topojson._hints(model.Topology).values():
+        topojson._codec(hint)

@@ -1,0 +1,34 @@
+"""host/coexist.observe reads the host's FORWARD chain with the host's own iptables: its policy
+and kvmnet's rules in it; with no iptables installed there is nothing to coexist with."""
+
+from __future__ import annotations
+
+from kvmnet.host import coexist
+
+LISTING = """-P FORWARD DROP
+-A FORWARD -j DOCKER-USER
+-A FORWARD -i kvbr0 -m comment --comment "kvmnet nat" -j ACCEPT
+"""
+
+
+def test_policy_and_kvmnets_rules_are_read(tmp_path, monkeypatch):
+    tool = tmp_path / "iptables"
+    lines = " ".join(f"'{line}'" for line in LISTING.splitlines())  # (printf: a shell builtin, PATH has no cat)
+    tool.write_text(f"#!/bin/sh\n[ \"$*\" = '-w -S FORWARD' ] || exit 3\nprintf '%s\\n' {lines}\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert coexist.observe() == {"policy": "DROP",
+                                 "rules": ['-A FORWARD -i kvbr0 -m comment --comment "kvmnet nat" -j ACCEPT']}
+
+
+def test_a_failing_iptables_says_nothing(tmp_path, monkeypatch):
+    tool = tmp_path / "iptables"
+    tool.write_text("#!/bin/sh\nexit 4\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert coexist.observe() == {"policy": None, "rules": []}
+
+
+def test_without_iptables_there_is_no_chain_to_coexist_with(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert coexist.observe() == {"policy": None, "rules": []}
