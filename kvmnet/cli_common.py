@@ -99,9 +99,9 @@ def settle_tries(verb: str | None, state_root: str) -> None:
     (cli_service.py, imported only when a try's file is in the state dir)."""
     if verb not in SETTLES:
         return
-    from .engine.trial import SUFFIX
+    from .engine.statedir import TRY_SUFFIX
     try:
-        if not any(n.endswith(SUFFIX) for n in os.listdir(state_root)):
+        if not any(n.endswith(TRY_SUFFIX) for n in os.listdir(state_root)):
             return
     except OSError:
         return

@@ -16,10 +16,11 @@ from .tomlread import Reader
 
 DIRECT_KEYS = ("mode", "uplink", "macvtap_mode", "host_macvlan", "host_address")
 
-_RATE = re.compile(r"(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)", re.ASCII | re.IGNORECASE)
+# (patterns, compiled at first use through re's cache: a topology without bandwidth never needs them)
+_RATE = r"(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)"
 _RATE_UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9,
                "bps": 8, "kbps": 8 * 10**3, "mbps": 8 * 10**6, "gbps": 8 * 10**9}
-_SIZE = re.compile(r"(\d+)\s*(b|k|kb|m|mb)?", re.ASCII | re.IGNORECASE)
+_SIZE = r"(\d+)\s*(b|k|kb|m|mb)?"
 _SIZE_UNITS = {"b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2}
 
 MIN_RATE, MAX_RATE = 8000, 100 * 10**9  # 8kbit .. 100gbit
@@ -29,13 +30,13 @@ KEYS = ("inbound", "outbound", "burst")
 
 def rate(text: str) -> int | None:
     """tc rate text -> bits per second, or None when it is not one."""
-    m = _RATE.fullmatch(text.strip())
+    m = re.fullmatch(_RATE, text.strip(), re.ASCII | re.IGNORECASE)
     return None if m is None else int(float(m[1]) * _RATE_UNITS[m[2].lower()])
 
 
 def size(text: str) -> int | None:
     """tc size text -> bytes, or None."""
-    m = _SIZE.fullmatch(text.strip())
+    m = re.fullmatch(_SIZE, text.strip(), re.ASCII | re.IGNORECASE)
     return None if m is None else int(m[1]) * _SIZE_UNITS[(m[2] or "b").lower()]
 
 

@@ -4,7 +4,6 @@ derive.py chooses one once every NIC is known (it must not collide with any of t
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from string import hexdigits
 
 from .. import naming
 from ..model import Guest, Nic, NicTuning
@@ -18,6 +17,7 @@ MAX_NICS = 64  # per guest: more than a PCI bus holds, and derived tap names sta
 NIC_MODELS = ("virtio-net-pci", "virtio-net", "e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet",
               "vmxnet3", "i82559er", "usb-net")
 _BOUNDS = (("memory", 16, 1 << 20), ("cpus", 1, 1024), ("queues", 1, 64))
+_HEX = "0123456789abcdefABCDEF"  # (string.hexdigits, without importing string and its Template regex)
 
 
 def guest(r: Reader, name: str, raw, path: tuple) -> Guest | None:
@@ -125,7 +125,7 @@ def _eui48(text: str) -> str | None:
     """The MAC as 52:54:00:12:34:56, or None. netaddr's parse, without its zero-padding of short
     groups (5254.0012.345 is a typo, not 52:54:00:12:03:45); the spelling kvmnet itself writes is
     read here, so a cold apply of such a file never imports netaddr (~25 ms of start-up)."""
-    if sum(c in hexdigits for c in text) != 12:
+    if sum(c in _HEX for c in text) != 12:
         return None
     groups = text.split(":")
     if len(groups) == 6 and all(len(g) == 2 for g in groups):  # 12 hex digits in 12 characters

@@ -16,7 +16,8 @@ from .tomlread import Reader
 KEYS = ("mode", "forwards", "ipv4", "ipv6", "address", "gateway", "address6", "gateway6", "dns",
         "search", "dns_forward", "map_gateway", "mtu")
 MAX_MTU = 65520  # passt's own maximum (and default)
-_DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.?", re.ASCII)
+# (compiled at first use through re's cache: only passt networks with a DNS search list need it)
+_DOMAIN = r"[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.?"
 
 
 def passt_net(r: Reader, name: str, raw: dict, path: tuple) -> Network:
@@ -97,7 +98,7 @@ def _search(r: Reader, raw: dict, path: tuple) -> tuple | None:
     if values is None:
         return None
     for i, text in enumerate(values):
-        if not isinstance(text, str) or len(text) > 253 or not _DOMAIN.fullmatch(text):
+        if not isinstance(text, str) or len(text) > 253 or not re.fullmatch(_DOMAIN, text, re.ASCII):
             r.error(path + ("search", i), f"{text!r} is not a DNS domain name")
     return tuple(v for v in values if isinstance(v, str))
 

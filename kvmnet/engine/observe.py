@@ -171,7 +171,7 @@ def _port_index(forwards: list) -> tuple[dict, list]:
     return single, ranges
 
 
-_NFT_ELEMENT = re.compile(r"\b(tcp|udp) \. (\d+)(?:-(\d+))? :")
+_NFT_ELEMENT = r"\b(tcp|udp) \. (\d+)(?:-(\d+))? :"  # (compiled when a forwarded port has a listener)
 
 
 def _forwarded_now(topo: Topology, host, backend: str, fw: dict) -> set[tuple[str, int]]:
@@ -186,6 +186,6 @@ def _forwarded_now(topo: Topology, host, backend: str, fw: dict) -> set[tuple[st
                     low, _, high = argv[argv.index("--dport") + 1].partition(":")
                     out |= {(argv[argv.index("-p") + 1], p) for p in range(int(low), int(high or low) + 1)}
         return out
-    for m in _NFT_ELEMENT.finditer(host.firewall_listing(naming.nft_table(topo.name))):
+    for m in re.finditer(_NFT_ELEMENT, host.firewall_listing(naming.nft_table(topo.name))):
         out |= {(m[1], p) for p in range(int(m[2]), int(m[3] or m[2]) + 1)}
     return out

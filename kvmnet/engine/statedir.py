@@ -38,6 +38,9 @@ def resolve(explicit: str | None) -> str:
     return os.path.join(DEFAULT_STATE_DIR, "netns", ns) if ns else DEFAULT_STATE_DIR
 
 
+TRY_SUFFIX = ".try.json"  # <state-dir>/<topology>.try.json: a `kvmnet try` awaiting confirm (engine/trial.py)
+
+
 def topology_cache(state_root: str, path: str) -> str:
     """Where engine/topocache.py keeps the last validated topology of the file at `path`."""
     import hashlib

@@ -22,11 +22,11 @@ from ..errors import HostError, InputError
 from ..host import procs
 from ..host.files import write_private
 from ..model import Topology
-from . import record as records
+from . import record as records, statedir
 from .steps import Result
 from ..valueclass import asdict, mutable
 
-SUFFIX = ".try.json"
+SUFFIX = statedir.TRY_SUFFIX
 
 
 @mutable
