@@ -25,9 +25,12 @@ def tap_name(topology: str, guest: str, index: int) -> str:
     the topology's and the guest's. Two topologies' guests `web` never share the first form:
     a topology name has no '-', so the name reads back to one topology, guest and index; the
     forms differ at the third byte ('-' or a hex digit) and in their number of dashes."""
-    for name in (f"kn-{topology}-{guest}-{index}", f"kn{_digest(topology).hex()[:4]}-{guest}-{index}"):
-        if len(name.encode()) <= IFNAMSIZ and ifname_problem(name) is None:
-            return name
+    name = f"kn-{topology}-{guest}-{index}"
+    if len(name.encode()) <= IFNAMSIZ and ifname_problem(name) is None:
+        return name  # (the common case: no hash of the topology made for each of its 1000 NICs)
+    name = f"kn{_digest(topology).hex()[:4]}-{guest}-{index}"
+    if len(name.encode()) <= IFNAMSIZ and ifname_problem(name) is None:
+        return name
     return f"kn{_digest(topology, guest).hex()[:8]}-{index}"
 
 

@@ -14,6 +14,7 @@ import errno
 import socket
 import time
 
+from ..config.values import maker
 from ..observed import Address, Link, Route
 from . import netlink_pyroute2, prefetch, rtnl
 from .netlink_error import NetlinkError
@@ -68,9 +69,13 @@ def read_links_named(names) -> dict[str, Link]:
 
 
 def _link(l: dict, master: str | None) -> Link:
-    return Link(name=l["name"], index=l["index"], kind=l["kind"], mtu=l["mtu"], up=bool(l["flags"] & _IFF_UP),
-                master=master, mac=l["mac"], stp=l["stp"], forward_delay=l["forward_delay"], group=l["group"],
-                multi_queue=l.get("multi_queue"))
+    return _new_link((l["name"], l["index"], l["kind"], l["mtu"], bool(l["flags"] & _IFF_UP), master, l["mac"],
+                      l["stp"], l["forward_delay"], l["group"], l.get("multi_queue")))
+
+
+# Link(*values) in half the time of its __init__ (a 1000-tap host: ~2 ms of every observation)
+_new_link = maker(Link, ("name", "index", "kind", "mtu", "up", "master", "mac", "stp", "forward_delay", "group",
+                         "multi_queue"))
 
 
 def _name_of(index: int | None) -> str | None:
