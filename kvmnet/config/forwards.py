@@ -43,9 +43,8 @@ def with_forwards(r: Reader, networks: list[Network], raw_networks: dict, guests
 
 def _forwards(r: Reader, net: Network, raw_list, path: tuple, guests_by_name: dict, static_ips: dict) -> tuple:
     out = []
-    hosts = _host_span(net)
-    for i, raw in enumerate(r.array(raw_list, path)):
-        quick = _plain_forward(raw, static_ips, hosts, i)
+    items = r.array(raw_list, path)
+    for i, (raw, quick) in enumerate(zip(items, _plain_forwards(items, static_ips, _host_span(net)))):
         if quick is not None:
             out.append(quick)
             continue
@@ -90,10 +89,6 @@ def _host_span(net: Network) -> tuple[int, int, int] | None:
     return int(net.subnet.network_address), int(net.subnet.broadcast_address), gateway
 
 
-def _port(value) -> int | None:
-    return value if type(value) is int and 1 <= value <= 65535 else None
-
-
 def _literal_host(text: str, hosts: tuple[int, int, int] | None) -> IPv4Address | None:
     """A guest given by its IPv4 address, when that is a host of the network and not its
     gateway (anything else takes the full path, which says what is wrong)."""
@@ -104,23 +99,29 @@ def _literal_host(text: str, hosts: tuple[int, int, int] | None) -> IPv4Address 
     return IPv4Address(value) if low < value < high and value != gateway else None
 
 
-def _plain_forward(raw, static_ips: dict, hosts: tuple[int, int, int] | None, i: int) -> Forward | None:
-    """The Forward the full path makes of the common shape (one port each side, tcp or udp,
-    no host_addr, a guest by name with a static ip or by an IPv4 address on the network),
-    made without its checks' overhead (10,000 forwards: ~40 ms less); None: anything else,
-    for the full path and its messages."""
-    if type(raw) is not dict or not _PLAIN_KEYS.issuperset(raw):
-        return None
-    proto, host, guest = raw.get("proto", "tcp"), _port(raw.get("host_port")), raw.get("guest")
-    guest_port = _port(raw["guest_port"]) if "guest_port" in raw else host
-    if proto not in ("tcp", "udp") or host is None or guest_port is None or type(guest) is not str:
-        return None
-    ip, name = static_ips.get(guest), guest
-    if ip is None:  # by address: the Forward names no guest, as the full path's
-        ip, name = _literal_host(guest, hosts), None
-    if ip is None:
-        return None
-    return _forward((proto, (host, host), ip, (guest_port, guest_port), name, None, i, None))
+def _plain_forwards(items: list, static_ips: dict, hosts: tuple[int, int, int] | None) -> list:
+    """For each item, the Forward the full path makes of the common shape (one port each side,
+    tcp or udp, no host_addr, a guest by name with a static ip or by an IPv4 address on the
+    network), made without its checks' overhead; None: anything else, for the full path and its
+    messages. One loop for the list, its checks written out: 10,000 forwards took ~40 ms through
+    the full path, ~12 through a function per forward, ~8 so."""
+    out: list = []
+    keys, make = _PLAIN_KEYS, _forward
+    for i, raw in enumerate(items):
+        if type(raw) is not dict or not keys.issuperset(raw):
+            out.append(None)
+            continue
+        proto, host, guest = raw.get("proto", "tcp"), raw.get("host_port"), raw.get("guest")
+        guest_port = raw.get("guest_port", host)
+        if (proto != "tcp" and proto != "udp") or type(host) is not int or not 0 < host < 65536 \
+                or type(guest_port) is not int or not 0 < guest_port < 65536 or type(guest) is not str:
+            out.append(None)
+            continue
+        ip, name = static_ips.get(guest), guest
+        if ip is None:  # by address: the Forward names no guest, as the full path's
+            ip, name = _literal_host(guest, hosts), None
+        out.append(None if ip is None else make((proto, (host, host), ip, (guest_port, guest_port), name, None, i, None)))
+    return out
 
 
 _forward = maker(Forward)  # Forward(*values) in half the time (values.py)

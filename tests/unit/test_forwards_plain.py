@@ -38,7 +38,7 @@ SHAPES = ['host_port = 80\nguest = "web"', 'proto = "udp"\nhost_port = 53\nguest
 
 
 def _load_both(text: str, monkeypatch):
-    return load_both(text, "fw.toml", monkeypatch, forwards, "_plain_forward")
+    return load_both(text, "fw.toml", monkeypatch, forwards, "_plain_forwards", lambda items, *a: [None] * len(items))
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -55,8 +55,12 @@ def test_all_shapes_together_load_as_the_full_path_loads_them(monkeypatch):
 
 def test_a_big_topology_loads_as_the_full_path_loads_it(monkeypatch):
     from bench.sections.scale import big_toml
+    made = []
+    plain = forwards._plain_forwards
+    monkeypatch.setattr(forwards, "_plain_forwards", lambda *a: made.extend(f for f in plain(*a) if f) or plain(*a))
     quick, full = _load_both(big_toml("big", 4, 40, 400), monkeypatch)
     assert quick == full and sum(len(n.forwards) for n in quick.networks) == 400
+    assert len(made) == 400  # every one of them took the shortcut
 
 
 def test_the_shortcut_takes_a_host_address_and_leaves_everything_else():
