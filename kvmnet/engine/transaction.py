@@ -45,10 +45,12 @@ def _apply(topo: Topology, state_root: str, backend: str | None, host, replace: 
             record.uplinks[net.name] = uplink_snapshot(net, ctx.observed, record)
     # write-ahead: the record covers every object this run may create before the first step
     # runs (one write, not one per step: 1000 taps would otherwise rewrite it 1000 times)
-    for action in actions:
-        if action.kind == "create":
-            record.add(action.key, action.undo.to_json() if action.undo else None)
-    records.save(state_root, record)
+    added = [action.key for action in actions
+             if action.kind == "create" and record.add(action.key, action.undo.to_json() if action.undo else None)]
+    if added or record.uplinks != original.uplinks:
+        records.save(state_root, record)
+    # else nothing new to cover: a run that only removes and repairs saves after each removal
+    # (_run) and at its end; until then the record is the last run's, true of what is left
     _run(ctx, actions, original)
     for key in shared:  # needed, not made: recorded so a later destroy elsewhere hands it over
         record.add(key, None)

@@ -37,14 +37,16 @@ def test_removed_taps_go_in_one_request_and_one_record_write(tmp_path, monkeypat
     assert len(extra) == 5 and kept
     saves = []
     save = records.save
-    monkeypatch.setattr(records, "save", lambda *a: saves.append(1) or save(*a))
+    monkeypatch.setattr(records, "save", lambda *a: saves.append(len(host.ran)) or save(*a))
     host.ran.clear()
     result = _apply(tmp_path, NAT, host)
     assert sorted(a.do.args["name"] for a in result.actions if a.do.op == "link.del") == sorted(extra)
     deletes = [s for s in host.ran if s.op in ("link.del", "links.del_group")]
     assert [(s.op, sorted(s.args["names"]), s.args["group"], s.args["regroup"]) for s in deletes] == [
         ("links.del_group", sorted(extra), naming.removal_group("nat"), True)]
-    assert _taps(host) == kept and len(saves) == 3  # the write-ahead, one for the removals, the last
+    # no write-ahead (the run creates nothing): the first write is the removals', after they ran;
+    # then the last
+    assert _taps(host) == kept and len(saves) == 2 and saves[0] == host.ran.index(deletes[0]) + 1
     assert not _apply(tmp_path, NAT, host).actions
 
 
@@ -107,3 +109,18 @@ def test_a_failed_group_deletion_says_so_and_puts_the_taps_back_in_their_group(t
     assert str(exc.value).startswith("apply failed at steps 1-5 (delete 5 taps (link group "
                                      f"{naming.removal_group('nat')}, moved into it first)): delete refused")
     assert _without_indexes(host.state()) == _without_indexes(before)  # their own group again
+
+
+def test_a_run_that_creates_writes_the_record_before_its_first_step(tmp_path, monkeypatch):
+    """The write-ahead stays for what a run creates: the taps of added guests are in the record
+    before the first step runs."""
+    host = uplinked()
+    _apply(tmp_path, NAT, host)
+    saves = []
+    save = records.save
+    monkeypatch.setattr(records, "save", lambda root, rec: saves.append((len(host.ran), [k for k, _ in rec.entries]))
+                        or save(root, rec))
+    host.ran.clear()
+    _apply(tmp_path, NAT + EXTRA, host)
+    ran, keys = saves[0]
+    assert ran == 0 and {f"link:kn-nat-x{i}-0" for i in range(5)} <= set(keys)
