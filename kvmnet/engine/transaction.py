@@ -7,6 +7,8 @@ the record, so the host is as it was; an undo that fails stays in the record for
 
 from __future__ import annotations
 
+import os
+
 from .. import naming
 from ..errors import HostError
 from ..model import Topology
@@ -47,10 +49,11 @@ def _apply(topo: Topology, state_root: str, backend: str | None, host, replace: 
     # runs (one write, not one per step: 1000 taps would otherwise rewrite it 1000 times)
     added = [action.key for action in actions
              if action.kind == "create" and record.add(action.key, action.undo.to_json() if action.undo else None)]
-    if added or record.uplinks != original.uplinks:
+    if added or _says_more(record, original):
         records.save(state_root, record)
     # else nothing new to cover: a run that only removes and repairs saves after each removal
-    # (_run) and at its end; until then the record is the last run's, true of what is left
+    # (_run) and at its end; until then the record is the last run's, true of what is left (its
+    # text, too, is the last one applied whole: a crash midway leaves the new one unrecorded)
     _run(ctx, actions, original)
     for key in shared:  # needed, not made: recorded so a later destroy elsewhere hands it over
         record.add(key, None)
@@ -58,6 +61,14 @@ def _apply(topo: Topology, state_root: str, backend: str | None, host, replace: 
     record.nft_seen = firewall_plan.listing_to_keep(ctx.observed)
     records.save(state_root, record)
     return Result(actions)
+
+
+def _says_more(record: Record, original: Record) -> bool:
+    """The record holds more than the saved one about what this run touches: an uplink's
+    snapshot, another firewall backend, another file (QEMU's hooks and --replace read it)."""
+    file = os.path.abspath(record.file) if record.file else ""  # (as save() writes it)
+    return (record.uplinks != original.uplinks or record.firewall_backend != original.firewall_backend
+            or file != (original.file or ""))
 
 
 def _run(ctx: Context, actions: list[Action], original: Record) -> None:

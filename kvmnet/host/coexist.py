@@ -22,7 +22,7 @@ def observe() -> dict:
     """{"policy": "DROP"|"ACCEPT"|None, "rules": [iptables -S lines that are kvmnet's]}."""
     try:
         res = _iptables("-S", "FORWARD")
-    except FileNotFoundError:  # no iptables on this host: no chain of it to coexist with
+    except OSError:  # no iptables to run on this host (missing, not executable): no chain of it to coexist with
         return {"policy": None, "rules": []}
     if res.returncode != 0:
         return {"policy": None, "rules": []}

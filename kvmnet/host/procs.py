@@ -14,7 +14,10 @@ from . import sockdiag
 def which(name: str) -> str | None:
     """shutil.which(name) for a plain command name, without shutil's imports (bz2, lzma,
     fnmatch: ~3 ms of every apply, which asks for nft and dnsmasq on each run)."""
-    for directory in os.get_exec_path():
+    search = os.environ.get("PATH")
+    if search is None:  # (as shutil: the system's default path; an empty PATH finds nothing)
+        search = os.confstr("CS_PATH") or os.defpath
+    for directory in search.split(os.pathsep) if search else ():
         path = os.path.join(directory, name)  # ("": the cwd, a relative answer, as shutil gives)
         if os.access(path, os.X_OK) and not os.path.isdir(path):
             return path

@@ -3,6 +3,8 @@ and kvmnet's rules in it; with no iptables installed there is nothing to coexist
 
 from __future__ import annotations
 
+import pytest
+
 from kvmnet.host import coexist
 
 LISTING = """-P FORWARD DROP
@@ -29,6 +31,11 @@ def test_a_failing_iptables_says_nothing(tmp_path, monkeypatch):
     assert coexist.observe() == {"policy": None, "rules": []}
 
 
-def test_without_iptables_there_is_no_chain_to_coexist_with(tmp_path, monkeypatch):
+@pytest.mark.parametrize("found", ["none", "not executable", "a directory"])
+def test_without_an_iptables_to_run_there_is_no_chain_to_coexist_with(tmp_path, monkeypatch, found):
+    if found == "not executable":
+        (tmp_path / "iptables").write_text("#!/bin/sh\necho '-P FORWARD DROP'\n")
+    elif found == "a directory":
+        (tmp_path / "iptables").mkdir()
     monkeypatch.setenv("PATH", str(tmp_path))
     assert coexist.observe() == {"policy": None, "rules": []}

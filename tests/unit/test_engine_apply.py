@@ -350,3 +350,33 @@ def test_backend_choice(wanted, nft, problem, expected, tmp_path):
         with pytest.raises(InputError) as exc:
             engine.Context(topo, str(tmp_path), wanted, host=host)
         assert str(exc.value) == expected
+
+
+def test_a_run_that_only_changes_writes_ahead_what_it_says_about_its_file(tmp_path, monkeypatch):
+    """A run whose plan adds no key (here one forward's guest port: an element delta) writes no
+    record before its first step, unless the record then says something new: applied from
+    another file (--replace), the record names it before the first step runs (QEMU's hooks and
+    a later apply without --replace read it); from the same file, only the run's end writes it."""
+    import json
+
+    state, host = tmp_path / "state", uplinked()
+    first, other = tmp_path / "a" / "nat.toml", tmp_path / "b" / "nat.toml"
+    for path in (first, other):
+        path.parent.mkdir()
+    first.write_text(NAT.read_text())
+    engine.apply(load(first), str(state), host=host)
+    seen = []
+    run = host.run
+    host.run = lambda step: seen.append(json.loads((state / "nat" / "state.json").read_text())["file"]) or run(step)
+    edited = NAT.read_text().replace("guest_port = 80", "guest_port = 81")
+    assert edited != NAT.read_text()
+    other.write_text(edited)
+    result = engine.apply(load(other), str(state), host=host, replace=True)
+    assert [a.do.op for a in result.actions] == ["firewall.elements"] and seen[0] == str(other)
+    seen.clear()
+    other.write_text(NAT.read_text())  # back, from the same file: nothing new to say before the step
+    saves = []
+    save = records.save
+    monkeypatch.setattr(records, "save", lambda *a: saves.append(len(seen)) or save(*a))
+    result = engine.apply(load(other), str(state), host=host)
+    assert [a.do.op for a in result.actions] == ["firewall.elements"] and saves == [1]

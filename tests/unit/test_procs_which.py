@@ -39,3 +39,12 @@ def test_which_answers_as_shutil_does(path, name):
 def test_an_executable_is_found_in_the_first_dir_that_has_one(path):
     assert procs.which("tool") == str(path / "tool")  # not a's: it cannot be run
     assert procs.which("nft") == str(path / "nft")  # not a's: a directory
+
+
+def test_an_empty_path_finds_nothing_and_an_unset_one_the_systems(path, monkeypatch):
+    """PATH="" is no directory, not the cwd (`here` is an executable there); without PATH the
+    system's default path is searched, as shutil does."""
+    monkeypatch.setenv("PATH", "")
+    assert procs.which("here") is None and shutil.which("here") is None
+    monkeypatch.delenv("PATH")
+    assert procs.which("sh") == shutil.which("sh") and procs.which("sh") is not None
