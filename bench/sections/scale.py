@@ -64,6 +64,7 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from bench.lib import pure_growth  # noqa: E402
 from bench.lib.held_connection import HeldConnection, held_ok  # noqa: E402
 from bench.lib.common import KVMNET, CommandFailed, Sample, log, rotate, run, sh, stats, timed  # noqa: E402
 from bench.lib.phaserun import kv_env, profile_kvmnet  # noqa: E402
@@ -77,18 +78,19 @@ APPLY, NOOP, DESTROY, RSS = "apply (whole process)", "no-op re-apply (whole proc
 KV_FW, RAW_FW, KV_ONE = "kvmnet apply, N forwards", "nft -f, N DNAT rules (one process)", "kvmnet apply, 1 forward"
 ADD, REMOVE = "add one guest + forward (whole apply)", "remove it again (whole apply)"
 SIZES, FORWARDS, CHANGE, ZERO, SHRINK = "sizes", "forwards", "small_change", "zero_writes", "remove_every_guest"
+PURE = "pure_work_in_process"
 STEP_LINE = re.compile(r"^\s+\d+\. (.*)$", re.M)
 
 
 def params(quick: bool, profiles: str | None) -> dict:
     if quick:  # 1/16 of the big topology; no settle/monitor proof (seconds): the plan's emptiness instead
         return {"divisors": [16], "nets": 4, "reps": 1, "noop_reps": 1, "fw_sizes": [100], "fw_reps": 1,
-                "change_reps": 1, "monitors": False}
+                "change_reps": 1, "monitors": False, "pure_rounds": 2}
     # growth is judged on the difference of medians between sizes (tens of ms of cpu for the no-op):
     # 3 samples each let one slow sample swing the slope ratio from 0.4 to 2.7 between runs, so
     # every size takes 5 cold applies and destroys and 5 x 5 no-ops
     return {"divisors": [4, 2, 1], "nets": NETWORKS, "reps": 5, "noop_reps": 5, "fw_sizes": [1000, 10000], "fw_reps": 3,
-            "change_reps": 7, "monitors": True, "profiles": profiles}
+            "change_reps": 7, "monitors": True, "profiles": profiles, "pure_rounds": 25}
 
 
 def peers(p: dict) -> int:
@@ -114,28 +116,49 @@ def kv(args: list[str], st: Path, expect: str) -> tuple[Sample, float, str]:
     return timed_rss([KVMNET, *args], kv_env(st), expect)
 
 
-def one_size(p: dict, d: int) -> dict:
-    tmp = Path(p["tmp"])
-    st, topo = tmp / "state", tmp / f"big-{d}.toml"
-    guests, forwards = FULL_GUESTS // d, FULL_FORWARDS // d
-    topo.write_text(big_toml("big", p["nets"], guests, forwards))
-    s = {APPLY: [], NOOP: [], DESTROY: [], RSS: []}
+def sizes(p: dict) -> tuple[dict, dict]:
+    """Cold apply, no-ops and destroy of each size, the sizes interleaved in every repetition (in
+    a rotating order: the VM's speed drifts over the minute this takes, and run one size after
+    another that drift read as growth; a no-op at 1/4 once came out slower than at 1/2). After
+    the full size's last no-ops: the proof of zero writes, the small change and the shrink.
+    (results by size, those of the full size's last repetition)"""
+    tmp, st = Path(p["tmp"]), Path(p["tmp"]) / "state"
+    topos, s = {}, {}
+    for d in p["divisors"]:
+        topos[d] = tmp / f"big-{d}.toml"
+        topos[d].write_text(big_toml("big", p["nets"], FULL_GUESTS // d, FULL_FORWARDS // d))
+        s[d] = {APPLY: [], NOOP: [], DESTROY: [], RSS: []}
+    full, last = min(p["divisors"]), {}
     for r in range(p["reps"]):
-        t, rss, _ = kv(["apply", str(topo)], st, "applied")
-        s[APPLY].append(t)
-        s[RSS].append(rss)
-        s[NOOP] += [kv(["apply", str(topo)], st, "already in sync")[0] for _ in range(p["noop_reps"])]
-        if r == p["reps"] - 1 and d == min(p["divisors"]):
-            last = {ZERO: zero_writes(p, topo, st), CHANGE: small_change(p, topo, st, guests, forwards),
-                    SHRINK: shrink(p, topo, st, guests)}
-            topo.write_text(big_toml("big", p["nets"], guests, forwards))
-            if p.get("profiles"):
-                profiles(p, topo, st, guests, forwards)
-        s[DESTROY].append(kv(["destroy", str(topo)], st, "destroy")[0])
-        log(f"scale: 1/{d} rep {r + 1}/{p['reps']} done")
-    out = {"guests": guests, "forwards": forwards, **{k: stats(s[k]) for k in (APPLY, NOOP, DESTROY)},
-           RSS: {"median": sorted(s[RSS])[len(s[RSS]) // 2], "max": max(s[RSS])}}
-    return {**out, **last} if d == min(p["divisors"]) else out
+        for d in rotate(list(p["divisors"]), r):
+            one_rep(p, topos[d], st, s[d])
+            if r == p["reps"] - 1 and d == full:
+                last = full_size_checks(p, topos[d], st)
+            s[d][DESTROY].append(kv(["destroy", str(topos[d])], st, "destroy")[0])
+            log(f"scale: 1/{d} rep {r + 1}/{p['reps']} done")
+    out = {f"1/{d}": {"guests": FULL_GUESTS // d, "forwards": FULL_FORWARDS // d,
+                      **{k: stats(s[d][k]) for k in (APPLY, NOOP, DESTROY)},
+                      RSS: {"median": sorted(s[d][RSS])[len(s[d][RSS]) // 2], "max": max(s[d][RSS])}}
+           for d in p["divisors"]}
+    return out, last
+
+
+def one_rep(p: dict, topo: Path, st: Path, s: dict) -> None:
+    """One cold apply (its peak RSS) and its no-ops; the caller destroys."""
+    t, rss, _ = kv(["apply", str(topo)], st, "applied")
+    s[APPLY].append(t)
+    s[RSS].append(rss)
+    s[NOOP] += [kv(["apply", str(topo)], st, "already in sync")[0] for _ in range(p["noop_reps"])]
+
+
+def full_size_checks(p: dict, topo: Path, st: Path) -> dict:
+    guests, forwards = FULL_GUESTS // min(p["divisors"]), FULL_FORWARDS // min(p["divisors"])
+    last = {ZERO: zero_writes(p, topo, st), CHANGE: small_change(p, topo, st, guests, forwards),
+            SHRINK: shrink(p, topo, st, guests)}
+    topo.write_text(big_toml("big", p["nets"], guests, forwards))
+    if p.get("profiles"):
+        profiles(p, topo, st, guests, forwards)
+    return last
 
 
 def profiles(p: dict, topo: Path, st: Path, guests: int, forwards: int) -> None:
@@ -347,10 +370,11 @@ def forwards(p: dict) -> dict:
 
 
 def measure(p: dict) -> dict:
-    res = {SIZES: {f"1/{d}": one_size(p, d) for d in p["divisors"]}}
-    res[FORWARDS] = forwards(p)
-    full = res[SIZES][f"1/{min(p['divisors'])}"]
-    res[ZERO], res[CHANGE], res[SHRINK] = full.pop(ZERO), full.pop(CHANGE), full.pop(SHRINK)
+    by_size, last = sizes(p)
+    res = {SIZES: by_size, FORWARDS: forwards(p)}
+    res[PURE] = pure_growth.measure({f"1/{d}": big_toml("big", p["nets"], FULL_GUESTS // d, FULL_FORWARDS // d)
+                                     for d in p["divisors"]}, p["pure_rounds"])
+    res[ZERO], res[CHANGE], res[SHRINK] = last[ZERO], last[CHANGE], last[SHRINK]
     return res
 
 
@@ -422,7 +446,17 @@ def tables(s: dict) -> list[Table]:
     c.notes.append(f"no-op re-apply zero writes: {'YES' if zw['unchanged'] else 'NO'} ({zw['how']}"
                    + (f"; events {zw['events']}, {zw['nft_rules_with_handles']} nft rules, {zw['links']} links"
                       if zw.get("events") else "") + ")")
-    return [t, f, c]
+    g = Table("9d. The pure work in-process by size (the fastest of its rounds, sizes interleaved in each; ms)",
+              ["", *[f"{k}: {v['guests']} guests" for k, v in s[SIZES].items()], "slope ratio (1 = linear)"])
+    for work, by_size in s.get(PURE, {}).items():
+        g.add(work, *[f"{by_size[k]:,.1f}" for k in s[SIZES]], str(pure_growth.slope_ratio(by_size, _guests(s))))
+    g.notes.append("whole-process times vary ~25% from run to run on this VM and its speed changes in phases of "
+                   "seconds; these rows take the work out of the process and the phases out of the comparison")
+    return [t, f, c, g]
+
+
+def _guests(s: dict) -> dict[str, int]:
+    return {k: v["guests"] for k, v in s[SIZES].items()}
 
 
 def targets(s: dict) -> list[dict]:
@@ -439,6 +473,10 @@ def targets(s: dict) -> list[dict]:
         k = linear(s, key)
         out.append(target(f"growth of {key}: linear (cpu slope ratio, sizes doubling)", str(k), "<= 1.3",
                           None if k is None else k <= 1.3, "" if k is not None else "one size"))
+    for work, by_size in s.get(PURE, {}).items():
+        k = pure_growth.slope_ratio(by_size, _guests(s))
+        out.append(target(f"growth of {work}, in-process: linear (slope ratio, fastest of the rounds, sizes interleaved)",
+                          str(k), "<= 1.3", None if k is None else k <= 1.3, "" if k is not None else "one size"))
     ch = s[CHANGE]
     out += [target("no-op re-apply of the big topology <= 250 ms (whole process)", f"{med(big[NOOP]):.0f} ms "
                    f"(cpu {cpu(big[NOOP]) or 0:.0f})", "<= 250 ms", med(big[NOOP]) <= 250 if full else None, sub),
