@@ -26,12 +26,14 @@ def tap_name(topology: str, guest: str, index: int) -> str:
     a topology name has no '-', so the name reads back to one topology, guest and index; the
     forms differ at the third byte ('-' or a hex digit) and in their number of dashes."""
     name = f"kn-{topology}-{guest}-{index}"
-    if len(name.encode()) <= IFNAMSIZ and ifname_problem(name) is None:
-        return name  # (the common case: no hash of the topology made for each of its 1000 NICs)
-    name = f"kn{_digest(topology).hex()[:4]}-{guest}-{index}"
-    if len(name.encode()) <= IFNAMSIZ and ifname_problem(name) is None:
+    if _fits(name):  # (the common case: no hash of the topology made for each of its 1000 NICs)
         return name
-    return f"kn{_digest(topology, guest).hex()[:8]}-{index}"
+    name = f"kn{_digest(topology).hex()[:4]}-{guest}-{index}"
+    return name if _fits(name) else f"kn{_digest(topology, guest).hex()[:8]}-{index}"
+
+
+def _fits(name: str) -> bool:
+    return len(name.encode()) <= IFNAMSIZ and ifname_problem(name) is None
 
 
 def guest_mac(topology: str, guest: str, index: int, salt: int = 0) -> str:

@@ -45,14 +45,3 @@ def measure(texts: dict[str, str], rounds: int) -> dict[str, dict[str, float]]:
         if collecting:
             gc.enable()
     return {work: {size: round(min(v), 3) for size, v in by_size.items()} for work, by_size in times.items()}
-
-
-def slope_ratio(by_size: dict[str, float], guests: dict[str, int]) -> float | None:
-    """ms per extra guest of the larger step over that of the smaller (1 linear, 2 quadratic)."""
-    sizes = sorted(by_size, key=lambda s: guests[s])
-    if len(sizes) < 3:
-        return None
-    a, b, c = sizes[-3:]
-    small = (by_size[b] - by_size[a]) / (guests[b] - guests[a])
-    large = (by_size[c] - by_size[b]) / (guests[c] - guests[b])
-    return round(large / small, 2) if small > 0 else None

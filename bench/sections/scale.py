@@ -126,7 +126,7 @@ def sizes(p: dict) -> tuple[dict, dict]:
     topos, s = {}, {}
     for d in p["divisors"]:
         topos[d] = tmp / f"big-{d}.toml"
-        topos[d].write_text(big_toml("big", p["nets"], FULL_GUESTS // d, FULL_FORWARDS // d))
+        topos[d].write_text(size_text(p, d))
         s[d] = {APPLY: [], NOOP: [], DESTROY: [], RSS: []}
     full, last = min(p["divisors"]), {}
     for r in range(p["reps"]):
@@ -143,6 +143,11 @@ def sizes(p: dict) -> tuple[dict, dict]:
     return out, last
 
 
+def size_text(p: dict, d: int) -> str:
+    """The big topology at 1/d of its size."""
+    return big_toml("big", p["nets"], FULL_GUESTS // d, FULL_FORWARDS // d)
+
+
 def one_rep(p: dict, topo: Path, st: Path, s: dict) -> None:
     """One cold apply (its peak RSS) and its no-ops; the caller destroys."""
     t, rss, _ = kv(["apply", str(topo)], st, "applied")
@@ -155,7 +160,7 @@ def full_size_checks(p: dict, topo: Path, st: Path) -> dict:
     guests, forwards = FULL_GUESTS // min(p["divisors"]), FULL_FORWARDS // min(p["divisors"])
     last = {ZERO: zero_writes(p, topo, st), CHANGE: small_change(p, topo, st, guests, forwards),
             SHRINK: shrink(p, topo, st, guests)}
-    topo.write_text(big_toml("big", p["nets"], guests, forwards))
+    topo.write_text(size_text(p, min(p["divisors"])))
     if p.get("profiles"):
         profiles(p, topo, st, guests, forwards)
     return last
@@ -372,8 +377,7 @@ def forwards(p: dict) -> dict:
 def measure(p: dict) -> dict:
     by_size, last = sizes(p)
     res = {SIZES: by_size, FORWARDS: forwards(p)}
-    res[PURE] = pure_growth.measure({f"1/{d}": big_toml("big", p["nets"], FULL_GUESTS // d, FULL_FORWARDS // d)
-                                     for d in p["divisors"]}, p["pure_rounds"])
+    res[PURE] = pure_growth.measure({f"1/{d}": size_text(p, d) for d in p["divisors"]}, p["pure_rounds"])
     res[ZERO], res[CHANGE], res[SHRINK] = last[ZERO], last[CHANGE], last[SHRINK]
     return res
 
@@ -393,7 +397,13 @@ def slopes(s: dict, key: str, per: str, of=med) -> list[float]:
 def linear(s: dict, key: str) -> float | None:
     """Slope of the larger step over the smaller: ~1 linear, ~2 quadratic (sizes double). From
     CPU time: on this shared machine wall time also counts waiting for a CPU."""
-    sl = slopes(s, key, "guests", cpu)
+    return slope_ratio({k: cpu(v[key]) for k, v in s[SIZES].items()}, _guests(s))
+
+
+def slope_ratio(by_size: dict[str, float], guests: dict[str, int]) -> float | None:
+    """ms per extra guest of the largest step over that of the smallest (1 linear, 2 quadratic)."""
+    xs = sorted(by_size, key=lambda k: guests[k])
+    sl = [(by_size[b] - by_size[a]) / (guests[b] - guests[a]) for a, b in zip(xs, xs[1:])]
     return round(sl[-1] / sl[0], 2) if len(sl) >= 2 and sl[0] > 0 else None
 
 
@@ -449,7 +459,7 @@ def tables(s: dict) -> list[Table]:
     g = Table("9d. The pure work in-process by size (the fastest of its rounds, sizes interleaved in each; ms)",
               ["", *[f"{k}: {v['guests']} guests" for k, v in s[SIZES].items()], "slope ratio (1 = linear)"])
     for work, by_size in s.get(PURE, {}).items():
-        g.add(work, *[f"{by_size[k]:,.1f}" for k in s[SIZES]], str(pure_growth.slope_ratio(by_size, _guests(s))))
+        g.add(work, *[f"{by_size[k]:,.1f}" for k in s[SIZES]], str(slope_ratio(by_size, _guests(s))))
     g.notes.append("whole-process times vary ~25% from run to run on this VM and its speed changes in phases of "
                    "seconds; these rows take the work out of the process and the phases out of the comparison")
     return [t, f, c, g]
@@ -474,7 +484,7 @@ def targets(s: dict) -> list[dict]:
         out.append(target(f"growth of {key}: linear (cpu slope ratio, sizes doubling)", str(k), "<= 1.3",
                           None if k is None else k <= 1.3, "" if k is not None else "one size"))
     for work, by_size in s.get(PURE, {}).items():
-        k = pure_growth.slope_ratio(by_size, _guests(s))
+        k = slope_ratio(by_size, _guests(s))
         out.append(target(f"growth of {work}, in-process: linear (slope ratio, fastest of the rounds, sizes interleaved)",
                           str(k), "<= 1.3", None if k is None else k <= 1.3, "" if k is not None else "one size"))
     ch = s[CHANGE]
