@@ -13,7 +13,7 @@ from ..config import locate
 from ..errors import InputError
 from ..host import backend as backends, system
 from ..model import Topology
-from . import hostcheck, overlay, record as records
+from . import handover, hostcheck, overlay, record as records
 from .observe import observe
 from .plan import Plan, firewall as firewall_plan, make
 from .steps import Action
@@ -58,7 +58,7 @@ class Context:
 
     def replan(self) -> list[Action]:
         self.plan: Plan = make(self.topo, self.observed, self.record, self.dir, self.backend)
-        self.actions = self.plan.actions
+        self.actions = handover.marked(self.plan.actions, self.root, self.topo.name)
         return self.actions
 
     def with_listings(self) -> list[Action]:

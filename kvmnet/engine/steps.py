@@ -200,11 +200,14 @@ _DESCRIBE = {
     "frr.start": lambda a: (f"{'restart' if a.get('restart') else 'start'} kvmnet's FRR (zebra, bgpd: EVPN with "
                             f"{', '.join(a['peers']) or 'no peer'})"),
     "frr.stop": "stop kvmnet's FRR (zebra, bgpd)",
+    "record.hand_over": lambda a: (f"leave {a['key']} as it is: topology {a['heir']} still needs it, and its record "
+                                   f"takes the undo ({Step.from_json(a['undo']).describe()})"),
 }
 
 _DIRECTION = {"in": "inbound traffic (its egress)", "out": "outbound traffic (its ingress)"}
 
 _COMMANDS = {
+    "record.hand_over": lambda a: f"# nothing on the host: topology {a['heir']}'s record takes the undo",
     "bridge.add": _bridge_add,
     "tap.add": _tap_add,
     "link.del": lambda a: f"ip link del {a['name']}",

@@ -11,8 +11,7 @@ from __future__ import annotations
 from .. import naming
 from ..errors import HostError
 from ..host import system
-from . import faults, record as records, topocache
-from .plan import shared as shared_fact
+from . import faults, handover, record as records, topocache
 from .record import Record
 from .steps import Action, Result, Step
 
@@ -23,8 +22,7 @@ def destroy(name: str, state_root: str, record: Record | None = None, host=None,
     `keep_leases`: dnsmasq's lease files stay (a shutdown: guests keep their addresses at boot)."""
     host = host or system.default()
     record = record or records.load(state_root, name)
-    # another topology's corrupt record must not block this destroy: it inherits nothing
-    others = records.all_records(state_root, exclude=name, corrupt=[])
+    others = handover.others(state_root, name)
     done: list[Action] = []
     errors = []
     unsaved = False  # dropped from the record, not yet written: only steps safe to run again
@@ -33,9 +31,9 @@ def destroy(name: str, state_root: str, record: Record | None = None, host=None,
             records.save(state_root, record)
             unsaved = False
         faults.check(f"d{i}")
-        heir = _heir(others, keys[0]) if step else None
+        heir = handover.heir(others, keys[0]) if step else None
         if heir is not None:
-            _hand_over(state_root, heir, keys[0], step)
+            handover.hand_over(state_root, heir, keys[0], step)
         elif step is not None:
             if keep_leases and step.op == "dnsmasq.stop":
                 step = Step(step.op, dict(step.args, leases=None))  # run, never recorded
@@ -67,21 +65,6 @@ def destroy(name: str, state_root: str, record: Record | None = None, host=None,
 # process its pid file names when that process runs kvmnet's dnsmasq with this very --conf-file.
 # (Not link or address removals, nor sysctl restores: by then the name or value may be someone else's.)
 REPEATABLE = frozenset({"dnsmasq.stop"})
-
-
-def _heir(others: list[Record], key: str) -> Record | None:
-    """The applied topology that inherits this undo: only host-wide facts (ip_forward) are
-    shared; a per-topology object whose key another record happens to hold too (two
-    topologies' networks both named `lab`, in records of the old key shape) is undone here."""
-    if not shared_fact(key):
-        return None
-    return next((r for r in others if key in r.keys()), None)
-
-
-def _hand_over(state_root: str, heir: Record, key: str, step: Step) -> None:
-    """Another applied topology still needs this host-wide fact: it inherits the undo."""
-    heir.entries = [[k, step.to_json() if k == key and u is None else u] for k, u in heir.entries]
-    records.save(state_root, heir)
 
 
 def _steps(record: Record):

@@ -12,7 +12,7 @@ import os
 from .. import naming
 from ..errors import HostError
 from ..model import Topology
-from . import faults, record as records, topocache
+from . import faults, handover, record as records, topocache
 from .context import Context
 from .plan import firewall as firewall_plan
 from .plan.links import uplink_snapshot
@@ -78,6 +78,11 @@ def _run(ctx: Context, actions: list[Action], original: Record) -> None:
         for first, batch, step in _batches(ctx, actions):
             for i in range(first, first + len(batch)):
                 faults.check(i)
+            if step.op == handover.OP:  # nothing to run, nothing to roll back: if this run fails,
+                handover.run(ctx.root, step.args)  # both records hold the fact, and the last to go reverts it
+                record.drop_all([batch[0].key])
+                records.save(ctx.root, record)
+                continue
             journal.extend(batch)  # (a rollback undoes each: a batch is one request, not one fact)
             running = (first, batch, step)
             ctx.host.run(step)

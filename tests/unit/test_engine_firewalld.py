@@ -113,3 +113,22 @@ def test_records_naming_other_zones_are_refused(host, tmp_path, undo):
     path.write_text(json.dumps(data))
     with pytest.raises(CorruptRecord, match="firewalld"):
         records.load(str(tmp_path), "nat")
+
+
+def test_a_network_that_gains_tftp_moves_its_bridge_and_destroy_unbinds_it(host, tmp_path):
+    """The zone kvmnet-tftp exists already (another topology's): the bridge bound to `kvmnet` is
+    moved, and the record's undo names the zone it is in now."""
+    state, f = str(tmp_path / "state"), tmp_path / "iso.toml"
+    host.firewalld_["zones"].add("kvmnet-tftp")
+    host.firewalld_["permanent"].add("kvmnet-tftp")
+    f.write_text(Path(ISOLATED).read_text())
+    engine.apply(config.load(str(f)), state, host=host)
+    bridge = next(iter(host.firewalld_["bindings"]))
+    assert host.firewalld_["bindings"] == {bridge: "kvmnet"}
+    f.write_text(Path(ISOLATED).read_text().replace('mode = "isolated"', 'mode = "isolated"\ntftp_root = "/srv/tftp"', 1))
+    done = [a.do.describe() for a in engine.apply(config.load(str(f)), state, host=host).actions]
+    assert done[:1] == [f"unbind {bridge} from firewalld zone kvmnet"] and f"bind {bridge} to firewalld zone kvmnet-tftp" in done
+    assert host.firewalld_["bindings"] == {bridge: "kvmnet-tftp"}
+    assert engine.apply(config.load(str(f)), state, host=host).actions == []
+    engine.destroy("iso", state, host=host)
+    assert host.firewalld_["bindings"] == {}

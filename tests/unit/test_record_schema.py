@@ -154,8 +154,13 @@ def test_wrongly_shaped_json_is_corrupt_not_a_traceback(text, why, tmp_path):
 
 
 def test_every_op_steps_py_defines_has_a_schema():
-    from kvmnet.engine import steps
-    assert set(OPS) == set(steps._COMMANDS) == set(steps._DESCRIBE)
+    """All but the hand-over, a plan's step that only moves an undo between records: no record
+    may hold it as an undo."""
+    from kvmnet.engine import handover, steps
+    assert set(OPS) | {handover.OP} == set(steps._COMMANDS) == set(steps._DESCRIBE)
+    undo = {"op": handover.OP, "args": {"key": "sysctl:net/ipv4/ip_forward", "heir": "x", "undo": {}}}
+    with pytest.raises(SchemaError, match="unknown step op 'record.hand_over'"):
+        check_step(undo, Where("nat", "/var/lib/kvmnet/nat"))
 
 
 def test_the_firewall_command_text_is_display_only(tmp_path):

@@ -29,6 +29,12 @@ def _zone(net) -> str:
     return TFTP_ZONE if net.tftp_root else ZONE
 
 
+def bind_key(bridge: str, zone: str) -> str:
+    """A bridge's binding to one of kvmnet's zones: a fact of its own per zone, so the record's
+    undo always names the zone the bridge is in (`kvmnet` keeps the key records always had)."""
+    return f"firewalld:bind:{bridge}" if zone == ZONE else f"firewalld:bind:{bridge}:{zone}"
+
+
 def bridges(topo: Topology) -> list[str]:
     """The bridges firewalld's zones matter for (observe reads their bindings)."""
     return [n.bridge for n in topo.networks if n.mode in VIRTUAL_MODES]
@@ -61,8 +67,11 @@ def zones(facts: Facts, topo: Topology, record_keys=frozenset()) -> None:
         zone = _zone(net)
         facts.want(f"firewalld:zone:{zone}", None)
         bound = fw.get("bindings", {}).get(net.bridge, "")
-        bkey = f"firewalld:bind:{net.bridge}"
-        if bound and not missing:  # in our zone, or one the admin chose (bind leaves those alone)
+        bkey = bind_key(net.bridge, zone)
+        # in its zone, or one the admin chose (bind leaves those alone); in kvmnet's other zone,
+        # the network's zone changed: the old binding's fact is not wanted, and its recorded
+        # undo (removals run first) takes the bridge out of that zone, so bind can put it in
+        if bound and not missing and (bound == zone or bound not in ZONES):
             facts.want(bkey, None)
         else:
             do = Step("firewalld.bind", {"bridge": net.bridge, "zone": zone})

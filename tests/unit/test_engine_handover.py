@@ -1,0 +1,107 @@
+"""A host-wide fact (ip_forward, kvmnet's firewalld zone) that an edited file no longer needs is
+handed to another applied topology that still holds it, as destroy hands it over: the apply
+must not revert it under that topology's guests. The last holder reverts it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers.fakehost import FakeHost
+
+from kvmnet import config, engine
+from kvmnet.engine import record as records
+from kvmnet.errors import HostError
+
+ROOT = Path(__file__).resolve().parents[2]
+ROUTED = str(ROOT / "topologies" / "routed.toml")
+FORWARD = "net/ipv4/ip_forward"
+ISOLATED = ('[networks.default]\nmode = "isolated"\nbridge = "virbr0"\nsubnet = "192.168.122.0/24"\n'
+            'gateway = "192.168.122.1"\n{extra}')
+
+
+@pytest.fixture
+def host():
+    return FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
+
+
+def _nat_then_routed(host, tmp_path) -> tuple[Path, dict]:
+    """nat.toml (a copy: the test edits it) applied first, so its record made the fact, then
+    routed.toml, whose record holds the fact as needed, not made."""
+    nat = tmp_path / "nat.toml"
+    nat.write_text((ROOT / "topologies" / "nat.toml").read_text())
+    before = host.state()
+    for path in (nat, ROUTED):
+        engine.apply(config.load(str(path)), str(tmp_path / "state"), host=host)
+    return nat, before
+
+
+def _undo(state: str, topology: str, key: str):
+    return dict(map(tuple, records.load(state, topology).entries)).get(key, "absent")
+
+
+def test_an_apply_that_drops_ip_forward_hands_it_to_the_topology_that_still_routes(host, tmp_path):
+    nat, before = _nat_then_routed(host, tmp_path)
+    state, key = str(tmp_path / "state"), f"sysctl:{FORWARD}"
+    assert before["sysctls"][FORWARD] == "0" and _undo(state, "routed", key) is None
+    host.ran.clear()
+    nat.write_text(ISOLATED.format(extra=""))
+    planned = engine.Context(config.load(str(nat)), state, host=host).actions
+    done = engine.apply(config.load(str(nat)), state, host=host).actions
+    said = [a.do.describe() for a in done if a.key == key]
+    assert said == [a.do.describe() for a in planned if a.key == key] == [
+        f"leave {key} as it is: topology routed still needs it, and its record takes the undo (set sysctl {FORWARD.replace('/', '.')} = 0)"]
+    assert host.sysctls[FORWARD] == "1"  # routed still forwards
+    assert [s for s in host.ran if s.args.get("path") == FORWARD] == []
+    assert _undo(state, "nat", key) == "absent"
+    assert _undo(state, "routed", key) == {"op": "sysctl.set", "args": {"path": FORWARD, "value": "0"}}
+    engine.destroy("routed", state, host=host)
+    assert host.sysctls[FORWARD] == "0"  # the last holder reverts it
+    engine.destroy("nat", state, host=host)
+    assert host.state() == before
+
+
+def test_without_another_holder_the_apply_reverts_it(host, tmp_path):
+    nat = tmp_path / "nat.toml"
+    nat.write_text((ROOT / "topologies" / "nat.toml").read_text())
+    state = str(tmp_path / "state")
+    engine.apply(config.load(str(nat)), state, host=host)
+    nat.write_text(ISOLATED.format(extra=""))
+    engine.apply(config.load(str(nat)), state, host=host)
+    assert host.sysctls[FORWARD] == "0"
+
+
+def test_a_failed_apply_after_the_hand_over_leaves_both_holding_it(host, tmp_path):
+    nat, before = _nat_then_routed(host, tmp_path)
+    state, key = str(tmp_path / "state"), f"sysctl:{FORWARD}"
+    nat.write_text(ISOLATED.format(extra=""))
+    host.fail(op="firewall.apply")  # after the removals (the hand-over is one of them)
+    with pytest.raises(HostError):
+        engine.apply(config.load(str(nat)), state, host=host)
+    assert _undo(state, "nat", key) == _undo(state, "routed", key) == {
+        "op": "sysctl.set", "args": {"path": FORWARD, "value": "0"}}
+    assert host.sysctls[FORWARD] == "1"
+    engine.destroy("routed", state, host=host)
+    assert host.sysctls[FORWARD] == "1"  # nat's record still holds it: handed back on destroy
+    engine.destroy("nat", state, host=host)
+    assert host.state() == before
+
+
+def test_an_apply_that_drops_the_firewalld_zone_hands_it_over(tmp_path):
+    host = FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1").with_firewalld()
+    nat, before = _nat_then_routed(host, tmp_path)
+    state = str(tmp_path / "state")
+    nat.write_text(ISOLATED.format(extra='tftp_root = "/srv/tftp"\n'))  # its own zone, kvmnet-tftp
+    engine.apply(config.load(str(nat)), state, host=host)
+    assert "kvmnet" in host.firewalld_["permanent"]
+    # creating kvmnet-tftp reloaded firewalld, which drops runtime bindings (as a real reload does):
+    # routed's watch, or its re-apply, binds its bridge again, into the zone it still has
+    engine.apply(config.load(ROUTED), state, host=host)
+    assert host.firewalld_["bindings"] == {"virbr0": "kvmnet-tftp", "kvmrt0": "kvmnet"}
+    assert _undo(state, "routed", "firewalld:zone:kvmnet") not in (None, "absent")
+    engine.destroy("routed", state, host=host)
+    assert "kvmnet" not in host.firewalld_["permanent"]
+    engine.destroy("nat", state, host=host)
+    after = host.state()
+    assert after.pop("firewalld")["bindings"] == {} and host.firewalld_["permanent"] == before.pop("firewalld")["permanent"]
+    assert after == before  # (firewalld's runtime copies of the zones go at its next reload, as kvmnet leaves them)
