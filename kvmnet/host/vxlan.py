@@ -43,8 +43,7 @@ def observe(names: list[str]) -> dict:
         out["vxlan"][name] = {"vni": data.get("id"), "local": data.get("local"), "port": data.get("port"),
                               "learning": bool(data.get("learning")),
                               "port_learning": bool(port[0].get("learning", True)) if port else None}
-        fdb = json.loads(_run(["bridge", "-j", "fdb", "show", "dev", name]) or "[]")
-        out["fdb"][name] = sorted(e["dst"] for e in fdb if e.get("mac") == ZERO_MAC and e.get("dst"))
+        out["fdb"][name] = sorted(_flooded(name))
     return out
 
 
@@ -65,10 +64,20 @@ def add(a: dict) -> None:
 
 
 def fdb(a: dict, present: bool) -> None:
-    if present:
-        _run(["bridge", "fdb", "append", ZERO_MAC, "dev", a["dev"], "dst", a["dst"]])
-    else:
-        _run(["bridge", "fdb", "del", ZERO_MAC, "dev", a["dev"], "dst", a["dst"]])
+    """Flood `dev`'s frames to peer `dst`, or stop. The kernel refuses to append an entry that
+    is there or delete one that is not; either way the goal holds (drift, or a run interrupted
+    after this step and before its record write), so that is success, not a stuck apply."""
+    try:
+        _run(["bridge", "fdb", "append" if present else "del", ZERO_MAC, "dev", a["dev"], "dst", a["dst"]])
+    except HostError:
+        if (a["dst"] in _flooded(a["dev"])) != present:
+            raise
+
+
+def _flooded(dev: str) -> list[str]:
+    """The peers `dev` floods to; none when `dev` is gone."""
+    entries = json.loads(_run(["bridge", "-j", "fdb", "show", "dev", dev], ok_codes=(0, 1, 255)) or "[]")
+    return [e["dst"] for e in entries if e.get("mac") == ZERO_MAC and e.get("dst")]
 
 
 def remote_macs(name: str) -> list[dict]:
