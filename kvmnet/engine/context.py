@@ -15,7 +15,7 @@ from ..host import backend as backends, system
 from ..model import Topology
 from . import handover, hostcheck, overlay, record as records
 from .observe import observe
-from .plan import Plan, firewall as firewall_plan, make
+from .plan import Plan, firewall as firewall_plan, firewalld as firewalld_plan, make
 from .steps import Action
 
 
@@ -30,6 +30,7 @@ class Context:
         self.dir = naming.state_dir_for(topo.name, state_root)
         records.clear_stale(state_root, topo.name)
         self.record = records.load(state_root, topo.name)
+        firewalld_plan.migrate(self.record)
         if not replace:
             _refuse_another_file(topo, self.record)
         # --firewall, else the file's `firewall`, else what this topology already uses

@@ -32,10 +32,15 @@ def _apply(topo: Topology, state_root: str, backend: str | None, host, replace: 
     topo = ctx.topo  # this host's part, when the file describes several hosts
     record = ctx.record
     shared = [k for k in ctx.plan.wanted if shared_fact(k) and k not in record.keys()]
+    # recorded with nothing to undo (a shared fact needed, not made; a sysctl of a link kvmnet
+    # made) and no longer wanted: dropped (a stale shared one kept the fact from its last holder)
+    stale = [k for k, u in record.entries if u is None and k not in ctx.plan.wanted]
     networks, taps = hook_index(topo)
     if not ctx.actions and not shared and (record.networks, record.taps) == (networks, taps):
-        if record.entries and topo.source and record.source_sha256 != records.source_digest(topo.source):
-            record.source = topo.source  # edits that change nothing on the host (comments)
+        if stale:
+            record.drop_all(stale)
+        if stale or record.entries and topo.source and record.source_sha256 != records.source_digest(topo.source):
+            record.source = topo.source  # (or edits that change nothing on the host: comments)
             records.save(state_root, record)
         return Result()
     actions = ctx.with_listings()
@@ -55,6 +60,8 @@ def _apply(topo: Topology, state_root: str, backend: str | None, host, replace: 
     # (_run) and at its end; until then the record is the last run's, true of what is left (its
     # text, too, is the last one applied whole: a crash midway leaves the new one unrecorded)
     _run(ctx, actions, original)
+    if stale:
+        record.drop_all(stale)
     for key in shared:  # needed, not made: recorded so a later destroy elsewhere hands it over
         record.add(key, None)
     record.networks, record.taps = networks, taps
@@ -80,6 +87,7 @@ def _run(ctx: Context, actions: list[Action], original: Record) -> None:
                 faults.check(i)
             if step.op == handover.OP:  # nothing to run, nothing to roll back: if this run fails,
                 handover.run(ctx.root, step.args)  # both records hold the fact, and the last to go reverts it
+                faults.check(f"{first}+")
                 record.drop_all([batch[0].key])
                 records.save(ctx.root, record)
                 continue

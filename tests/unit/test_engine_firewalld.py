@@ -15,6 +15,7 @@ from kvmnet import config, engine
 from kvmnet.engine import record as records
 from kvmnet.engine.record import CorruptRecord
 from kvmnet.engine.watch import Watcher
+from kvmnet.errors import HostError
 
 ROOT = Path(__file__).resolve().parents[2]
 NAT, ROUTED, ISOLATED = (str(ROOT / "topologies" / f"{n}.toml") for n in ("nat", "routed", "isolated"))
@@ -130,5 +131,40 @@ def test_a_network_that_gains_tftp_moves_its_bridge_and_destroy_unbinds_it(host,
     assert done[:1] == [f"unbind {bridge} from firewalld zone kvmnet"] and f"bind {bridge} to firewalld zone kvmnet-tftp" in done
     assert host.firewalld_["bindings"] == {bridge: "kvmnet-tftp"}
     assert engine.apply(config.load(str(f)), state, host=host).actions == []
+    engine.destroy("iso", state, host=host)
+    assert host.firewalld_["bindings"] == {}
+
+
+def _tftp(text: str) -> str:
+    return text.replace('mode = "isolated"', 'mode = "isolated"\ntftp_root = "/srv/tftp"', 1)
+
+
+def test_a_failed_apply_rolls_back_the_unbind_and_the_zone_deletion(host, tmp_path):
+    state, f = str(tmp_path / "state"), tmp_path / "iso.toml"
+    f.write_text(Path(ISOLATED).read_text())
+    engine.apply(config.load(str(f)), state, host=host)
+    before, entries = host.state(), records.load(state, "iso").entries
+    f.write_text(_tftp(f.read_text()))
+    host.fail(op="firewall.apply")
+    with pytest.raises(HostError):
+        engine.apply(config.load(str(f)), state, host=host)
+    after = host.state()
+    assert after["firewalld"]["bindings"] == before["firewalld"]["bindings"] != {}
+    assert "kvmnet" in host.firewalld_["permanent"] and records.load(state, "iso").entries == entries
+
+
+def test_a_record_of_an_older_version_keeps_a_tftp_binding_under_the_old_key(host, tmp_path):
+    """Before a binding was a fact per zone, `firewalld:bind:<bridge>` held a kvmnet-tftp
+    binding too: the apply after the upgrade finds it in sync, and destroy unbinds it."""
+    state, f = str(tmp_path / "state"), tmp_path / "iso.toml"
+    f.write_text(_tftp(Path(ISOLATED).read_text()))
+    engine.apply(config.load(str(f)), state, host=host)
+    bridge = next(iter(host.firewalld_["bindings"]))
+    path = Path(state) / "iso" / "state.json"
+    data = json.loads(path.read_text())
+    data["entries"] = [[f"firewalld:bind:{bridge}" if k.startswith("firewalld:bind:") else k, u] for k, u in data["entries"]]
+    path.write_text(json.dumps(data))
+    assert engine.apply(config.load(str(f)), state, host=host).actions == []
+    assert host.firewalld_["bindings"] == {bridge: "kvmnet-tftp"}
     engine.destroy("iso", state, host=host)
     assert host.firewalld_["bindings"] == {}

@@ -105,3 +105,47 @@ def test_an_apply_that_drops_the_firewalld_zone_hands_it_over(tmp_path):
     after = host.state()
     assert after.pop("firewalld")["bindings"] == {} and host.firewalld_["permanent"] == before.pop("firewalld")["permanent"]
     assert after == before  # (firewalld's runtime copies of the zones go at its next reload, as kvmnet leaves them)
+
+
+def test_a_run_stopped_right_after_the_hand_over_converges(host, tmp_path, monkeypatch):
+    """Stopped between the heir's record write and the giver's (KVMNET_FAULT_AT: the records on
+    disk are what a SIGKILL there leaves), both hold the undo; the next apply completes it."""
+    nat, before = _nat_then_routed(host, tmp_path)
+    state, key = str(tmp_path / "state"), f"sysctl:{FORWARD}"
+    nat.write_text(ISOLATED.format(extra=""))
+    planned = engine.Context(config.load(str(nat)), state, host=host).actions
+    at = next(i for i, a in enumerate(planned) if a.key == key)
+    monkeypatch.setenv("KVMNET_FAULT_AT", f"{at}+")
+    with pytest.raises(HostError, match="injected fault"):
+        engine.apply(config.load(str(nat)), state, host=host)
+    monkeypatch.delenv("KVMNET_FAULT_AT")
+    undo = {"op": "sysctl.set", "args": {"path": FORWARD, "value": "0"}}
+    assert _undo(state, "nat", key) == _undo(state, "routed", key) == undo
+    engine.apply(config.load(str(nat)), state, host=host)
+    assert (_undo(state, "nat", key), _undo(state, "routed", key)) == ("absent", undo)
+    assert host.sysctls[FORWARD] == "1"
+    engine.destroy("routed", state, host=host)
+    engine.destroy("nat", state, host=host)
+    assert host.state() == before
+
+
+def test_a_shared_fact_a_topology_no_longer_needs_leaves_its_record(host, tmp_path):
+    """routed needed ip_forward (nat made it); edited to need it no more, its record drops the
+    entry, so nat's destroy restores the sysctl instead of handing it to routed."""
+    nat = tmp_path / "nat.toml"
+    nat.write_text((ROOT / "topologies" / "nat.toml").read_text())
+    routed = tmp_path / "routed.toml"
+    routed.write_text(Path(ROUTED).read_text())
+    state, key = str(tmp_path / "state"), f"sysctl:{FORWARD}"
+    before = host.state()
+    for path in (nat, routed):
+        engine.apply(config.load(str(path)), state, host=host)
+    assert _undo(state, "routed", key) is None
+    routed.write_text(ISOLATED.format(extra="").replace("virbr0", "kvmrt9").replace("192.168.122", "10.77.0"))
+    engine.apply(config.load(str(routed)), state, host=host)
+    assert _undo(state, "routed", key) == "absent"
+    assert not [k for k, u in records.load(state, "routed").entries if u is None and "kvmrt0" in k]  # the old bridge's
+    engine.destroy("nat", state, host=host)
+    assert host.sysctls[FORWARD] == "0"
+    engine.destroy("routed", state, host=host)
+    assert host.state() == before

@@ -48,7 +48,31 @@ def _delete_zone(step: Step, observed: Observed | None = None) -> Step:
     return Step("firewalld.zone.del", {"zone": step.args["zone"]})
 
 
-UNDO = {"firewalld.bind": _unbind, "firewalld.zone.add": _delete_zone}
+def _rebind(step: Step, observed: Observed | None = None) -> Step:
+    return Step("firewalld.bind", {"bridge": step.args["bridge"], "zone": step.args["zone"]})
+
+
+def _add_zone(step: Step, observed: Observed | None = None) -> Step:
+    zone = step.args["zone"]
+    return Step("firewalld.zone.add", {"zone": zone, "services": SERVICES[zone]})
+
+
+# both ways: a create's undo is recorded, and a removal (a recorded undo run) is rolled back
+UNDO = {"firewalld.bind": _unbind, "firewalld.zone.add": _delete_zone,
+        "firewalld.unbind": _rebind, "firewalld.zone.del": _add_zone}
+
+
+def migrate(record) -> None:
+    """Records written before a binding was a fact per zone hold `firewalld:bind:<bridge>` for
+    a bridge in kvmnet-tftp too (their undo names the zone): give such an entry its key now, so
+    a plan does not take the binding it wants for one it must remove."""
+    def key(k: str, undo) -> str:
+        if k.startswith("firewalld:bind:") and k.count(":") == 2 and undo and undo["op"] == "firewalld.unbind":
+            return bind_key(undo["args"]["bridge"], undo["args"]["zone"])
+        return k
+
+    if any(k != key(k, u) for k, u in record.entries if k.startswith("firewalld:bind:")):
+        record.entries = [[key(k, u), u] for k, u in record.entries]
 
 
 def zones(facts: Facts, topo: Topology, record_keys=frozenset()) -> None:
