@@ -69,17 +69,20 @@ def messages(path: Path) -> list[Message]:
 def exchange(msgs: list[Message], mac: str) -> dict:
     """The client `mac`'s first completed exchange: the DISCOVER that got the first ACK's xid
     answered (the last one before its OFFER; earlier ones were lost or unanswered), in seconds
-    since the epoch, plus how many DISCOVERs the client sent before it."""
+    since the epoch, plus how many DISCOVERs the client sent before it. With no OFFER of that
+    xid, the server acknowledged the DISCOVER itself (rapid commit, RFC 4039): "offer" and
+    "request" are None."""
     own = [m for m in msgs if m.mac == mac.lower()]
     ack = next((m for m in own if m.kind == ACK), None)
     if ack is None:
         raise ValueError(f"no DHCP ACK for {mac} in the capture: {[(NAMES.get(m.kind), m.mac) for m in msgs]}")
-    offer = next(m for m in own if m.kind == OFFER and m.xid == ack.xid)
-    discover = [m for m in own if m.kind == DISCOVER and m.xid == ack.xid and m.t <= offer.t][-1]
-    request = [m for m in own if m.kind == REQUEST and m.xid == ack.xid and m.t <= ack.t][-1]
+    offer = next((m for m in own if m.kind == OFFER and m.xid == ack.xid), None)
+    answered = offer or ack
+    discover = [m for m in own if m.kind == DISCOVER and m.xid == ack.xid and m.t <= answered.t][-1]
+    request = [m for m in own if m.kind == REQUEST and m.xid == ack.xid and m.t <= ack.t][-1] if offer else None
     return {"first_discover": next(m.t for m in own if m.kind == DISCOVER), "discover": discover.t,
-            "offer": offer.t, "request": request.t, "ack": ack.t,
-            "discovers_sent": sum(1 for m in own if m.kind == DISCOVER and m.t <= offer.t)}
+            "offer": offer.t if offer else None, "request": request.t if request else None, "ack": ack.t,
+            "discovers_sent": sum(1 for m in own if m.kind == DISCOVER and m.t <= answered.t)}
 
 
 class Capture:
@@ -116,9 +119,13 @@ class Capture:
 
 def intervals(ex: dict, start: float | None = None) -> dict:
     """Milliseconds between an exchange's timestamps, and from `start` (seconds since the epoch)
-    to the first DISCOVER and to the ACK; plus how many DISCOVERs were sent."""
-    out = {"discover_to_ack": ex["ack"] - ex["discover"], "discover_to_offer": ex["offer"] - ex["discover"],
-           "offer_to_request": ex["request"] - ex["offer"], "request_to_ack": ex["ack"] - ex["request"]}
+    to the first DISCOVER and to the ACK; plus how many DISCOVERs were sent, and whether the
+    exchange was a rapid commit (DISCOVER, ACK)."""
+    out = {"discover_to_ack": ex["ack"] - ex["discover"]}
+    if ex["offer"] is not None:  # (rapid commit: the ACK answers the DISCOVER, no parts)
+        out.update(discover_to_offer=ex["offer"] - ex["discover"], offer_to_request=ex["request"] - ex["offer"],
+                   request_to_ack=ex["ack"] - ex["request"])
     if start is not None:
         out.update(start_to_discover=ex["first_discover"] - start, start_to_ack=ex["ack"] - start)
-    return {k: round(v * 1000, 3) for k, v in out.items()} | {"discovers_sent": ex["discovers_sent"]}
+    return {k: round(v * 1000, 3) for k, v in out.items()} | {"discovers_sent": ex["discovers_sent"],
+                                                              "rapid_commit": ex["offer"] is None}

@@ -94,6 +94,9 @@ def _dhcp_lines(net: Network, paths: dict, files: dict) -> list[str]:
         f"dhcp-hostsfile={files['dhcp_hosts']}",
         "dhcp-no-override",
         "dhcp-authoritative",
+        # the network's only DHCP server (what dhcp-authoritative says too), so a client that asks
+        # (dhcpcd, systemd-networkd) gets its lease in 2 messages, not 4 (RFC 4039)
+        "dhcp-rapid-commit",
         # kvmnet knows every static address, so skip the 3 s ping before each offer
         "no-ping",
         # an isolated network has no router: an empty option 3 tells clients so

@@ -1,6 +1,8 @@
 """Scenarios 1, 2 and 7 of the labs: the seed's NAT network (topologies/nat.toml) with real
 guests, on both firewall backends."""
 
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -48,10 +50,31 @@ def test_nat_network_with_real_guests(make_lab, backend):
     assert "kvmnet guest web" in other.check("timeout 5 wget -qO- http://10.0.0.2:8080/")  # hairpin
 
 
-def test_two_guests_reach_each_other_and_one_stopping_leaves_the_other(make_lab):
+def _dhcp_messages(ns, pcap: Path, mac: str) -> list[str]:
+    """The DHCP message types (option 53) to and from `mac` in a capture, in order."""
+    text = ns.run("tcpdump", "-n", "-v", "-r", str(pcap), "ether", "host", mac).stdout
+    return re.findall(r"DHCP-Message \(53\), length 1: (\w+)", text)
+
+
+def test_two_guests_reach_each_other_and_one_stopping_leaves_the_other(make_lab, tmp_path):
     lab = make_lab(NAT)
     lab.apply()
-    web, other = lab.boot("web", "other")
+    pcap = tmp_path / "dhcp.pcap"
+    capture = subprocess.Popen(["ip", "netns", "exec", lab.host.name, "tcpdump", "-i", "virbr0", "-n", "-U",
+                                "--immediate-mode", "-w", str(pcap), "udp port 67 or udp port 68"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "listening on" in capture.stderr.readline()
+        # other's lease by dhcpcd, which asks for rapid commit (RFC 4039): kvmnet's dnsmasq, the
+        # network's only DHCP server, acknowledges its DISCOVER at once (web: busybox udhcpc's 4 messages)
+        web, other = lab.boot("web", "other", append={"other": "kvmnet.dhcp4=dhcpcd"})
+    finally:
+        capture.terminate()
+        capture.wait(timeout=10)
+    assert other.leases()["eth0"]["client"] == "dhcpcd" and web.leases()["eth0"]["client"] == "udhcpc"
+    rapid, plain = (_dhcp_messages(lab.host, pcap, g.leases()["eth0"]["mac"]) for g in (other, web))
+    assert rapid[-1] == "ACK" and set(rapid) == {"Discover", "ACK"}, rapid
+    assert plain[-4:] == ["Discover", "Offer", "Request", "ACK"], plain
     other_ip = other.leases()["eth0"]["ip"].split("/")[0]
     web.check(f"ping -c1 -W2 {other_ip}")
     other.check("ping -c1 -W2 192.168.122.10")

@@ -48,7 +48,17 @@ def test_the_answered_discover_starts_the_exchange(tmp_path, nanoseconds):
     assert got == {"discover_to_ack": pytest.approx(31.6, abs=0.01), "discover_to_offer": pytest.approx(0.4, abs=0.01),
                    "offer_to_request": pytest.approx(30.0, abs=0.01), "request_to_ack": pytest.approx(1.2, abs=0.01),
                    "start_to_discover": pytest.approx(2000.0, abs=0.01),
-                   "start_to_ack": pytest.approx(3031.6, abs=0.01), "discovers_sent": 2}
+                   "start_to_ack": pytest.approx(3031.6, abs=0.01), "discovers_sent": 2, "rapid_commit": False}
+
+
+def test_a_rapid_commit_is_a_discover_answered_by_an_ack(tmp_path):
+    t0 = 1_700_000_000.0
+    packets = [(t0, dhcp_frame(1, 9, CLIENT)),            # lost
+               (t0 + 1.0, dhcp_frame(1, 9, CLIENT)),      # answered by the ACK itself
+               (t0 + 1.0015, dhcp_frame(5, 9, CLIENT))]
+    got = intervals(exchange(messages(pcap(tmp_path / "c.pcap", packets)), CLIENT), start=t0)
+    assert got == {"discover_to_ack": pytest.approx(1.5, abs=0.01), "start_to_discover": 0.0,
+                   "start_to_ack": pytest.approx(1001.5, abs=0.01), "discovers_sent": 2, "rapid_commit": True}
 
 
 def test_no_ack_says_what_was_captured(tmp_path):
