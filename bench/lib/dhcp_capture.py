@@ -21,6 +21,7 @@ class Message:
     kind: int  # option 53
     xid: int
     mac: str  # chaddr
+    rapid: bool = False  # option 80 (Rapid Commit) present
 
 
 def records(path: Path):
@@ -50,16 +51,19 @@ def dhcp_message(t: float, frame: bytes) -> Message | None:
     bootp = frame[14 + ihl + 8:]
     if bootp[236:240] != MAGIC_COOKIE:
         return None
-    at = 240
+    at, kind, rapid = 240, None, False
     while at + 1 < len(bootp) and bootp[at] != 255:  # options: code, length, value
         if bootp[at] == 0:
             at += 1
             continue
         if bootp[at] == 53:
-            xid, = struct.unpack_from("!I", bootp, 4)
-            return Message(t, bootp[at + 2], xid, bootp[28:34].hex(":"))
+            kind = bootp[at + 2]
+        rapid = rapid or bootp[at] == 80
         at += 2 + bootp[at + 1]
-    return None
+    if kind is None:
+        return None
+    xid, = struct.unpack_from("!I", bootp, 4)
+    return Message(t, kind, xid, bootp[28:34].hex(":"), rapid)
 
 
 def messages(path: Path) -> list[Message]:
@@ -70,13 +74,15 @@ def exchange(msgs: list[Message], mac: str) -> dict:
     """The client `mac`'s first completed exchange: the DISCOVER that got the first ACK's xid
     answered (the last one before its OFFER; earlier ones were lost or unanswered), in seconds
     since the epoch, plus how many DISCOVERs the client sent before it. With no OFFER of that
-    xid, the server acknowledged the DISCOVER itself (rapid commit, RFC 4039): "offer" and
-    "request" are None."""
+    xid and option 80 in the ACK, the server acknowledged the DISCOVER itself (rapid commit, RFC
+    4039): "offer" and "request" are None."""
     own = [m for m in msgs if m.mac == mac.lower()]
     ack = next((m for m in own if m.kind == ACK), None)
     if ack is None:
         raise ValueError(f"no DHCP ACK for {mac} in the capture: {[(NAMES.get(m.kind), m.mac) for m in msgs]}")
     offer = next((m for m in own if m.kind == OFFER and m.xid == ack.xid), None)
+    if offer is None and not ack.rapid:  # a 4-message exchange whose OFFER the capture lost
+        raise ValueError(f"the ACK for {mac} answers an OFFER the capture does not hold (no rapid commit)")
     answered = offer or ack
     discover = [m for m in own if m.kind == DISCOVER and m.xid == ack.xid and m.t <= answered.t][-1]
     request = [m for m in own if m.kind == REQUEST and m.xid == ack.xid and m.t <= ack.t][-1] if offer else None

@@ -214,8 +214,8 @@ def tables(s: dict) -> list[Table]:
                 "asks for it, as dhcpcd and systemd-networkd do, gets its ACK in answer to its DISCOVER, with no "
                 "OFFER and REQUEST (those rows have no parts); busybox udhcpc and ISC dhclient do not ask",
                 "Under TCG the emulated guest dominates QEMU start -> lease (its kernel's boot, driver load, "
-                "the client's start: dhcpcd's privilege-separated processes take ~2 s more than udhcpc before its "
-                "first DISCOVER); the console marker is polled every 50 ms and printed after the client's script ran"]
+                "the client's start: dhcpcd, with its privilege-separated processes, starts slower than udhcpc); "
+                "the console marker is polled every 50 ms and printed after the client's script ran"]
     return [t]
 
 
