@@ -92,13 +92,15 @@ def exchange(msgs: list[Message], mac: str) -> dict:
 
 
 class Capture:
-    """tcpdump on `iface`, DHCP only, each packet handed over and written as it comes
-    (--immediate-mode -U: otherwise libpcap holds packets back for up to a second, and a
-    SIGTERM loses what it holds)."""
+    """tcpdump on `iface` (in network namespace `netns`, if given), DHCP only, each packet
+    handed over and written as it comes (--immediate-mode -U: otherwise libpcap holds packets
+    back for up to a second, and a SIGTERM loses what it holds). `mac`: the client exchange()
+    reads."""
 
-    def __init__(self, iface: str, path: Path, mac: str):
+    def __init__(self, iface: str, path: Path, mac: str | None = None, netns: str | None = None):
         self.path, self.mac = path, mac
-        self.proc = subprocess.Popen(["tcpdump", "-i", iface, "-n", "-U", "--immediate-mode", "-w", str(path),
+        inside = ["ip", "netns", "exec", netns] if netns else []
+        self.proc = subprocess.Popen([*inside, "tcpdump", "-i", iface, "-n", "-U", "--immediate-mode", "-w", str(path),
                                       "--time-stamp-precision", "micro", "udp port 67 or udp port 68"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if "listening on" not in self.proc.stderr.readline():  # the filter is in place from here on

@@ -1,8 +1,6 @@
 """Scenarios 1, 2 and 7 of the labs: the seed's NAT network (topologies/nat.toml) with real
 guests, on both firewall backends."""
 
-import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +8,9 @@ import pytest
 
 from helpers.natlab import HELPERS, PY
 from helpers.netns import ROOT, snapshot_diff
+
+sys.path.insert(0, str(ROOT))
+from bench.lib.dhcp_capture import ACK, NAMES, Capture, messages  # noqa: E402  (the bench's pcap reader)
 
 pytestmark = pytest.mark.root
 NAT = ROOT / "topologies" / "nat.toml"
@@ -50,35 +51,28 @@ def test_nat_network_with_real_guests(make_lab, backend):
     assert "kvmnet guest web" in other.check("timeout 5 wget -qO- http://10.0.0.2:8080/")  # hairpin
 
 
-def _dhcp_messages(ns, pcap: Path, mac: str) -> list[str]:
-    """The DHCP message types (option 53) to and from `mac` in a capture, in order, each ACK
-    that carries option 80 (Rapid Commit) as "ACK+rapid"."""
-    text = ns.run("tcpdump", "-n", "-v", "-r", str(pcap), "ether", "host", mac).stdout
-    packets = re.split(r"\n(?=\d\d:\d\d:\d\d\.)", text)
-    return [kind + ("+rapid" if kind == "ACK" and "(80), length 0" in p else "")  # (tcpdump 4.99: "SLP-NA (80)")
-            for p in packets for kind in re.findall(r"DHCP-Message \(53\), length 1: (\w+)", p)]
+def _dhcp_messages(pcap: Path, mac: str) -> list[str]:
+    """The DHCP message types to and from `mac` in a capture, in order, each ACK that carries
+    option 80 (Rapid Commit) as "ACK+rapid"."""
+    return [NAMES[m.kind] + ("+rapid" if m.kind == ACK and m.rapid else "") for m in messages(pcap) if m.mac == mac]
 
 
 def test_two_guests_reach_each_other_and_one_stopping_leaves_the_other(make_lab, tmp_path):
     lab = make_lab(NAT)
     lab.apply()
     pcap = tmp_path / "dhcp.pcap"
-    capture = subprocess.Popen(["ip", "netns", "exec", lab.host.name, "tcpdump", "-i", "virbr0", "-n", "-U",
-                                "--immediate-mode", "-w", str(pcap), "udp port 67 or udp port 68"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    capture = Capture("virbr0", pcap, netns=lab.host.name)
     try:
-        assert "listening on" in capture.stderr.readline()
         # other's lease by dhcpcd, which asks for rapid commit (RFC 4039): kvmnet's dnsmasq, the
         # network's only DHCP server, acknowledges its DISCOVER at once (web: busybox udhcpc's 4 messages)
         web, other = lab.boot("web", "other", append={"other": "kvmnet.dhcp4=dhcpcd"})
     finally:
-        capture.terminate()
-        capture.wait(timeout=10)
+        capture.stop()
     assert other.leases()["eth0"]["client"] == "dhcpcd" and web.leases()["eth0"]["client"] == "udhcpc"
     assert other.leases()["eth0"]["dns"] == "192.168.122.1" == web.leases()["eth0"]["dns"]
-    rapid, plain = (_dhcp_messages(lab.host, pcap, g.leases()["eth0"]["mac"]) for g in (other, web))
-    assert rapid[-1] == "ACK+rapid" and set(rapid) == {"Discover", "ACK+rapid"}, rapid
-    assert plain[-1] == "ACK" and "Request" in plain and plain.index("Offer") < plain.index("Request"), plain
+    rapid, plain = (_dhcp_messages(pcap, g.leases()["eth0"]["mac"]) for g in (other, web))
+    assert rapid[-1] == "ACK+rapid" and set(rapid) == {"DISCOVER", "ACK+rapid"}, rapid
+    assert plain[-1] == "ACK" and "REQUEST" in plain and plain.index("OFFER") < plain.index("REQUEST"), plain
     other_ip = other.leases()["eth0"]["ip"].split("/")[0]
     web.check(f"ping -c1 -W2 {other_ip}")
     other.check("ping -c1 -W2 192.168.122.10")

@@ -25,11 +25,17 @@ def host():
     return FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
 
 
+def _nat_copy(tmp_path) -> Path:
+    """topologies/nat.toml copied into `tmp_path`, for the test to edit."""
+    nat = tmp_path / "nat.toml"
+    nat.write_text((ROOT / "topologies" / "nat.toml").read_text())
+    return nat
+
+
 def _nat_then_routed(host, tmp_path) -> tuple[Path, dict]:
     """nat.toml (a copy: the test edits it) applied first, so its record made the fact, then
     routed.toml, whose record holds the fact as needed, not made."""
-    nat = tmp_path / "nat.toml"
-    nat.write_text((ROOT / "topologies" / "nat.toml").read_text())
+    nat = _nat_copy(tmp_path)
     before = host.state()
     for path in (nat, ROUTED):
         engine.apply(config.load(str(path)), str(tmp_path / "state"), host=host)
@@ -62,8 +68,7 @@ def test_an_apply_that_drops_ip_forward_hands_it_to_the_topology_that_still_rout
 
 
 def test_without_another_holder_the_apply_reverts_it(host, tmp_path):
-    nat = tmp_path / "nat.toml"
-    nat.write_text((ROOT / "topologies" / "nat.toml").read_text())
+    nat = _nat_copy(tmp_path)
     state = str(tmp_path / "state")
     engine.apply(config.load(str(nat)), state, host=host)
     nat.write_text(ISOLATED.format(extra=""))
@@ -132,8 +137,7 @@ def test_a_run_stopped_right_after_the_hand_over_converges(host, tmp_path, monke
 def test_a_shared_fact_a_topology_no_longer_needs_leaves_its_record(host, tmp_path):
     """routed needed ip_forward (nat made it); edited to need it no more, its record drops the
     entry, so nat's destroy restores the sysctl instead of handing it to routed."""
-    nat = tmp_path / "nat.toml"
-    nat.write_text((ROOT / "topologies" / "nat.toml").read_text())
+    nat = _nat_copy(tmp_path)
     routed = tmp_path / "routed.toml"
     routed.write_text(Path(ROUTED).read_text())
     state, key = str(tmp_path / "state"), f"sysctl:{FORWARD}"
