@@ -28,18 +28,30 @@ def _run(argv: list[str], ok_codes=(0,)) -> str:
     return done.stdout
 
 
+def _listing(argv: list[str], ok_codes=(0,)) -> list[dict]:
+    """iproute2's -j output: a list of objects ([] for no output). Anything else (a tool that
+    died mid-write, another iproute2's shape) is a HostError naming the command, never a traceback."""
+    text = _run(argv, ok_codes)
+    try:
+        data = json.loads(text) if text.strip() else []
+    except (ValueError, RecursionError):
+        raise HostError(f"{' '.join(argv)}: output is not JSON: {text[:80]!r}") from None
+    if type(data) is not list or not all(type(e) is dict for e in data):
+        raise HostError(f"{' '.join(argv)}: output is not a list of objects: {text[:80]!r}")
+    return data
+
+
 def observe(names: list[str]) -> dict:
     """{"vxlan": {name: {vni, local, port, learning, port_learning}}, "fdb": {name: [peer, ...]}}
     for those of `names` that exist (the all-zeros entries only: the flooding list)."""
     out: dict = {"vxlan": {}, "fdb": {}}
     for name in names:
-        listing = _run(["ip", "-j", "-d", "link", "show", "dev", name], ok_codes=(0, 1))
-        links = json.loads(listing) if listing.strip() else []
-        info = (links[0].get("linkinfo") or {}) if links else {}
+        links = _listing(["ip", "-j", "-d", "link", "show", "dev", name], ok_codes=(0, 1))
+        info = _object(links[0].get("linkinfo")) if links else {}
         if info.get("info_kind") != "vxlan":
             continue
-        data = info.get("info_data") or {}
-        port = json.loads(_run(["bridge", "-j", "-d", "link", "show", "dev", name]) or "[]")
+        data = _object(info.get("info_data"))
+        port = _listing(["bridge", "-j", "-d", "link", "show", "dev", name])
         out["vxlan"][name] = {"vni": data.get("id"), "local": data.get("local"), "port": data.get("port"),
                               "learning": bool(data.get("learning")),
                               "port_learning": bool(port[0].get("learning", True)) if port else None}
@@ -76,12 +88,16 @@ def fdb(a: dict, present: bool) -> None:
 
 def _flooded(dev: str) -> list[str]:
     """The peers `dev` floods to; none when `dev` is gone."""
-    entries = json.loads(_run(["bridge", "-j", "fdb", "show", "dev", dev], ok_codes=(0, 1, 255)) or "[]")
+    entries = _listing(["bridge", "-j", "fdb", "show", "dev", dev], ok_codes=(0, 1, 255))
     return [e["dst"] for e in entries if e.get("mac") == ZERO_MAC and e.get("dst")]
 
 
 def remote_macs(name: str) -> list[dict]:
     """The MACs the VXLAN device forwards to a remote host (what EVPN, or a peer, installed)."""
-    fdb = json.loads(_run(["bridge", "-j", "fdb", "show", "dev", name], ok_codes=(0, 1)) or "[]")
+    fdb = _listing(["bridge", "-j", "fdb", "show", "dev", name], ok_codes=(0, 1))
     return [{"mac": e["mac"], "dst": e["dst"], "extern_learn": "extern_learn" in e.get("flags", [])}
-            for e in fdb if e.get("dst") and e.get("mac") != ZERO_MAC]
+            for e in fdb if e.get("dst") and e.get("mac") not in (None, ZERO_MAC)]
+
+
+def _object(value) -> dict:
+    return value if type(value) is dict else {}
