@@ -8,7 +8,8 @@ like firewall-cmd (the tests give it a private bus). dbus-python would be a new 
 
 Bindings are runtime only, as libvirt makes them: a firewalld reload drops them, and
 `kvmnet watch` re-applies them on firewalld's `Reloaded` signal. A zone is permanent (so a
-reload keeps it): created with the settings below, then loaded with one reload, only when missing.
+reload keeps it): created with the settings below, then loaded with one reload, only when
+missing; that reload's dropped bindings (everyone's, not only kvmnet's) are bound again at once.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ def system_bus_exists() -> bool:
     return bool(address) or os.path.exists("/run/dbus/system_bus_socket")
 
 
-def _busctl(path: str, interface: str, method: str, signature: str = "", *args: str, dest: str = FIREWALLD) -> str:
-    argv = ["busctl", "--system", "call", dest, path, interface, method] + ([signature, *args] if signature else [])
+def _busctl(path: str, interface: str, method: str, signature: str = "", *args: str, dest: str = FIREWALLD,
+            json: bool = False) -> str:
+    argv = ["busctl", "--system"] + (["--json=short"] if json else []) + ["call", dest, path, interface, method] \
+        + ([signature, *args] if signature else [])
     res = subprocess.run(argv, capture_output=True, text=True)
     if res.returncode != 0:
         raise HostError(f"firewalld: {interface.rsplit('.', 1)[-1]}.{method}: {res.stderr.strip() or 'failed'}")
@@ -70,8 +73,7 @@ def observe(bridges: list[str]) -> dict:
         return {}
     zones = _strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZones"))
     permanent = _strings(_busctl(_CONFIG, f"{FIREWALLD}.config", "getZoneNames"))
-    bindings = {br: _strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZoneOfInterface", "s", br))[0]
-                for br in bridges}
+    bindings = {br: _zone_of(br) for br in bridges}
     return {"running": True, "zones": zones, "permanent": permanent, "bindings": bindings}
 
 
@@ -85,7 +87,45 @@ def _add_zone(zone: str, services: list[str]) -> None:
         args = [zone, str(len(settings))] + [w for key, sig, vals in settings for w in (key, sig, *vals)]
         _busctl(_CONFIG, f"{FIREWALLD}.config", "addZone2", "sa{sv}", *args)
     if zone not in _strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZones")):
+        bound = _interfaces()
         _busctl(_PATH, FIREWALLD, "reload")  # the only way firewalld loads a new permanent zone
+        _restore(bound)
+
+
+def _interfaces() -> dict[str, str]:
+    """{interface: its zone} for every interface bound to a zone now (runtime or permanent)."""
+    import json
+
+    reply = _busctl(_PATH, f"{FIREWALLD}.zone", "getActiveZones", json=True)
+    try:
+        zones = json.loads(reply)["data"][0]
+        return {iface: zone for zone, sets in zones.items() for iface in sets.get("interfaces", [])}
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        raise HostError(f"firewalld: getActiveZones: unreadable reply {reply[:80]!r}") from None
+
+
+def _restore(bound: dict[str, str]) -> None:
+    """Put back the bindings a reload kvmnet made dropped. With firewalld's default
+    FlushAllOnReload=yes a reload unbinds every runtime-bound interface on the host: another
+    topology's bridges, libvirt's, an admin's `--zone=trusted --change-interface`. Not asked for
+    by anyone, so not let happen: each goes back to the zone it was in (what firewalld's own
+    reload does with FlushAllOnReload=no). One that cannot be put back fails the step."""
+    now, lost = _interfaces(), []
+    for iface, zone in sorted(bound.items()):
+        if now.get(iface) == zone:
+            continue
+        try:
+            _busctl(_PATH, f"{FIREWALLD}.zone", "changeZoneOfInterface", "ss", zone, iface)
+        except HostError as exc:
+            if _zone_of(iface) != zone:  # (or someone else, NetworkManager, libvirt, put it back first)
+                lost.append(f"{iface} to {zone} ({exc})")
+    if lost:
+        raise HostError(f"firewalld: a reload to load kvmnet's zone unbound interfaces it could not bind again: "
+                        f"{'; '.join(lost)}")
+
+
+def _zone_of(iface: str) -> str:
+    return _strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZoneOfInterface", "s", iface))[0]
 
 
 def _delete_zone(zone: str) -> None:
@@ -109,11 +149,10 @@ def run(step) -> None:
     elif step.op == "firewalld.zone.del":
         _delete_zone(a["zone"])
     elif step.op == "firewalld.bind":  # into our zone, unless it is in one already (the admin's)
-        if not _strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZoneOfInterface", "s", a["bridge"]))[0]:
+        if not _zone_of(a["bridge"]):
             _busctl(_PATH, f"{FIREWALLD}.zone", "changeZoneOfInterface", "ss", a["zone"], a["bridge"])
     elif step.op == "firewalld.unbind":
-        now = _strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZoneOfInterface", "s", a["bridge"]))[0]
-        if now == a["zone"]:
+        if _zone_of(a["bridge"]) == a["zone"]:
             _busctl(_PATH, f"{FIREWALLD}.zone", "removeInterface", "ss", a["zone"], a["bridge"])
     else:
         raise ValueError(f"unknown step {step.op}")

@@ -325,8 +325,10 @@ class FakeHost:
         if self.firewalld_ is None:
             raise HostError("firewalld: not running")
         self.firewalld_["permanent"].add(a["zone"])
-        if a["zone"] not in self.firewalld_["zones"]:
+        if a["zone"] not in self.firewalld_["zones"]:  # a reload, then every binding it dropped made again
+            bound = dict(self.firewalld_["bindings"])
             self.firewalld_reload()
+            self.firewalld_["bindings"] = bound
 
     def _firewalld_zone_del(self, a: dict) -> None:
         if self.firewalld_ is not None:

@@ -6,11 +6,13 @@ destroy removes the binding and the zone, and no other zone changed."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 
 import pytest
 from helpers import firewalld as fwd
-from helpers.natlab import NatLab
+from helpers.natlab import NatLab, dhcp_lease
 from helpers.watching import Watch
 
 pytestmark = pytest.mark.root
@@ -85,6 +87,36 @@ def test_guests_work_under_a_drop_default_zone_and_after_a_reload(lab, tmp_path)
     assert fw.cmd("--permanent", "--get-zones").stdout.split() == zones_before
     assert fw.cmd("--get-zone-of-interface=virbr0", check=False).stdout.strip() in ("", "no zone")
     assert "virbr0" not in fw.cmd("--list-all-zones").stdout
+
+
+def test_a_zone_kvmnet_creates_reloads_firewalld_and_every_binding_stays(lab, tmp_path):
+    """Creating kvmnet-tftp (a second topology's network serves TFTP) needs a reload, which with
+    firewalld's default FlushAllOnReload=yes unbinds every runtime-bound interface: the first
+    topology's bridge (its guests' DHCP and DNS to the host then meet the drop zone) and an
+    admin's. Each is bound again at once, with no `kvmnet watch` running."""
+    fw, bus = lab.fw, {"DBUS_SYSTEM_BUS_ADDRESS": lab.fw.env["DBUS_SYSTEM_BUS_ADDRESS"]}
+    assert lab.host.kvmnet("apply", str(lab.topology), env=bus).returncode == 0
+    web = lab.add_client("web", "52:54:00:12:34:56", serve=False)
+    fw.cmd("--zone=trusted", "--change-interface=admin0")  # the admin's, at runtime only
+    root = tempfile.mkdtemp(prefix="kvmnet-tftp-", dir="/tmp")  # dnsmasq's user must reach it: not under
+    os.chmod(root, 0o755)                                       # pytest's 0700 tmp
+    pxe = tmp_path / "pxe.toml"
+    pxe.write_text(f'[networks.pxe]\nmode = "isolated"\nbridge = "kvmpxe0"\nsubnet = "10.66.0.0/24"\n'
+                   f'tftp_root = "{root}"\n[networks.pxe.dhcp]\nstart = "10.66.0.100"\nend = "10.66.0.150"\n')
+    try:
+        res = lab.host.kvmnet("apply", str(pxe), env=bus)
+        assert res.returncode == 0, res.stderr
+        assert "create firewalld zone kvmnet-tftp" in res.stdout
+        zones = {i: fw.cmd(f"--get-zone-of-interface={i}", check=False).stdout.strip() for i in ("virbr0", "admin0", "kvmpxe0")}
+        assert zones == {"virbr0": "kvmnet", "admin0": "trusted", "kvmpxe0": "kvmnet-tftp"}
+        assert lab.host.kvmnet("check", str(lab.topology), env=bus).returncode == 0
+        assert dhcp_lease(web.ns, "web")["ip"] == "192.168.122.10"  # DHCP to the host, through kvmnet's zone
+        assert reaches_wan(web, 3) is not None
+    finally:
+        destroyed = lab.host.kvmnet("destroy", str(pxe), env=bus)
+        os.rmdir(root)
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert fw.cmd("--get-zone-of-interface=admin0").stdout.strip() == "trusted"
 
 
 def test_without_firewalld_kvmnet_plans_nothing_for_it(netns, topo_dir):

@@ -97,12 +97,13 @@ def test_an_apply_that_drops_the_firewalld_zone_hands_it_over(tmp_path):
     nat, before = _nat_then_routed(host, tmp_path)
     state = str(tmp_path / "state")
     nat.write_text(ISOLATED.format(extra='tftp_root = "/srv/tftp"\n'))  # its own zone, kvmnet-tftp
+    reloads = host.firewalld_["reloads"]
     engine.apply(config.load(str(nat)), state, host=host)
     assert "kvmnet" in host.firewalld_["permanent"]
-    # creating kvmnet-tftp reloaded firewalld, which drops runtime bindings (as a real reload does):
-    # routed's watch, or its re-apply, binds its bridge again, into the zone it still has
-    engine.apply(config.load(ROUTED), state, host=host)
+    # creating kvmnet-tftp reloaded firewalld, and routed's binding was made again at once
+    assert host.firewalld_["reloads"] == reloads + 1
     assert host.firewalld_["bindings"] == {"virbr0": "kvmnet-tftp", "kvmrt0": "kvmnet"}
+    assert not engine.apply(config.load(ROUTED), state, host=host).actions
     assert _undo(state, "routed", "firewalld:zone:kvmnet") not in (None, "absent")
     engine.destroy("routed", state, host=host)
     assert "kvmnet" not in host.firewalld_["permanent"]
