@@ -38,14 +38,14 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
             paths = naming.vde_paths(state_dir, net.name)
             procs[f"vde:{net.name}"] = host.vde(paths["pid"], paths["ctl"])
     forwarding = any(n.mode in ROUTING_MODES + ("bridge",) for n in topo.networks)
-    routes = host.routes(links)
-    return Observed(links=links, addrs=host.addrs(links), routes=routes,
+    routes, addrs = host.routes(links), host.addrs(links)
+    return Observed(links=links, addrs=addrs, routes=routes,
                     sysctls={p: host.sysctl(p) for p in {*sysctls.paths(topo, routes), *recorded_sysctls}}, firewall=fw,
                     processes=procs, host_forward=_host_forward(host, host_forward) if forwarding else {},
                     listeners=since.listeners if since is not None else _forward_listeners(topo, host, backend, fw),
                     dnsmasq_user=user, dnsmasq_exe=exe, firewalld=_firewalld(topo, host),
                     tc=_qdiscs(topo, host), qemu_acl=_qemu_acl(topo, host),
-                    overlay=_overlay(topo, host, state_dir))
+                    overlay=_overlay(topo, host, state_dir, links, addrs))
 
 
 # a step's op -> its args naming the links whose attributes (a Link: mtu, master, mac, up, ...) it changes
@@ -108,12 +108,17 @@ def _qemu_acl(topo: Topology, host) -> dict:
     return {"dir": conf_dir, "allowed": host.qemu_acl(conf_dir)}
 
 
-def _overlay(topo: Topology, host, state_dir: str) -> dict:
+def _overlay(topo: Topology, host, state_dir: str, links: dict, addrs: dict) -> dict:
     names = overlay_plan.names(topo)
     out = host.overlay(names) if names else {}
     if overlay_plan.evpn_peers(topo) is not None:
         out = dict(out, frr=host.frr(state_dir))
-    return out
+    held = {}  # a gateway this host is about to take on its segment, where someone else answers for it
+    for net, gateway in overlay_plan.gateways_to_take(topo, links, addrs):
+        mac = host.gateway_holder(net.bridge, str(gateway.ip))
+        if mac:
+            held[net.name] = mac
+    return dict(out, gateway_held=held) if held else out
 
 
 def _host_forward(host, known: dict | None) -> dict:

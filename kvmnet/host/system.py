@@ -98,6 +98,11 @@ class System:
         from . import vxlan
         return vxlan.observe(vxlans)
 
+    def gateway_holder(self, dev: str, ip: str) -> str | None:
+        """The MAC of another station answering ARP for `ip` on `dev` (host/arpprobe.py)."""
+        from . import arpprobe
+        return arpprobe.holder(dev, ip)
+
     def frr(self, topo_dir: str) -> dict:
         from . import frr
         return frr.observe(topo_dir)

@@ -58,6 +58,8 @@ class FakeHost:
         self.vxlans: dict[str, dict] = {}
         self.frrs: dict[str, dict] = {}
         self.frr_installed = True  # FRR dir -> {pid, host, listen, peers}  # name -> {vni, local, port, learning, port_learning, fdb: set}
+        self.held_gateways: dict[tuple[str, str], str] = {}  # (bridge, ip) -> MAC of another host answering ARP
+        self.probed: list[tuple[str, str]] = []  # ARP probes made (gateway_holder)
         self.reloads = 0  # SIGHUPs the fake dnsmasqs took
         self.listeners: dict[tuple[str, int], list[str]] = {}  # (proto, port) -> holders
         # firewalld, when running: {"zones": runtime, "permanent": zones, "bindings": {iface: zone}}
@@ -280,6 +282,11 @@ class FakeHost:
 
     def remote_macs(self, vxlan: str) -> list[dict]:
         return []
+
+    def gateway_holder(self, dev: str, ip: str) -> str | None:
+        """Another host's gateway on a stretched network's segment: tests set `held_gateways`."""
+        self.probed.append((dev, ip))
+        return self.held_gateways.get((dev, ip)) if dev in self.links_ else None
 
     def _frr_start(self, a: dict) -> None:
         self._next_pid += 2

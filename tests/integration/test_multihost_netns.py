@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers.multihost import MultiHost
+from helpers.natlab import dhcp_lease
 from helpers.netns import snapshot_diff
 
 pytestmark = pytest.mark.root
@@ -99,6 +100,37 @@ def test_a_deleted_or_detached_vxlan_device_is_drift_that_apply_repairs(lab):
     assert lab.kvmnet("h3", "apply", str(lab.topology)).returncode == 0
     assert lab.kvmnet("h3", "check", str(lab.topology)).returncode == 0
     assert lab.db.fetch("http://10.95.0.10/") == f"web saw {lab.db.lease['ip']}\n"
+
+
+def test_a_moved_gateway_is_taken_only_once_the_old_gateway_host_gave_it_up(lab):
+    """gateway_host h1 -> h2, applied on h2 first: h2 probes the segment, h1 still answers ARP for
+    10.95.0.1, so h2 refuses and changes nothing (two gateways with one MAC and two dnsmasq on one
+    segment). Applied on h1 (it gives the gateway up), then on h2: h2 is the gateway."""
+    h1, h2 = lab.hosts["h1"], lab.hosts["h2"]
+    original = lab.topology.read_text()
+    mac = {n: lab.hosts[n].run("cat", "/sys/class/net/kvb-lab/address").stdout.strip() for n in ("h1", "h2")}
+    try:
+        lab.topology.write_text(original.replace('gateway_host = "h1"', 'gateway_host = "h2"'))
+        before = h2.snapshot()
+        res = lab.kvmnet("h2", "apply", str(lab.topology))
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert f"networks.lab.gateway_host: 10.95.0.1 is still answered on the stretched network by {mac['h1']}" \
+            in res.stderr
+        assert h2.snapshot() == before
+        for name in ("h1", "h2"):
+            res = lab.kvmnet(name, "apply", str(lab.topology))
+            assert res.returncode == 0, res.stdout + res.stderr
+        assert lab.db.ns.run("ping", "-c", "1", "-W", "2", "10.95.0.1", check=False).returncode == 0
+        # the gateway's MAC is the network's, whichever host serves it: guests' ARP caches stay right
+        assert h2.run("cat", "/sys/class/net/kvb-lab/address").stdout.strip() == mac["h1"]
+        assert h1.run("cat", "/sys/class/net/kvb-lab/address").stdout.strip() not in (mac["h1"], "")
+        assert h1.run("ip", "-o", "addr", "show", "dev", "kvb-lab").stdout == ""
+        assert dhcp_lease(lab.db.ns, "db")["router"] == "10.95.0.1"  # h2's dnsmasq: h1 runs none now
+    finally:  # back, in the same order: the old gateway gives it up first
+        lab.topology.write_text(original)
+        moved_back = [lab.kvmnet(name, "apply", str(lab.topology)) for name in ("h2", "h1")]
+    assert [r.returncode for r in moved_back] == [0, 0], [r.stderr for r in moved_back]
+    assert lab.web.fetch(f"http://{lab.WAN_PEER}/") == f"wan saw {lab.WAN_HOST}\n"
 
 
 def test_destroy_on_one_host_leaves_it_as_before_and_the_others_working(lab):

@@ -188,3 +188,29 @@ def test_ipv6_of_a_stretched_network_lives_on_its_gateway_host_only(tmp_path):
     assert "fd00:95::1/64" in gateway.addrs_["kvb-lab"]
     assert not other.addrs_.get("kvb-lab")
     assert other.vxlans["kvx4242"]["fdb"] == {"10.200.0.1", "10.200.0.3"}
+
+
+def test_a_gateway_another_host_still_answers_for_is_refused_until_that_host_gives_it_up(tmp_path):
+    """gateway_host moved from h1 to h2: h2 (its bridge up, no gateway address yet) probes the
+    segment first; while h1 still answers ARP for 10.95.0.1, h2 changes nothing and says why."""
+    moved = tmp_path / "multihost.toml"
+    moved.write_text(THREE.read_text())
+    host, state = host_at("10.200.0.2"), str(tmp_path / "state")
+    engine.apply(overlay.with_host(config.load(str(moved)), None), state, host=host)  # h2 as a member
+    assert host.probed == []  # (a bridge without a gateway: nothing to probe for)
+    moved.write_text(THREE.read_text().replace('gateway_host = "h1"', 'gateway_host = "h2"'))
+    host.held_gateways[("kvb-lab", "10.95.0.1")] = "52:54:00:aa:bb:01"  # h1 has not applied yet
+    before = host.state()
+    with pytest.raises(InputError) as exc:
+        engine.apply(overlay.with_host(config.load(str(moved)), None), state, host=host)
+    assert str(exc.value) == (
+        f"{moved}:17: networks.lab.gateway_host: 10.95.0.1 is still answered on the stretched network by "
+        "52:54:00:aa:bb:01: the host that was its gateway_host keeps the gateway (and its dnsmasq) until the file "
+        "is applied there; apply it on that host first, then here (or a guest uses that address)")
+    assert host.state() == before and host.probed == [("kvb-lab", "10.95.0.1")]
+    del host.held_gateways[("kvb-lab", "10.95.0.1")]  # h1 applied the moved file: it gave the gateway up
+    engine.apply(overlay.with_host(config.load(str(moved)), None), state, host=host)
+    assert "10.95.0.1/24" in host.addrs_["kvb-lab"] and host.dnsmasqs
+    probes = len(host.probed)
+    assert engine.apply(overlay.with_host(config.load(str(moved)), None), state, host=host).actions == []
+    assert len(host.probed) == probes  # holding the address: no probe, no wait

@@ -8,6 +8,7 @@ leaves a recorded `fdb:` fact nobody wants: its recorded undo removes the entry.
 from __future__ import annotations
 
 from ...model import Topology
+from ...observed import address
 from ...render import frr as frr_conf
 from ..overlay import local_vxlans, vxlan_name
 from ..steps import Step
@@ -90,10 +91,31 @@ def frr(facts: Facts, topo: Topology, topo_dir: str) -> None:
                undo, "modify" if running else "create")
 
 
+def gateways_to_take(topo: Topology, links: dict, addrs: dict) -> list:
+    """(network, its gateway interface) for each stretched network whose gateway this host is
+    and whose bridge is up without the gateway address yet: the file's gateway_host moved here
+    (or the address was deleted). What observe probes the segment for (host/arpprobe.py)."""
+    out = []
+    for net, _, _, _ in local_vxlans(topo):
+        gateway, link = net.gateway_interface, links.get(net.bridge)
+        if gateway is None or link is None or not link.up:
+            continue
+        if str(gateway) not in {address(a).cidr for a in addrs.get(net.bridge, ())}:
+            out.append((net, gateway))
+    return out
+
+
 def conflicts(topo: Topology, observed, owned: set[str]) -> list[tuple[tuple, str]]:
     """A VXLAN device of the same VNI kvmnet did not make (the kernel allows one per VNI and
-    port), and EVPN where FRR is not installed: refused before any change."""
+    port), EVPN where FRR is not installed, and a gateway another host still serves: refused
+    before any change."""
     out = []
+    for name, mac in sorted(observed.overlay.get("gateway_held", {}).items()):
+        net = next(n for n in topo.networks if n.name == name)
+        out.append((("networks", name, "gateway_host"),
+                    f"{net.gateway} is still answered on the stretched network by {mac}: the host that was its "
+                    "gateway_host keeps the gateway (and its dnsmasq) until the file is applied there; apply it "
+                    "on that host first, then here (or a guest uses that address)"))
     frr_missing = observed.overlay.get("frr", {}).get("available") is False
     others = observed.overlay.get("frr", {}).get("others") or []
     for net, vx, _, _ in local_vxlans(topo):

@@ -1,0 +1,61 @@
+"""Who else answers for an IPv4 address on a link: an ARP probe (RFC 5227, address conflict
+detection) through a packet socket.
+
+Used before a stretched network's gateway address is added on its gateway host: while the file's
+gateway_host moves from one host to another, the old one still holds the address (and runs the
+network's dnsmasq) until its own apply gives them up, and two gateways on one segment (with one
+MAC: the network's) flap frames between hosts and hand out leases twice. A probe's sender address is 0.0.0.0, so no neighbour
+learns anything from it; it changes nothing on this host either.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import time
+
+ETH_P_ARP = 0x0806
+_ARP_IPV4 = struct.pack("!HHBB", 1, 0x0800, 6, 4)  # Ethernet, IPv4, address lengths
+
+
+def holder(dev: str, ip: str, probes: int = 2, wait: float = 0.15) -> str | None:
+    """The MAC of a station that answers ARP for `ip` on `dev` (or probes for it itself), or None
+    when none did within `probes` x `wait` seconds, or `dev` cannot send (gone, down)."""
+    target = socket.inet_aton(ip)
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    except OSError:
+        return None
+    with sock:
+        try:
+            sock.bind((dev, ETH_P_ARP))
+            mac = sock.getsockname()[4]
+            probe = (b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP) + _ARP_IPV4 + struct.pack("!H", 1)
+                     + mac + bytes(4) + bytes(6) + target).ljust(60, b"\0")
+            for _ in range(probes):
+                sock.send(probe)
+                found = _answer(sock, target, mac, time.monotonic() + wait)
+                if found:
+                    return found
+        except OSError:
+            return None
+    return None
+
+
+def _answer(sock: socket.socket, target: bytes, own: bytes, deadline: float) -> str | None:
+    """A reply from `target`, or another station's probe for it, read until `deadline`."""
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([sock], [], [], left)[0]:
+            return None
+        frame = sock.recv(128)
+        arp = frame[14:42]
+        if len(arp) < 28 or arp[:6] != _ARP_IPV4:
+            continue
+        sender, sender_ip, target_ip = arp[8:14], arp[14:18], arp[24:28]
+        if sender == own:
+            continue
+        op = struct.unpack("!H", arp[6:8])[0]
+        if (op == 2 and sender_ip == target) or (op == 1 and sender_ip == bytes(4) and target_ip == target):
+            return ":".join(f"{b:02x}" for b in sender)
+    return None
