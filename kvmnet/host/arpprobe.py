@@ -19,12 +19,13 @@ ETH_P_ARP = 0x0806
 _ARP_IPV4 = struct.pack("!HHBB", 1, 0x0800, 6, 4)  # Ethernet, IPv4, address lengths
 
 
-def holder(dev: str, ip: str, probes: int = 2, wait: float = 0.15) -> str | None:
+def holder(dev: str, ip: str, probes: int = 3, wait: float = 0.3) -> str | None:
     """The MAC of a station that answers ARP for `ip` on `dev` (or probes for it itself), or None
-    when none did within `probes` x `wait` seconds, or `dev` cannot send (gone, down)."""
+    when none did within `probes` x `wait` seconds (RFC 5227's three probes, closer together: an
+    apply waits for them), or `dev` cannot send (gone, down)."""
     target = socket.inet_aton(ip)
-    try:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    try:  # protocol 0 until bound: a socket made for ETH_P_ARP would queue every link's ARP until then
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     except OSError:
         return None
     with sock:
@@ -55,7 +56,8 @@ def _answer(sock: socket.socket, target: bytes, own: bytes, deadline: float) -> 
         sender, sender_ip, target_ip = arp[8:14], arp[14:18], arp[24:28]
         if sender == own:
             continue
-        op = struct.unpack("!H", arp[6:8])[0]
-        if (op == 2 and sender_ip == target) or (op == 1 and sender_ip == bytes(4) and target_ip == target):
+        # RFC 5227 2.1.1: any ARP from the address (a reply, a request, an announcement), or
+        # another station's probe for it
+        if sender_ip == target or (sender_ip == bytes(4) and target_ip == target):
             return ":".join(f"{b:02x}" for b in sender)
     return None

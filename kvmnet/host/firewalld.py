@@ -38,10 +38,8 @@ def system_bus_exists() -> bool:
     return bool(address) or os.path.exists("/run/dbus/system_bus_socket")
 
 
-def _busctl(path: str, interface: str, method: str, signature: str = "", *args: str, dest: str = FIREWALLD,
-            json: bool = False) -> str:
-    argv = ["busctl", "--system"] + (["--json=short"] if json else []) + ["call", dest, path, interface, method] \
-        + ([signature, *args] if signature else [])
+def _busctl(path: str, interface: str, method: str, signature: str = "", *args: str, dest: str = FIREWALLD) -> str:
+    argv = ["busctl", "--system", "call", dest, path, interface, method] + ([signature, *args] if signature else [])
     res = subprocess.run(argv, capture_output=True, text=True)
     if res.returncode != 0:
         raise HostError(f"firewalld: {interface.rsplit('.', 1)[-1]}.{method}: {res.stderr.strip() or 'failed'}")
@@ -87,32 +85,30 @@ def _add_zone(zone: str, services: list[str]) -> None:
         args = [zone, str(len(settings))] + [w for key, sig, vals in settings for w in (key, sig, *vals)]
         _busctl(_CONFIG, f"{FIREWALLD}.config", "addZone2", "sa{sv}", *args)
     if zone not in _strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZones")):
-        bound = _interfaces()
+        bound = _interfaces()[1]
         _busctl(_PATH, FIREWALLD, "reload")  # the only way firewalld loads a new permanent zone
         _restore(bound)
 
 
-def _interfaces() -> dict[str, str]:
-    """{interface: its zone} for every interface bound to a zone now (runtime or permanent)."""
-    import json
-
-    reply = _busctl(_PATH, f"{FIREWALLD}.zone", "getActiveZones", json=True)
-    try:
-        zones = json.loads(reply)["data"][0]
-        return {iface: zone for zone, sets in zones.items() for iface in sets.get("interfaces", [])}
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        raise HostError(f"firewalld: getActiveZones: unreadable reply {reply[:80]!r}") from None
+def _interfaces() -> tuple[set[str], dict[str, str]]:
+    """(the runtime zones, {interface: its zone} for every interface bound to one now). One
+    getInterfaces per zone (a dozen): getActiveZones' a{sa{sas}} needs busctl --json (systemd 240)."""
+    zones = _strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZones"))
+    return set(zones), {iface: zone for zone in zones
+                        for iface in _strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getInterfaces", "s", zone))}
 
 
 def _restore(bound: dict[str, str]) -> None:
     """Put back the bindings a reload kvmnet made dropped. With firewalld's default
     FlushAllOnReload=yes a reload unbinds every runtime-bound interface on the host: another
     topology's bridges, libvirt's, an admin's `--zone=trusted --change-interface`. Not asked for
-    by anyone, so not let happen: each goes back to the zone it was in (what firewalld's own
-    reload does with FlushAllOnReload=no). One that cannot be put back fails the step."""
-    now, lost = _interfaces(), []
+    by anyone, so not let happen: each goes back to the zone it was in, unless that zone is gone
+    after the reload (deleted from the permanent config): what firewalld's own reload does with
+    FlushAllOnReload=no. One that cannot be put back fails the step."""
+    zones, now = _interfaces()
+    lost = []
     for iface, zone in sorted(bound.items()):
-        if now.get(iface) == zone:
+        if now.get(iface) == zone or zone not in zones:
             continue
         try:
             _busctl(_PATH, f"{FIREWALLD}.zone", "changeZoneOfInterface", "ss", zone, iface)

@@ -335,7 +335,7 @@ class FakeHost:
         if a["zone"] not in self.firewalld_["zones"]:  # a reload, then every binding it dropped made again
             bound = dict(self.firewalld_["bindings"])
             self.firewalld_reload()
-            self.firewalld_["bindings"] = bound
+            self.firewalld_["bindings"] = {i: z for i, z in bound.items() if z in self.firewalld_["zones"]}
 
     def _firewalld_zone_del(self, a: dict) -> None:
         if self.firewalld_ is not None:

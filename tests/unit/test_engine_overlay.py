@@ -214,3 +214,12 @@ def test_a_gateway_another_host_still_answers_for_is_refused_until_that_host_giv
     probes = len(host.probed)
     assert engine.apply(overlay.with_host(config.load(str(moved)), None), state, host=host).actions == []
     assert len(host.probed) == probes  # holding the address: no probe, no wait
+
+
+def test_a_one_host_topology_never_probes(tmp_path):
+    host = FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
+    for name in ("nat.toml", "routed.toml"):
+        engine.apply(config.load(str(Path(__file__).resolve().parents[2] / "topologies" / name)), str(tmp_path), host=host)
+    host.addrs_["virbr0"] = set()  # the gateway address gone: repaired, and still no probe (no stretched network)
+    engine.apply(config.load(str(Path(__file__).resolve().parents[2] / "topologies" / "nat.toml")), str(tmp_path), host=host)
+    assert "192.168.122.1/24" in host.addrs_["virbr0"] and host.probed == []

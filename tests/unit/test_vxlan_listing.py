@@ -39,3 +39,11 @@ def test_odd_but_wellformed_fields_are_read_as_absent(monkeypatch):
         "fdb": {"vx0": ["192.0.2.2"]}}
     _tool_says(monkeypatch, '[{"dst": "192.0.2.3"}, {"mac": "52:54:00:00:00:01", "dst": "192.0.2.3", "flags": ["extern_learn"]}]')
     assert vxlan.remote_macs("vx0") == [{"mac": "52:54:00:00:00:01", "dst": "192.0.2.3", "extern_learn": True}]
+
+
+def test_fields_of_another_type_are_no_entry(monkeypatch):
+    _tool_says(monkeypatch, '[{"mac": "00:00:00:00:00:00", "dst": 7}, {"mac": "52:54:00:00:00:01", "dst": "192.0.2.3", '
+                            '"flags": null}, {"mac": null, "dst": "192.0.2.4"}, {"mac": "52:54:00:00:00:02", "dst": "192.0.2.4", "flags": 3}]')
+    assert vxlan._flooded("vx0") == []
+    assert vxlan.remote_macs("vx0") == [{"mac": "52:54:00:00:00:01", "dst": "192.0.2.3", "extern_learn": False},
+                                        {"mac": "52:54:00:00:00:02", "dst": "192.0.2.4", "extern_learn": False}]
