@@ -17,12 +17,14 @@ import time
 
 ETH_P_ARP = 0x0806
 _ARP_IPV4 = struct.pack("!HHBB", 1, 0x0800, 6, 4)  # Ethernet, IPv4, address lengths
+_ETHERTYPE = struct.pack("!H", ETH_P_ARP)
 
 
 def holder(dev: str, ip: str, probes: int = 3, wait: float = 0.3) -> str | None:
-    """The MAC of a station that answers ARP for `ip` on `dev` (or probes for it itself), or None
-    when none did within `probes` x `wait` seconds (RFC 5227's three probes, closer together: an
-    apply waits for them), or `dev` cannot send (gone, down)."""
+    """The MAC of a station that sends ARP from `ip` on `dev` (answers the probe, or asks or
+    announces on its own), or probes for `ip` itself; None when none did within `probes` x `wait`
+    seconds (RFC 5227's three probes, closer together than its 1-2 s: an apply waits for them),
+    or `dev` cannot send (gone, down)."""
     target = socket.inet_aton(ip)
     try:  # protocol 0 until bound: a socket made for ETH_P_ARP would queue every link's ARP until then
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
@@ -32,7 +34,7 @@ def holder(dev: str, ip: str, probes: int = 3, wait: float = 0.3) -> str | None:
         try:
             sock.bind((dev, ETH_P_ARP))
             mac = sock.getsockname()[4]
-            probe = (b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP) + _ARP_IPV4 + struct.pack("!H", 1)
+            probe = (b"\xff" * 6 + mac + _ETHERTYPE + _ARP_IPV4 + struct.pack("!H", 1)
                      + mac + bytes(4) + bytes(6) + target).ljust(60, b"\0")
             for _ in range(probes):
                 sock.send(probe)
@@ -45,13 +47,14 @@ def holder(dev: str, ip: str, probes: int = 3, wait: float = 0.3) -> str | None:
 
 
 def _answer(sock: socket.socket, target: bytes, own: bytes, deadline: float) -> str | None:
-    """A reply from `target`, or another station's probe for it, read until `deadline`."""
+    """The sender of an ARP frame from `target`, or of another station's probe for it, read
+    until `deadline` (frames from `own`, this link's MAC, are not another station's)."""
     while (left := deadline - time.monotonic()) > 0:
         if not select.select([sock], [], [], left)[0]:
             return None
         frame = sock.recv(128)
         arp = frame[14:42]
-        if len(arp) < 28 or arp[:6] != _ARP_IPV4:
+        if len(arp) < 28 or frame[12:14] != _ETHERTYPE or arp[:6] != _ARP_IPV4:
             continue
         sender, sender_ip, target_ip = arp[8:14], arp[14:18], arp[24:28]
         if sender == own:

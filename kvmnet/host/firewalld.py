@@ -47,10 +47,15 @@ def _busctl(path: str, interface: str, method: str, signature: str = "", *args: 
 
 
 def _strings(reply: str) -> list[str]:
-    """busctl's `as N "a" "b"` or `s "a"` reply as a list of strings."""
-    import shlex
-    words = shlex.split(reply)
-    return words[2:] if words[:1] == ["as"] else words[1:]
+    """busctl's `as N "a" "b"` or `s "a"` reply as a list of strings. busctl writes each string
+    C-escaped (systemd's cescape: backslash escapes for quotes, backslash and control characters,
+    octal escapes for any byte from 127): decoded here, so a name with a quote or an accent is
+    itself again, not the escaped text."""
+    import codecs
+    import re
+
+    return [codecs.escape_decode(quoted.encode())[0].decode("utf-8", "surrogateescape")
+            for quoted in re.findall(r'"((?:[^"\\]|\\.)*)"', reply)]
 
 
 def running() -> bool:

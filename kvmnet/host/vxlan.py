@@ -89,14 +89,14 @@ def fdb(a: dict, present: bool) -> None:
 def _flooded(dev: str) -> list[str]:
     """The peers `dev` floods to; none when `dev` is gone."""
     entries = _listing(["bridge", "-j", "fdb", "show", "dev", dev], ok_codes=(0, 1, 255))
-    return [e["dst"] for e in entries if e.get("mac") == ZERO_MAC and type(e.get("dst")) is str]
+    return [e["dst"] for e in entries if e.get("mac") == ZERO_MAC and type(e.get("dst")) is str and e["dst"]]
 
 
 def remote_macs(name: str) -> list[dict]:
     """The MACs the VXLAN device forwards to a remote host (what EVPN, or a peer, installed)."""
     fdb = _listing(["bridge", "-j", "fdb", "show", "dev", name], ok_codes=(0, 1))
     return [{"mac": e["mac"], "dst": e["dst"], "extern_learn": type(e.get("flags")) is list and "extern_learn" in e["flags"]}
-            for e in fdb if type(e.get("dst")) is str and type(e.get("mac")) is str and e["mac"] != ZERO_MAC]
+            for e in fdb if type(e.get("dst")) is str and e["dst"] and type(e.get("mac")) is str and e["mac"] != ZERO_MAC]
 
 
 def _object(value) -> dict:

@@ -78,3 +78,10 @@ def test_an_existing_runtime_zone_means_no_reload(monkeypatch):
     fw = Firewalld({"public", "kvmnet-tftp"}, {"admin0": "public"})
     _add_zone(monkeypatch, fw)
     assert "reload" not in fw.calls and "getInterfaces" not in fw.calls
+
+
+@pytest.mark.parametrize("reply, words", [
+    ('as 3 "virbr0" "caf\\303\\251" "a\\\'b\\"c\\\\d"', ["virbr0", "café", "a'b\"c\\d"]),  # busctl's C escapes
+    ("as 0", []), ('s ""', [""]), ('s "kvmnet"', ["kvmnet"])])
+def test_busctl_strings_are_read_back_as_the_names_they_were(reply, words):
+    assert firewalld._strings(reply) == words
