@@ -6,12 +6,11 @@ destroy removes the binding and the zone, and no other zone changed."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 
 import pytest
 from helpers import firewalld as fwd
+from helpers.dirs import readable_dir
 from helpers.natlab import NatLab, dhcp_lease
 from helpers.watching import Watch
 
@@ -98,23 +97,21 @@ def test_a_zone_kvmnet_creates_reloads_firewalld_and_every_binding_stays(lab, tm
     assert lab.host.kvmnet("apply", str(lab.topology), env=bus).returncode == 0
     web = lab.add_client("web", "52:54:00:12:34:56", serve=False)
     fw.cmd("--zone=trusted", "--change-interface=admin0")  # the admin's, at runtime only
-    root = tempfile.mkdtemp(prefix="kvmnet-tftp-", dir="/tmp")  # dnsmasq's user must reach it: not under
-    os.chmod(root, 0o755)                                       # pytest's 0700 tmp
     pxe = tmp_path / "pxe.toml"
-    pxe.write_text(f'[networks.pxe]\nmode = "isolated"\nbridge = "kvmpxe0"\nsubnet = "10.66.0.0/24"\n'
-                   f'tftp_root = "{root}"\n[networks.pxe.dhcp]\nstart = "10.66.0.100"\nend = "10.66.0.150"\n')
-    try:
-        res = lab.host.kvmnet("apply", str(pxe), env=bus)
-        assert res.returncode == 0, res.stderr
-        assert "create firewalld zone kvmnet-tftp" in res.stdout
-        zones = {i: fw.cmd(f"--get-zone-of-interface={i}", check=False).stdout.strip() for i in ("virbr0", "admin0", "kvmpxe0")}
-        assert zones == {"virbr0": "kvmnet", "admin0": "trusted", "kvmpxe0": "kvmnet-tftp"}
-        assert lab.host.kvmnet("check", str(lab.topology), env=bus).returncode == 0
-        assert dhcp_lease(web.ns, "web")["ip"] == "192.168.122.10"  # DHCP to the host, through kvmnet's zone
-        assert reaches_wan(web, 3) is not None
-    finally:
-        destroyed = lab.host.kvmnet("destroy", str(pxe), env=bus)
-        os.rmdir(root)
+    with readable_dir() as root:
+        pxe.write_text(f'[networks.pxe]\nmode = "isolated"\nbridge = "kvmpxe0"\nsubnet = "10.66.0.0/24"\n'
+                       f'tftp_root = "{root}"\n[networks.pxe.dhcp]\nstart = "10.66.0.100"\nend = "10.66.0.150"\n')
+        try:
+            res = lab.host.kvmnet("apply", str(pxe), env=bus)
+            assert res.returncode == 0, res.stderr
+            assert "create firewalld zone kvmnet-tftp" in res.stdout
+            zones = {i: fw.cmd(f"--get-zone-of-interface={i}", check=False).stdout.strip() for i in ("virbr0", "admin0", "kvmpxe0")}
+            assert zones == {"virbr0": "kvmnet", "admin0": "trusted", "kvmpxe0": "kvmnet-tftp"}
+            assert lab.host.kvmnet("check", str(lab.topology), env=bus).returncode == 0
+            assert dhcp_lease(web.ns, "web")["ip"] == "192.168.122.10"  # DHCP to the host, through kvmnet's zone
+            assert reaches_wan(web, 3) is not None
+        finally:
+            destroyed = lab.host.kvmnet("destroy", str(pxe), env=bus)
     assert destroyed.returncode == 0, destroyed.stderr
     assert fw.cmd("--get-zone-of-interface=admin0").stdout.strip() == "trusted"
 

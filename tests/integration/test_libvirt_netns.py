@@ -2,12 +2,11 @@
 a DHCP client gets its static lease by MAC (libvirt's <host mac ip>), another one a lease from the
 range, and the gateway answers DNS for <host name>, <dns><host> and the domain."""
 
-import os
-import tempfile
 from pathlib import Path
 
 import pytest
 
+from helpers.dirs import readable_dir
 from helpers.natlab import NatLab
 from kvmnet.config import libvirt_xml
 
@@ -28,16 +27,13 @@ CASES = {
 @pytest.fixture
 def imported(tmp_path):
     """The imported topology, its tftp_root pointed at a directory dnsmasq's user can read."""
-    tftp = tempfile.mkdtemp(prefix="kn-tftp-")
-    os.chmod(tftp, 0o755)
-
-    def make(stem: str) -> Path:
-        text = (CORPUS / f"{stem}.xml").read_text().replace("/srv/tftp", tftp)
-        out = tmp_path / f"{stem}.toml"
-        out.write_text(libvirt_xml.import_text(text, f"{stem}.xml"))
-        return out
-    yield make
-    os.rmdir(tftp)
+    with readable_dir("kn-tftp-") as tftp:
+        def make(stem: str) -> Path:
+            text = (CORPUS / f"{stem}.xml").read_text().replace("/srv/tftp", str(tftp))
+            out = tmp_path / f"{stem}.toml"
+            out.write_text(libvirt_xml.import_text(text, f"{stem}.xml"))
+            return out
+        yield make
 
 
 @pytest.mark.parametrize("stem", sorted(CASES))

@@ -108,7 +108,7 @@ def test_a_moved_gateway_is_taken_only_once_the_old_gateway_host_gave_it_up(lab)
     segment). Applied on h1 (it gives the gateway up), then on h2: h2 is the gateway."""
     h1, h2 = lab.hosts["h1"], lab.hosts["h2"]
     original = lab.topology.read_text()
-    mac = {n: lab.hosts[n].run("cat", "/sys/class/net/kvb-lab/address").stdout.strip() for n in ("h1", "h2")}
+    mac = {n: _bridge_mac(lab.hosts[n]) for n in ("h1", "h2")}
     try:
         lab.topology.write_text(original.replace('gateway_host = "h1"', 'gateway_host = "h2"'))
         before = h2.snapshot()
@@ -122,8 +122,8 @@ def test_a_moved_gateway_is_taken_only_once_the_old_gateway_host_gave_it_up(lab)
             assert res.returncode == 0, res.stdout + res.stderr
         assert lab.db.ns.run("ping", "-c", "1", "-W", "2", "10.95.0.1", check=False).returncode == 0
         # the gateway's MAC is the network's, whichever host serves it: guests' ARP caches stay right
-        assert h2.run("cat", "/sys/class/net/kvb-lab/address").stdout.strip() == mac["h1"]
-        assert h1.run("cat", "/sys/class/net/kvb-lab/address").stdout.strip() not in (mac["h1"], "")
+        assert _bridge_mac(h2) == mac["h1"]
+        assert _bridge_mac(h1) not in (mac["h1"], "")
         assert h1.run("ip", "-o", "addr", "show", "dev", "kvb-lab").stdout == ""
         assert dhcp_lease(lab.db.ns, "db")["router"] == "10.95.0.1"  # h2's dnsmasq: h1 runs none now
     finally:  # back, in the same order: the old gateway gives it up first
@@ -131,6 +131,10 @@ def test_a_moved_gateway_is_taken_only_once_the_old_gateway_host_gave_it_up(lab)
         moved_back = [lab.kvmnet(name, "apply", str(lab.topology)) for name in ("h2", "h1")]
     assert [r.returncode for r in moved_back] == [0, 0], [r.stderr for r in moved_back]
     assert lab.web.fetch(f"http://{lab.WAN_PEER}/") == f"wan saw {lab.WAN_HOST}\n"
+
+
+def _bridge_mac(host) -> str:
+    return host.run("cat", "/sys/class/net/kvb-lab/address").stdout.strip()
 
 
 def test_destroy_on_one_host_leaves_it_as_before_and_the_others_working(lab):

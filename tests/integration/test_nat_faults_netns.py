@@ -125,33 +125,30 @@ def test_failed_change_restores_the_previous_ruleset(netns, tmp_path, change, op
 
 def test_tftp_from_the_gateway(netns):
     """The seed's TFTPROOT/BOOTP, served by kvmnet's dnsmasq on the bridge only."""
-    import shutil
-    import tempfile
+    from helpers.dirs import readable_dir
     from helpers.natlab import HELPERS
-    tmp_path = Path(tempfile.mkdtemp(prefix="kvmnet-tftp-", dir="/tmp"))  # dnsmasq's user must reach it:
-    os.chmod(tmp_path, 0o755)                                             # not under pytest's 0700 tmp
-    root = tmp_path / "tftp"
-    root.mkdir()
-    (root / "boot.txt").write_text("pxe payload\n")
-    topo = tmp_path / "tftp.toml"
-    topo.write_text(f'[networks.pxe]\nmode = "isolated"\nbridge = "kvmpxe0"\nsubnet = "10.66.0.0/24"\nstp = false\n'
-                    f'tftp_root = "{root}"\nbootfile = "boot.txt"\n[networks.pxe.dhcp]\nstart = "10.66.0.100"\nend = "10.66.0.150"\n')
-    assert netns.kvmnet("apply", str(topo)).returncode == 0
     from helpers.netns import Netns
-    client = Netns("kn-c")
-    try:
-        netns.sh(f"ip link add port0 type veth peer name eth0 netns {client.name} && ip link set port0 master kvmpxe0 up")
-        client.sh("ip link set eth0 up")
-        lease = client.run("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "8", "-T", "1",
-                           "-s", str(HELPERS / "udhcpc.script"), check=False, timeout=30).stdout
-        assert "LEASE ip=10.66.0.1" in lease, lease
-        got = client.sh(f"cd {tmp_path} && busybox tftp -g -r boot.txt -l got.txt 10.66.0.1 && cat got.txt", check=False)
-        assert got.stdout == "pxe payload\n", got.stderr
-        assert "dhcp-boot=boot.txt" in (netns.state_dir / "tftp" / "dnsmasq-pxe.conf").read_text()
-    finally:
-        client.delete()
-        netns.kvmnet("destroy", str(topo))
-        shutil.rmtree(tmp_path)
+    with readable_dir() as tmp_path:
+        root = tmp_path / "tftp"
+        root.mkdir()
+        (root / "boot.txt").write_text("pxe payload\n")
+        topo = tmp_path / "tftp.toml"
+        topo.write_text(f'[networks.pxe]\nmode = "isolated"\nbridge = "kvmpxe0"\nsubnet = "10.66.0.0/24"\nstp = false\n'
+                        f'tftp_root = "{root}"\nbootfile = "boot.txt"\n[networks.pxe.dhcp]\nstart = "10.66.0.100"\nend = "10.66.0.150"\n')
+        assert netns.kvmnet("apply", str(topo)).returncode == 0
+        client = Netns("kn-c")
+        try:
+            netns.sh(f"ip link add port0 type veth peer name eth0 netns {client.name} && ip link set port0 master kvmpxe0 up")
+            client.sh("ip link set eth0 up")
+            lease = client.run("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "8", "-T", "1",
+                               "-s", str(HELPERS / "udhcpc.script"), check=False, timeout=30).stdout
+            assert "LEASE ip=10.66.0.1" in lease, lease
+            got = client.sh(f"cd {tmp_path} && busybox tftp -g -r boot.txt -l got.txt 10.66.0.1 && cat got.txt", check=False)
+            assert got.stdout == "pxe payload\n", got.stderr
+            assert "dhcp-boot=boot.txt" in (netns.state_dir / "tftp" / "dnsmasq-pxe.conf").read_text()
+        finally:
+            client.delete()
+            netns.kvmnet("destroy", str(topo))
 
 
 def test_commands_that_change_the_host_say_they_need_root(tmp_path):

@@ -23,8 +23,8 @@ def host_at(addr: str, mtu: int = 1500) -> FakeHost:
     return host
 
 
-def topo(name: str | None = None):
-    return overlay.with_host(config.load(str(THREE)), name)
+def topo(name: str | None = None, path: Path = THREE):
+    return overlay.with_host(config.load(str(path)), name)
 
 
 def test_the_host_is_the_one_whose_underlay_address_is_local(tmp_path):
@@ -196,30 +196,30 @@ def test_a_gateway_another_host_still_answers_for_is_refused_until_that_host_giv
     moved = tmp_path / "multihost.toml"
     moved.write_text(THREE.read_text())
     host, state = host_at("10.200.0.2"), str(tmp_path / "state")
-    engine.apply(overlay.with_host(config.load(str(moved)), None), state, host=host)  # h2 as a member
+    engine.apply(topo(path=moved), state, host=host)  # h2 as a member
     assert host.probed == []  # (a bridge without a gateway: nothing to probe for)
     moved.write_text(THREE.read_text().replace('gateway_host = "h1"', 'gateway_host = "h2"'))
     host.held_gateways[("kvb-lab", "10.95.0.1")] = "52:54:00:aa:bb:01"  # h1 has not applied yet
     before = host.state()
     with pytest.raises(InputError) as exc:
-        engine.apply(overlay.with_host(config.load(str(moved)), None), state, host=host)
+        engine.apply(topo(path=moved), state, host=host)
     assert str(exc.value) == (
         f"{moved}:17: networks.lab.gateway_host: 10.95.0.1 is still answered on the stretched network by "
         "52:54:00:aa:bb:01: the host that was its gateway_host keeps the gateway (and its dnsmasq) until the file "
         "is applied there; apply it on that host first, then here (or a guest uses that address)")
     assert host.state() == before and host.probed == [("kvb-lab", "10.95.0.1")]
     del host.held_gateways[("kvb-lab", "10.95.0.1")]  # h1 applied the moved file: it gave the gateway up
-    engine.apply(overlay.with_host(config.load(str(moved)), None), state, host=host)
+    engine.apply(topo(path=moved), state, host=host)
     assert "10.95.0.1/24" in host.addrs_["kvb-lab"] and host.dnsmasqs
     probes = len(host.probed)
-    assert engine.apply(overlay.with_host(config.load(str(moved)), None), state, host=host).actions == []
+    assert engine.apply(topo(path=moved), state, host=host).actions == []
     assert len(host.probed) == probes  # holding the address: no probe, no wait
 
 
-def test_a_one_host_topology_never_probes(tmp_path):
+def test_a_one_host_topology_never_probes(tmp_path, topo_dir):
     host = FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
     for name in ("nat.toml", "routed.toml"):
-        engine.apply(config.load(str(Path(__file__).resolve().parents[2] / "topologies" / name)), str(tmp_path), host=host)
+        engine.apply(config.load(str(topo_dir / name)), str(tmp_path), host=host)
     host.addrs_["virbr0"] = set()  # the gateway address gone: repaired, and still no probe (no stretched network)
-    engine.apply(config.load(str(Path(__file__).resolve().parents[2] / "topologies" / "nat.toml")), str(tmp_path), host=host)
+    engine.apply(config.load(str(topo_dir / "nat.toml")), str(tmp_path), host=host)
     assert "192.168.122.1/24" in host.addrs_["virbr0"] and host.probed == []

@@ -111,9 +111,8 @@ def conflicts(topo: Topology, observed, owned: set[str]) -> list[tuple[tuple, st
     before any change."""
     out = []
     for name, mac in sorted(observed.overlay.get("gateway_held", {}).items()):
-        net = next(n for n in topo.networks if n.name == name)
         out.append((("networks", name, "gateway_host"),
-                    f"{net.gateway} is still answered on the stretched network by {mac}: the host that was its "
+                    f"{topo.network(name).gateway} is still answered on the stretched network by {mac}: the host that was its "
                     "gateway_host keeps the gateway (and its dnsmasq) until the file is applied there; apply it "
                     "on that host first, then here (or a guest uses that address)"))
     frr_missing = observed.overlay.get("frr", {}).get("available") is False
