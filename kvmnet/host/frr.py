@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
+import stat
 import subprocess
 
 from ..errors import HostError
@@ -109,21 +112,41 @@ def stop(a: dict) -> None:
         if pid is None:
             continue
         procs.terminate(pid)
-        _remove_tree(os.path.join(CRASH_DIR, f"{daemon}.{pid}"))
+        if _crash_dir_trusted():
+            _remove_tree(os.path.join(CRASH_DIR, f"{daemon}.{pid}"))
     if a.get("purge", True):
         _remove_tree(p["dir"])
 
 
 def _remove_tree(path: str) -> None:
-    if not os.path.isdir(path) or os.path.islink(path):
-        return
-    for name in os.listdir(path):
-        full = os.path.join(path, name)
-        if os.path.isdir(full) and not os.path.islink(full):
-            _remove_tree(full)
-        else:
-            os.unlink(full)
-    os.rmdir(path)
+    """Remove a directory tree without following a symlink anywhere in it: shutil.rmtree walks
+    by descriptor (O_NOFOLLOW, dir_fd), so an entry swapped for a link to /etc mid-walk is
+    unlinked as a link, never walked into. A path that is a symlink, or is missing, is left."""
+    if not shutil.rmtree.avoids_symlink_attacks:  # (Linux's rmtree does)
+        raise HostError(f"cannot remove {path} safely on this platform")
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        if os.path.isdir(path) and not os.path.islink(path):  # (a link, or not a directory: not ours, left)
+            raise
+
+
+def _crash_dir_trusted() -> bool:
+    """/var/tmp/frr is FRR's (root's or frr's, writable by nobody else): only then are the crash
+    dirs in it the daemons' own. FRR makes it 0700 but keeps a mode it finds (a user who made it
+    0777 first could swap entries in it)."""
+    try:
+        st = os.lstat(CRASH_DIR)
+    except OSError:
+        return False
+    owners = {0}
+    try:
+        owners.add(pwd.getpwnam("frr").pw_uid)
+    except KeyError:
+        pass
+    return stat.S_ISDIR(st.st_mode) and st.st_uid in owners and not st.st_mode & 0o022
 
 
 def run(step) -> None:
