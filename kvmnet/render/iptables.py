@@ -7,8 +7,11 @@ what kvmnet renders, what it loads and what `iptables-legacy-save` shows are the
 Chains (<prefix> = naming.iptables_prefix(topology), e.g. KN-natlab):
   <prefix>-GRD   raw PREROUTING    drop packets arriving on a bridge for 127.0.0.0/8 (networks
                                    with port forwards: their bridge has route_localnet on)
-  <prefix>-FWD   filter FORWARD    out of the subnet, replies back in, DNATed connections in,
-                                   bridge to bridge; anything else to or from a bridge rejected
+  <prefix>-FWD   filter FORWARD    bridge to bridge; anything from an isolated bridge rejected;
+                                   replies and DNATed connections into a nat subnet, anything
+                                   into a routed one; anything else to a bridge rejected
+  <prefix>-FWO   filter FORWARD    (below every topology's FWD jump) out of a nat or routed
+                                   subnet; anything else from its bridge rejected
   <prefix>-INP   filter INPUT      DHCP, DNS (and TFTP) from the bridge
   <prefix>-PRE   nat PREROUTING    DNAT of forwarded ports on the host's own addresses
   <prefix>-OUT   nat OUTPUT        the same for connections the host itself makes
@@ -149,6 +152,11 @@ def _cross(net: Network) -> list[list[str]]:
     return [["-i", net.bridge, "-o", net.bridge, "-j", "ACCEPT"]]
 
 
+def _isolated(net: Network) -> list[list[str]]:
+    """As render/nft.py's: an isolated network's refusal before any network's inbound accept."""
+    return [["-i", net.bridge, *REJECT]] if net.mode == "isolated" else []
+
+
 def _inbound(net: Network) -> list[list[str]]:
     """As render/nft.py's: replies and DNATed connections (nat), the routed subnet; else refused."""
     br, sub = net.bridge, str(net.subnet) if net.subnet is not None else None
@@ -162,9 +170,9 @@ def _inbound(net: Network) -> list[list[str]]:
 
 
 def _outbound(net: Network) -> list[list[str]]:
-    rules = []
-    if net.mode in ROUTING_MODES and net.subnet is not None:
-        rules.append(["-s", str(net.subnet), "-i", net.bridge, "-j", "ACCEPT"])
+    if net.mode not in ROUTING_MODES:
+        return []  # (isolated: refused in FWD, _isolated)
+    rules = [["-s", str(net.subnet), "-i", net.bridge, "-j", "ACCEPT"]] if net.subnet is not None else []
     return rules + [["-i", net.bridge, *REJECT]]
 
 
@@ -202,7 +210,7 @@ def bare_rules(topo: Topology) -> dict[str, list[list[str]]]:
         anyaddr += a
         byaddr += b
     virtual = [n for n in topo.networks if n.mode in VIRTUAL_MODES]
-    chains["FWD"] = [r for net in virtual for r in _cross(net)] + [r for net in virtual for r in _inbound(net)]
+    chains["FWD"] = [r for part in (_cross, _isolated, _inbound) for net in virtual for r in part(net)]
     chains["FWO"] = [r for net in virtual for r in _outbound(net)]
     # as in nft: the any-address lookup first, then the per-address one (config forbids overlaps)
     for hook in ("PRE", "OUT"):

@@ -5,10 +5,12 @@ before); then the forward chains cover every virtual network, as the nft inet ta
 bridge without IPv6 gets its rejects too, so no IPv6 ever crosses into or out of it.
 
 Chains, named as the IPv4 ones (render/iptables.py), in the ip6 tables:
-  <prefix>-FWD   ip6 filter FORWARD   bridge to bridge; into each network its routed prefix
+  <prefix>-FWD   ip6 filter FORWARD   bridge to bridge; anything from an isolated bridge
+                                      rejected; into each network its routed prefix
                                       (routed, and nat without nat6) or replies and DNATed
                                       connections (nat6); anything else to a bridge rejected
-  <prefix>-FWO   ip6 filter FORWARD   out of each network its prefix; the rest rejected
+  <prefix>-FWO   ip6 filter FORWARD   out of each nat or routed network its prefix; the rest
+                                      rejected
   <prefix>-INP   ip6 filter INPUT     DHCPv6, DNS, router and neighbour solicitations and
                                       neighbour advertisements from the bridge; the gateway6's
                                       DNS and DHCPv6 ports dropped from anywhere else
@@ -60,9 +62,9 @@ def _inbound(net: Network) -> list[list[str]]:
 
 
 def _outbound(net: Network) -> list[list[str]]:
-    rules = []
-    if net.subnet6 is not None and net.mode in ROUTING_MODES:
-        rules.append(["-s", str(net.subnet6), "-i", net.bridge, "-j", "ACCEPT"])
+    if net.mode not in ROUTING_MODES:
+        return []  # (isolated: refused in FWD, before every inbound accept)
+    rules = [["-s", str(net.subnet6), "-i", net.bridge, "-j", "ACCEPT"]] if net.subnet6 is not None else []
     return rules + [["-i", net.bridge, *REJECT6]]
 
 
@@ -120,6 +122,7 @@ def bare_rules6(topo: Topology) -> dict[str, list[list[str]]]:
     virtual = [n for n in topo.networks if n.mode in VIRTUAL_MODES]
     chains: dict[str, list[list[str]]] = {hook: [] for hook in HOOKS6}
     chains["FWD"] = [["-i", n.bridge, "-o", n.bridge, "-j", "ACCEPT"] for n in virtual]
+    chains["FWD"] += [["-i", n.bridge, *REJECT6] for n in virtual if n.mode not in ROUTING_MODES]  # isolated
     chains["FWD"] += [r for n in virtual for r in _inbound(n)]
     chains["FWO"] = [r for n in virtual for r in _outbound(n)]
     anyaddr, byaddr = [], []

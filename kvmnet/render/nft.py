@@ -67,7 +67,10 @@ def render(topo: Topology, table: str) -> Ruleset:
     # libvirt's order (guest_cross, guest_input, guest_output): every network's cross-bridge
     # accept, then what may enter each network, then what may leave it; so no network's
     # outbound accept can let a guest into another network before that network's reject.
-    for part in (_cross, _inbound, _outbound):
+    # Ahead of libvirt, an isolated network's refusal comes before every inbound accept: in
+    # libvirt's order a routed subnet's accept (or here a forwarded port's DNAT accept) takes
+    # an isolated guest's packets one way first.
+    for part in (_cross, _isolated, _inbound, _outbound):
         for net in virtual:
             chains["forward"] += part(net)
     for net in virtual:
@@ -85,6 +88,11 @@ def _cross(net: Network) -> list[str]:
     return [f'iifname "{net.bridge}" oifname "{net.bridge}" accept']
 
 
+def _isolated(net: Network) -> list[str]:
+    """Nothing leaves an isolated network but to its own bridge."""
+    return [f'iifname "{net.bridge}" reject with icmpx type admin-prohibited'] if net.mode == "isolated" else []
+
+
 def _inbound(net: Network) -> list[str]:
     """Into the network: replies (nat), forwarded ports (nat), its routed subnet (routed); the
     rest is refused, from the outside and from every other network alike."""
@@ -99,10 +107,11 @@ def _inbound(net: Network) -> list[str]:
 
 
 def _outbound(net: Network) -> list[str]:
-    """Out of the network: its own subnet's traffic on nat and routed networks, nothing else."""
-    rules = []
-    if net.mode in ROUTING_MODES and net.subnet is not None:
-        rules.append(f'iifname "{net.bridge}" ip saddr {net.subnet} accept')
+    """Out of the network: its own subnet's traffic on nat and routed networks, nothing else
+    (an isolated network's refusal came first: _isolated)."""
+    if net.mode not in ROUTING_MODES:
+        return []
+    rules = [f'iifname "{net.bridge}" ip saddr {net.subnet} accept'] if net.subnet is not None else []
     return rules + nft6.outbound(net) + [f'iifname "{net.bridge}" reject with icmpx type admin-prohibited']
 
 

@@ -5,6 +5,8 @@ a routed network's subnet (as libvirt allows); never a guest of another NAT or i
 of the same topology or of another one, in either order of applying them. The gateway's DNS
 answers only on its own bridge, not to a LAN host that routes to the gateway address."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,56 @@ def test_guests_reach_the_outside_and_their_own_network(lab):
 def test_no_guest_opens_a_connection_into_another_network(lab, src, dst):
     body = lab.guests[src].fetch(f"http://{lab.guests[dst].lease['ip']}/", 1)
     assert "ERROR" in body, f"{src} reached {dst}: {body!r}"
+
+
+_LISTEN = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+s.settimeout(float(sys.argv[3]))
+try:
+    print("got", s.recvfrom(100)[0].decode())
+except socket.timeout:
+    print("nothing")
+"""
+
+
+def _udp_arrives(lab, to: str, bind: str, port: int, sender, dst: str, dst_port: int) -> bool:
+    """Whether any of five datagrams `sender` sends to dst:dst_port reaches a listener on
+    bind:port in guest `to`'s namespace (one way: no answer needed, as a leak needs none)."""
+    listener = subprocess.Popen(["ip", "netns", "exec", lab.guests[to].ns.name, sys.executable, "-c", _LISTEN,
+                                 bind, str(port), "2"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert listener.stdout.readline().strip() == "ready"
+        sender.run(sys.executable, "-c", "import socket, sys, time\n"
+                   "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                   "for _ in range(5):\n"
+                   "    s.sendto(b'leak', (sys.argv[1], int(sys.argv[2]))); time.sleep(0.05)", dst, str(dst_port))
+        return listener.communicate(timeout=10)[0].startswith("got leak")
+    finally:
+        listener.kill()
+        listener.wait()
+
+
+def test_nothing_leaves_an_isolated_network_not_even_one_way(lab):
+    """A guest of the isolated network c that routes through its gateway itself reaches neither
+    the routed network e (whose inbound accept comes first in libvirt's order) nor a port
+    forwarded into the NAT network a (DNATed on its own gateway address): one-way UDP, which
+    needs no reply, proves it. The same datagrams from the LAN and from a do arrive."""
+    c = lab.guests["c"].ns
+    lab.guests["a"].ns.sh("ip addr add 10.81.1.250/24 dev eth0")
+    c.sh("ip route add 10.0.0.0/8 via 10.81.3.1")
+    try:
+        e = lab.guests["e"].lease["ip"]
+        assert _udp_arrives(lab, "e", e, 9999, lab.guests["a"].ns, e, 9999)  # a routed subnet: reachable
+        assert _udp_arrives(lab, "a", "10.81.1.250", 9053, lab.wan, lab.WAN_HOST, 9053)  # the forward works
+        assert not _udp_arrives(lab, "e", e, 9999, c, e, 9999)
+        assert not _udp_arrives(lab, "a", "10.81.1.250", 9053, c, "10.81.3.1", 9053)
+        assert not _udp_arrives(lab, "a", "10.81.1.250", 9053, c, lab.WAN_HOST, 9053)
+    finally:
+        c.sh("ip route del 10.0.0.0/8 via 10.81.3.1", check=False)
+        lab.guests["a"].ns.sh("ip addr del 10.81.1.250/24 dev eth0", check=False)
 
 
 def test_leases_tell_the_mtu_and_no_router_on_an_isolated_network(lab):

@@ -80,7 +80,8 @@ EXPECTED = {
     "isolation-a.toml": [step for net, n in (("a", 1), ("b", 2), ("c", 3), ("e", 5)) for step in (
                              ("bridge.add", f"kvb-{net}"), ("sysctl.set", f"net/ipv6/conf/kvb-{net}/disable_ipv6"),
                              ("addr.add", f"10.81.{n}.1/24"))]
-                        + [("sysctl.set", "net/ipv4/ip_forward"), ("firewall.apply", "kvmnet_isola")]
+                        + [("sysctl.set", "net/ipv4/ip_forward"), ("sysctl.set", "net/ipv4/conf/kvb-a/route_localnet"),
+                           ("firewall.apply", "kvmnet_isola")]
                         + [("dnsmasq.start", net) for net in "abce"],
     "isolation-b.toml": [("bridge.add", "kvb-d"), ("sysctl.set", "net/ipv6/conf/kvb-d/disable_ipv6"),
                          ("addr.add", "10.81.4.1/24"), ("sysctl.set", "net/ipv4/ip_forward"),

@@ -59,9 +59,13 @@ def test_ipv6_inbound_routed_prefix_or_only_replies_with_nat6():
     assert "-d fd00:67::/64 -o kn6r -j ACCEPT" in fwd  # routed
     assert "-d fd00:66::/64 -o kn6m -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" in fwd  # nat6
     assert "-d fd00:66::/64 -o kn6m -j ACCEPT" not in fwd
-    # every bridge's reject, the isolated one without IPv6 too, and after every accept into it
+    # every bridge's reject, the isolated one without IPv6 too, and after every accept into it;
+    # before any of them, all that leaves the isolated bridge (not only to its own bridge)
     rejects = [r for r in fwd if "REJECT" in r]
-    assert rejects == [f"-o {br} -j REJECT --reject-with icmp6-adm-prohibited" for br in ("kn6m", "kn6r", "kn6i")]
+    assert rejects == ["-i kn6i -j REJECT --reject-with icmp6-adm-prohibited"] + [
+        f"-o {br} -j REJECT --reject-with icmp6-adm-prohibited" for br in ("kn6m", "kn6r", "kn6i")]
+    assert fwd.index(rejects[0]) == fwd.index("-i kn6i -o kn6i -j ACCEPT") + 1 < min(
+        i for i, r in enumerate(fwd) if r.startswith("-d ") and r.endswith("ACCEPT"))
     fwo = rules_of(render(NAT6).chains6, "FWO")
     assert fwo[:2] == ["-s fd00:66::/64 -i kn6m -j ACCEPT", "-i kn6m -j REJECT --reject-with icmp6-adm-prohibited"]
 
@@ -137,8 +141,8 @@ def test_judge_detects_ip6_drift(damage):
         del nat["chains"]["KN-nat6-OUT"]
         nat["builtins"]["OUTPUT"] = []
     elif damage == "edited-rule":  # counts still add up: only the rule-for-rule compare sees it
-        assert fwd[5][-4:] == ["-j", "REJECT", "--reject-with", "icmp6-adm-prohibited"]
-        fwd[5] = fwd[5][:-4] + ["-j", "ACCEPT"]
+        assert fwd[6][-4:] == ["-j", "REJECT", "--reject-with", "icmp6-adm-prohibited"]
+        fwd[6] = fwd[6][:-4] + ["-j", "ACCEPT"]
     seen = judge(rs.name, _snapshot(rs, 4), None if damage == "not-read" else snap6)
     assert seen["exists"] and not holds(seen, rs.to_json())
     if damage != "edited-rule":
