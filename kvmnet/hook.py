@@ -26,8 +26,8 @@ class _Applied:
     """One applied topology as its hook index tells it (record.py writes the index beside
     state.json; parsing state.json itself would import json, re and enum: ~10 ms)."""
 
-    def __init__(self, text: str):
-        self.file, self.networks, self.taps = "", {}, {}
+    def __init__(self, name: str, text: str):
+        self.name, self.file, self.networks, self.taps = name, "", {}, {}
         for line in text.splitlines():
             kind, _, rest = line.partition(" ")
             if kind == "file":
@@ -45,7 +45,7 @@ def _applied(state_root: str) -> list[_Applied]:
     for name in statedir.topologies(state_root):
         text = statedir.read(state_root, name, "hooks")  # trusted files only, no symlinks
         if text is not None:
-            out.append(_Applied(text))
+            out.append(_Applied(name, text))
     return out
 
 
@@ -70,16 +70,28 @@ def _find(state_root: str, tap: str, network: str | None):
 
 
 def _apply_slow_path(state_root: str, network: str | None, rec) -> None:
-    """The network is not applied (or its bridge is gone): apply its topology, once."""
-    path = os.environ.get("KVMNET_TOPOLOGY") or (rec.file if rec else None)
-    if not path:
+    """The network is not applied (or its bridge is gone): apply its topology, once. That is the
+    text root applied last, kept in the state dir, not the file at its path again: whoever may
+    write that file (a user's lab.toml) must not have what they wrote since applied by a guest's
+    start. $KVMNET_TOPOLOGY, set by whoever starts QEMU, names a file to apply instead."""
+    path = os.environ.get("KVMNET_TOPOLOGY")
+    if not path and not rec:
         raise InputError(f"network {network or '(unknown)'} is not applied here; run `kvmnet apply FILE` "
                          "first or set KVMNET_TOPOLOGY=FILE for the hook")
     from . import engine
     from . import config
+    from .config import loader
+    from .engine import record as records
 
-    topo = config.load(path)
     with statedir.locked(state_root):
+        if path:
+            topo = config.load(path)
+        else:
+            text = records.load(state_root, rec.name).source
+            if not text:
+                raise InputError(f"network {network}: the state dir keeps no applied text of {rec.file}; "
+                                 f"run `kvmnet apply {rec.file}` again")
+            topo = loader.load_text(text, rec.file)
         engine.apply(topo, state_root)
 
 

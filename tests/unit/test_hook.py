@@ -113,6 +113,33 @@ def test_ifup_reapplies_from_the_record_when_the_bridge_is_gone(host, links, tmp
     assert host.links_["tap7"]["master"] == "virbr0"
 
 
+def test_ifup_reapplies_the_text_root_applied_not_the_file_as_edited_since(host, links, tmp_path):
+    """Whoever can write the applied file (a user's lab.toml) must not get an edit applied as root
+    by a guest's start: the hook applies the text kept in the state dir."""
+    lab = tmp_path / "lab.toml"
+    lab.write_text(NAT.read_text())
+    root = tmp_path / "state"
+    applied(host, root, lab)
+    lab.write_text(NAT.read_text().replace('bridge = "virbr0"', 'bridge = "evil0"'))
+    host._link_del({"name": "virbr0"})
+    links.add_tap("tap7")
+    assert hook.ifup("tap7", None, str(root)) == "tap7: attached to virbr0 (default)"
+    assert "evil0" not in host.links_ and host.links_["tap7"]["master"] == "virbr0"
+    assert records.load(str(root), "lab").file == str(lab)
+
+
+def test_ifup_without_an_applied_text_says_to_apply_again(host, links, tmp_path):
+    applied(host, tmp_path, NAT)
+    for f in (tmp_path / "nat").glob("source-*.toml"):  # (a record of a kvmnet that kept no text)
+        f.unlink()
+    host._link_del({"name": "virbr0"})
+    links.add_tap("tap7")
+    with pytest.raises(InputError, match=f"^network default: the state dir keeps no applied text of {NAT}; "
+                                         f"run `kvmnet apply {NAT}` again$"):
+        hook.ifup("tap7", None, str(tmp_path))
+    assert "virbr0" not in host.links_
+
+
 def test_ifup_without_an_applied_network_or_a_topology_file_says_what_to_do(host, links, tmp_path):
     links.add_tap("tap7")
     with pytest.raises(InputError) as exc:
