@@ -68,6 +68,29 @@ def _check_ancestors(real: str) -> None:
         path = os.path.dirname(path)
 
 
+def _check_links(parent: str) -> None:
+    """A symlink on the way to the state dir (/var/run -> /run) is followed by every later use of
+    the path as a string (dnsmasq's --conf-file, its conf's paths): it must be root's or this
+    user's, in a directory only they could rename it in, or its owner could point it elsewhere
+    between kvmnet's write and dnsmasq's read. (The directories it leads to: _check_ancestors.)"""
+    path = "/"
+    for part in parent.strip("/").split("/"):
+        if not part:
+            continue
+        path = os.path.join(path, part)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return  # (made later, 0700, by this user)
+        if not stat.S_ISLNK(st.st_mode):
+            continue
+        if not _trusted_owner(st.st_uid):
+            raise _refuse(path, f"a symlink owned by uid {st.st_uid} (above the state dir)")
+        holder = os.stat(os.path.dirname(path))
+        if not _trusted_owner(holder.st_uid) or holder.st_mode & 0o022 and not holder.st_mode & stat.S_ISVTX:
+            raise _refuse(path, "a symlink in a directory others may write (above the state dir)")
+
+
 def _open_child_dir(parent_fd: int, name: str, path: str, create: bool) -> int | None:
     try:
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
@@ -102,6 +125,7 @@ def open_dir(path: str, create: bool = False) -> int | None:
         raise _refuse(path, "the root directory cannot be a state dir")
     real_parent = os.path.realpath(parent)  # root's symlinks above it (/var/run -> /run) are fine
     try:
+        _check_links(parent)
         _check_ancestors(real_parent)
         parent_fd = os.open(real_parent, _DIR_FLAGS)
     except FileNotFoundError:

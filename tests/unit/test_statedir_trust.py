@@ -149,3 +149,32 @@ def test_the_cli_refuses_an_attackers_state_dir_and_runs_nothing(tmp_path):
                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.startswith(f"{root}: owned by uid {NOBODY}; kvmnet runs what its state dir records as root")
+
+
+@needs_root
+@pytest.mark.parametrize("link_owner,holder_mode,refused", [
+    (NOBODY, 0o755, "a symlink owned by uid 65534 (above the state dir)"),
+    (0, 0o777, "a symlink in a directory others may write (above the state dir)"),
+    (0, 0o1777, None),  # sticky (/tmp): only root may rename root's link
+    (0, 0o755, None),  # /var/run -> /run
+])
+def test_a_symlink_above_the_state_dir_must_be_one_only_root_controls(tmp_path, link_owner, holder_mode, refused):
+    """The string path goes on to dnsmasq (--conf-file) and the paths in its conf: a link another
+    user may repoint would let them swap the conf root wrote for one that runs their script."""
+    real = tmp_path / "real"
+    real.mkdir(mode=0o755)
+    holder = tmp_path / "shared"
+    holder.mkdir()
+    (holder / "k").symlink_to(real)
+    os.lchown(holder / "k", link_owner, link_owner)
+    holder.chmod(holder_mode)
+    state = holder / "k" / "state"
+    if refused is None:
+        engine.apply(config.load(str(NAT)), str(state), host=_host())
+        assert (real / "state" / "nat" / "state.json").exists()
+        return
+    host = _host()
+    with pytest.raises(UnsafeState) as exc:
+        engine.apply(config.load(str(NAT)), str(state), host=host)
+    assert str(exc.value).startswith(f"{holder / 'k'}: {refused}")
+    assert host.ran == [] and not (real / "state").exists()
