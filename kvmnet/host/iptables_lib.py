@@ -109,7 +109,10 @@ def decode(table, entry) -> list[str]:
             argv += (["!"] if inv else []) + [flag, text]
     for flag, value in (("-i", rule.in_interface), ("-o", rule.out_interface)):
         if value:
-            argv += (["!", flag, value[1:]] if value.startswith("!") else [flag, value])
+            name = value.lstrip("!")
+            if family == 6 and getattr(ip, _MASK[flag]) != _iface_mask(name).rstrip(b"\0"):  # (ctypes: up to a NUL)
+                name += "?"  # (the mask python-iptables wrote: a rule that matches other names, drift)
+            argv += (["!", flag, name] if value.startswith("!") else [flag, name])
     if ip.proto or ip.invflags & INV_PROTO:
         proto = PROTO_NAMES.get(ip.proto) or rule.protocol.lstrip("!") if ip.proto else "all"
         argv += (["!", "-p", proto] if ip.invflags & INV_PROTO else ["-p", proto])
@@ -137,6 +140,15 @@ def decode(table, entry) -> list[str]:
 
 
 _HEADER = {"-s": "src", "-d": "dst", "-i": "in_interface", "-o": "out_interface", "-p": "protocol"}
+_MASK = {"-i": "iniface_mask", "-o": "outiface_mask"}
+
+
+def _iface_mask(name: str) -> bytes:
+    """The interface mask ip6tables writes: 0xff over the name and its NUL (over the prefix
+    before a trailing '+'). python-iptables' Rule6 writes 0x01 bytes, and the kernel compares
+    (name ^ rule) & mask: `-i kv6c` matched kv6a, its REJECT refusing a routed network's traffic."""
+    length = len(name) - 1 if name.endswith("+") else len(name) + 1
+    return (b"\xff" * length).ljust(16, b"\0")
 
 
 def _split(argv: list[str]) -> tuple[list, list]:
@@ -204,6 +216,8 @@ class Encoder:
                     if flag == "-p":
                         value = next((str(n) for n, name in PROTO_NAMES.items() if name == value), value)
                     setattr(rule, _HEADER[flag], ("!" if inv else "") + value)
+                    if flag in _MASK and family == 6:
+                        setattr(ip, _MASK[flag], _iface_mask(value))
             proto = (ip.proto, ip.invflags & INV_PROTO)
             parts = []
             for kind, name, opts in exts:
