@@ -121,8 +121,9 @@ def _service_rules(net: Network, chains: dict[str, list[str]]) -> None:
     inp = chains["input"]
     if net.gateway is not None:
         # dnsmasq answers on the bridge only; this holds even if it were misconfigured: the
-        # gateway's services are not an open resolver for whatever else routes to the address
-        inp.append(f'iifname != "{br}" ip daddr {net.gateway} meta l4proto {{ tcp, udp }} th dport {{ 53, 67, 69 }} drop')
+        # gateway's services are not an open resolver for whatever else routes to the address.
+        # The host's own queries (on lo) are dnsmasq's to answer, as under libvirt.
+        inp.append(f'iifname != {{ "{br}", "lo" }} ip daddr {net.gateway} meta l4proto {{ tcp, udp }} th dport {{ 53, 67, 69 }} drop')
     inp.append(f'iifname "{br}" udp dport 67 accept')
     inp.append(f'iifname "{br}" meta l4proto {{ tcp, udp }} th dport 53 accept')
     if net.tftp_root:

@@ -132,3 +132,4 @@ def test_the_gateway_dns_answers_only_on_its_bridge(lab):
     finally:
         lab.wan.sh("ip route del 10.81.1.0/24")
     assert _dns_answered(lab.guests["a"].ns, "10.81.1.1")
+    assert _dns_answered(lab.host, "10.81.1.1")  # the host itself (on lo), as under libvirt
