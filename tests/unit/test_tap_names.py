@@ -79,3 +79,14 @@ def test_the_names_stay_readable():
     assert naming.tap_name("isolated", "a", 1) == "kn-isolated-a-1"
     short = naming.tap_name("production", "web", 0)  # the topology as 4 hex digits, the guest kept
     assert short.startswith("kn") and short.endswith("-web-0") and len(short) == 12
+
+
+@pytest.mark.parametrize("name", ["all", "default"])
+def test_a_bridge_may_not_take_a_reserved_name(tmp_path, name):
+    """`allow all` in qemu-bridge-helper's bridge.conf lets QEMU join any bridge at all; both names
+    are the kernel's sysctl dirs (net/ipv4/conf/all, default)."""
+    assert problem(name).startswith(f"{name!r} is reserved: ")
+    with pytest.raises(InputError) as exc:
+        write(tmp_path, "res", name, "10.72.0.0/24")
+    assert f"networks.lan.bridge: {name!r} is reserved" in str(exc.value)
+    assert problem("allx") is None and problem("default0") is None
