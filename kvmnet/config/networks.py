@@ -70,6 +70,10 @@ def network(r: Reader, name: str, raw, path: tuple) -> Network | None:
     else:
         fields.update(_addressing(r, raw, path, mode))
         fields.update(ipv6.network_fields(r, raw, path, mode))
+        if fields["spoof_protection"] and fields["allow_unprivileged"]:
+            # a tap a user attaches through qemu-bridge-helper is no guest's: nothing would filter it
+            r.error(path + ("allow_unprivileged",), "cannot go with spoof_protection: taps users attach "
+                    "through qemu-bridge-helper are no guest's, so nothing would check what they send")
     return Network(name, mode, bandwidth=bandwidth(r, raw, path), **fields)
 
 

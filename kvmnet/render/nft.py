@@ -213,6 +213,7 @@ def _assemble(table: str, chains: dict[str, list[str]], maps: dict, antispoof: l
 
 def _antispoof_rules(topo: Topology) -> list[str]:
     rules = []
+    taken = _claimed_addresses(topo)
     for guest in topo.guests:
         for nic in guest.nics:
             net = topo.network(nic.network)
@@ -221,11 +222,30 @@ def _antispoof_rules(topo: Topology) -> list[str]:
             tap = nic.tap
             allowed = f"{{ 0.0.0.0, {nic.ip} }}" if nic.ip else f"{{ 0.0.0.0, {net.subnet} }}"
             rules.append(f'iifname "{tap}" ether saddr != {nic.mac} drop')
+            if nic.ip is None and taken.get(net.name):
+                # a guest with any address of the subnet still may not be the gateway or another
+                # guest's static address (its ARP would take their traffic)
+                claimed = ", ".join(taken[net.name])
+                rules.append(f'iifname "{tap}" ether type ip ip saddr {{ {claimed} }} drop')
+                rules.append(f'iifname "{tap}" ether type arp arp saddr ip {{ {claimed} }} drop')
             rules.append(f'iifname "{tap}" ether type ip ip saddr != {allowed} drop')
             rules.append(f'iifname "{tap}" ether type arp arp saddr ether != {nic.mac} drop')
             rules.append(f'iifname "{tap}" ether type arp arp saddr ip != {allowed} drop')
             rules += nft6.antispoof_rules(net, nic)
     return rules
+
+
+def _claimed_addresses(topo: Topology) -> dict[str, list[str]]:
+    """Spoof-protected network -> its gateway and every static guest address on it, in order."""
+    out: dict[str, list[str]] = {}
+    for net in topo.networks:
+        if net.spoof_protection and net.subnet is not None:
+            out[net.name] = [str(net.gateway)] if net.gateway is not None else []
+    for guest in topo.guests:
+        for nic in guest.nics:
+            if nic.network in out and nic.ip is not None and str(nic.ip) not in out[nic.network]:
+                out[nic.network].append(str(nic.ip))
+    return out
 
 
 def delete_text(table: str) -> str:

@@ -88,6 +88,11 @@ def test_guests_cannot_spoof_each_other(lab, report):
     # a guest without a static address may use any address of the subnet, and no other
     roamer = lab.add_client("roamer", "52:54:00:00:00:88", serve=False)
     checks.append(("dynamic guest works", roamer.fetch("http://10.0.0.1/", 2) == "wan saw 10.0.0.2\n"))
+    # ... but not web's static address (its ARP would draw web's traffic), nor the gateway's
+    lab.web.ns.sh("ip link set eth0 down")  # (web gone quiet, as a stopped guest: its address looks free)
+    roamer.ns.sh("ip addr flush dev eth0 && ip addr add 192.168.122.10/24 dev eth0 && ip route replace default via 192.168.122.1")
+    checks.append(("dynamic guest cannot take a static guest's address", "ERROR" in roamer.fetch("http://10.0.0.1/", 1)))
+    lab.web.ns.sh("ip link set eth0 up && ip route replace default via 192.168.122.1")
     roamer.ns.sh("ip addr flush dev eth0 && ip addr add 10.0.0.77/8 dev eth0")
     checks.append(("dynamic guest cannot use an address outside the subnet", "ERROR" in roamer.fetch("http://10.0.0.1/", 1)))
     report.add("spoof_protection: IP/MAC spoofing dropped, honest traffic passes", len(checks), sum(ok for _, ok in checks))

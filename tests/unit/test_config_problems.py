@@ -118,6 +118,14 @@ def test_spoof_protection_with_the_files_iptables_backend_is_refused_at_validati
         'firewall = "iptables"; drop one of them']
 
 
+def test_spoof_protection_with_unprivileged_taps_is_refused():
+    """A tap a user attaches through qemu-bridge-helper is no guest's: nothing would filter it."""
+    assert problems(SPOOF_IPTABLES.replace('firewall = "iptables"\n', "").replace("isolated", "nat")
+                    + "    allow_unprivileged = true\n") == [
+        "t.toml:6: networks.lab.allow_unprivileged: cannot go with spoof_protection: taps users attach through "
+        "qemu-bridge-helper are no guest's, so nothing would check what they send"]
+
+
 def test_validate_says_what_it_checked(tmp_path, topo_dir):
     res = subprocess.run([sys.executable, "-m", "kvmnet.cli", "validate", str(topo_dir / "nat.toml")],
                          capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
