@@ -27,6 +27,20 @@ _PATH, _CONFIG = "/org/fedoraproject/FirewallD1", "/org/fedoraproject/FirewallD1
 # ACCEPT), ICMP and the listed services to the host, anything else to the host rejected
 _RULES = ['rule priority="32767" reject']
 _PROTOCOLS = ["icmp", "ipv6-icmp"]
+# and a policy from any zone into it, ACCEPT (libvirt's libvirt-routed-in): a zone's target
+# covers what comes from its bridges only, and what the LAN sends into a routed network met the
+# LAN's zone (`drop`) instead. kvmnet's own table then decides, as without firewalld (a routed
+# subnet in, a NAT network replies and forwarded ports only, an isolated one nothing).
+
+
+def _policy(zone: str) -> str:
+    return f"{zone}-in"
+
+
+def _kept(zones: list[str], policies: list[str]) -> list[str]:
+    """The zones, a kvmnet zone only with its policy (one an earlier kvmnet made has none: it is
+    made again, with it)."""
+    return [z for z in zones if not z.startswith("kvmnet") or _policy(z) in policies]
 
 
 def system_bus_exists() -> bool:
@@ -74,8 +88,8 @@ def observe(bridges: list[str]) -> dict:
     "permanent": permanent zone names, "bindings": {bridge: its zone, "" if none}}."""
     if not running():
         return {}
-    zones = _strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZones"))
-    permanent = _strings(_busctl(_CONFIG, f"{FIREWALLD}.config", "getZoneNames"))
+    zones = _kept(_strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZones")), _runtime_policies())
+    permanent = _kept(_strings(_busctl(_CONFIG, f"{FIREWALLD}.config", "getZoneNames")), _permanent_policies())
     bindings = {br: _zone_of(br) for br in bridges}
     return {"running": True, "zones": zones, "permanent": permanent, "bindings": bindings}
 
@@ -89,10 +103,24 @@ def _add_zone(zone: str, services: list[str]) -> None:
                     ("rules_str", "as", [str(len(_RULES)), *_RULES])]
         args = [zone, str(len(settings))] + [w for key, sig, vals in settings for w in (key, sig, *vals)]
         _busctl(_CONFIG, f"{FIREWALLD}.config", "addZone2", "sa{sv}", *args)
-    if zone not in _strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZones")):
+    if _policy(zone) not in _permanent_policies():
+        settings = [("short", "s", [_policy(zone)]), ("description", "s", [f"into {zone} (created by kvmnet)"]),
+                    ("ingress_zones", "as", ["1", "ANY"]), ("egress_zones", "as", ["1", zone]),
+                    ("target", "s", ["ACCEPT"])]
+        args = [_policy(zone), str(len(settings))] + [w for key, sig, vals in settings for w in (key, sig, *vals)]
+        _busctl(_CONFIG, f"{FIREWALLD}.config", "addPolicy", "sa{sv}", *args)
+    if zone not in _kept(_strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZones")), _runtime_policies()):
         bound = _interfaces()[1]
         _busctl(_PATH, FIREWALLD, "reload")  # the only way firewalld loads a new permanent zone
         _restore(bound)
+
+
+def _runtime_policies() -> list[str]:
+    return _strings(_busctl(_PATH, f"{FIREWALLD}.policy", "getPolicies"))
+
+
+def _permanent_policies() -> list[str]:
+    return _strings(_busctl(_CONFIG, f"{FIREWALLD}.config", "getPolicyNames"))
 
 
 def _interfaces() -> tuple[set[str], dict[str, str]]:
@@ -131,7 +159,11 @@ def _zone_of(iface: str) -> str:
 
 def _delete_zone(zone: str) -> None:
     """The permanent zone; the runtime copy goes at firewalld's next reload (kvmnet does not
-    reload on destroy: that would drop everyone's runtime bindings for nothing)."""
+    reload on destroy: that would drop everyone's runtime bindings for nothing). Its policy first:
+    a permanent policy naming a zone that is gone makes firewalld's next reload fail."""
+    if _policy(zone) in _permanent_policies():
+        path = _busctl(_CONFIG, f"{FIREWALLD}.config", "getPolicyByName", "s", _policy(zone)).split(None, 1)[1].strip('"')
+        _busctl(path, f"{FIREWALLD}.config.policy", "remove")
     if zone in _strings(_busctl(_CONFIG, f"{FIREWALLD}.config", "getZoneNames")):
         path = _busctl(_CONFIG, f"{FIREWALLD}.config", "getZoneByName", "s", zone).split(None, 1)[1].strip('"')
         _busctl(path, f"{FIREWALLD}.config.zone", "remove")

@@ -11,7 +11,7 @@ import time
 import pytest
 from helpers import firewalld as fwd
 from helpers.dirs import readable_dir
-from helpers.natlab import NatLab, dhcp_lease
+from helpers.natlab import Client, NatLab, dhcp_lease
 from helpers.watching import Watch
 
 pytestmark = pytest.mark.root
@@ -50,11 +50,13 @@ def reaches_wan(client, within: float) -> float | None:
 def test_guests_work_under_a_drop_default_zone_and_after_a_reload(lab, tmp_path):
     fw, bus = lab.fw, {"DBUS_SYSTEM_BUS_ADDRESS": lab.fw.env["DBUS_SYSTEM_BUS_ADDRESS"]}
     zones_before = fw.cmd("--permanent", "--get-zones").stdout.split()
+    policies_before = fw.cmd("--permanent", "--get-policies").stdout.split()
     assert fw.cmd("--get-default-zone").stdout.strip() == "drop"
     res = lab.host.kvmnet("apply", str(lab.topology), env=bus)
     assert res.returncode == 0, res.stderr
     assert "create firewalld zone kvmnet (dhcp, dhcpv6, dns; forwarding accepted)" in res.stdout
     assert fw.cmd("--get-zone-of-interface=virbr0").stdout.strip() == "kvmnet"
+    assert "kvmnet-in" in fw.cmd("--get-policies").stdout.split()
     web = lab.add_client("web", "52:54:00:12:34:56", serve=False)
     assert web.lease["ip"] == "192.168.122.10" and web.lease["dns"] == "192.168.122.1"
     assert reaches_wan(web, 3) is not None
@@ -84,6 +86,7 @@ def test_guests_work_under_a_drop_default_zone_and_after_a_reload(lab, tmp_path)
     assert res.returncode == 0, res.stderr
     assert "unbind virbr0 from firewalld zone kvmnet" in res.stdout and "delete firewalld zone kvmnet" in res.stdout
     assert fw.cmd("--permanent", "--get-zones").stdout.split() == zones_before
+    assert fw.cmd("--permanent", "--get-policies").stdout.split() == policies_before  # kvmnet-in gone too
     assert fw.cmd("--get-zone-of-interface=virbr0", check=False).stdout.strip() in ("", "no zone")
     assert "virbr0" not in fw.cmd("--list-all-zones").stdout
 
@@ -121,3 +124,24 @@ def test_without_firewalld_kvmnet_plans_nothing_for_it(netns, topo_dir):
     res = netns.kvmnet("plan", "--json", str(topo_dir / "nat.toml"),
                        env={"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/bus"})
     assert res.returncode == 0 and "firewalld" not in res.stdout
+
+
+def test_a_routed_network_is_reachable_from_the_lan_under_firewalld(lab, topo_dir):
+    """As libvirt's libvirt-routed-in policy: firewalld's zones filter what enters a routed bridge
+    from the LAN too, so kvmnet's zones let it through to kvmnet's own table (which decides, as
+    without firewalld: a routed subnet in, a NAT one only replies and forwarded ports)."""
+    bus = {"DBUS_SYSTEM_BUS_ADDRESS": lab.fw.env["DBUS_SYSTEM_BUS_ADDRESS"]}
+    routed = topo_dir / "routed.toml"
+    try:
+        assert lab.host.kvmnet("apply", str(lab.topology), env=bus).returncode == 0
+        res = lab.host.kvmnet("apply", str(routed), env=bus)
+        assert res.returncode == 0, res.stderr
+        db = lab.add_client("db", "52:54:00:80:00:05", bridge="kvmrt0")
+        web = lab.add_client("web", "52:54:00:12:34:56")
+        lab.wan.sh(f"ip route replace 10.80.0.0/24 via {lab.WAN_HOST} && ip route replace 192.168.122.0/24 via {lab.WAN_HOST}")
+        wan = Client(lab.wan, "wan", {})
+        assert wan.fetch(f"http://{db.lease['ip']}/", 2).startswith("db saw 10.0.0.1"), "routed network not reached"
+        assert "ERROR" in wan.fetch(f"http://{web.lease['ip']}/", 1)  # the NAT network still refuses
+        assert db.fetch(WAN, 2) == f"wan saw {db.lease['ip']}\n"  # and out, with its own address
+    finally:
+        lab.host.kvmnet("destroy", str(routed), env=bus)

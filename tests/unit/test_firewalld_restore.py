@@ -12,8 +12,10 @@ class Firewalld:
     """Runtime zones and bindings, a permanent zone list, and a reload that loads the permanent
     zones and drops every binding not in the permanent config (`permanent_bindings`)."""
 
-    def __init__(self, zones, bindings, permanent_bindings=None, refuse=()):
+    def __init__(self, zones, bindings, permanent_bindings=None, refuse=(), policies=None):
         self.zones, self.permanent = set(zones), set(zones)
+        self.policies = set(policies if policies is not None else (f"{z}-in" for z in zones if z.startswith("kvmnet")))
+        self.permanent_policies = set(self.policies)
         self.bindings, self.permanent_bindings = dict(bindings), dict(permanent_bindings or {})
         self.refuse, self.calls = set(refuse), []
 
@@ -23,6 +25,14 @@ class Firewalld:
             return _as(sorted(self.zones))
         if method == "getZoneNames":
             return _as(sorted(self.permanent))
+        if method == "getPolicies":
+            return _as(sorted(self.policies))
+        if method == "getPolicyNames":
+            return _as(sorted(self.permanent_policies))
+        if method == "addPolicy":
+            assert args[0].endswith("-in") and args[0][:-3] in args[1:] and "ANY" in args and "ACCEPT" in args, args
+            self.permanent_policies.add(args[0])
+            return ""
         if method == "getInterfaces":
             return _as(sorted(i for i, z in self.bindings.items() if z == args[0]))
         if method == "getZoneOfInterface":
@@ -32,6 +42,7 @@ class Firewalld:
             return ""
         if method == "reload":
             self.zones, self.bindings = set(self.permanent), dict(self.permanent_bindings)
+            self.policies = set(self.permanent_policies)
             return ""
         if method == "changeZoneOfInterface":
             zone, iface = args
@@ -85,3 +96,12 @@ def test_an_existing_runtime_zone_means_no_reload(monkeypatch):
     ("as 0", []), ('s ""', [""]), ('s "kvmnet"', ["kvmnet"])])
 def test_busctl_strings_are_read_back_as_the_names_they_were(reply, words):
     assert firewalld._strings(reply) == words
+
+
+def test_a_zone_an_earlier_kvmnet_made_gets_its_policy_with_one_reload(monkeypatch):
+    """The policy from any zone into kvmnet's lets the LAN reach a routed network (libvirt's
+    libvirt-routed-in); a zone made before it had none: the zone stays, the policy is added."""
+    fw = Firewalld({"public", "kvmnet-tftp"}, {"admin0": "public"}, policies=set())
+    _add_zone(monkeypatch, fw)
+    assert fw.policies == {"kvmnet-tftp-in"} and fw.calls.count("reload") == 1 and "addZone2" not in fw.calls
+    assert fw.bindings == {"admin0": "public"}
