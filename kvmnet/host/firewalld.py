@@ -1,5 +1,6 @@
 """firewalld, over D-Bus with `busctl`: is it running, does kvmnet's zone exist, which zone each
-kvmnet bridge is in; create and delete kvmnet's zones, bind and unbind bridges.
+kvmnet bridge is in; create and delete kvmnet's zones (each with its policy from any zone into
+it), bind and unbind bridges.
 
 Why busctl and not firewall-cmd: firewall-cmd is a Python program that costs ~170 ms a call
 here, busctl ~8 ms (C, sd-bus), and every apply and every watch re-plan reads the bindings;
