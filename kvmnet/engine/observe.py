@@ -37,7 +37,7 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
         if net.mode == "vde":
             paths = naming.vde_paths(state_dir, net.name)
             procs[f"vde:{net.name}"] = host.vde(paths["pid"], paths["ctl"])
-    forwarding = any(n.mode in ROUTING_MODES + ("bridge",) for n in topo.networks)
+    forwarding = any(n.mode in ROUTING_MODES + ("bridge", "isolated") for n in topo.networks)
     routes, addrs = host.routes(links), host.addrs(links)
     return Observed(links=links, addrs=addrs, routes=routes,
                     sysctls={p: host.sysctl(p) for p in {*sysctls.paths(topo, routes), *recorded_sysctls}}, firewall=fw,

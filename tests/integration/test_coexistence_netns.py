@@ -156,3 +156,30 @@ def test_bridge_mode_guests_reach_the_lan_under_docker_drop_with_br_netfilter(ne
     finally:
         guest.delete()
         lan.delete()
+
+
+def test_isolated_guests_reach_each_other_under_docker_drop_with_br_netfilter(netns):
+    """An isolated network's guests talk over its bridge only; with br_netfilter those bridged
+    frames pass FORWARD, where Docker's DROP policy cut them off each other."""
+    from helpers.natlab import Client, dhcp_lease, serve
+    from helpers.netns import Netns
+    isolated = TOPOLOGY.parents[3] / "topologies" / "isolated.toml"
+    guests = [Netns("kn-g"), Netns("kn-g")]
+    try:
+        assert netns.run("sysctl", "-n", "net.bridge.bridge-nf-call-iptables").stdout.strip() == "1"
+        netns.sh(DOCKER.strip().replace("\n", " && "))
+        res = netns.kvmnet("apply", str(isolated))
+        assert res.returncode == 0, res.stderr
+        clients = []
+        for i, g in enumerate(guests):
+            netns.sh(f"ip link add port{i} type veth peer name eth0 netns {g.name} && ip link set port{i} master kvmiso0 up")
+            g.sh(f"ip link set eth0 address 52:54:00:77:00:0{i} up")
+            clients.append(Client(g, f"g{i}", dhcp_lease(g, f"g{i}")))
+        serve(guests[1], "g1", 80)
+        assert clients[0].fetch(f"http://{clients[1].lease['ip']}/", 3).startswith("g1 saw 10.77.0.")
+        assert netns.kvmnet("check", str(isolated)).returncode == 0
+        assert netns.kvmnet("destroy", str(isolated)).returncode == 0
+        assert "kvmnet" not in netns.run("iptables", "-S", "FORWARD").stdout
+    finally:
+        for g in guests:
+            g.delete()

@@ -269,12 +269,14 @@ def _forward_accepts(net, topology: str, backend: str, observed: Observed) -> li
     """Accept rules a network needs in a DROP-policy filter FORWARD:
     nat/routed: in and out of the bridge (kvmnet's own table still rejects what it must); the
     iptables backend needs none, its FWD chain is jumped to from the top of FORWARD.
-    bridge mode: bridged frames between ports, which pass FORWARD when br_netfilter's
-    bridge-nf-call-iptables is 1 (Docker's DROP would cut guests off the LAN)."""
+    bridge mode, and isolated networks on the nftables backend: bridged frames between ports,
+    which pass FORWARD when br_netfilter's bridge-nf-call-iptables is 1 (Docker's DROP would
+    cut guests off the LAN, and an isolated network's guests off each other)."""
     comment = ["-m", "comment", "--comment", f"kvmnet {topology}"]
     if net.mode in ROUTING_MODES and backend != "iptables":
         return [["-i", net.bridge, *comment, "-j", "ACCEPT"], ["-o", net.bridge, *comment, "-j", "ACCEPT"]]
-    if net.mode == "bridge" and observed.sysctls.get(BR_NF_CALL) == "1":
+    if (net.mode == "bridge" or net.mode == "isolated" and backend != "iptables") \
+            and observed.sysctls.get(BR_NF_CALL) == "1":
         return [["-i", net.bridge, "-o", net.bridge, *comment, "-j", "ACCEPT"]]
     return []
 

@@ -31,6 +31,8 @@ def paths(topo: Topology, routes=()) -> list[str]:
                     for name in FROM_UPLINK + ("disable_ipv6",)]
         if net.mode in VIRTUAL_MODES:
             out.append(f"net/ipv6/conf/{net.bridge}/disable_ipv6")
+        if net.mode == "isolated":
+            out.append(BR_NF_CALL)  # (plan/firewall.py: same-bridge frames under Docker's DROP)
         if net.mode in ROUTING_MODES:
             out.append(IP_FORWARD)
         if net.mode == "nat" and net.forwards:
