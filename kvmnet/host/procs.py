@@ -72,15 +72,48 @@ def port_holders(port: int, proto: str) -> list[str]:
 
 
 def is_ours(pid: int, exe: str, marker: str) -> bool:
-    """True only if pid runs `exe` with `marker` in its command line: a recycled pid held by
-    another program is never mistaken for ours (we never trust a pid file alone)."""
+    """True only if pid runs `exe` with `marker` in its command line, as a user only root could
+    have started it as: a recycled pid held by another program is never mistaken for ours (we
+    never trust a pid file alone), nor is a user's copy run with our marker (the marker, a
+    --conf-file path, is in `ps` for all to see)."""
     try:
         if os.path.realpath(f"/proc/{pid}/exe") != os.path.realpath(exe):
             return False
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return marker.encode() in f.read().split(b"\0")
+            return marker.encode() in f.read().split(b"\0") and _system_user(pid)
     except OSError:
         return False
+
+
+def _system_user(pid: int) -> bool:
+    """Every uid of the process (real, effective, saved, fs) is root's, a system account's
+    (dnsmasq, frr: at most SYS_UID_MAX) or nobody's, which kvmnet's daemons drop to; a login
+    user's process never is."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return all(int(u) <= _sys_uid_max() or int(u) == NOBODY for u in line.split()[1:])
+    return False
+
+
+NOBODY = 65534
+_SYS_UID_MAX: list = []
+
+
+def _sys_uid_max() -> int:
+    """/etc/login.defs' SYS_UID_MAX (999, Debian's and Fedora's default, when it says none)."""
+    if not _SYS_UID_MAX:
+        value = 999
+        try:
+            with open("/etc/login.defs") as f:
+                for line in f:
+                    words = line.split()
+                    if len(words) == 2 and words[0] == "SYS_UID_MAX" and words[1].isdigit():
+                        value = int(words[1])
+        except OSError:
+            pass
+        _SYS_UID_MAX.append(value)
+    return _SYS_UID_MAX[0]
 
 
 def find(exe: str, marker: str) -> list[int]:
@@ -100,7 +133,7 @@ def _runs(pid: int, real_exe: str, marker: bytes) -> bool:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             if marker not in f.read().split(b"\0"):
                 return False  # the cheap test first: most processes stop here
-        return os.path.realpath(f"/proc/{pid}/exe") == real_exe
+        return os.path.realpath(f"/proc/{pid}/exe") == real_exe and _system_user(pid)
     except OSError:
         return False
 
