@@ -22,7 +22,7 @@ kvmnet never fights another tool for the top slot.
 The ip6 chains (render/iptables6.py) are written the same way, through libip6tc, after the
 IPv4 tables; ip6tables-legacy takes the same lock.
 
-Only chains named exactly <prefix>-{GRD,FWD,FWO,INP,PRE,OUT,POST} and jump rules whose target is
+Only chains named exactly <prefix>-{GRD,ISO,FWD,FWO,INP,PRE,OUT,POST} and jump rules whose target is
 one of them are ever touched; never a policy, never another rule. Tables are committed one by
 one (legacy iptables has no cross-table transaction): a failure part-way raises, and apply's
 rollback restores the saved previous chains (or deletes them).
@@ -40,7 +40,10 @@ from .iptables_lib import Encoder, Lib, decode, delete_num, entries, jumps, labe
 from .iptables_probe import present_tables
 from .iptables_read import SAVE, observe, read_save
 
-_KVMNET_FWD = re.compile(r"KN-.+-FWD")
+# the order of kvmnet's chains in FORWARD, whatever topology they are of: every isolated network's
+# refusal, then every network's cross-bridge and inbound rules, then every outbound accept
+_RANK = {"ISO": 0, "FWD": 1, "FWO": 2}
+_KVMNET_FORWARD = re.compile(r"KN-.+-(ISO|FWD|FWO)")
 
 
 def _sync_table(name: str, prefix: str, want: dict, family: int = 4) -> bool:
@@ -93,8 +96,9 @@ def _sync_table(name: str, prefix: str, want: dict, family: int = 4) -> bool:
 def _sync_jumps(table, name: str, owner: tuple[str, int], owned: set[str], wanted_chains: dict, wanted_jumps: dict,
                 encoder) -> bool:
     """Exactly one jump to each wanted chain from its built-in chain; others to kvmnet's chains go.
-    FWD jumps go first in FORWARD, and FWO jumps below the last FWD jump of any kvmnet topology,
-    so every network's inbound rejects come before any network's outbound accepts."""
+    In FORWARD, of every kvmnet topology: ISO jumps first, FWD jumps below them, FWO jumps below
+    those (_RANK), so no network's inbound accept comes before an isolated network's refusal,
+    and no outbound accept before any network's inbound reject."""
     builtin_of = {c: b for c, (_, _, b) in chain_names(*owner).items()}
     keep, drop = set(), []
     for builtin, pos, target, entry in jumps(table, owned):
@@ -108,29 +112,36 @@ def _sync_jumps(table, name: str, owner: tuple[str, int], owned: set[str], wante
         if not delete_num(table, builtin, pos):
             raise HostError(f"cannot remove a jump from {name} {builtin}: {table.strerror()}")
     inserted = False
-    for chain in sorted(wanted_jumps, key=lambda c: c.endswith("-FWO")):  # FWD first: FWO goes below it
+    for chain in sorted(wanted_jumps, key=_rank):  # a lower rank first: the next goes below it
         if chain not in keep:
             builtin = builtin_of[chain]
-            position = _after_last_fwd(table) if chain.endswith("-FWO") else 0
+            position = _below(table, _rank(chain)) if builtin == "FORWARD" else 0
             table.insert_entry(builtin, encoder.blob(wanted_jumps[chain]), position)
             inserted = True
     return bool(drop) or inserted
 
 
-def _fwd_positions(table) -> list[int]:
-    """Positions in FORWARD of the jumps to any kvmnet topology's FWD chain (read, never touched)."""
-    return [pos for pos, label in enumerate(labels(table, "FORWARD")) if _KVMNET_FWD.fullmatch(label)]
+def _rank(chain: str) -> int:
+    return _RANK.get(chain.rsplit("-", 1)[-1], 0)
 
 
-def _after_last_fwd(table) -> int:
-    positions = _fwd_positions(table)
-    return positions[-1] + 1 if positions else 0
+def _forward_ranks(table) -> list[tuple[int, int]]:
+    """(position, rank) in FORWARD of every kvmnet topology's ISO, FWD and FWO jump (read, never touched)."""
+    return [(pos, _RANK[found.group(1)]) for pos, label in enumerate(labels(table, "FORWARD"))
+            for found in [_KVMNET_FORWARD.fullmatch(label)] if found]
+
+
+def _below(table, rank: int) -> int:
+    """The position just below the last kvmnet jump of a lower rank (0: none)."""
+    lower = [pos for pos, r in _forward_ranks(table) if r < rank]
+    return lower[-1] + 1 if lower else 0
 
 
 def _misplaced(table, builtin: str, pos: int, target: str) -> bool:
-    """An FWO jump above some kvmnet FWD jump would let outbound accepts pass another network's
-    rejects: it is put back in place."""
-    return target.endswith("-FWO") and any(p > pos for p in _fwd_positions(table))
+    """A jump above a kvmnet jump of a lower rank (an FWO above an FWD, an FWD above an ISO)
+    would let its accepts pass another network's refusals: it is put back in place."""
+    rank = _rank(target)
+    return builtin == "FORWARD" and any(p > pos and r < rank for p, r in _forward_ranks(table))
 
 
 def _delete_chain(table, name: str, chain: str) -> None:

@@ -7,9 +7,11 @@ what kvmnet renders, what it loads and what `iptables-legacy-save` shows are the
 Chains (<prefix> = naming.iptables_prefix(topology), e.g. KN-natlab):
   <prefix>-GRD   raw PREROUTING    drop packets arriving on a bridge for 127.0.0.0/8 (networks
                                    with port forwards: their bridge has route_localnet on)
-  <prefix>-FWD   filter FORWARD    bridge to bridge; anything from an isolated bridge rejected;
-                                   replies and DNATed connections into a nat subnet, anything
-                                   into a routed one; anything else to a bridge rejected
+  <prefix>-ISO   filter FORWARD    (above every topology's FWD jump) anything from an isolated
+                                   bridge to another interface rejected
+  <prefix>-FWD   filter FORWARD    bridge to bridge; replies and DNATed connections into a nat
+                                   subnet, anything into a routed one; anything else to a bridge
+                                   rejected
   <prefix>-FWO   filter FORWARD    (below every topology's FWD jump) out of a nat or routed
                                    subnet; anything else from its bridge rejected
   <prefix>-INP   filter INPUT      DHCP, DNS (and TFTP) from the bridge
@@ -50,6 +52,7 @@ from .iptables6 import HOOKS6, TABLES6, bare_rules6, forward_ports6
 # hook suffix -> (table, built-in chain), in the order chains are listed within a table
 HOOKS = {
     "GRD": ("raw", "PREROUTING"),
+    "ISO": ("filter", "FORWARD"),  # isolated networks refuse all they send elsewhere: above every kvmnet FWD
     "FWD": ("filter", "FORWARD"),  # cross-bridge accepts, then what may enter each network
     "FWO": ("filter", "FORWARD"),  # what may leave each network: jumped to below every kvmnet FWD
     "INP": ("filter", "INPUT"),
@@ -153,8 +156,9 @@ def _cross(net: Network) -> list[list[str]]:
 
 
 def _isolated(net: Network) -> list[list[str]]:
-    """As render/nft.py's: an isolated network's refusal before any network's inbound accept."""
-    return [["-i", net.bridge, *REJECT]] if net.mode == "isolated" else []
+    """As render/nft.py's: an isolated network's refusal before any network's inbound accept, of
+    any topology (its own chain, jumped to above every FWD chain's jump)."""
+    return [["-i", net.bridge, "!", "-o", net.bridge, *REJECT]] if net.mode == "isolated" else []
 
 
 def _inbound(net: Network) -> list[list[str]]:
@@ -211,7 +215,8 @@ def bare_rules(topo: Topology) -> dict[str, list[list[str]]]:
         anyaddr += a
         byaddr += b
     virtual = [n for n in topo.networks if n.mode in VIRTUAL_MODES]
-    chains["FWD"] = [r for part in (_cross, _isolated, _inbound) for net in virtual for r in part(net)]
+    chains["ISO"] = [r for net in virtual for r in _isolated(net)]
+    chains["FWD"] = [r for part in (_cross, _inbound) for net in virtual for r in part(net)]
     chains["FWO"] = [r for net in virtual for r in _outbound(net)]
     # as in nft: the any-address lookup first, then the per-address one (config forbids overlaps)
     for hook in ("PRE", "OUT"):

@@ -5,8 +5,9 @@ before); then the forward chains cover every virtual network, as the nft inet ta
 bridge without IPv6 gets its rejects too, so no IPv6 ever crosses into or out of it.
 
 Chains, named as the IPv4 ones (render/iptables.py), in the ip6 tables:
-  <prefix>-FWD   ip6 filter FORWARD   bridge to bridge; anything from an isolated bridge
-                                      rejected; into each network its routed prefix
+  <prefix>-ISO   ip6 filter FORWARD   (above every FWD jump) from an isolated bridge to
+                                      anything else rejected
+  <prefix>-FWD   ip6 filter FORWARD   bridge to bridge; into each network its routed prefix
                                       (routed, and nat without nat6) or replies and DNATed
                                       connections (nat6); anything else to a bridge rejected
   <prefix>-FWO   ip6 filter FORWARD   out of each nat or routed network its prefix; the rest
@@ -27,6 +28,7 @@ from ..model import Network, ROUTING_MODES, Topology, VIRTUAL_MODES
 from .nft6 import routes_prefix
 
 HOOKS6 = {
+    "ISO": ("filter", "FORWARD"),
     "FWD": ("filter", "FORWARD"),
     "FWO": ("filter", "FORWARD"),
     "INP": ("filter", "INPUT"),
@@ -122,7 +124,7 @@ def bare_rules6(topo: Topology) -> dict[str, list[list[str]]]:
     virtual = [n for n in topo.networks if n.mode in VIRTUAL_MODES]
     chains: dict[str, list[list[str]]] = {hook: [] for hook in HOOKS6}
     chains["FWD"] = [["-i", n.bridge, "-o", n.bridge, "-j", "ACCEPT"] for n in virtual]
-    chains["FWD"] += [["-i", n.bridge, *REJECT6] for n in virtual if n.mode not in ROUTING_MODES]  # isolated
+    chains["ISO"] = [["-i", n.bridge, "!", "-o", n.bridge, *REJECT6] for n in virtual if n.mode not in ROUTING_MODES]
     chains["FWD"] += [r for n in virtual for r in _inbound(n)]
     chains["FWO"] = [r for n in virtual for r in _outbound(n)]
     anyaddr, byaddr = [], []

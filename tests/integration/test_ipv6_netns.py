@@ -286,7 +286,8 @@ def test_ip6tables_chains_first_and_foreign_rules_kept(lab):
     if lab.backend != "iptables":
         pytest.skip("the ip6tables chains of the iptables backend")
     forward = lab.host.run("ip6tables-legacy", "-S", "FORWARD").stdout.splitlines()
-    assert forward[1:4] == ["-A FORWARD -m comment --comment kvmnet -j KN-ipv6lab-FWD",
+    assert forward[1:5] == ["-A FORWARD -m comment --comment kvmnet -j KN-ipv6lab-ISO",
+                            "-A FORWARD -m comment --comment kvmnet -j KN-ipv6lab-FWD",
                             "-A FORWARD -m comment --comment kvmnet -j KN-ipv6lab-FWO",
                             '-A FORWARD -m comment --comment "canary: a permissive host" -j ACCEPT'], forward
     assert foreign6(lab.host) == {"nat": ["-A POSTROUTING -s fd00:77::/64 -j MASQUERADE"],

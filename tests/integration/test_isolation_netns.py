@@ -91,17 +91,22 @@ def test_nothing_leaves_an_isolated_network_not_even_one_way(lab):
     needs no reply, proves it. The same datagrams from the LAN and from a do arrive."""
     c = lab.guests["c"].ns
     lab.guests["a"].ns.sh("ip addr add 10.81.1.250/24 dev eth0")
+    lab.guests["d"].ns.sh("ip addr add 10.81.4.250/24 dev eth0")  # (d: the other topology's network)
     c.sh("ip route add 10.0.0.0/8 via 10.81.3.1")
     try:
         e = lab.guests["e"].lease["ip"]
         assert _udp_arrives(lab, "e", e, 9999, lab.guests["a"].ns, e, 9999)  # a routed subnet: reachable
-        assert _udp_arrives(lab, "a", "10.81.1.250", 9053, lab.wan, lab.WAN_HOST, 9053)  # the forward works
+        assert _udp_arrives(lab, "a", "10.81.1.250", 9053, lab.wan, lab.WAN_HOST, 9053)  # the forwards work
+        assert _udp_arrives(lab, "d", "10.81.4.250", 9054, lab.wan, lab.WAN_HOST, 9054)
         assert not _udp_arrives(lab, "e", e, 9999, c, e, 9999)
         assert not _udp_arrives(lab, "a", "10.81.1.250", 9053, c, "10.81.3.1", 9053)
         assert not _udp_arrives(lab, "a", "10.81.1.250", 9053, c, lab.WAN_HOST, 9053)
+        # another topology's forward: on iptables, its FWD chain's DNAT accept came before this one's reject
+        assert not _udp_arrives(lab, "d", "10.81.4.250", 9054, c, "10.81.3.1", 9054)
     finally:
         c.sh("ip route del 10.0.0.0/8 via 10.81.3.1", check=False)
         lab.guests["a"].ns.sh("ip addr del 10.81.1.250/24 dev eth0", check=False)
+        lab.guests["d"].ns.sh("ip addr del 10.81.4.250/24 dev eth0", check=False)
 
 
 def test_leases_tell_the_mtu_and_no_router_on_an_isolated_network(lab):

@@ -85,6 +85,7 @@ EXPECTED = {
                         + [("dnsmasq.start", net) for net in "abce"],
     "isolation-b.toml": [("bridge.add", "kvb-d"), ("sysctl.set", "net/ipv6/conf/kvb-d/disable_ipv6"),
                          ("addr.add", "10.81.4.1/24"), ("sysctl.set", "net/ipv4/ip_forward"),
+                         ("sysctl.set", "net/ipv4/conf/kvb-d/route_localnet"),
                          ("firewall.apply", "kvmnet_isolb"), ("dnsmasq.start", "d")],
     "nat6.toml": [step for br, v4, v6 in (("kn6m", "10.66.0.1/24", "fd00:66::1/64"), ("kn6r", "10.67.0.1/24", "fd00:67::fe/64"))
                   for step in (("bridge.add", br), ("sysctl.set", f"net/ipv6/conf/{br}/accept_ra"),
