@@ -202,12 +202,13 @@ def _ip6_rule_deleted(netns):
 
 def _ip6_reject_made_accept(netns):
     """Every count and comment still adds up: only the rule-for-rule compare sees it."""
+    chain = f"{DUAL_PREFIX}-ISO"  # the isolated network's refusal of all it sends elsewhere
     lines = [l for l in netns.run("ip6tables-legacy-save", "-t", "filter").stdout.splitlines()
-             if l.startswith(f"-A {DUAL_PREFIX}-FWO ") and "-i kvmds1 " in l and "REJECT" in l]
+             if l.startswith(f"-A {chain} ") and "-i kvmds1 " in l and "REJECT" in l]
     argv = shlex.split(lines[0])[2:]
     pos = [l for l in netns.run("ip6tables-legacy-save", "-t", "filter").stdout.splitlines()
-           if l.startswith(f"-A {DUAL_PREFIX}-FWO ")].index(lines[0]) + 1
-    netns.run("ip6tables-legacy", "-R", f"{DUAL_PREFIX}-FWO", str(pos), *argv[:argv.index("-j")], "-j", "ACCEPT")
+           if l.startswith(f"-A {chain} ")].index(lines[0]) + 1
+    netns.run("ip6tables-legacy", "-R", chain, str(pos), *argv[:argv.index("-j")], "-j", "ACCEPT")
 
 
 def _ip6_jump_lost(netns):
