@@ -30,14 +30,14 @@ class _Applied:
         self.name, self.file, self.networks, self.taps = name, "", {}, {}
         for line in text.splitlines():
             kind, _, rest = line.partition(" ")
-            if kind == "file":
+            words = rest.split(" ")
+            if kind == "file" and not self.file:  # (the first: the one record.py writes)
                 self.file = rest
-            elif kind == "network":
-                name, bridge = rest.split(" ")
-                self.networks[name] = {"bridge": bridge}
-            elif kind == "tap":
-                tap, network = rest.split(" ")
-                self.taps[tap] = network
+            elif kind in ("network", "tap") and len(words) == 2 and not ifname_problem(words[1 if kind == "network" else 0]):
+                if kind == "network":  # (a line of another shape, or a name no link can have, is no fact)
+                    self.networks[words[0]] = {"bridge": words[1]}
+                else:
+                    self.taps[words[0]] = words[1]
 
 
 def _applied(state_root: str) -> list[_Applied]:

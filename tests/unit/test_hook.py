@@ -262,3 +262,12 @@ def test_entry_point_reports_a_host_refusal_as_exit_1(host, links, tmp_path, mon
     assert entry(monkeypatch, capsys, hook_main.ifup_main, "--state-dir", str(tmp_path), "tap7") == (
         1, "kvmnet: tap7: Operation not permitted\n")
     assert host.links_["tap7"]["master"] is None
+
+
+def test_a_hook_index_line_of_another_shape_is_no_fact():
+    """The index is the hook's only reading of the record: a line it cannot take whole (an old
+    path with a newline in it, a damaged file) is skipped, never a traceback or a bridge named
+    by half a line."""
+    applied = hook._Applied("t", "file /a/b.toml\nfile /evil.toml\nnetwork x\nnetwork y br0 extra\n"
+                                 "network z bad;name\nnetwork lab kvmrt0\ntap tap;1 lab\ntap tap7 lab\n")
+    assert (applied.file, applied.networks, applied.taps) == ("/a/b.toml", {"lab": {"bridge": "kvmrt0"}}, {"tap7": "lab"})
