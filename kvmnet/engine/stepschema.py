@@ -21,6 +21,7 @@ from ..valueclass import fields, value
 from ..ifname import problem as ifname_problem
 from ..observed import Route
 from .overlay_schema import OPS as OVERLAY_OPS
+from .schema_text import dnsmasq_conf as _dnsmasq_conf, nft_text as _nft_text
 
 
 class SchemaError(ValueError):
@@ -193,17 +194,6 @@ def _own_table(v, w, args):
 _own_table.needs_args = True
 
 
-def _nft_text(v, w):
-    """nft text may only name kvmnet's own tables for this topology at its top level (what
-    `nft -f` runs: render/nft.py's text, or a listing of those tables taken for a rollback)."""
-    table = naming.nft_table(w.topology)
-    own = re.compile(rf"(table|delete table|add table|flush table) (inet|bridge) {re.escape(table)}( \{{\}}?)?")
-    for line in v.splitlines():
-        if line and not line[0].isspace() and line != "}" and not own.fullmatch(line):
-            return f"nft text touches more than table {table}: {line[:60]!r}"
-    return None
-
-
 def _ruleset(v, w):
     if isinstance(v, str):
         return _nft_text(v, w)
@@ -337,7 +327,7 @@ OPS = {
     "fwaccept.add": {"bridge": (R, _ifname), "topology": (R, _str), "specs": (R, _specs)},
     "fwaccept.del": {"bridge": (R, _ifname), "topology": (R, _str), "specs": (R, _specs)},
     # hosts, dhcp_hosts: the text of the files dnsmasq re-reads on SIGHUP (records before 0.2 had none)
-    "dnsmasq.start": {**_DNSMASQ, "bridge": (R, _ifname), "conf_text": (R, _str), "previous": (O, _opt_str),
+    "dnsmasq.start": {**_DNSMASQ, "bridge": (R, _ifname), "conf_text": (R, _dnsmasq_conf), "previous": (O, _opt_str),
                       "hosts": (O, _str), "dhcp_hosts": (O, _str), "group": (O, _group),
                       "previous_hosts": (O, _opt_str), "previous_dhcp_hosts": (O, _opt_str)},
     "dnsmasq.reload": {"network": (R, _str), "bridge": (R, _ifname), "conf": (R, _state_file("conf")),

@@ -121,6 +121,13 @@ def test_no_executable_or_foreign_firewall_in_a_record(tmp_path):
     bad = copy.deepcopy(data)
     _entry(bad, "firewall.delete")["args"]["delete"] = "flush ruleset\n"
     assert "nft text touches more than table kvmnet_nat: 'flush ruleset'" in _corrupt(tmp_path, bad)
+    # nft reads commands by braces, not indentation: an indented one, or one after a ';', is top level
+    for text, shown in (("  flush ruleset\n", "'  flush ruleset'"),
+                        ("table inet kvmnet_nat {}; flush ruleset\n", "'table inet kvmnet_nat {}; flush ruleset'"),
+                        ("table inet kvmnet_nat {\n}\n\tflush ruleset\n", "'\\tflush ruleset'")):
+        bad = copy.deepcopy(data)
+        _entry(bad, "firewall.delete")["args"]["delete"] = text
+        assert f"nft text touches more than table kvmnet_nat: {shown}" in _corrupt(tmp_path, bad), text
 
 
 def test_dnsmasq_steps_with_or_without_exe_are_accepted(tmp_path):
@@ -174,3 +181,20 @@ def test_the_firewall_command_text_is_display_only(tmp_path):
     with pytest.raises(SchemaError):
         check_step({"op": "firewall.delete", "args": dict(step.args, command=["sh", "-c", "x"])},
                    Where("nat", str(tmp_path)))
+
+
+@pytest.mark.parametrize("path", TOPOLOGIES, ids=lambda p: p.stem)
+def test_a_dnsmasq_conf_in_a_record_holds_only_options_kvmnet_writes(path, tmp_path):
+    """A dnsmasq.start undo restarts dnsmasq with the conf it ran with: every conf kvmnet renders
+    passes, and one with an option kvmnet never writes (dhcp-script runs as root) does not."""
+    topo = config.load(str(path))
+    starts = [a.do.to_json() for a in engine.compute(topo, str(tmp_path), host=_host())[2]
+              if a.do.op == "dnsmasq.start"]
+    where = Where(topo.name, str(tmp_path / topo.name))
+    for step in starts:
+        check_step(step, where)
+        for extra in ("dhcp-script=/tmp/evil", "conf-dir=/tmp/evil", "server=10.6.6.6"):
+            bad = copy.deepcopy(step)
+            bad["args"]["conf_text"] += extra + "\n"
+            with pytest.raises(SchemaError, match=f"dnsmasq option '{extra.split('=')[0]}' is not one kvmnet writes"):
+                check_step(bad, where)
