@@ -291,10 +291,16 @@ _LINK_SET = {"name": (R, _ifname), "master": (O, _master), "mac": (O, _mac), "mt
 _FIREWALL = {"backend": (R, _backend), "table": (R, _own_table), "summary": (R, _str),
              "command": (O, _str),  # display only (Step.command); never executed
              "delete": (O, _ruleset), "ruleset": (O, _ruleset), "previous": (O, _ruleset), "listing": (O, _str)}
-_DNSMASQ = {"network": (R, _str), "conf": (R, _state_file("conf")), "pid_file": (R, _state_file("pid")),
+def _object_name(v, w):
+    # a network's name goes into its files' paths (dnsmasq-NAME.conf, dnsmasq-NAME.d/): as config
+    # takes it, never a '/' or '..' that would lead out of the topology's state dir
+    return _str(v, w) or (None if naming.OBJECT_NAME_RE.fullmatch(v) else f"{v!r} is not a network name")
+
+
+_DNSMASQ = {"network": (R, _object_name), "conf": (R, _state_file("conf")), "pid_file": (R, _state_file("pid")),
             "leases": (R, _state_file("leases")), "exe": (O, _dnsmasq_exe)}
 
-_VDE = {"network": (R, _str), "ctl": (R, _vde_file("ctl")), "pid_file": (R, _vde_file("pid")),
+_VDE = {"network": (R, _object_name), "ctl": (R, _vde_file("ctl")), "pid_file": (R, _vde_file("pid")),
         "mgmt": (R, _vde_file("mgmt"))}
 _QEMU_ACL = {"conf_dir": (R, _abs_dir), "bridge": (R, _ifname), "topology": (R, _str)}
 
@@ -330,7 +336,7 @@ OPS = {
     "dnsmasq.start": {**_DNSMASQ, "bridge": (R, _ifname), "conf_text": (R, _dnsmasq_conf), "previous": (O, _opt_str),
                       "hosts": (O, _str), "dhcp_hosts": (O, _str), "group": (O, _group),
                       "previous_hosts": (O, _opt_str), "previous_dhcp_hosts": (O, _opt_str)},
-    "dnsmasq.reload": {"network": (R, _str), "bridge": (R, _ifname), "conf": (R, _state_file("conf")),
+    "dnsmasq.reload": {"network": (R, _object_name), "bridge": (R, _ifname), "conf": (R, _state_file("conf")),
                        "pid_file": (R, _state_file("pid")), "hosts": (R, _str), "dhcp_hosts": (R, _str),
                        "group": (O, _group)},
     "dnsmasq.stop": {**_DNSMASQ, "purge": (O, _bool)},

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers.fakehost import FakeHost
 
-from kvmnet import config, engine
+from kvmnet import config, engine, naming
 from kvmnet.engine import record as records
 from kvmnet.engine.stepschema import OPS, SchemaError, Where, check_step
 from kvmnet.engine.record import CorruptRecord
@@ -115,6 +115,12 @@ def test_no_executable_or_foreign_firewall_in_a_record(tmp_path):
     bad = copy.deepcopy(data)
     _entry(bad, "dnsmasq.stop")["args"]["exe"] = "/tmp/evil/dnsmasq"
     assert "is not dnsmasq in a system bin directory" in _corrupt(tmp_path, bad)
+    bad = copy.deepcopy(data)
+    stop = _entry(bad, "dnsmasq.stop")["args"]  # a name that leads out of the state dir, paths to match
+    stop["network"] = "default.d/../../../etc"
+    for key, path in naming.dnsmasq_paths(str(tmp_path / "nat"), stop["network"]).items():
+        stop[{"pid": "pid_file"}.get(key, key)] = path
+    assert "'default.d/../../../etc' is not a network name" in _corrupt(tmp_path, bad)
     bad = copy.deepcopy(data)
     _entry(bad, "firewall.delete")["args"]["table"] = "filter"
     assert "'filter' is not this topology's firewall (kvmnet_nat)" in _corrupt(tmp_path, bad)
