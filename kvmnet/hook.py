@@ -28,7 +28,7 @@ class _Applied:
 
     def __init__(self, name: str, text: str):
         self.name, self.file, self.networks, self.taps = name, "", {}, {}
-        for line in text.splitlines():
+        for line in text.split("\n"):  # (not splitlines(): it also breaks at \u2028, \x85, ...)
             kind, _, rest = line.partition(" ")
             words = rest.split(" ")
             if kind == "file" and not self.file:  # (the first: the one record.py writes)

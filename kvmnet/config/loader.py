@@ -142,7 +142,7 @@ def read_file(path: str) -> bytes:
     """At most MAX_FILE_BYTES of a regular file. A FIFO would block the open, a device
     (/dev/zero) reads forever with st_size 0: stat first, open without blocking, check the
     open file again (it may have been swapped since the stat), and never read past the cap."""
-    if any(c < " " or c == "\x7f" for c in path):  # (a record and QEMU's hook index keep it one line each)
+    if not path.isprintable():  # (a record and QEMU's hook index keep it one line each: no \n, \u2028, ...)
         raise InputError([Problem(repr(path)[1:-1], None, "", "a topology file's path may not contain control characters")])
     try:
         _must_be_regular(path, os.stat(path).st_mode)

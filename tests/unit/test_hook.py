@@ -271,3 +271,5 @@ def test_a_hook_index_line_of_another_shape_is_no_fact():
     applied = hook._Applied("t", "file /a/b.toml\nfile /evil.toml\nnetwork x\nnetwork y br0 extra\n"
                                  "network z bad;name\nnetwork lab kvmrt0\ntap tap;1 lab\ntap tap7 lab\n")
     assert (applied.file, applied.networks, applied.taps) == ("/a/b.toml", {"lab": {"bridge": "kvmrt0"}}, {"tap7": "lab"})
+    odd = hook._Applied("t", "file /a/b\u2028network evil br-lan\u2028x.toml\nnetwork lab kvmrt0\n")
+    assert odd.networks == {"lab": {"bridge": "kvmrt0"}}  # (a line break only str.splitlines() knows)
