@@ -190,7 +190,8 @@ def bare_rules(topo: Topology) -> dict[str, list[list[str]]]:
         br, sub = net.bridge, str(net.subnet) if net.subnet is not None else None
         inp = chains["INP"]
         if net.gateway is not None:  # the gateway's services answer on the bridge only (and the host: lo)
-            inp.append(["-d", f"{net.gateway}/32", "-i", "lo", "-j", "RETURN"])
+            for proto in ("udp", "tcp"):  # (the host's own DNS queries: dnsmasq's to answer)
+                inp.append(["-d", f"{net.gateway}/32", "-i", "lo", "-p", proto, "-m", proto, "--dport", "53", "-j", "RETURN"])
             for proto, port in (("udp", "53"), ("tcp", "53"), ("udp", "67"), ("udp", "69")):
                 inp.append(["-d", f"{net.gateway}/32", "!", "-i", br, "-p", proto, "-m", proto, "--dport", port, "-j", "DROP"])
         inp.append(["-i", br, "-p", "udp", "-m", "udp", "--dport", "67", "-j", "ACCEPT"])

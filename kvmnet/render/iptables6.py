@@ -72,7 +72,8 @@ def _outbound(net: Network) -> list[list[str]]:
 
 def _input(net: Network) -> list[list[str]]:
     br = net.bridge
-    rules = [["-d", _host(net.gateway6), "-i", "lo", "-j", "RETURN"]]  # the host's own queries
+    rules = [["-d", _host(net.gateway6), "-i", "lo", "-p", proto, "-m", proto, "--dport", "53", "-j", "RETURN"]
+             for proto in ("udp", "tcp")]  # the host's own DNS queries
     for proto, port in (("udp", "53"), ("tcp", "53"), ("udp", "547"), ("tcp", "547")):
         rules.append(["-d", _host(net.gateway6), "!", "-i", br, "-p", proto, "-m", proto, "--dport", port, "-j", "DROP"])
     for proto, port in (("udp", "547"), ("tcp", "53"), ("udp", "53")):

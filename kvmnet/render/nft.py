@@ -80,7 +80,7 @@ def render(topo: Topology, table: str) -> Ruleset:
         nft6.forward_entries(net, any6, addr6)
     maps = _maps(chains, any_map, addr_map)
     maps.update(_maps(chains, any6, addr6, family=6))
-    return _assemble(table, chains, maps, _antispoof_rules(topo))
+    return _assemble(table, chains, maps, *_antispoof(topo))
 
 
 def _cross(net: Network) -> list[str]:
@@ -122,8 +122,9 @@ def _service_rules(net: Network, chains: dict[str, list[str]]) -> None:
     if net.gateway is not None:
         # dnsmasq answers on the bridge only; this holds even if it were misconfigured: the
         # gateway's services are not an open resolver for whatever else routes to the address.
-        # The host's own queries (on lo) are dnsmasq's to answer, as under libvirt.
-        inp.append(f'iifname != {{ "{br}", "lo" }} ip daddr {net.gateway} meta l4proto {{ tcp, udp }} th dport {{ 53, 67, 69 }} drop')
+        # The host's own DNS queries (on lo) are dnsmasq's to answer, as under libvirt.
+        inp.append(f'iifname != {{ "{br}", "lo" }} ip daddr {net.gateway} meta l4proto {{ tcp, udp }} th dport 53 drop')
+        inp.append(f'iifname != "{br}" ip daddr {net.gateway} meta l4proto {{ tcp, udp }} th dport {{ 67, 69 }} drop')
     inp.append(f'iifname "{br}" udp dport 67 accept')
     inp.append(f'iifname "{br}" meta l4proto {{ tcp, udp }} th dport 53 accept')
     if net.tftp_root:
@@ -180,7 +181,8 @@ def _maps(chains: dict[str, list[str]], any_map: list[str], addr_map: list[str],
     return maps
 
 
-def _assemble(table: str, chains: dict[str, list[str]], maps: dict, antispoof: list[str]) -> Ruleset:
+def _assemble(table: str, chains: dict[str, list[str]], maps: dict, antispoof: list[str],
+              claimed: dict[str, list[str]]) -> Ruleset:
     """The batch text: delete both tables, then the inet table (and the bridge table if any)."""
     body = []
     for name, (kind, elems) in maps.items():
@@ -190,7 +192,7 @@ def _assemble(table: str, chains: dict[str, list[str]], maps: dict, antispoof: l
     # removing a forward changes no rule, so it can be an element delta (delta_text) that
     # leaves every rule, and its comment, as it is
     shape = repr([(name, kind) for name, (kind, _) in maps.items()])
-    unhashed = shape + repr(sorted(chains.items())) + repr(antispoof)
+    unhashed = shape + repr(sorted(chains.items())) + repr(antispoof) + repr(claimed)
     digest = hashlib.sha256(unhashed.encode()).hexdigest()[:12]
     for name, rules in chains.items():
         if not rules:
@@ -204,16 +206,22 @@ def _assemble(table: str, chains: dict[str, list[str]], maps: dict, antispoof: l
     rules = {k: len(v) for k, v in chains.items() if v}
     if antispoof:
         lines = "\n".join(f'\t\t{r} comment "kvmnet {digest}"' for r in antispoof)
-        text += (f"table bridge {table} {{\n"
+        sets = "".join(f"\tset {name} {{\n\t\ttype ipv4_addr\n\t\telements = {{\n"
+                       + ",\n".join(f"\t\t\t{a}" for a in addrs) + "\n\t\t}\n\t}\n" for name, addrs in claimed.items())
+        text += (f"table bridge {table} {{\n{sets}"
                  f"\tchain antispoof {{\n\t\ttype filter hook prerouting priority -200; policy accept;\n{lines}\n\t}}\n}}\n")
         rules["bridge:antispoof"] = len(antispoof)
     return Ruleset(table, text, digest, rules, {k: len(v[1]) for k, v in maps.items()},
                    {k: v[1] for k, v in maps.items()})
 
 
-def _antispoof_rules(topo: Topology) -> list[str]:
+def _antispoof(topo: Topology) -> tuple[list[str], dict[str, list[str]]]:
+    """(the bridge table's antispoof rules, its sets: per network the addresses no roaming guest
+    may take, one named set each so that the rules stay linear in the number of guests)."""
     rules = []
     taken = _claimed_addresses(topo)
+    sets = {name: taken[name] for name in taken if taken[name]}
+    set_of = {name: f"claimed{i}" for i, name in enumerate(sets)}
     for guest in topo.guests:
         for nic in guest.nics:
             net = topo.network(nic.network)
@@ -222,17 +230,17 @@ def _antispoof_rules(topo: Topology) -> list[str]:
             tap = nic.tap
             allowed = f"{{ 0.0.0.0, {nic.ip} }}" if nic.ip else f"{{ 0.0.0.0, {net.subnet} }}"
             rules.append(f'iifname "{tap}" ether saddr != {nic.mac} drop')
-            if nic.ip is None and taken.get(net.name):
+            if nic.ip is None and net.name in set_of:
                 # a guest with any address of the subnet still may not be the gateway or another
                 # guest's static address (its ARP would take their traffic)
-                claimed = ", ".join(taken[net.name])
-                rules.append(f'iifname "{tap}" ether type ip ip saddr {{ {claimed} }} drop')
-                rules.append(f'iifname "{tap}" ether type arp arp saddr ip {{ {claimed} }} drop')
+                rules.append(f'iifname "{tap}" ether type ip ip saddr @{set_of[net.name]} drop')
+                rules.append(f'iifname "{tap}" ether type arp arp saddr ip @{set_of[net.name]} drop')
             rules.append(f'iifname "{tap}" ether type ip ip saddr != {allowed} drop')
             rules.append(f'iifname "{tap}" ether type arp arp saddr ether != {nic.mac} drop')
             rules.append(f'iifname "{tap}" ether type arp arp saddr ip != {allowed} drop')
             rules += nft6.antispoof_rules(net, nic)
-    return rules
+    used = {name for name in set_of.values() if any(f"@{name} " in r for r in rules)}
+    return rules, {set_of[n]: addrs for n, addrs in sets.items() if set_of[n] in used}
 
 
 def _claimed_addresses(topo: Topology) -> dict[str, list[str]]:

@@ -44,7 +44,8 @@ def service_rules(net: Network, chains: dict[str, list[str]]) -> None:
     if sub is None:
         return
     inp = chains["input"]
-    inp.append(f'iifname != {{ "{br}", "lo" }} ip6 daddr {net.gateway6} meta l4proto {{ tcp, udp }} th dport {{ 53, 547 }} drop')
+    inp.append(f'iifname != {{ "{br}", "lo" }} ip6 daddr {net.gateway6} meta l4proto {{ tcp, udp }} th dport 53 drop')
+    inp.append(f'iifname != "{br}" ip6 daddr {net.gateway6} meta l4proto {{ tcp, udp }} th dport 547 drop')
     inp.append(f'iifname "{br}" udp dport 547 accept')
     inp.append(f'iifname "{br}" icmpv6 type {{ {ND_TYPES} }} accept')
     if net.mode != "nat" or not net.nat6:

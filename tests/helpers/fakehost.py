@@ -611,14 +611,14 @@ def _nft_load(tables: dict, text: str) -> None:
             if tables.pop((words[2], words[3]), None) is None:
                 raise HostError(f"nft: no such table {words[2]} {words[3]}")
         elif not stack and words[0] == "table":
-            table = tables.setdefault((words[1], words[2]), {"chains": {}, "maps": {}})
+            table = tables.setdefault((words[1], words[2]), {"chains": {}, "maps": {}, "sets": {}})
             if line.endswith("{"):
                 stack.append(table)
         elif line == "}":
             stack.pop()
-        elif words[0] in ("chain", "map") and line.endswith("{"):
+        elif words[0] in ("chain", "map", "set") and line.endswith("{"):
             body = {"head": [], "rules": []} if words[0] == "chain" else {"head": [], "elements": []}
-            stack[-1]["chains" if words[0] == "chain" else "maps"][words[1]] = body
+            stack[-1].setdefault(words[0] + "s" if words[0] != "chain" else "chains", {})[words[1]] = body
             stack.append(body)
         elif line.startswith("elements = {"):
             stack.append(stack[-1]["elements"])
@@ -633,10 +633,11 @@ def _nft_load(tables: dict, text: str) -> None:
 def _nft_text(family: str, name: str, table: dict) -> str:
     """The table as loadable text (what `nft list table` gives, in kvmnet's own layout)."""
     body = []
-    for mname, m in table["maps"].items():
-        elems = ",\n".join(f"\t\t\t{e}" for e in m["elements"])
-        body.append(f"\tmap {mname} {{\n" + "".join(f"\t\t{h}\n" for h in m["head"])
-                    + f"\t\telements = {{\n{elems}\n\t\t}}\n\t}}")
+    for kind, group in (("set", table.get("sets", {})), ("map", table["maps"])):
+        for mname, m in group.items():
+            elems = ",\n".join(f"\t\t\t{e}" for e in m["elements"])
+            body.append(f"\t{kind} {mname} {{\n" + "".join(f"\t\t{h}\n" for h in m["head"])
+                        + f"\t\telements = {{\n{elems}\n\t\t}}\n\t}}")
     for cname, c in table["chains"].items():
         body.append(f"\tchain {cname} {{\n" + "".join(f"\t\t{line}\n" for line in c["head"] + c["rules"]) + "\t}")
     return f"table {family} {name} {{\n" + "\n".join(body) + "\n}\n"

@@ -271,7 +271,7 @@ def test_thousand_forwards_apply_noop_and_destroy(netns, tmp_path):
     res = netns.kvmnet("apply", "--firewall", "iptables", str(path))
     took = time.monotonic() - start
     assert res.returncode == 0, res.stderr
-    assert "2022 rules, 1000 forwards" in res.stdout  # 2000 DNAT + 22 per-network rules
+    assert "2023 rules, 1000 forwards" in res.stdout  # 2000 DNAT + 23 per-network rules
     chains = save(netns)
     assert chains.count(" -j DNAT ") == 2000
     res, written = replaces(netns, "apply", str(path))

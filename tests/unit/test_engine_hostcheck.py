@@ -132,7 +132,7 @@ def test_observe_after_apply_sees_kvmnets_table_and_dnsmasq(tmp_path):
     engine.apply(topo, str(tmp_path), host=host)
     seen = observing.observe(topo, str(tmp_path / "nat"), "nftables", host)
     assert seen.firewall["exists"] and seen.firewall["elements"] == {"fwd_any": 1}
-    assert sum(seen.firewall["rules"].values()) == 18 and len(seen.firewall["comments"]) == 1
+    assert sum(seen.firewall["rules"].values()) == 19 and len(seen.firewall["comments"]) == 1
     assert seen.processes["dnsmasq:default"]["pid"] == 1001
 
 

@@ -57,7 +57,7 @@ def test_nft_content_drift_is_seen_and_repaired(tamper, tmp_path):
     # a map's elements are compared apart from the rest of the table (element deltas change them)
     why = "its forwards are not" if tamper is _repointed_forward else "its content differs from"
     assert drift(host, topo, tmp_path) == [
-        f"firewall:nftables:{TABLE}: load firewall rules (nftables: table inet {TABLE}, 18 rules, 1 forwards; "
+        f"firewall:nftables:{TABLE}: load firewall rules (nftables: table inet {TABLE}, 19 rules, 1 forwards; "
         f"{why} what kvmnet loaded)"]
     host.ran.clear()
     engine.apply(topo, str(tmp_path), host=host)
