@@ -239,8 +239,12 @@ _COMMANDS = {
                                      f"--zone={a['zone']} --set-target=ACCEPT"
                                      + "".join(f" --add-service={s}" for s in a["services"])
                                      + " --add-protocol=icmp --add-protocol=ipv6-icmp "
-                                     "--add-rich-rule='rule priority=\"32767\" reject' && firewall-cmd --reload"),
-    "firewalld.zone.del": lambda a: f"firewall-cmd --permanent --delete-zone={a['zone']}",
+                                     "--add-rich-rule='rule priority=\"32767\" reject' && "
+                                     f"firewall-cmd --permanent --new-policy={a['zone']}-in && firewall-cmd --permanent "
+                                     f"--policy={a['zone']}-in --add-ingress-zone=ANY --add-egress-zone={a['zone']} "
+                                     "--set-target=ACCEPT && firewall-cmd --reload"),
+    "firewalld.zone.del": lambda a: (f"firewall-cmd --permanent --delete-policy={a['zone']}-in && "
+                                     f"firewall-cmd --permanent --delete-zone={a['zone']}"),
     "firewalld.bind": lambda a: f"firewall-cmd --zone={a['zone']} --change-interface={a['bridge']}",
     "firewalld.unbind": lambda a: f"firewall-cmd --zone={a['zone']} --remove-interface={a['bridge']}",
     "tc.limit": lambda a: " && ".join(map(shlex.join, tc.limit(a))),

@@ -86,13 +86,17 @@ def running() -> bool:
 
 def observe(bridges: list[str]) -> dict:
     """{} when firewalld is not running; else {"running": True, "zones": runtime zone names,
-    "permanent": permanent zone names, "bindings": {bridge: its zone, "" if none}}."""
+    "permanent": permanent zone names, "unpolicied": kvmnet's zones without their policy (an
+    earlier kvmnet's), "bindings": {bridge: its zone, "" if none}}."""
     if not running():
         return {}
-    zones = _kept(_strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZones")), _runtime_policies())
-    permanent = _kept(_strings(_busctl(_CONFIG, f"{FIREWALLD}.config", "getZoneNames")), _permanent_policies())
+    zones = _strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZones"))
+    permanent = _strings(_busctl(_CONFIG, f"{FIREWALLD}.config", "getZoneNames"))
+    mine = [z for z in zones if z.startswith("kvmnet")]
+    policies = _runtime_policies() if mine else []  # (one more call, only where kvmnet has a zone)
     bindings = {br: _zone_of(br) for br in bridges}
-    return {"running": True, "zones": zones, "permanent": permanent, "bindings": bindings}
+    return {"running": True, "zones": zones, "permanent": permanent, "bindings": bindings,
+            "unpolicied": [z for z in mine if _policy(z) not in policies]}
 
 
 def _add_zone(zone: str, services: list[str]) -> None:

@@ -249,7 +249,8 @@ class FakeHost:
         if fw is None:
             return {}
         return {"running": True, "zones": sorted(fw["zones"]), "permanent": sorted(fw["permanent"]),
-                "bindings": {br: fw["bindings"].get(br, "") for br in bridges}}
+                "bindings": {br: fw["bindings"].get(br, "") for br in bridges},
+                "unpolicied": sorted(fw.get("unpolicied", ()))}  # (kvmnet zones an earlier kvmnet made)
 
     def with_firewalld(self, default_zone: str = "public") -> "FakeHost":
         zones = {"block", "dmz", "drop", "external", "home", "internal", "public", "trusted", "work"}
@@ -332,7 +333,9 @@ class FakeHost:
         if self.firewalld_ is None:
             raise HostError("firewalld: not running")
         self.firewalld_["permanent"].add(a["zone"])
-        if a["zone"] not in self.firewalld_["zones"]:  # a reload, then every binding it dropped made again
+        unpolicied = self.firewalld_.setdefault("unpolicied", set())
+        if a["zone"] not in self.firewalld_["zones"] or a["zone"] in unpolicied:  # a reload, then every binding it dropped made again
+            unpolicied.discard(a["zone"])
             bound = dict(self.firewalld_["bindings"])
             self.firewalld_reload()
             self.firewalld_["bindings"] = {i: z for i, z in bound.items() if z in self.firewalld_["zones"]}

@@ -93,6 +93,21 @@ def test_without_firewalld_nothing_is_wanted_and_nothing_recorded_is_undone(tmp_
     assert not (tmp_path / "nat").exists()
 
 
+def test_a_zone_an_earlier_kvmnet_made_gets_its_policy_and_a_rollback_keeps_the_zone(host, tmp_path):
+    """Its policy (any zone into it) is added by zone.add; that step's undo must not delete the
+    zone other topologies' bridges are in, when the apply fails after it."""
+    state = str(tmp_path)
+    engine.apply(config.load(NAT), state, host=host)
+    host.firewalld_["unpolicied"] = {"kvmnet"}  # (as an earlier kvmnet left it)
+    host.fail(op="firewalld.bind")
+    with pytest.raises(Exception, match="firewalld.bind failed"):
+        engine.apply(config.load(ROUTED), state, host=host)
+    assert "kvmnet" in host.firewalld_["permanent"] and host.firewalld_["bindings"]["virbr0"] == "kvmnet"
+    assert host.firewalld_["unpolicied"] == set()  # the policy was added, and stays
+    done = [a.do.describe() for a in engine.apply(config.load(ROUTED), state, host=host).actions]
+    assert not any("zone" in d and "create" in d for d in done) and "bind kvmrt0 to firewalld zone kvmnet" in done
+
+
 def test_a_failed_bind_rolls_back_the_zone(host, tmp_path):
     before = host.state()
     host.fail(op="firewalld.bind")

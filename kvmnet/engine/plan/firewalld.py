@@ -87,6 +87,10 @@ def zones(facts: Facts, topo: Topology, record_keys=frozenset()) -> None:
     for zone in sorted(missing):  # first: creating one reloads firewalld, which drops runtime bindings
         do = Step("firewalld.zone.add", {"zone": zone, "services": SERVICES[zone]})
         facts.want(f"firewalld:zone:{zone}", do, _delete_zone(do))
+    # a zone an earlier kvmnet made, without its policy: zone.add adds just that; its undo must
+    # not delete a zone other topologies' bridges are in (the last to go deletes both)
+    for zone in sorted({_zone(n) for n in nets} & set(fw.get("unpolicied", ())) - missing):
+        facts.want(f"firewalld:zone:{zone}", Step("firewalld.zone.add", {"zone": zone, "services": SERVICES[zone]}), None)
     for net in nets:
         zone = _zone(net)
         facts.want(f"firewalld:zone:{zone}", None)
