@@ -7,6 +7,7 @@ answers only on its own bridge, not to a LAN host that routes to the gateway add
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ s.bind((sys.argv[1], int(sys.argv[2])))
 print("ready", flush=True)
 s.settimeout(float(sys.argv[3]))
 try:
-    print("got", s.recvfrom(100)[0].decode())
+    print("got", s.recvfrom(100)[0].decode(), flush=True)
 except socket.timeout:
     print("nothing")
 """
@@ -69,19 +70,20 @@ except socket.timeout:
 
 def _udp_arrives(lab, to: str, bind: str, port: int, sender, dst: str, dst_port: int) -> bool:
     """Whether any of five datagrams `sender` sends to dst:dst_port reaches a listener on
-    bind:port in guest `to`'s namespace (one way: no answer needed, as a leak needs none)."""
+    bind:port in guest `to`'s namespace (one way: no answer needed, as a leak needs none). The
+    listener waits until the sender is done and half a second more, however late it started."""
     listener = subprocess.Popen(["ip", "netns", "exec", lab.guests[to].ns.name, sys.executable, "-c", _LISTEN,
-                                 bind, str(port), "2"], stdout=subprocess.PIPE, text=True)
+                                 bind, str(port), "60"], stdout=subprocess.PIPE, text=True)
     try:
         assert listener.stdout.readline().strip() == "ready"
         sender.run(sys.executable, "-c", "import socket, sys, time\n"
                    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
                    "for _ in range(5):\n"
                    "    s.sendto(b'leak', (sys.argv[1], int(sys.argv[2]))); time.sleep(0.05)", dst, str(dst_port))
-        return listener.communicate(timeout=10)[0].startswith("got leak")
+        time.sleep(0.5)
     finally:
         listener.kill()
-        listener.wait()
+    return listener.communicate(timeout=10)[0].startswith("got leak")
 
 
 def test_nothing_leaves_an_isolated_network_not_even_one_way(lab):
