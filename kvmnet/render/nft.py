@@ -182,7 +182,7 @@ def _maps(chains: dict[str, list[str]], any_map: list[str], addr_map: list[str],
 
 
 def _assemble(table: str, chains: dict[str, list[str]], maps: dict, antispoof: list[str],
-              claimed: dict[str, list[str]]) -> Ruleset:
+              claimed: dict[str, tuple[str, list[str]]]) -> Ruleset:
     """The batch text: delete both tables, then the inet table (and the bridge table if any)."""
     body = []
     for name, (kind, elems) in maps.items():
@@ -206,8 +206,9 @@ def _assemble(table: str, chains: dict[str, list[str]], maps: dict, antispoof: l
     rules = {k: len(v) for k, v in chains.items() if v}
     if antispoof:
         lines = "\n".join(f'\t\t{r} comment "kvmnet {digest}"' for r in antispoof)
-        sets = "".join(f"\tset {name} {{\n\t\ttype ipv4_addr\n\t\telements = {{\n"
-                       + ",\n".join(f"\t\t\t{a}" for a in addrs) + "\n\t\t}\n\t}\n" for name, addrs in claimed.items())
+        sets = "".join(f"\tset {name} {{\n\t\t{kind}\n\t\telements = {{\n"
+                       + ",\n".join(f"\t\t\t{a}" for a in addrs) + "\n\t\t}\n\t}\n"
+                       for name, (kind, addrs) in claimed.items())
         text += (f"table bridge {table} {{\n{sets}"
                  f"\tchain antispoof {{\n\t\ttype filter hook prerouting priority -200; policy accept;\n{lines}\n\t}}\n}}\n")
         rules["bridge:antispoof"] = len(antispoof)
@@ -215,44 +216,57 @@ def _assemble(table: str, chains: dict[str, list[str]], maps: dict, antispoof: l
                    {k: v[1] for k, v in maps.items()})
 
 
-def _antispoof(topo: Topology) -> tuple[list[str], dict[str, list[str]]]:
-    """(the bridge table's antispoof rules, its sets: per network the addresses no roaming guest
-    may take, one named set each so that the rules stay linear in the number of guests)."""
-    rules = []
-    taken = _claimed_addresses(topo)
-    sets = {name: taken[name] for name in taken if taken[name]}
-    set_of = {name: f"claimed{i}" for i, name in enumerate(sets)}
+def _antispoof(topo: Topology) -> tuple[list[str], dict[str, tuple[str, list[str]]]]:
+    """(the bridge table's antispoof rules, its named sets {name: (type, elements)}). A guest
+    without a static address may use any of the subnet (any of the DHCPv6 range) but not what
+    the network gives others: one named set of those per network and family, so that the rules
+    stay linear in the number of guests."""
+    rules: list[str] = []
+    sets: dict[str, tuple[str, list[str]]] = {}
+    claimed = _claimed_addresses(topo)
     for guest in topo.guests:
         for nic in guest.nics:
             net = topo.network(nic.network)
             if not (net.spoof_protection and nic.tap and net.subnet):
                 continue
-            tap = nic.tap
+            tap, idx = nic.tap, topo.networks.index(net)
             allowed = f"{{ 0.0.0.0, {nic.ip} }}" if nic.ip else f"{{ 0.0.0.0, {net.subnet} }}"
             rules.append(f'iifname "{tap}" ether saddr != {nic.mac} drop')
-            if nic.ip is None and net.name in set_of:
-                # a guest with any address of the subnet still may not be the gateway or another
-                # guest's static address (its ARP would take their traffic)
-                rules.append(f'iifname "{tap}" ether type ip ip saddr @{set_of[net.name]} drop')
-                rules.append(f'iifname "{tap}" ether type arp arp saddr ip @{set_of[net.name]} drop')
+            v4 = claimed[net.name][0]
+            if nic.ip is None and v4:
+                # the gateway's or another guest's static address: its ARP would take their traffic
+                sets[f"claimed{idx}"] = ("type ipv4_addr", v4)
+                rules.append(f'iifname "{tap}" ether type ip ip saddr @claimed{idx} drop')
+                rules.append(f'iifname "{tap}" ether type arp arp saddr ip @claimed{idx} drop')
             rules.append(f'iifname "{tap}" ether type ip ip saddr != {allowed} drop')
             rules.append(f'iifname "{tap}" ether type arp arp saddr ether != {nic.mac} drop')
             rules.append(f'iifname "{tap}" ether type arp arp saddr ip != {allowed} drop')
+            v6 = claimed[net.name][1]
+            if nic.ip6 is None and net.dhcp6 is not None and v6:
+                sets[f"claimed6_{idx}"] = ("type ipv6_addr", [str(a) for a in v6])
+                sets[f"claimed6na_{idx}"] = ("typeof @th,64,128", [f"0x{int(a):032x}" for a in v6])
+                rules += nft6.claimed_rules(tap, f"claimed6_{idx}", f"claimed6na_{idx}")
             rules += nft6.antispoof_rules(net, nic)
-    used = {name for name in set_of.values() if any(f"@{name} " in r for r in rules)}
-    return rules, {set_of[n]: addrs for n, addrs in sets.items() if set_of[n] in used}
+    return rules, sets
 
 
-def _claimed_addresses(topo: Topology) -> dict[str, list[str]]:
-    """Spoof-protected network -> its gateway and every static guest address on it, in order."""
-    out: dict[str, list[str]] = {}
+def _claimed_addresses(topo: Topology) -> dict[str, tuple[list[str], list]]:
+    """Spoof-protected network -> (its gateway and every static guest address on it; the static
+    ip6s inside its DHCPv6 range (config keeps gateway6 out of it)), each in order, once."""
+    out: dict[str, tuple[list[str], list]] = {}
     for net in topo.networks:
         if net.spoof_protection and net.subnet is not None:
-            out[net.name] = [str(net.gateway)] if net.gateway is not None else []
+            out[net.name] = ([str(net.gateway)] if net.gateway is not None else [], [])
     for guest in topo.guests:
         for nic in guest.nics:
-            if nic.network in out and nic.ip is not None and str(nic.ip) not in out[nic.network]:
-                out[nic.network].append(str(nic.ip))
+            if nic.network not in out:
+                continue
+            v4, v6 = out[nic.network]
+            if nic.ip is not None and str(nic.ip) not in v4:
+                v4.append(str(nic.ip))
+            dhcp6 = topo.network(nic.network).dhcp6
+            if nic.ip6 is not None and dhcp6 is not None and dhcp6.start <= nic.ip6 <= dhcp6.end and nic.ip6 not in v6:
+                v6.append(nic.ip6)
     return out
 
 

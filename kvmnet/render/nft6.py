@@ -105,6 +105,13 @@ def _as_integers(ranges) -> str:
     return ", ".join(f"0x{int(a):032x}" if a == b else f"0x{int(a):032x}-0x{int(b):032x}" for a, b in ranges)
 
 
+def claimed_rules(tap: str, addresses: str, targets: str) -> list[str]:
+    """A guest leasing from the DHCPv6 range may not send from, nor advertise itself as, another
+    guest's static ip6 inside that range (named sets: render/nft.py)."""
+    return [f'iifname "{tap}" ether type ip6 ip6 saddr @{addresses} drop',
+            f'iifname "{tap}" icmpv6 type nd-neighbor-advert @th,64,128 @{targets} drop']
+
+
 def antispoof_rules(net: Network, nic: Nic) -> list[str]:
     """The IPv6 half of a tap's spoof protection (render/nft.py has the MAC, IPv4 and ARP half).
     `::` is the source of duplicate address detection; a neighbour advertisement's target must

@@ -1,7 +1,8 @@
 """spoof_protection over IPv6, with real clients: a guest sends from its EUI-64 link-local and
 SLAAC addresses and its static ip6 (a guest without one: the DHCPv6 range), from nothing else;
 it cannot redirect another guest's address to itself with a neighbour advertisement, nor make
-itself the others' router with a router advertisement."""
+itself the others' router with a router advertisement. A guest leasing from the DHCPv6 range
+cannot take another guest's static ip6 inside that range either (other's is)."""
 
 import subprocess
 import time
@@ -14,6 +15,7 @@ from integration.test_ipv6_netns import serve6, wait_slaac
 pytestmark = pytest.mark.root
 WAN6_HOST, WAN6_PEER = "fd00:99::2", "fd00:99::1"
 MAC = {"web": "52:54:00:71:00:10", "other": "52:54:00:71:00:11", "roamer": "52:54:00:71:00:12"}
+STATIC6 = {"web": "fd00:71::10", "other": "fd00:71::111"}  # other's inside the dhcp6 range
 TOPOLOGY = f"""\
 name = "spoof6"
 [networks.n]
@@ -35,7 +37,7 @@ end = "fd00:71::1ff"
 network = "n"
 mac = "{mac}"
 tap = "c-{name}"
-""" + (f'ip6 = "fd00:71::{mac[-2:]}"\n' if name != "roamer" else "") for name, mac in MAC.items())
+""" + (f'ip6 = "{STATIC6[name]}"\n' if name in STATIC6 else "") for name, mac in MAC.items())
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +71,15 @@ def test_own_addresses_pass_others_are_dropped(lab):
         "web slaac": ping_from(lab, "web", lab.slaac["web"]),
         "web static ip6": ping_from(lab, "web", "fd00:71::10"),
         "roamer in the dhcp6 range": ping_from(lab, "roamer", "fd00:71::150"),
-        "web as other": ping_from(lab, "web", "fd00:71::11"),
+        "web as other": ping_from(lab, "web", STATIC6["other"]),
+        "roamer as other, inside the range": ping_from(lab, "roamer", STATIC6["other"]),
         "web in the dhcp6 range": ping_from(lab, "web", "fd00:71::151"),
         "roamer outside the range": ping_from(lab, "roamer", "fd00:71::99"),
         "web as roamer's slaac": ping_from(lab, "web", lab.slaac["roamer"]),
     }
     assert results == {"web slaac": True, "web static ip6": True, "roamer in the dhcp6 range": True,
-                       "web as other": False, "web in the dhcp6 range": False, "roamer outside the range": False,
+                       "web as other": False, "roamer as other, inside the range": False,
+                       "web in the dhcp6 range": False, "roamer outside the range": False,
                        "web as roamer's slaac": False}
 
 
@@ -97,6 +101,22 @@ def test_neighbour_advertisement_for_another_guests_address_is_dropped(lab):
     lab.clients["web"].ns.run(PY, str(HELPERS / "nd6send.py"), "na", "eth0", own, MAC["web"])
     time.sleep(0.3)
     assert MAC["web"] in neighbour(lab, own), neighbour(lab, own)
+
+
+def test_a_roaming_guest_cannot_advertise_a_static_ip6_inside_the_range(lab):
+    target = STATIC6["other"]
+    lab.clients["other"].ns.run("ip", "-6", "addr", "add", f"{target}/64", "dev", "eth0", "nodad", check=False)
+    lab.host.run("ping", "-6", "-c", "1", "-W", "1", target, check=False)
+    assert MAC["other"] in neighbour(lab, target)
+    lab.clients["roamer"].ns.run(PY, str(HELPERS / "nd6send.py"), "na", "eth0", target, MAC["roamer"])
+    time.sleep(0.3)
+    assert MAC["other"] in neighbour(lab, target), neighbour(lab, target)
+    # an address of the range nobody holds statically is the roamer's to advertise
+    free = "fd00:71::150"
+    lab.host.sh(f"ip -6 neigh replace {free} lladdr 52:54:00:71:00:99 dev kv7a nud stale")
+    lab.clients["roamer"].ns.run(PY, str(HELPERS / "nd6send.py"), "na", "eth0", free, MAC["roamer"])
+    time.sleep(0.3)
+    assert MAC["roamer"] in neighbour(lab, free), neighbour(lab, free)
 
 
 def test_router_advertisement_from_a_guest_is_dropped(lab):

@@ -37,3 +37,54 @@ def test_static_ip6_or_else_the_dhcp6_range():
 def test_link_local_only_without_a_prefix():
     plain = Network("n", "nat", bridge="br", spoof_protection=True)
     assert nft6.own_addresses(plain, Nic("n", "52:54:00:71:00:10", tap="t0")) == [(IPv6Address("fe80::5054:ff:fe71:10"),) * 2]
+
+
+ROAMING6 = """\
+name = "r6"
+[networks.n]
+mode = "nat"
+bridge = "br"
+subnet = "10.71.0.0/24"
+subnet6 = "fd00:71::/64"
+spoof_protection = true
+[networks.n.dhcp6]
+start = "fd00:71::100"
+end = "fd00:71::1ff"
+[[guests.held.nics]]
+network = "n"
+mac = "52:54:00:71:00:10"
+tap = "t-held"
+ip = "10.71.0.10"
+ip6 = "fd00:71::180"
+[[guests.outside.nics]]
+network = "n"
+mac = "52:54:00:71:00:11"
+tap = "t-out"
+ip6 = "fd00:71::11"
+[[guests.roamer.nics]]
+network = "n"
+mac = "52:54:00:71:00:12"
+tap = "t-roam"
+"""
+
+
+def test_a_guest_leasing_from_the_range_cannot_take_a_static_ip6_inside_it():
+    from kvmnet.config.loader import load_text
+    from kvmnet.render.nft import render
+    text = render(load_text(ROAMING6, "r6.toml"), "kvmnet_r6").text
+    # only the static ip6 inside the range: one outside it is refused by the range check already
+    assert "set claimed6_0 {\n\t\ttype ipv6_addr\n\t\telements = {\n\t\t\tfd00:71::180\n\t\t}" in text
+    assert "set claimed6na_0 {\n\t\ttypeof @th,64,128\n\t\telements = {\n\t\t\t0xfd000071000000000000000000000180\n\t\t}" in text
+    for tap, expected in (("t-roam", True), ("t-held", False), ("t-out", False)):
+        assert (f'iifname "{tap}" ether type ip6 ip6 saddr @claimed6_0 drop' in text) is expected, tap
+        assert (f'iifname "{tap}" icmpv6 type nd-neighbor-advert @th,64,128 @claimed6na_0 drop' in text) is expected, tap
+    # "outside" roams in IPv4 (no ip): it may not take held's 10.71.0.10 nor the gateway
+    assert 'iifname "t-out" ether type ip ip saddr @claimed0 drop' in text
+    assert "set claimed0 {\n\t\ttype ipv4_addr\n\t\telements = {\n\t\t\t10.71.0.1,\n\t\t\t10.71.0.10\n\t\t}" in text
+
+
+def test_no_claimed6_sets_without_a_static_ip6_in_the_range():
+    from kvmnet.config.loader import load_text
+    from kvmnet.render.nft import render
+    text = render(load_text(ROAMING6.replace('ip6 = "fd00:71::180"', 'ip6 = "fd00:71::80"'), "r6.toml"), "kvmnet_r6").text
+    assert "claimed6" not in text
