@@ -72,23 +72,30 @@ def _check_links(parent: str) -> None:
     """A symlink on the way to the state dir (/var/run -> /run) is followed by every later use of
     the path as a string (dnsmasq's --conf-file, its conf's paths): it must be root's or this
     user's, in a directory only they could rename it in, or its owner could point it elsewhere
-    between kvmnet's write and dnsmasq's read. (The directories it leads to: _check_ancestors.)"""
-    path = "/"
-    for part in parent.strip("/").split("/"):
-        if not part:
-            continue
-        path = os.path.join(path, part)
+    between kvmnet's write and dnsmasq's read. So must every link its target passes through, as
+    the kernel resolves them. (The directories it leads to: _check_ancestors.)"""
+    path, todo, hops = "/", [p for p in parent.split("/") if p], 0
+    while todo:
+        link = os.path.join(path, todo.pop(0))
         try:
-            st = os.lstat(path)
+            st = os.lstat(link)
         except FileNotFoundError:
             return  # (made later, 0700, by this user)
         if not stat.S_ISLNK(st.st_mode):
+            path = os.path.normpath(link)  # no link in it: ".." is textual here, as for the kernel
             continue
+        hops += 1
+        if hops > 40:  # the kernel's own limit (ELOOP)
+            raise _refuse(parent, "too many levels of symlinks (above the state dir)")
         if not _trusted_owner(st.st_uid):
-            raise _refuse(path, f"a symlink owned by uid {st.st_uid} (above the state dir)")
-        holder = os.stat(os.path.dirname(path))
+            raise _refuse(link, f"a symlink owned by uid {st.st_uid} (above the state dir)")
+        holder = os.stat(path)
         if not _trusted_owner(holder.st_uid) or holder.st_mode & 0o022 and not holder.st_mode & stat.S_ISVTX:
-            raise _refuse(path, "a symlink in a directory others may write (above the state dir)")
+            raise _refuse(link, "a symlink in a directory others may write (above the state dir)")
+        target = os.readlink(link)
+        todo[:0] = [p for p in target.split("/") if p]
+        if target.startswith("/"):
+            path = "/"
 
 
 def _open_child_dir(parent_fd: int, name: str, path: str, create: bool) -> int | None:

@@ -178,3 +178,22 @@ def test_a_symlink_above_the_state_dir_must_be_one_only_root_controls(tmp_path, 
         engine.apply(config.load(str(NAT)), str(state), host=host)
     assert str(exc.value).startswith(f"{holder / 'k'}: {refused}")
     assert host.ran == [] and not (real / "state").exists()
+
+
+@needs_root
+def test_a_root_link_to_a_users_link_is_refused(tmp_path):
+    """The link's own owner and directory pass; the link its target passes through is a user's."""
+    real = tmp_path / "real"
+    real.mkdir(mode=0o755)
+    (tmp_path / "users").mkdir()
+    (tmp_path / "users" / "hop").symlink_to(real)
+    os.lchown(tmp_path / "users" / "hop", NOBODY, NOBODY)
+    (tmp_path / "k").symlink_to("users/hop")  # relative, as /var/run -> ../run
+    host = _host()
+    with pytest.raises(UnsafeState) as exc:
+        engine.apply(config.load(str(NAT)), str(tmp_path / "k" / "state"), host=host)
+    assert str(exc.value).startswith(f"{tmp_path}/users/hop: a symlink owned by uid {NOBODY}")
+    assert host.ran == [] and not (real / "state").exists()
+    os.lchown(tmp_path / "users" / "hop", 0, 0)  # root's all the way: taken
+    engine.apply(config.load(str(NAT)), str(tmp_path / "k" / "state"), host=_host())
+    assert (real / "state" / "nat" / "state.json").exists()
