@@ -16,8 +16,9 @@ bridges, subnets and forwarded ports, and for that traffic the topology's decisi
 rejects that keep the WAN out of a NAT subnet, the DHCP/DNS accepts, the forwards) must hold
 whatever else the chain holds: a foreign `-A FORWARD -j ACCEPT`, a DROP policy, an earlier
 DNAT. nft gets this from independent base chains; in one iptables chain only order gives it.
-A later foreign insert above the jump is not drift (the jump's position is not checked), so
-kvmnet never fights another tool for the top slot.
+A later foreign insert above the jump is not drift (its position among other tools' rules is
+not checked), so kvmnet never fights another tool for the top slot; among kvmnet's own FORWARD
+jumps the order is checked (render/iptables_verdict.py) and put back.
 
 The ip6 chains (render/iptables6.py) are written the same way, through libip6tc, after the
 IPv4 tables; ip6tables-legacy takes the same lock.
@@ -33,17 +34,11 @@ from __future__ import annotations
 import shutil
 
 from ..errors import HostError
-import re
-
-from ..render.iptables import FAMILY_TABLES, IptRuleset, chain_names
+from ..render.iptables import FAMILY_TABLES, IptRuleset, chain_names, forward_rank
 from .iptables_lib import Encoder, Lib, decode, delete_num, entries, jumps, labels, table_handle, xtables_lock
 from .iptables_probe import present_tables
 from .iptables_read import SAVE, observe, read_save
 
-# the order of kvmnet's chains in FORWARD, whatever topology they are of: every isolated network's
-# refusal, then every network's cross-bridge and inbound rules, then every outbound accept
-_RANK = {"ISO": 0, "FWD": 1, "FWO": 2}
-_KVMNET_FORWARD = re.compile(r"KN-.+-(ISO|FWD|FWO)")
 
 
 def _sync_table(name: str, prefix: str, want: dict, family: int = 4) -> bool:
@@ -97,8 +92,8 @@ def _sync_jumps(table, name: str, owner: tuple[str, int], owned: set[str], wante
                 encoder) -> bool:
     """Exactly one jump to each wanted chain from its built-in chain; others to kvmnet's chains go.
     In FORWARD, of every kvmnet topology: ISO jumps first, FWD jumps below them, FWO jumps below
-    those (_RANK), so no network's inbound accept comes before an isolated network's refusal,
-    and no outbound accept before any network's inbound reject."""
+    those (render/iptables.py FORWARD_RANK), so no network's inbound accept comes before an
+    isolated network's refusal, and no outbound accept before any network's inbound reject."""
     builtin_of = {c: b for c, (_, _, b) in chain_names(*owner).items()}
     keep, drop = set(), []
     for builtin, pos, target, entry in jumps(table, owned):
@@ -122,13 +117,13 @@ def _sync_jumps(table, name: str, owner: tuple[str, int], owned: set[str], wante
 
 
 def _rank(chain: str) -> int:
-    return _RANK.get(chain.rsplit("-", 1)[-1], 0)
+    return forward_rank(chain) or 0
 
 
 def _forward_ranks(table) -> list[tuple[int, int]]:
     """(position, rank) in FORWARD of every kvmnet topology's ISO, FWD and FWO jump (read, never touched)."""
-    return [(pos, _RANK[found.group(1)]) for pos, label in enumerate(labels(table, "FORWARD"))
-            for found in [_KVMNET_FORWARD.fullmatch(label)] if found]
+    return [(pos, rank) for pos, label in enumerate(labels(table, "FORWARD"))
+            for rank in [forward_rank(label)] if rank is not None]
 
 
 def _below(table, rank: int) -> int:

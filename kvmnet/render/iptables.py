@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 from .. import naming
 from ..errors import InputError
@@ -67,6 +68,16 @@ DNAT_ON_LOCAL = ["-m", "addrtype", "--dst-type", "LOCAL"]
 
 FAMILY_TABLES = {4: TABLES, 6: TABLES6}
 JSON_KEY = {4: "tables", 6: "tables6"}  # where each family's tables are in the JSON form
+# the order of kvmnet's chains in FORWARD, whatever topology they are of: every isolated network's
+# refusal, then every network's cross-bridge and inbound rules, then every outbound accept
+FORWARD_RANK = {"ISO": 0, "FWD": 1, "FWO": 2}
+KVMNET_FORWARD = re.compile(r"KN-.+-(ISO|FWD|FWO)")
+
+
+def forward_rank(chain: str) -> int | None:
+    """The rank of a kvmnet topology's chain that FORWARD jumps to, None for any other chain."""
+    found = KVMNET_FORWARD.fullmatch(chain)
+    return FORWARD_RANK[found.group(1)] if found else None
 
 
 def chain_names(prefix: str, family: int = 4) -> dict[str, tuple[str, str, str]]:

@@ -14,7 +14,7 @@ one total, so a rule lost from either family shows the same way.
 
 from __future__ import annotations
 
-from .iptables import FAMILY_TABLES, JSON_KEY, chain_names, jump_rule, parse_comment, rule_comment
+from .iptables import FAMILY_TABLES, JSON_KEY, chain_names, forward_rank, jump_rule, parse_comment, rule_comment
 
 NOTHING = {"exists": False, "digest": None, "intact": False, "saved": None, "rules": {}}
 
@@ -31,6 +31,17 @@ def _mine(owned: dict, snap: dict) -> tuple[dict, dict]:
                 if len(argv) >= 2 and argv[-2] in ("-j", "-g") and argv[-1] in owned:
                     jumps.setdefault(argv[-1], []).append((table, builtin, argv))
     return chains, jumps
+
+
+def _misranked(owned: dict, snap: dict) -> bool:
+    """Whether a FORWARD jump to one of `owned` sits above a kvmnet jump of a lower rank, of any
+    topology (an FWO above an FWD, an FWD above an ISO): its accepts would pass that network's
+    refusals. Another tool's insert above them changes no rank and is not drift."""
+    forward = snap.get("filter", {}).get("builtins", {}).get("FORWARD", [])
+    ranks = [(argv[-1], rank) for argv in forward if len(argv) >= 2 and argv[-2] in ("-j", "-g")
+             for rank in [forward_rank(argv[-1])] if rank is not None]
+    return any(target in owned and any(r < rank for _, r in ranks[i + 1:])
+               for i, (target, rank) in enumerate(ranks))
 
 
 def _tally(owned: dict, chains: dict, jumps: dict, seen: dict) -> bool:
@@ -69,10 +80,11 @@ def _saved(owned: dict, family: int, chains: dict, jumps: dict) -> dict:
 def judge(prefix: str, snap: dict, snap6: dict | None = None) -> dict:
     """The verdict on snapshots {table: {"chains": {chain: [argv]}, "builtins": {chain: [argv]}}}
     of the iptables and (if given) the ip6tables tables: one ruleset, one digest and total."""
-    found = {}
+    found, misranked = {}, False
     for family, family_snap in ((4, snap), (6, snap6 or {})):
         owned = chain_names(prefix, family)
         found[family] = (owned, *_mine(owned, family_snap))
+        misranked = misranked or _misranked(owned, family_snap)
     if not any(chains or jumps for _, chains, jumps in found.values()):
         return dict(NOTHING)
     seen: dict = {"digests": set(), "totals": set(), "marked": False}
@@ -82,7 +94,7 @@ def judge(prefix: str, snap: dict, snap6: dict | None = None) -> dict:
     digests, totals = seen["digests"], seen["totals"]
     digest = next(iter(digests)) if len(digests) == 1 else None
     count = sum(len(r) for _, chains, _ in found.values() for r in chains.values())
-    if digest is None or len(totals) != 1 or count != next(iter(totals)):
+    if digest is None or len(totals) != 1 or count != next(iter(totals)) or misranked:
         intact = False
     saved = None
     if found[4][1] or found[6][1]:

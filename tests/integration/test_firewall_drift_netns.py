@@ -153,14 +153,22 @@ def _ipt_repointed_forward(netns):
     netns.run("iptables-legacy", "-t", "nat", "-R", chain, str(pos), *argv)
 
 
+def _ipt_jumps_out_of_rank(netns):
+    """The outbound accepts' jump moved above the inbound rejects' (an admin's `iptables -I`):
+    every chain and rule still as kvmnet wrote it; only their order in FORWARD is wrong."""
+    jump = ["-m", "comment", "--comment", "kvmnet", "-j", f"{PREFIX}-FWO"]
+    netns.run("iptables-legacy", "-D", "FORWARD", *jump)
+    netns.run("iptables-legacy", "-I", "FORWARD", "1", *jump)
+
+
 def _rules(netns) -> list[str]:
     """iptables-legacy-save without date comments and the counters traffic moves."""
     return [re.sub(r" \[\d+:\d+\]$", "", l) for l in netns.run("iptables-legacy-save").stdout.splitlines()
             if not l.startswith("#")]
 
 
-@pytest.mark.parametrize("tamper", [_ipt_reject_made_accept, _ipt_repointed_forward],
-                         ids=["reject-made-accept", "repointed-forward"])
+@pytest.mark.parametrize("tamper", [_ipt_reject_made_accept, _ipt_repointed_forward, _ipt_jumps_out_of_rank],
+                         ids=["reject-made-accept", "repointed-forward", "jumps-out-of-rank"])
 def test_iptables_content_drift_is_reported_and_repaired(netns, tamper):
     assert netns.kvmnet("apply", "--firewall", "iptables", str(TOPOLOGY)).returncode == 0
     loaded = _rules(netns)

@@ -230,3 +230,29 @@ def test_nft_rules_seen_in_iptables_nft_save():
     assert nft_rules(empty.replace(":FORWARD ACCEPT", ":FORWARD DROP")) == ["-P FORWARD DROP"]
     assert nft_rules(empty.replace("COMMIT", "-A INPUT -j ACCEPT\nCOMMIT")) == ["-A INPUT -j ACCEPT"]
     assert nft_rules(empty.replace("COMMIT", ":DOCKER - [0:0]\nCOMMIT")) == ["-N DOCKER"]
+
+
+def _forward_with(rs, order: list[str]):
+    """The snapshot with FORWARD holding these jumps (a chain name, or a foreign "ACCEPT"), in order."""
+    snap = _snapshot(rs)
+    snap["filter"]["builtins"]["FORWARD"] = [["-s", "1.2.3.4/32", "-j", "ACCEPT"] if c == "ACCEPT" else ipt.jump_rule(c)
+                                             for c in order]
+    return snap
+
+
+@pytest.mark.parametrize("order,intact", [
+    (["KN-natlab-FWD", "KN-natlab-FWO"], True),
+    (["ACCEPT", "KN-natlab-FWD", "ACCEPT", "KN-natlab-FWO"], True),  # another tool's inserts: not drift
+    (["KN-natlab-FWO", "KN-natlab-FWD"], False),
+    (["KN-other-ISO", "KN-natlab-FWD", "KN-other-FWD", "KN-natlab-FWO", "KN-other-FWO"], True),
+    (["KN-natlab-FWD", "KN-other-ISO", "KN-natlab-FWO"], False),  # an isolated network's refusal below our accepts
+    (["KN-natlab-FWD", "KN-other-FWD", "KN-natlab-FWO", "KN-other-ISO"], False),
+    (["KN-natlab-FWD", "KN-natlab-FWO", "KN-other-ISO"], False),
+    (["KN-other-FWO", "KN-natlab-FWD", "KN-natlab-FWO"], True),  # the other's to mend, not this topology's
+])
+def test_judge_sees_jumps_out_of_rank(order, intact):
+    """_sync_jumps keeps every topology's ISO jumps above every FWD, and those above every FWO; a
+    jump out of that order (another kvmnet run's, an admin's `iptables -I`) is drift to mend."""
+    rs = ipt.render(load(LAB))
+    assert set(rs.to_json()["tables"]["filter"]["jumps"]) == {"KN-natlab-FWD", "KN-natlab-FWO", "KN-natlab-INP"}
+    assert judge(rs.name, _forward_with(rs, order))["intact"] is intact
