@@ -20,6 +20,7 @@ from .. import naming
 from ..valueclass import fields, value
 from ..ifname import problem as ifname_problem
 from ..observed import Route
+from ..render.host_forward import host_forward_accepts
 from .overlay_schema import OPS as OVERLAY_OPS
 from .schema_text import dnsmasq_conf as _dnsmasq_conf, nft_text as _nft_text
 
@@ -174,9 +175,21 @@ def _backend(v, w):
     return None if v in ("nftables", "iptables") else f"{v!r} is not a firewall backend"
 
 
-def _specs(v, w):
-    ok = isinstance(v, list) and all(isinstance(s, list) and all(isinstance(x, str) for x in s) for s in v)
-    return None if ok else "must be a list of lists of strings"
+def _specs(v, w, args):
+    """Only the accepts kvmnet writes for this bridge, with this topology's comment: a record's
+    rules go into the host's own FORWARD chain."""
+    if not isinstance(v, list) or not isinstance(bridge := args.get("bridge"), str):
+        return "must be a list of kvmnet's accept rules"
+    allowed = list(host_forward_accepts(bridge, w.topology).values())
+    bad = next((s for s in v if s not in allowed), None)
+    return None if bad is None else f"{str(bad)[:80]} is not one of kvmnet's accepts for {bridge}"
+
+
+_specs.needs_args = True
+
+
+def _this_topology(v, w):
+    return None if v == w.topology else f"{v!r} is not this record's topology ({w.topology!r})"
 
 
 def _names(v, w):
@@ -330,8 +343,8 @@ OPS = {
     "firewall.elements": {"backend": (R, _nft_only), "table": (R, _own_table), "summary": (R, _str),
                           "command": (O, _str),  # display only, as _FIREWALL's
                           "delete": (R, elements), "add": (R, elements)},
-    "fwaccept.add": {"bridge": (R, _ifname), "topology": (R, _str), "specs": (R, _specs)},
-    "fwaccept.del": {"bridge": (R, _ifname), "topology": (R, _str), "specs": (R, _specs)},
+    "fwaccept.add": {"bridge": (R, _ifname), "topology": (R, _this_topology), "specs": (R, _specs)},
+    "fwaccept.del": {"bridge": (R, _ifname), "topology": (R, _this_topology), "specs": (R, _specs)},
     # hosts, dhcp_hosts: the text of the files dnsmasq re-reads on SIGHUP (records before 0.2 had none)
     "dnsmasq.start": {**_DNSMASQ, "bridge": (R, _ifname), "conf_text": (R, _dnsmasq_conf), "previous": (O, _opt_str),
                       "hosts": (O, _str), "dhcp_hosts": (O, _str), "group": (O, _group),

@@ -204,3 +204,23 @@ def test_a_dnsmasq_conf_in_a_record_holds_only_options_kvmnet_writes(path, tmp_p
             bad["args"]["conf_text"] += extra + "\n"
             with pytest.raises(SchemaError, match=f"dnsmasq option '{extra.split('=')[0]}' is not one kvmnet writes"):
                 check_step(bad, where)
+
+
+def test_a_records_host_forward_accepts_are_only_kvmnets_for_its_bridge():
+    """fwaccept specs go into the host's own FORWARD chain: only the accepts kvmnet renders."""
+    where = Where("nat", "/run/kvmnet/nat")
+    comment = ["-m", "comment", "--comment", "kvmnet nat"]
+    ours = [["-i", "virbr0", *comment, "-j", "ACCEPT"], ["-o", "virbr0", *comment, "-j", "ACCEPT"],
+            ["-i", "virbr0", "-o", "virbr0", *comment, "-j", "ACCEPT"]]
+    for op in ("fwaccept.add", "fwaccept.del"):
+        check_step({"op": op, "args": {"bridge": "virbr0", "topology": "nat", "specs": ours}}, where)
+    for specs, why in (([["-j", "ACCEPT"]], "is not one of kvmnet's accepts for virbr0"),
+                       ([["-i", "eth0", *comment, "-j", "ACCEPT"]], "is not one of kvmnet's accepts for virbr0"),
+                       ([["-i", "virbr0", "-m", "comment", "--comment", "kvmnet other", "-j", "ACCEPT"]],
+                        "is not one of kvmnet's accepts"),
+                       ([["-i", "virbr0", *comment, "-j", "DROP"]], "is not one of kvmnet's accepts"),
+                       ("-j ACCEPT", "must be a list of kvmnet's accept rules")):
+        with pytest.raises(SchemaError, match=why):
+            check_step({"op": "fwaccept.add", "args": {"bridge": "virbr0", "topology": "nat", "specs": specs}}, where)
+    with pytest.raises(SchemaError, match="is not this record's topology"):
+        check_step({"op": "fwaccept.del", "args": {"bridge": "virbr0", "topology": "other", "specs": []}}, where)

@@ -15,6 +15,7 @@ from ... import naming
 from ...model import ROUTING_MODES, Topology
 from ...observed import Observed
 from ...render import nft
+from ...render.host_forward import host_forward_accepts
 from ...render.memo import last_topology
 from ..steps import Action, Step
 from .facts import Facts
@@ -272,12 +273,12 @@ def _forward_accepts(net, topology: str, backend: str, observed: Observed) -> li
     bridge mode, and isolated networks on the nftables backend: bridged frames between ports,
     which pass FORWARD when br_netfilter's bridge-nf-call-iptables is 1 (Docker's DROP would
     cut guests off the LAN, and an isolated network's guests off each other)."""
-    comment = ["-m", "comment", "--comment", f"kvmnet {topology}"]
+    accept = host_forward_accepts(net.bridge, topology)
     if net.mode in ROUTING_MODES and backend != "iptables":
-        return [["-i", net.bridge, *comment, "-j", "ACCEPT"], ["-o", net.bridge, *comment, "-j", "ACCEPT"]]
+        return [accept["in"], accept["out"]]
     if (net.mode == "bridge" or net.mode == "isolated" and backend != "iptables") \
             and observed.sysctls.get(BR_NF_CALL) == "1":
-        return [["-i", net.bridge, "-o", net.bridge, *comment, "-j", "ACCEPT"]]
+        return [accept["between"]]
     return []
 
 
