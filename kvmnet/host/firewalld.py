@@ -102,22 +102,25 @@ def observe(bridges: list[str]) -> dict:
 def _add_zone(zone: str, services: list[str]) -> None:
     permanent = _strings(_busctl(_CONFIG, f"{FIREWALLD}.config", "getZoneNames"))
     if zone not in permanent:
-        settings = [("short", "s", [zone]), ("description", "s", ["kvmnet's bridges (created by kvmnet)"]),
-                    ("target", "s", ["ACCEPT"]), ("services", "as", [str(len(services)), *services]),
-                    ("protocols", "as", [str(len(_PROTOCOLS)), *_PROTOCOLS]),
-                    ("rules_str", "as", [str(len(_RULES)), *_RULES])]
-        args = [zone, str(len(settings))] + [w for key, sig, vals in settings for w in (key, sig, *vals)]
-        _busctl(_CONFIG, f"{FIREWALLD}.config", "addZone2", "sa{sv}", *args)
+        _busctl(_CONFIG, f"{FIREWALLD}.config", "addZone2", "sa{sv}", *_settings_args(zone, [
+            ("short", "s", [zone]), ("description", "s", ["kvmnet's bridges (created by kvmnet)"]),
+            ("target", "s", ["ACCEPT"]), ("services", "as", [str(len(services)), *services]),
+            ("protocols", "as", [str(len(_PROTOCOLS)), *_PROTOCOLS]),
+            ("rules_str", "as", [str(len(_RULES)), *_RULES])]))
     if _policy(zone) not in _permanent_policies():
-        settings = [("short", "s", [_policy(zone)]), ("description", "s", [f"into {zone} (created by kvmnet)"]),
-                    ("ingress_zones", "as", ["1", "ANY"]), ("egress_zones", "as", ["1", zone]),
-                    ("target", "s", ["ACCEPT"])]
-        args = [_policy(zone), str(len(settings))] + [w for key, sig, vals in settings for w in (key, sig, *vals)]
-        _busctl(_CONFIG, f"{FIREWALLD}.config", "addPolicy", "sa{sv}", *args)
+        _busctl(_CONFIG, f"{FIREWALLD}.config", "addPolicy", "sa{sv}", *_settings_args(_policy(zone), [
+            ("short", "s", [_policy(zone)]), ("description", "s", [f"into {zone} (created by kvmnet)"]),
+            ("ingress_zones", "as", ["1", "ANY"]), ("egress_zones", "as", ["1", zone]),
+            ("target", "s", ["ACCEPT"])]))
     if zone not in _kept(_strings(_busctl(_PATH, f"{FIREWALLD}.zone", "getZones")), _runtime_policies()):
         bound = _interfaces()[1]
         _busctl(_PATH, FIREWALLD, "reload")  # the only way firewalld loads a new permanent zone
         _restore(bound)
+
+
+def _settings_args(name: str, settings: list[tuple[str, str, list[str]]]) -> list[str]:
+    """busctl's words for an `sa{sv}` argument: the name, then each (key, signature, values)."""
+    return [name, str(len(settings))] + [w for key, sig, vals in settings for w in (key, sig, *vals)]
 
 
 def _runtime_policies() -> list[str]:
