@@ -10,7 +10,8 @@ from ..host import system
 from ..model import ROUTING_MODES, Topology
 from ..observed import Observed
 from ..render.nft import needs_table
-from .plan import bandwidth, dnsmasq as dnsmasq_plan, firewalld as firewalld_plan, overlay as overlay_plan, sysctls
+from .plan import bandwidth, dnsmasq as dnsmasq_plan, firewall as firewall_plan, firewalld as firewalld_plan, \
+    overlay as overlay_plan, sysctls
 
 
 def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None, known: dict | None = None,
@@ -41,7 +42,7 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
     routes, addrs = host.routes(links), host.addrs(links)
     return Observed(links=links, addrs=addrs, routes=routes,
                     sysctls={p: host.sysctl(p) for p in {*sysctls.paths(topo, routes), *recorded_sysctls}}, firewall=fw,
-                    processes=procs, host_forward=_host_forward(host, host_forward) if forwarding else {},
+                    processes=procs, host_forward=_host_forward(topo, backend, host, host_forward) if forwarding else {},
                     listeners=since.listeners if since is not None else _forward_listeners(topo, host, backend, fw),
                     dnsmasq_user=user, dnsmasq_exe=exe, firewalld=_firewalld(topo, host),
                     tc=_qdiscs(topo, host), qemu_acl=_qemu_acl(topo, host),
@@ -121,8 +122,10 @@ def _overlay(topo: Topology, host, state_dir: str, links: dict, addrs: dict) -> 
     return dict(out, gateway_held=held) if held else out
 
 
-def _host_forward(host, known: dict | None) -> dict:
-    return known if known is not None else host.host_forward()
+def _host_forward(topo: Topology, backend: str, host, known: dict | None) -> dict:
+    """The host's FORWARD chain; its ip6tables twin only for a topology that may need accepts
+    there (an `ip6tables` process saved otherwise)."""
+    return known if known is not None else host.host_forward(firewall_plan.may_need_ipv6_accepts(topo, backend))
 
 
 def _dnsmasqs(topo: Topology, state_dir: str, host, user: str, since: Observed | None, ran) -> dict:

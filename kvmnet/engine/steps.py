@@ -144,6 +144,15 @@ def _tap_add(a: dict) -> str:
             f"ip link set {a['name']}{opts} master {a['master']}{group} up")
 
 
+def _tool(a: dict) -> str:
+    """The host's FORWARD chain a fwaccept step edits: iptables', or ip6tables' (family 6)."""
+    return "ip6tables" if a.get("family") == 6 else "iptables"
+
+
+def _six(a: dict) -> str:
+    return "ip6tables " if a.get("family") == 6 else ""
+
+
 def _qemuacl_add(a: dict) -> str:
     own, main = shlex.quote(f"{a['conf_dir']}/kvmnet.conf"), shlex.quote(f"{a['conf_dir']}/bridge.conf")
     include = shlex.quote(f"include {a['conf_dir']}/kvmnet.conf")
@@ -171,8 +180,8 @@ _DESCRIBE = {
     "firewall.apply": lambda a: f"load firewall rules ({a['backend']}: {a['summary']})",
     "firewall.delete": lambda a: f"remove kvmnet's firewall rules ({a['backend']}: {a['summary']})",
     "firewall.elements": lambda a: f"change port forwards in one transaction ({a['backend']}: {a['summary']})",
-    "fwaccept.add": lambda a: f"accept {a['bridge']}'s traffic in the host's filter FORWARD chain (policy DROP)",
-    "fwaccept.del": lambda a: f"remove kvmnet's accepts for {a['bridge']} from the host's filter FORWARD chain",
+    "fwaccept.add": lambda a: f"accept {a['bridge']}'s traffic in the host's {_six(a)}filter FORWARD chain (policy DROP)",
+    "fwaccept.del": lambda a: f"remove kvmnet's accepts for {a['bridge']} from the host's {_six(a)}filter FORWARD chain",
     "dnsmasq.start": lambda a: (f"restart dnsmasq for {a['network']} on {a['bridge']}" if a.get("previous")
                                 else f"start dnsmasq for {a['network']} on {a['bridge']}"),
     "dnsmasq.stop": lambda a: f"stop dnsmasq for {a['network']}",
@@ -222,8 +231,8 @@ _COMMANDS = {
     "firewall.apply": lambda a: a["command"],
     "firewall.delete": lambda a: a["command"],
     "firewall.elements": lambda a: a["command"],
-    "fwaccept.add": lambda a: " && ".join(shlex.join(["iptables", "-I", "FORWARD", "1", *spec]) for spec in a["specs"]),
-    "fwaccept.del": lambda a: " && ".join(shlex.join(["iptables", "-D", "FORWARD", *spec]) for spec in a["specs"]),
+    "fwaccept.add": lambda a: " && ".join(shlex.join([_tool(a), "-I", "FORWARD", "1", *spec]) for spec in a["specs"]),
+    "fwaccept.del": lambda a: " && ".join(shlex.join([_tool(a), "-D", "FORWARD", *spec]) for spec in a["specs"]),
     "dnsmasq.start": lambda a: shlex.join(["dnsmasq", f"--conf-file={a['conf']}"]),
     "dnsmasq.stop": lambda a: f"kill $(cat {shlex.quote(a['pid_file'])})",
     "qemuacl.add": _qemuacl_add,

@@ -317,6 +317,10 @@ _VDE = {"network": (R, _object_name), "ctl": (R, _vde_file("ctl")), "pid_file": 
         "mgmt": (R, _vde_file("mgmt"))}
 _QEMU_ACL = {"conf_dir": (R, _abs_dir), "bridge": (R, _ifname), "topology": (R, _str)}
 
+_FWACCEPT = {"bridge": (R, _ifname), "topology": (R, _this_topology), "specs": (R, _specs),
+             "family": (O, lambda v, w: None if v in (4, 6) and not isinstance(v, bool) else f"{v!r} is not 4 or 6")}
+
+
 def _link_kinds(v, w):
     return None if v in ("taps", "bridges") else f"{v!r} is not taps or bridges"
 
@@ -343,8 +347,8 @@ OPS = {
     "firewall.elements": {"backend": (R, _nft_only), "table": (R, _own_table), "summary": (R, _str),
                           "command": (O, _str),  # display only, as _FIREWALL's
                           "delete": (R, elements), "add": (R, elements)},
-    "fwaccept.add": {"bridge": (R, _ifname), "topology": (R, _this_topology), "specs": (R, _specs)},
-    "fwaccept.del": {"bridge": (R, _ifname), "topology": (R, _this_topology), "specs": (R, _specs)},
+    "fwaccept.add": _FWACCEPT,
+    "fwaccept.del": _FWACCEPT,
     # hosts, dhcp_hosts: the text of the files dnsmasq re-reads on SIGHUP (records before 0.2 had none)
     "dnsmasq.start": {**_DNSMASQ, "bridge": (R, _ifname), "conf_text": (R, _dnsmasq_conf), "previous": (O, _opt_str),
                       "hosts": (O, _str), "dhcp_hosts": (O, _str), "group": (O, _group),

@@ -45,8 +45,8 @@ class System:
     def firewall_listing(self, table: str) -> str:
         return nftables.listing(table)
 
-    def host_forward(self) -> dict:
-        return coexist.observe()
+    def host_forward(self, ipv6: bool = False) -> dict:
+        return coexist.observe(ipv6)
 
     # dnsmasq and sockets
     def vde(self, pid_file: str, ctl: str) -> dict:

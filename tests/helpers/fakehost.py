@@ -53,6 +53,8 @@ class FakeHost:
         self.nft_listings = 0  # observations of kvmnet's nft table that listed it
         self.ipt_tables: dict[str, dict] = {}  # prefix -> the ruleset JSON it was given
         self.forward = {"policy": "ACCEPT", "rules": []}  # the host's filter FORWARD (iptables -S lines)
+        self.forward6 = {"policy": "ACCEPT", "rules": []}  # ... and ip6tables'
+        self.forward_reads = []  # the `ipv6` of each host_forward() read
         # conf path -> {"pid", "conf_text", "network", "hosts", "dhcp_hosts", "bridge": [name, ifindex]}
         self.dnsmasqs: dict[str, dict] = {}
         self.vxlans: dict[str, dict] = {}
@@ -91,7 +93,7 @@ class FakeHost:
         return copy.deepcopy({"links": self.links_, "addrs": {k: v for k, v in self.addrs_.items() if v},
                               "routes": sorted(map(repr, self.routes_)), "sysctls": self.sysctls,
                               "addr_attrs": {k: list(v.items()) for k, v in self.addr_attrs.items() if v},
-                              "nft": self.nft_tables, "ipt": self.ipt_tables, "forward": self.forward,
+                              "nft": self.nft_tables, "ipt": self.ipt_tables, "forward": self.forward, "forward6": self.forward6,
                               "dnsmasq": self.dnsmasqs, "firewalld": self.firewalld_,
                               **({"tc": self.qdiscs_} if self.qdiscs_ else {}),
                               "vxlans": {n: dict(v, fdb=sorted(v["fdb"])) for n, v in self.vxlans.items()},
@@ -188,8 +190,12 @@ class FakeHost:
         return "".join(_nft_text(family, table, self.nft_tables[(family, table)])
                        for family in ("inet", "bridge") if (family, table) in self.nft_tables)
 
-    def host_forward(self) -> dict:
-        return {"policy": self.forward["policy"], "rules": [r for r in self.forward["rules"] if "kvmnet" in r]}
+    def host_forward(self, ipv6: bool = False) -> dict:
+        self.forward_reads.append(ipv6)
+        out = {"policy": self.forward["policy"], "rules": [r for r in self.forward["rules"] if "kvmnet" in r]}
+        if ipv6:
+            out.update(policy6=self.forward6["policy"], rules6=[r for r in self.forward6["rules"] if "kvmnet" in r])
+        return out
 
     def dnsmasq_binary(self) -> str:
         return "/usr/sbin/dnsmasq"
@@ -552,12 +558,14 @@ class FakeHost:
             self._nft_commit()
 
     def _fwaccept_add(self, a: dict) -> None:
+        chain = self.forward6 if a.get("family") == 6 else self.forward
         for spec in reversed(a["specs"]):
-            if _save_line(spec) not in self.forward["rules"]:
-                self.forward["rules"].insert(0, _save_line(spec))
+            if _save_line(spec) not in chain["rules"]:
+                chain["rules"].insert(0, _save_line(spec))
 
     def _fwaccept_del(self, a: dict) -> None:
-        self.forward["rules"] = [r for r in self.forward["rules"] if r not in map(_save_line, a["specs"])]
+        chain = self.forward6 if a.get("family") == 6 else self.forward
+        chain["rules"] = [r for r in chain["rules"] if r not in map(_save_line, a["specs"])]
 
     def _dnsmasq_start(self, a: dict) -> None:
         self.dnsmasqs.pop(a["conf"], None)

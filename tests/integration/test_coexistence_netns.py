@@ -183,3 +183,59 @@ def test_isolated_guests_reach_each_other_under_docker_drop_with_br_netfilter(ne
     finally:
         for g in guests:
             g.delete()
+
+
+SIX = """\
+name = "six"
+[networks.n]
+mode = "nat"
+bridge = "kv6d"
+stp = false
+subnet = "10.66.0.0/24"
+subnet6 = "fd00:66::/64"
+"""
+
+
+def test_ipv6_guests_reach_the_wan_under_docker_ip6tables_drop(netns, tmp_path):
+    """Docker 27 sets the ip6tables FORWARD policy to DROP too: a routed IPv6 prefix's guests
+    were cut off (nft accepts cannot undo another base chain's drop); kvmnet's ip6tables accepts
+    let them out and the wan in, and go with destroy."""
+    from helpers.natlab import Client
+    from helpers.netns import Netns
+    from integration.test_ipv6_netns import HTTP6, serve6
+    topology = tmp_path / "six.toml"
+    topology.write_text(SIX)
+    wan, guest = Netns("kn-w6"), Netns("kn-g6")
+    try:
+        netns.sh(f"ip link add wan0 type veth peer name eth0 netns {wan.name} && ip addr add 10.9.0.2/24 dev wan0 && "
+                 "ip -6 addr add fd00:99::2/64 dev wan0 nodad && ip link set wan0 up && "
+                 "ip route add default via 10.9.0.1 && ip -6 route add default via fd00:99::1")
+        wan.sh("ip addr add 10.9.0.1/24 dev eth0 && ip -6 addr add fd00:99::1/64 dev eth0 nodad && ip link set eth0 up && "
+               "ip -6 route add fd00:66::/64 via fd00:99::2")
+        serve6(wan, "wan")
+        netns.sh("ip6tables -P FORWARD DROP && ip6tables -N DOCKER-USER && ip6tables -A FORWARD -j DOCKER-USER")
+        res = netns.kvmnet("apply", str(topology))
+        assert res.returncode == 0, res.stderr
+        netns.sh(f"ip link add port0 type veth peer name eth0 netns {guest.name} && ip link set port0 master kv6d up")
+        guest.sh("ip link set eth0 up && ip -6 addr add fd00:66::10/64 dev eth0 nodad && "
+                 "ip -6 route add default via fd00:66::1")
+        serve6(guest, "g")
+        client, outside = Client(guest, "g", {}), Client(wan, "wan", {})
+        assert client.fetch(f"http://[fd00:99::1]:{HTTP6}/", 5).startswith("wan saw fd00:66::")  # (or its SLAAC one)
+        assert outside.fetch(f"http://[fd00:66::10]:{HTTP6}/", 5) == "g saw fd00:99::1\n"
+        ours = [r for r in netns.run("ip6tables", "-S", "FORWARD").stdout.splitlines() if "kvmnet" in r]
+        assert sorted(ours) == ['-A FORWARD -i kv6d -m comment --comment "kvmnet six" -j ACCEPT',
+                                '-A FORWARD -o kv6d -m comment --comment "kvmnet six" -j ACCEPT']
+        # the accepts are what makes it work: without them Docker's policy drops the guest's packets
+        netns.sh('ip6tables -D FORWARD -i kv6d -m comment --comment "kvmnet six" -j ACCEPT')
+        assert client.fetch(f"http://[fd00:99::1]:{HTTP6}/", 1).startswith("ERROR")
+        assert netns.kvmnet("check", str(topology)).returncode == 1
+        assert netns.kvmnet("apply", str(topology)).returncode == 0
+        assert client.fetch(f"http://[fd00:99::1]:{HTTP6}/", 5).startswith("wan saw fd00:66::")  # (or its SLAAC one)
+        netns.sh("ip link del port0")
+        assert netns.kvmnet("destroy", str(topology)).returncode == 0
+        assert "kvmnet" not in netns.run("ip6tables", "-S", "FORWARD").stdout
+        assert "DOCKER-USER" in netns.run("ip6tables", "-S", "FORWARD").stdout
+    finally:
+        guest.delete()
+        wan.delete()

@@ -23,6 +23,17 @@ def test_policy_and_kvmnets_rules_are_read(tmp_path, monkeypatch):
                                  "rules": ['-A FORWARD -i kvbr0 -m comment --comment "kvmnet nat" -j ACCEPT']}
 
 
+def test_ip6tables_is_read_only_when_asked(tmp_path, monkeypatch):
+    for tool, policy in (("iptables", "ACCEPT"), ("ip6tables", "DROP")):
+        (tmp_path / tool).write_text(f"#!/bin/sh\n[ \"$*\" = '-w -S FORWARD' ] || exit 3\n"
+                                     f"printf '%s\\n' '-P FORWARD {policy}' '-A FORWARD -o kv6 -m comment --comment \"kvmnet six\" -j ACCEPT'\n")
+        (tmp_path / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    rule = '-A FORWARD -o kv6 -m comment --comment "kvmnet six" -j ACCEPT'
+    assert coexist.observe() == {"policy": "ACCEPT", "rules": [rule]}
+    assert coexist.observe(ipv6=True) == {"policy": "ACCEPT", "rules": [rule], "policy6": "DROP", "rules6": [rule]}
+
+
 def test_a_failing_iptables_says_nothing(tmp_path, monkeypatch):
     tool = tmp_path / "iptables"
     tool.write_text("#!/bin/sh\nexit 4\n")

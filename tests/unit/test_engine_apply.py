@@ -286,13 +286,49 @@ def test_a_drop_policy_forward_chain_gets_accepts_that_go_with_the_topology(tmp_
     assert host.state() == before
 
 
+def test_an_ip6tables_drop_policy_gets_accepts_for_the_ipv6_networks_only(tmp_path):
+    """Docker 27 sets the ip6tables FORWARD policy to DROP as well: a network with IPv6 gets its
+    accepts there; an IPv4-only one reads no ip6tables at all."""
+    host, topo = uplinked(), load(ROOT / "topologies" / "dual-stack.toml")
+    host.forward6 = {"policy": "DROP", "rules": ["-A FORWARD -j DOCKER-USER"]}
+    before = host.state()
+    engine.apply(topo, str(tmp_path), host=host)
+    # the nat network's; the isolated one's guests meet ip6tables only with br_netfilter's call-ip6tables
+    bridges = [n.bridge for n in topo.networks if n.mode == "nat" and n.subnet6 is not None]
+    assert bridges and host.forward6["rules"] == [
+        f'-A FORWARD -{d} {br} -m comment --comment "kvmnet dual_stack" -j ACCEPT' for br in bridges for d in "io"
+    ] + ["-A FORWARD -j DOCKER-USER"]
+    assert host.forward["rules"] == []  # the iptables FORWARD accepts: its policy is ACCEPT
+    assert engine.compute(topo, str(tmp_path), host=host)[2] == []
+    host.forward6["rules"] = ["-A FORWARD -j DOCKER-USER"]  # someone flushes them: put back
+    assert [a.do.op for a in engine.apply(topo, str(tmp_path), host=host).actions] == ["fwaccept.add"] * len(bridges)
+    engine.destroy("dual_stack", str(tmp_path), host=host)
+    assert host.state() == before
+    v4only = uplinked()
+    v4only.forward6["policy"] = "DROP"
+    engine.apply(load(NAT), str(tmp_path / "v4"), host=v4only)
+    assert v4only.forward6["rules"] == [] and v4only.forward_reads and not any(v4only.forward_reads)
+
+
+def test_isolated_guests_ipv6_between_ports_under_br_netfilter_and_an_ip6tables_drop(tmp_path):
+    host, topo = FakeHost(), load(ROOT / "topologies" / "isolated.toml")
+    host.forward6["policy"] = "DROP"
+    engine.apply(topo, str(tmp_path), host=host)
+    assert host.forward6["rules"] == []  # bridged frames meet ip6tables only with call-ip6tables
+    host.sysctls["net/bridge/bridge-nf-call-ip6tables"] = "1"
+    engine.apply(topo, str(tmp_path), host=host)
+    assert host.forward6["rules"] == ['-A FORWARD -i kvmiso0 -o kvmiso0 -m comment --comment "kvmnet isolated" -j ACCEPT']
+    engine.destroy("isolated", str(tmp_path), host=host)
+    assert host.forward6["rules"] == []
+
+
 class CountingHost(FakeHost):
     """A host that counts reads of its FORWARD chain (each one an `iptables` process)."""
     reads = 0
 
-    def host_forward(self) -> dict:
+    def host_forward(self, ipv6: bool = False) -> dict:
         self.reads += 1
-        return super().host_forward()
+        return super().host_forward(ipv6)
 
 
 @pytest.mark.parametrize("policy, reads", [("ACCEPT", 1), ("DROP", 2)])

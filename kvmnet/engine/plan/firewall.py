@@ -19,7 +19,7 @@ from ...render.host_forward import host_forward_accepts
 from ...render.memo import last_topology
 from ..steps import Action, Step
 from .facts import Facts
-from .sysctls import BR_NF_CALL
+from .sysctls import BR_NF_CALL, BR_NF_CALL6
 
 ELEMENTS = "firewall.elements"  # an element delta of an intact table's maps (its undo: the inverse)
 LISTING = "listing"  # undo arg: the table whose current text the undo loads (filled before use)
@@ -254,30 +254,40 @@ def adopt_content(record, observed: Observed, ran: list[Action], topo: Topology)
 
 
 def accepts(facts: Facts, topo: Topology, backend: str) -> None:
-    """Accepts for each network in a DROP-policy filter FORWARD (Docker's), when it has one."""
-    observed = facts.obs
-    if observed.host_forward.get("policy") != "DROP":
-        return
-    for net in topo.networks:
-        specs = _forward_accepts(net, topo.name, backend, observed)
-        if specs:
-            held = all(_save_line(spec) in observed.host_forward.get("rules", []) for spec in specs)
-            do = None if held else Step("fwaccept.add", {"bridge": net.bridge, "topology": topo.name, "specs": specs})
-            facts.want(f"fwaccept:{net.bridge}", do, _redo(do) if do else None)
+    """Accepts for each network in a DROP-policy filter FORWARD (Docker's), when it has one, and
+    in the ip6tables one for its IPv6 (Docker 27 drops there too)."""
+    seen = facts.obs.host_forward
+    for family, policy, rules, key in ((4, "policy", "rules", "fwaccept"), (6, "policy6", "rules6", "fwaccept6")):
+        if seen.get(policy) != "DROP":
+            continue
+        for net in topo.networks:
+            specs = _forward_accepts(net, topo.name, backend, facts.obs, family)
+            if specs:
+                held = all(_save_line(spec) in seen.get(rules, []) for spec in specs)
+                args = {"bridge": net.bridge, "topology": topo.name, "specs": specs, **({"family": 6} if family == 6 else {})}
+                do = None if held else Step("fwaccept.add", args)
+                facts.want(f"{key}:{net.bridge}", do, _redo(do) if do else None)
 
 
-def _forward_accepts(net, topology: str, backend: str, observed: Observed) -> list[list[str]]:
-    """Accept rules a network needs in a DROP-policy filter FORWARD:
-    nat/routed: in and out of the bridge (kvmnet's own table still rejects what it must); the
-    iptables backend needs none, its FWD chain is jumped to from the top of FORWARD.
+def may_need_ipv6_accepts(topo: Topology, backend: str) -> bool:
+    """Whether any network could need an accept in the ip6tables FORWARD (see _forward_accepts)."""
+    return any(n.mode == "bridge" or backend != "iptables" and (n.mode == "isolated" or n.mode in ROUTING_MODES
+                                                                and n.subnet6 is not None) for n in topo.networks)
+
+
+def _forward_accepts(net, topology: str, backend: str, observed: Observed, family: int = 4) -> list[list[str]]:
+    """Accept rules a network needs in a DROP-policy filter FORWARD (of iptables or ip6tables):
+    nat/routed: in and out of the bridge (kvmnet's own table still rejects what it must), for
+    IPv6 only with a subnet6; the iptables backend needs none, its FWD chain is jumped to from
+    the top of FORWARD.
     bridge mode, and isolated networks on the nftables backend: bridged frames between ports,
-    which pass FORWARD when br_netfilter's bridge-nf-call-iptables is 1 (Docker's DROP would
-    cut guests off the LAN, and an isolated network's guests off each other)."""
+    which pass FORWARD when br_netfilter's bridge-nf-call-iptables (-ip6tables) is 1 (Docker's
+    DROP would cut guests off the LAN, and an isolated network's guests off each other)."""
     accept = host_forward_accepts(net.bridge, topology)
-    if net.mode in ROUTING_MODES and backend != "iptables":
+    if net.mode in ROUTING_MODES and backend != "iptables" and (family == 4 or net.subnet6 is not None):
         return [accept["in"], accept["out"]]
     if (net.mode == "bridge" or net.mode == "isolated" and backend != "iptables") \
-            and observed.sysctls.get(BR_NF_CALL) == "1":
+            and observed.sysctls.get(BR_NF_CALL6 if family == 6 else BR_NF_CALL) == "1":
         return [accept["between"]]
     return []
 

@@ -12,6 +12,7 @@ IP_FORWARD = "net/ipv4/ip_forward"
 IP6_FORWARD = "net/ipv6/conf/all/forwarding"
 SHARED_KEYS = (f"sysctl:{IP_FORWARD}", f"sysctl:{IP6_FORWARD}")  # host-wide facts several topologies may need
 BR_NF_CALL = "net/bridge/bridge-nf-call-iptables"  # br_netfilter: bridged frames meet iptables
+BR_NF_CALL6 = "net/bridge/bridge-nf-call-ip6tables"  # ... and ip6tables
 
 
 def shared(key: str) -> bool:
@@ -26,13 +27,13 @@ def paths(topo: Topology, routes=()) -> list[str]:
     out = ipv6_paths(topo, routes)
     for net in topo.networks:
         if net.mode == "bridge":
-            out += [BR_NF_CALL, _port_ipv6(net), IP6_FORWARD]
+            out += [BR_NF_CALL, BR_NF_CALL6, _port_ipv6(net), IP6_FORWARD]
             out += [f"net/ipv6/conf/{dev}/{name}" for dev in (net.uplink, net.bridge, "default")
                     for name in FROM_UPLINK + ("disable_ipv6",)]
         if net.mode in VIRTUAL_MODES:
             out.append(f"net/ipv6/conf/{net.bridge}/disable_ipv6")
         if net.mode == "isolated":
-            out.append(BR_NF_CALL)  # (plan/firewall.py: same-bridge frames under Docker's DROP)
+            out += [BR_NF_CALL, BR_NF_CALL6]  # (plan/firewall.py: same-bridge frames under Docker's DROP)
         if net.mode in ROUTING_MODES:
             out.append(IP_FORWARD)
         if net.mode == "nat" and net.forwards:
