@@ -285,20 +285,6 @@ def test_the_acl_files_on_disk(tmp_path):
     assert not (conf / "kvmnet.conf").exists()
 
 
-def test_an_acl_step_writes_only_in_this_hosts_directory(tmp_path, monkeypatch):
-    """The directory comes from the record: root writes bridge.conf in no other one."""
-    from kvmnet.engine.steps import Step
-    from kvmnet.errors import HostError
-    from kvmnet.host import qemu_acl
-    monkeypatch.setenv("KVMNET_QEMU_CONF_DIR", str(tmp_path / "qemu"))
-    elsewhere = tmp_path / "elsewhere"
-    with pytest.raises(HostError, match="is not this host's qemu-bridge-helper directory"):
-        qemu_acl.run(Step("qemuacl.add", {"conf_dir": str(elsewhere), "bridge": "kvmlab0", "topology": "seedq"}))
-    assert not elsewhere.exists()
-    qemu_acl.run(Step("qemuacl.add", {"conf_dir": str(tmp_path / "qemu") + "/", "bridge": "kvmlab0", "topology": "seedq"}))
-    assert qemu_acl.read(str(tmp_path / "qemu")) == {"kvmlab0": "seedq"}
-
-
 VDE = """\
     [networks.sw]
     mode = "vde"
