@@ -40,9 +40,9 @@ def observe(topo: Topology, state_dir: str, backend: str = "nftables", host=None
             procs[f"vde:{net.name}"] = host.vde(paths["pid"], paths["ctl"])
     forwarding = any(n.mode in ROUTING_MODES + ("bridge", "isolated") for n in topo.networks)
     routes, addrs = host.routes(links), host.addrs(links)
-    return Observed(links=links, addrs=addrs, routes=routes,
-                    sysctls={p: host.sysctl(p) for p in {*sysctls.paths(topo, routes), *recorded_sysctls}}, firewall=fw,
-                    processes=procs, host_forward=_host_forward(topo, backend, host, host_forward) if forwarding else {},
+    seen = {p: host.sysctl(p) for p in {*sysctls.paths(topo, routes), *recorded_sysctls}}
+    return Observed(links=links, addrs=addrs, routes=routes, sysctls=seen, firewall=fw,
+                    processes=procs, host_forward=_host_forward(topo, backend, host, host_forward, seen) if forwarding else {},
                     listeners=since.listeners if since is not None else _forward_listeners(topo, host, backend, fw),
                     dnsmasq_user=user, dnsmasq_exe=exe, firewalld=_firewalld(topo, host),
                     tc=_qdiscs(topo, host), qemu_acl=_qemu_acl(topo, host),
@@ -122,10 +122,12 @@ def _overlay(topo: Topology, host, state_dir: str, links: dict, addrs: dict) -> 
     return dict(out, gateway_held=held) if held else out
 
 
-def _host_forward(topo: Topology, backend: str, host, known: dict | None) -> dict:
+def _host_forward(topo: Topology, backend: str, host, known: dict | None, sysctls: dict) -> dict:
     """The host's FORWARD chain; its ip6tables twin only for a topology that may need accepts
     there (an `ip6tables` process saved otherwise)."""
-    return known if known is not None else host.host_forward(firewall_plan.may_need_ipv6_accepts(topo, backend))
+    if known is not None:
+        return known
+    return host.host_forward(firewall_plan.may_need_ipv6_accepts(topo, backend, sysctls))
 
 
 def _dnsmasqs(topo: Topology, state_dir: str, host, user: str, since: Observed | None, ran) -> dict:

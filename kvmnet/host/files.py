@@ -81,6 +81,8 @@ def _check_links(parent: str) -> None:
             st = os.lstat(link)
         except FileNotFoundError:
             return  # (made later, 0700, by this user)
+        except NotADirectoryError:
+            raise _refuse(path, "not a directory (above the state dir)") from None
         if not stat.S_ISLNK(st.st_mode):
             path = os.path.normpath(link)  # no link in it: ".." is textual here, as for the kernel
             continue

@@ -245,14 +245,15 @@ def _antispoof(topo: Topology) -> tuple[list[str], dict[str, tuple[str, list[str
             if nic.ip6 is None and net.dhcp6 is not None and v6:
                 sets[f"claimed6_{idx}"] = ("type ipv6_addr", [str(a) for a in v6])
                 sets[f"claimed6na_{idx}"] = ("typeof @th,64,128", [f"0x{int(a):032x}" for a in v6])
-                rules += nft6.claimed_rules(tap, f"claimed6_{idx}", f"claimed6na_{idx}")
+                rules += nft6.claimed_rules(net, nic, f"claimed6_{idx}", f"claimed6na_{idx}")
             rules += nft6.antispoof_rules(net, nic)
     return rules, sets
 
 
 def _claimed_addresses(topo: Topology) -> dict[str, tuple[list[str], list]]:
-    """Spoof-protected network -> (its gateway and every static guest address on it; the static
-    ip6s inside its DHCPv6 range (config keeps gateway6 out of it)), each in order, once."""
+    """Spoof-protected network -> (its gateway and every static guest address on it; what its
+    DHCPv6 range holds of its guests' fixed IPv6 addresses, static or SLAAC (config keeps
+    gateway6 out of it)), each in order, once."""
     out: dict[str, tuple[list[str], list]] = {}
     for net in topo.networks:
         if net.spoof_protection and net.subnet is not None:
@@ -264,9 +265,9 @@ def _claimed_addresses(topo: Topology) -> dict[str, tuple[list[str], list]]:
             v4, v6 = out[nic.network]
             if nic.ip is not None and str(nic.ip) not in v4:
                 v4.append(str(nic.ip))
-            dhcp6 = topo.network(nic.network).dhcp6
-            if nic.ip6 is not None and dhcp6 is not None and dhcp6.start <= nic.ip6 <= dhcp6.end and nic.ip6 not in v6:
-                v6.append(nic.ip6)
+            net = topo.network(nic.network)
+            if net.dhcp6 is not None:
+                v6 += [a for a in nft6.fixed_addresses(net, nic) if net.dhcp6.start <= a <= net.dhcp6.end and a not in v6]
     return out
 
 

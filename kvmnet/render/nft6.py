@@ -85,14 +85,10 @@ def own_addresses(net: Network, nic: Nic) -> list[tuple[IPv6Address, IPv6Address
     """What a spoof-protected guest may send from, as ranges: its EUI-64 link-local and SLAAC
     addresses (guests using privacy or stable-privacy addresses are not covered), its static
     ip6, else the DHCPv6 range it may lease from."""
-    own = [eui64(nic.mac, LINK_LOCAL)]
-    if net.subnet6 is not None and net.subnet6.prefixlen == 64:
-        own.append(eui64(nic.mac, net.subnet6))
-    if nic.ip6 is not None:
-        own.append(nic.ip6)
-    elif net.dhcp6 is not None:
-        return [(a, a) for a in own] + [(net.dhcp6.start, net.dhcp6.end)]
-    return [(a, a) for a in own]
+    own = [(a, a) for a in fixed_addresses(net, nic)]
+    if nic.ip6 is None and net.dhcp6 is not None:
+        return own + [(net.dhcp6.start, net.dhcp6.end)]
+    return own
 
 
 def _as_addresses(ranges) -> str:
@@ -105,11 +101,24 @@ def _as_integers(ranges) -> str:
     return ", ".join(f"0x{int(a):032x}" if a == b else f"0x{int(a):032x}-0x{int(b):032x}" for a, b in ranges)
 
 
-def claimed_rules(tap: str, addresses: str, targets: str) -> list[str]:
-    """A guest leasing from the DHCPv6 range may not send from, nor advertise itself as, another
-    guest's static ip6 inside that range (named sets: render/nft.py)."""
-    return [f'iifname "{tap}" ether type ip6 ip6 saddr @{addresses} drop',
-            f'iifname "{tap}" icmpv6 type nd-neighbor-advert @th,64,128 @{targets} drop']
+def claimed_rules(net: Network, nic: Nic, addresses: str, targets: str) -> list[str]:
+    """A guest leasing from the DHCPv6 range may not send from, nor advertise itself as, what
+    the range holds of other guests' (their static ip6, their SLAAC address; named sets, one per
+    network: render/nft.py); its own SLAAC address may be in the set too, and stays its own."""
+    own = [(a, a) for a in fixed_addresses(net, nic)]
+    return [f'iifname "{nic.tap}" ether type ip6 ip6 saddr @{addresses} ip6 saddr != {{ {_as_addresses(own)} }} drop',
+            f'iifname "{nic.tap}" icmpv6 type nd-neighbor-advert @th,64,128 @{targets} '
+            f'@th,64,128 != {{ {_as_integers(own)} }} drop']
+
+
+def fixed_addresses(net: Network, nic: Nic) -> list[IPv6Address]:
+    """A guest's addresses that come from its MAC and config: EUI-64 link-local and SLAAC, static ip6."""
+    own = [eui64(nic.mac, LINK_LOCAL)]
+    if net.subnet6 is not None and net.subnet6.prefixlen == 64:
+        own.append(eui64(nic.mac, net.subnet6))
+    if nic.ip6 is not None:
+        own.append(nic.ip6)
+    return own
 
 
 def antispoof_rules(net: Network, nic: Nic) -> list[str]:

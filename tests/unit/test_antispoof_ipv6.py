@@ -76,8 +76,11 @@ def test_a_guest_leasing_from_the_range_cannot_take_a_static_ip6_inside_it():
     assert "set claimed6_0 {\n\t\ttype ipv6_addr\n\t\telements = {\n\t\t\tfd00:71::180\n\t\t}" in text
     assert "set claimed6na_0 {\n\t\ttypeof @th,64,128\n\t\telements = {\n\t\t\t0xfd000071000000000000000000000180\n\t\t}" in text
     for tap, expected in (("t-roam", True), ("t-held", False), ("t-out", False)):
-        assert (f'iifname "{tap}" ether type ip6 ip6 saddr @claimed6_0 drop' in text) is expected, tap
-        assert (f'iifname "{tap}" icmpv6 type nd-neighbor-advert @th,64,128 @claimed6na_0 drop' in text) is expected, tap
+        assert (f'iifname "{tap}" ether type ip6 ip6 saddr @claimed6_0 ' in text) is expected, tap
+        assert (f'iifname "{tap}" icmpv6 type nd-neighbor-advert @th,64,128 @claimed6na_0 ' in text) is expected, tap
+    # its own fixed addresses (link-local, SLAAC) stay its own, should the set hold them
+    assert ('iifname "t-roam" ether type ip6 ip6 saddr @claimed6_0 ip6 saddr != '
+            '{ fe80::5054:ff:fe71:12, fd00:71::5054:ff:fe71:12 } drop') in text
     # "outside" roams in IPv4 (no ip): it may not take held's 10.71.0.10 nor the gateway
     assert 'iifname "t-out" ether type ip ip saddr @claimed0 drop' in text
     assert "set claimed0 {\n\t\ttype ipv4_addr\n\t\telements = {\n\t\t\t10.71.0.1,\n\t\t\t10.71.0.10\n\t\t}" in text
@@ -88,3 +91,18 @@ def test_no_claimed6_sets_without_a_static_ip6_in_the_range():
     from kvmnet.render.nft import render
     text = render(load_text(ROAMING6.replace('ip6 = "fd00:71::180"', 'ip6 = "fd00:71::80"'), "r6.toml"), "kvmnet_r6").text
     assert "claimed6" not in text
+
+
+def test_a_range_wide_enough_to_hold_slaac_addresses_claims_the_others_but_not_ones_own():
+    """A guest leasing from a range that holds EUI-64 addresses could send from another guest's
+    SLAAC address; the set holds every guest's, and each roamer's rule exempts its own."""
+    from kvmnet.config.loader import load_text
+    from kvmnet.render.nft import render
+    wide = ROAMING6.replace('start = "fd00:71::100"\nend = "fd00:71::1ff"',
+                            'start = "fd00:71::100"\nend = "fd00:71::ffff:ffff:ffff:ffff"')
+    text = render(load_text(wide, "r6.toml"), "kvmnet_r6").text
+    body = text.split("set claimed6_0 {", 1)[1].split("}", 2)[0]
+    assert [l.strip().rstrip(",") for l in body.splitlines() if l.strip().startswith("fd00")] == [
+        "fd00:71::5054:ff:fe71:10", "fd00:71::180", "fd00:71::5054:ff:fe71:11", "fd00:71::5054:ff:fe71:12"]
+    assert ('iifname "t-roam" ether type ip6 ip6 saddr @claimed6_0 ip6 saddr != '
+            '{ fe80::5054:ff:fe71:12, fd00:71::5054:ff:fe71:12 } drop') in text

@@ -25,12 +25,13 @@ def test_policy_and_kvmnets_rules_are_read(tmp_path, monkeypatch):
 
 def test_ip6tables_is_read_only_when_asked(tmp_path, monkeypatch):
     for tool, policy in (("iptables", "ACCEPT"), ("ip6tables", "DROP")):
-        (tmp_path / tool).write_text(f"#!/bin/sh\n[ \"$*\" = '-w -S FORWARD' ] || exit 3\n"
+        (tmp_path / tool).write_text(f"#!/bin/sh\n[ \"$*\" = '-w -S FORWARD' ] || exit 3\necho > {tmp_path}/{tool}.ran\n"
                                      f"printf '%s\\n' '-P FORWARD {policy}' '-A FORWARD -o kv6 -m comment --comment \"kvmnet six\" -j ACCEPT'\n")
         (tmp_path / tool).chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     rule = '-A FORWARD -o kv6 -m comment --comment "kvmnet six" -j ACCEPT'
     assert coexist.observe() == {"policy": "ACCEPT", "rules": [rule]}
+    assert (tmp_path / "iptables.ran").exists() and not (tmp_path / "ip6tables.ran").exists()
     assert coexist.observe(ipv6=True) == {"policy": "ACCEPT", "rules": [rule], "policy6": "DROP", "rules6": [rule]}
 
 

@@ -322,6 +322,19 @@ def test_isolated_guests_ipv6_between_ports_under_br_netfilter_and_an_ip6tables_
     assert host.forward6["rules"] == []
 
 
+def test_a_nat_network_without_ipv6_keeps_its_guests_link_local_ipv6_under_br_netfilter(tmp_path):
+    """No kvmnet ip6 rule accepts its guests' bridged IPv6 (neighbour discovery, link-local
+    traffic between them): with bridge-nf-call-ip6tables=1 Docker's ip6tables DROP would take it."""
+    host, topo = uplinked(), load(NAT)
+    host.forward6["policy"] = "DROP"
+    host.sysctls["net/bridge/bridge-nf-call-ip6tables"] = "1"
+    engine.apply(topo, str(tmp_path), host=host)
+    assert host.forward6["rules"] == ['-A FORWARD -i virbr0 -o virbr0 -m comment --comment "kvmnet nat" -j ACCEPT']
+    assert host.forward_reads[0] is True
+    engine.destroy("nat", str(tmp_path), host=host)
+    assert host.forward6["rules"] == []
+
+
 class CountingHost(FakeHost):
     """A host that counts reads of its FORWARD chain (each one an `iptables` process)."""
     reads = 0

@@ -112,7 +112,7 @@ def test_observe_reads_only_what_the_topology_needs(tmp_path):
     assert seen.routes == (Route(4, "192.0.2.0/24", "eth0", None, None, "kernel", 253, "192.0.2.10"),
                            Route(4, "default", "eth0", "192.0.2.1", None, "dhcp"))
     assert seen.sysctls == {"net/ipv4/conf/virbr0/route_localnet": None, "net/ipv4/ip_forward": "1",
-                            "net/ipv6/conf/virbr0/disable_ipv6": None}
+                            "net/ipv6/conf/virbr0/disable_ipv6": None, "net/bridge/bridge-nf-call-ip6tables": None}
     assert seen.firewall == {"exists": False}
     assert seen.processes == {"dnsmasq:default": {"pid": None, "conf_text": None, "hosts": None, "dhcp_hosts": None,
                                                   "bridge": None, "group": "nogroup"}}

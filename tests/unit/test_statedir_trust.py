@@ -197,3 +197,12 @@ def test_a_root_link_to_a_users_link_is_refused(tmp_path):
     os.lchown(tmp_path / "users" / "hop", 0, 0)  # root's all the way: taken
     engine.apply(config.load(str(NAT)), str(tmp_path / "k" / "state"), host=_host())
     assert (real / "state" / "nat" / "state.json").exists()
+
+
+def test_a_file_where_a_directory_above_the_state_dir_should_be_is_refused(tmp_path):
+    (tmp_path / "f").write_text("")
+    host = _host()
+    with pytest.raises(UnsafeState) as exc:
+        engine.apply(config.load(str(NAT)), str(tmp_path / "f" / "state"), host=host)
+    assert str(exc.value).startswith(f"{tmp_path}/f: not a directory")
+    assert host.ran == []

@@ -269,10 +269,11 @@ def accepts(facts: Facts, topo: Topology, backend: str) -> None:
                 facts.want(f"{key}:{net.bridge}", do, _redo(do) if do else None)
 
 
-def may_need_ipv6_accepts(topo: Topology, backend: str) -> bool:
+def may_need_ipv6_accepts(topo: Topology, backend: str, sysctls: dict) -> bool:
     """Whether any network could need an accept in the ip6tables FORWARD (see _forward_accepts)."""
-    return any(n.mode == "bridge" or backend != "iptables" and (n.mode == "isolated" or n.mode in ROUTING_MODES
-                                                                and n.subnet6 is not None) for n in topo.networks)
+    return any(backend != "iptables" and n.mode in ROUTING_MODES and n.subnet6 is not None
+               or sysctls.get(BR_NF_CALL6) == "1" and n.mode in ROUTING_MODES + ("bridge", "isolated")
+               for n in topo.networks)
 
 
 def _forward_accepts(net, topology: str, backend: str, observed: Observed, family: int = 4) -> list[list[str]]:
@@ -280,14 +281,18 @@ def _forward_accepts(net, topology: str, backend: str, observed: Observed, famil
     nat/routed: in and out of the bridge (kvmnet's own table still rejects what it must), for
     IPv6 only with a subnet6; the iptables backend needs none, its FWD chain is jumped to from
     the top of FORWARD.
-    bridge mode, and isolated networks on the nftables backend: bridged frames between ports,
-    which pass FORWARD when br_netfilter's bridge-nf-call-iptables (-ip6tables) is 1 (Docker's
-    DROP would cut guests off the LAN, and an isolated network's guests off each other)."""
+    bridged frames between ports, which pass FORWARD when br_netfilter's bridge-nf-call-iptables
+    (-ip6tables) is 1: a bridge-mode network's (Docker's DROP would cut guests off the LAN), an
+    isolated network's on the nftables backend (its guests off each other), and for IPv6 those of
+    any network no kvmnet ip6 rule accepts (a nat network without subnet6: its guests' link-local
+    IPv6, neighbour discovery included)."""
     accept = host_forward_accepts(net.bridge, topology)
-    if net.mode in ROUTING_MODES and backend != "iptables" and (family == 4 or net.subnet6 is not None):
-        return [accept["in"], accept["out"]]
-    if (net.mode == "bridge" or net.mode == "isolated" and backend != "iptables") \
-            and observed.sysctls.get(BR_NF_CALL6 if family == 6 else BR_NF_CALL) == "1":
+    v6 = family == 6
+    if net.mode in ROUTING_MODES and (not v6 or net.subnet6 is not None):
+        return [accept["in"], accept["out"]] if backend != "iptables" else []
+    bridged = (net.mode == "bridge" or net.mode == "isolated" and (backend != "iptables" or v6 and net.subnet6 is None)
+               or net.mode in ROUTING_MODES)  # (routing here: IPv6 without subnet6)
+    if bridged and observed.sysctls.get(BR_NF_CALL6 if v6 else BR_NF_CALL) == "1":
         return [accept["between"]]
     return []
 

@@ -35,7 +35,7 @@ def paths(topo: Topology, routes=()) -> list[str]:
         if net.mode == "isolated":
             out += [BR_NF_CALL, BR_NF_CALL6]  # (plan/firewall.py: same-bridge frames under Docker's DROP)
         if net.mode in ROUTING_MODES:
-            out.append(IP_FORWARD)
+            out += [IP_FORWARD, BR_NF_CALL6]  # (plan/firewall.py: bridged IPv6 under Docker's ip6tables DROP)
         if net.mode == "nat" and net.forwards:
             out.append(f"net/ipv4/conf/{net.bridge}/route_localnet")
     return sorted(set(out))
