@@ -20,7 +20,8 @@ from ..render import frr as frr_conf, nft
 from ..render.dnsmasq import reload_paths
 from . import overlay
 from .plan import dnsmasq as dnsmasq_plan, overlay as overlay_plan, passt as passt_plan
-from .plan.firewall import delete_step
+from .plan.firewall import delete_step, save_line
+from ..render.host_forward import host_forward_accepts
 from .record import Record
 from .steps import Step
 
@@ -54,6 +55,7 @@ def forced_record(topo: Topology, state_root: str, backend: str = "nftables", ho
         if host.dnsmasq(paths["conf"], paths["pid"]).get("pid") or _any_file(paths):
             add(dnsmasq_plan.key(topo.name, net.name), dnsmasq_plan.stop_step(net.name, paths))
     _switches_and_acl(topo, host, sdir, add)
+    _forward_accepts(topo, host, add)
     _overlay(topo, host, links, sdir, add)
     _passts(topo, state_root, add)
     return rec
@@ -82,6 +84,20 @@ def _switches_and_acl(topo: Topology, host, sdir: str, add) -> None:
             if host.qemu_acl(conf_dir).get(net.bridge) == topo.name:
                 add(f"qemuacl:{net.bridge}", Step("qemuacl.del", {"conf_dir": conf_dir, "bridge": net.bridge,
                                                                   "topology": topo.name}))
+
+
+def _forward_accepts(topo: Topology, host, add) -> None:
+    """kvmnet's accepts for this topology's bridges in the host's FORWARD chains (Docker's DROP
+    policy), as kvmnet renders them, comment and all: exactly those, in either family."""
+    if not any(n.bridged for n in topo.networks):
+        return
+    seen = host.host_forward(True)
+    for family, rules, key in ((4, "rules", "fwaccept"), (6, "rules6", "fwaccept6")):
+        for net in topo.networks:
+            specs = [s for s in host_forward_accepts(net.bridge, topo.name).values() if save_line(s) in seen.get(rules, [])]
+            if net.bridged and specs:
+                add(f"{key}:{net.bridge}", Step("fwaccept.del", {"bridge": net.bridge, "topology": topo.name,
+                                                                 "specs": specs, **({"family": 6} if family == 6 else {})}))
 
 
 def _overlay(topo: Topology, host, links: dict, sdir: str, add) -> None:

@@ -123,6 +123,25 @@ def test_force_removes_kvmnets_own_names_without_a_record(tmp_path):
     assert host.sysctls[FORWARD] == "1"  # its original value is unknown without the record: left as it is
 
 
+def test_force_removes_kvmnets_accepts_from_the_hosts_forward_chains(tmp_path):
+    """Docker's DROP policies: the accepts kvmnet made for this topology's bridges, in either
+    family, found by their exact form and comment; the others' rules stay."""
+    dual = ROOT / "topologies" / "dual-stack.toml"
+    host = FakeHost().with_nic("eth0", "52:54:00:00:00:01", ["192.0.2.10/24"], gateway="192.0.2.1")
+    for chain in (host.forward, host.forward6):
+        chain.update(policy="DROP", rules=["-A FORWARD -j DOCKER-USER"])
+    host.forward6["rules"].append('-A FORWARD -i kvmds0 -m comment --comment "kvmnet other" -j ACCEPT')
+    host, _ = applied(dual, host=host, root=tmp_path)
+    assert len(host.forward["rules"]) == 3 and len(host.forward6["rules"]) == 4
+    (tmp_path / "dual_stack" / "state.json").unlink()
+    forced = engine.forced_record(config.load(str(dual)), str(tmp_path), host=host)
+    assert [k for k, _ in forced.entries if k.startswith("fwaccept")] == ["fwaccept:kvmds0", "fwaccept6:kvmds0"]
+    engine.destroy("dual_stack", str(tmp_path), forced, host=host)
+    assert host.forward["rules"] == ["-A FORWARD -j DOCKER-USER"]
+    assert host.forward6["rules"] == ["-A FORWARD -j DOCKER-USER",
+                                      '-A FORWARD -i kvmds0 -m comment --comment "kvmnet other" -j ACCEPT']
+
+
 def test_force_in_bridge_mode_detaches_the_uplink(tmp_path):
     topo = config.load(str(ROOT / "topologies" / "bridge.toml"))
     host, _ = applied(ROOT / "topologies" / "bridge.toml", root=tmp_path)

@@ -263,7 +263,7 @@ def accepts(facts: Facts, topo: Topology, backend: str) -> None:
         for net in topo.networks:
             specs = _forward_accepts(net, topo.name, backend, facts.obs, family)
             if specs:
-                held = all(_save_line(spec) in seen.get(rules, []) for spec in specs)
+                held = all(save_line(spec) in seen.get(rules, []) for spec in specs)
                 args = {"bridge": net.bridge, "topology": topo.name, "specs": specs, **({"family": 6} if family == 6 else {})}
                 do = None if held else Step("fwaccept.add", args)
                 facts.want(f"{key}:{net.bridge}", do, _redo(do) if do else None)
@@ -297,7 +297,7 @@ def _forward_accepts(net, topology: str, backend: str, observed: Observed, famil
     return []
 
 
-def _save_line(spec: list[str]) -> str:
+def save_line(spec: list[str]) -> str:
     """The rule as `iptables -S FORWARD` prints it."""
     words = [f'"{w}"' if " " in w else w for w in spec]
     return "-A FORWARD " + " ".join(words)
