@@ -89,13 +89,14 @@ def _switches_and_acl(topo: Topology, host, sdir: str, add) -> None:
 def _forward_accepts(topo: Topology, host, add) -> None:
     """kvmnet's accepts for this topology's bridges in the host's FORWARD chains (Docker's DROP
     policy), as kvmnet renders them, comment and all: exactly those, in either family."""
-    if not any(n.bridged for n in topo.networks):
+    bridged = [n for n in topo.networks if n.bridged and n.bridge]
+    if not bridged:
         return
     seen = host.host_forward(True)
     for family, rules, key in ((4, "rules", "fwaccept"), (6, "rules6", "fwaccept6")):
-        for net in topo.networks:
+        for net in bridged:
             specs = [s for s in host_forward_accepts(net.bridge, topo.name).values() if save_line(s) in seen.get(rules, [])]
-            if net.bridged and specs:
+            if specs:
                 add(f"{key}:{net.bridge}", Step("fwaccept.del", {"bridge": net.bridge, "topology": topo.name,
                                                                  "specs": specs, **({"family": 6} if family == 6 else {})}))
 
