@@ -321,6 +321,13 @@ _FWACCEPT = {"bridge": (R, _ifname), "topology": (R, _this_topology), "specs": (
              "family": (O, lambda v, w: None if v in (4, 6) and not isinstance(v, bool) else f"{v!r} is not 4 or 6")}
 
 
+def _own_group(v, w):
+    """One of this topology's link groups (its taps', its bridges', its removals'): deleting by
+    group takes every link in it, so never group 0, nor another topology's."""
+    own = (naming.link_group(w.topology), naming.bridge_group(w.topology), naming.removal_group(w.topology))
+    return _int(v, w) or (None if v in own else f"{v} is not one of this topology's link groups")
+
+
 def _link_kinds(v, w):
     return None if v in ("taps", "bridges") else f"{v!r} is not taps or bridges"
 
@@ -335,7 +342,7 @@ OPS = {
     "vde.stop": _VDE,
     "qemuacl.add": _QEMU_ACL,
     "qemuacl.del": _QEMU_ACL,
-    "links.del_group": {"group": (R, _int), "names": (R, _names), "what": (O, _link_kinds), "regroup": (O, _bool)},
+    "links.del_group": {"group": (R, _own_group), "names": (R, _names), "what": (O, _link_kinds), "regroup": (O, _bool)},
     "link.set": _LINK_SET,
     "addr.add": _ADDR,
     "addr.del": _ADDR,

@@ -224,3 +224,13 @@ def test_a_records_host_forward_accepts_are_only_kvmnets_for_its_bridge():
             check_step({"op": "fwaccept.add", "args": {"bridge": "virbr0", "topology": "nat", "specs": specs}}, where)
     with pytest.raises(SchemaError, match="is not this record's topology"):
         check_step({"op": "fwaccept.del", "args": {"bridge": "virbr0", "topology": "other", "specs": []}}, where)
+
+
+def test_a_group_deletion_names_only_this_topologys_link_groups():
+    """Deleting by link group takes every link in the group: group 0 holds every link a host has."""
+    where = Where("nat", "/run/kvmnet/nat")
+    for group in (naming.link_group("nat"), naming.bridge_group("nat"), naming.removal_group("nat")):
+        check_step({"op": "links.del_group", "args": {"group": group, "names": ["kn-nat-web-0"]}}, where)
+    for group in (0, naming.link_group("other")):
+        with pytest.raises(SchemaError, match="is not one of this topology's link groups"):
+            check_step({"op": "links.del_group", "args": {"group": group, "names": ["eth0"]}}, where)
