@@ -17,7 +17,6 @@ import time
 from ..config.values import maker
 from ..observed import Address, Link, Route
 from . import netlink_pyroute2, prefetch, rtnl
-from ..errors import HostError
 from .netlink_error import NetlinkError
 
 __all__ = ["NetlinkError", "index_of", "read_links", "read_links_named", "read_addrs", "read_routes", "add_bridge",
@@ -181,20 +180,7 @@ def regroup(names: list[str], group: int) -> None:
                 raise
 
 
-# the kinds of link kvmnet makes (bridge.add, tap.add, vxlan.add, macvtap.add, a tc limit's ifb):
-# a step naming a link of any other kind (a NIC, a veth, lo) deletes nothing, whatever a record says
-OWN_KINDS = frozenset({"bridge", "tun", "vxlan", "macvtap", "macvlan", "ifb"})
-
-
-def delete_link(name: str) -> None:
-    """Delete the link `name` if it is of a kind kvmnet makes; one already gone is fine."""
-    link = rtnl.get_link(name)
-    if link is None:
-        return
-    if link["kind"] not in OWN_KINDS:
-        raise HostError(f"not deleting {name}: a {link['kind'] or 'device'} link, not a kind kvmnet makes "
-                        f"({', '.join(sorted(OWN_KINDS))})")
-    rtnl.delete_link(name)
+delete_link = rtnl.delete_link
 
 
 def set_link(name: str, *, master: str | None = None, mac: str | None = None, mtu: int | None = None,
