@@ -104,6 +104,7 @@ def stats(samples: list[float], note: str | None = None) -> dict:
     cpu = [s.cpu * 1000 for s in samples if isinstance(s, Sample) and not math.isnan(s.cpu)]
     if cpu and len(cpu) == len(ms):
         out["cpu_median_ms"] = round(percentile(cpu, 0.5), 3)
+        out["cpu_min_ms"] = round(min(cpu), 3)  # the least disturbed run: disturbance only adds CPU time
     if note:
         out["note"] = note
     return out
