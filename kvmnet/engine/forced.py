@@ -20,7 +20,7 @@ from ..render import frr as frr_conf, nft
 from ..render.dnsmasq import reload_paths
 from . import overlay
 from .plan import dnsmasq as dnsmasq_plan, overlay as overlay_plan, passt as passt_plan
-from .plan.firewall import delete_step, save_line
+from .plan.firewall import FAMILIES, delete_step, fwaccept_args, save_line
 from ..render.host_forward import host_forward_accepts
 from .record import Record
 from .steps import Step
@@ -93,12 +93,11 @@ def _forward_accepts(topo: Topology, host, add) -> None:
     if not bridged:
         return
     seen = host.host_forward(True)
-    for family, rules, key in ((4, "rules", "fwaccept"), (6, "rules6", "fwaccept6")):
+    for family, _, rules, key in FAMILIES:
         for net in bridged:
             specs = [s for s in host_forward_accepts(net.bridge, topo.name).values() if save_line(s) in seen.get(rules, [])]
             if specs:
-                add(f"{key}:{net.bridge}", Step("fwaccept.del", {"bridge": net.bridge, "topology": topo.name,
-                                                                 "specs": specs, **({"family": 6} if family == 6 else {})}))
+                add(f"{key}:{net.bridge}", Step("fwaccept.del", fwaccept_args(net.bridge, topo.name, specs, family)))
 
 
 def _overlay(topo: Topology, host, links: dict, sdir: str, add) -> None:

@@ -257,26 +257,32 @@ def accepts(facts: Facts, topo: Topology, backend: str) -> None:
     """Accepts for each network in a DROP-policy filter FORWARD (Docker's), when it has one, and
     in the ip6tables one for its IPv6 (Docker 27 drops there too)."""
     seen = facts.obs.host_forward
-    for family, policy, rules, key in ((4, "policy", "rules", "fwaccept"), (6, "policy6", "rules6", "fwaccept6")):
+    for family, policy, rules, key in FAMILIES:
         if seen.get(policy) != "DROP":
             continue
         for net in topo.networks:
-            specs = _forward_accepts(net, topo.name, backend, facts.obs, family)
+            specs = _forward_accepts(net, topo.name, backend, facts.obs.sysctls, family)
             if specs:
                 held = all(save_line(spec) in seen.get(rules, []) for spec in specs)
-                args = {"bridge": net.bridge, "topology": topo.name, "specs": specs, **({"family": 6} if family == 6 else {})}
-                do = None if held else Step("fwaccept.add", args)
+                do = None if held else Step("fwaccept.add", fwaccept_args(net.bridge, topo.name, specs, family))
                 facts.want(f"{key}:{net.bridge}", do, _redo(do) if do else None)
 
 
+# per family: the host_forward keys of its FORWARD policy and of kvmnet's rules there, the fact key
+FAMILIES = ((4, "policy", "rules", "fwaccept"), (6, "policy6", "rules6", "fwaccept6"))
+
+
+def fwaccept_args(bridge: str, topology: str, specs: list[list[str]], family: int) -> dict:
+    """A fwaccept step's arguments (`family` only for ip6tables: records before it had none)."""
+    return {"bridge": bridge, "topology": topology, "specs": specs, **({"family": 6} if family == 6 else {})}
+
+
 def may_need_ipv6_accepts(topo: Topology, backend: str, sysctls: dict) -> bool:
-    """Whether any network could need an accept in the ip6tables FORWARD (see _forward_accepts)."""
-    return any(backend != "iptables" and n.mode in ROUTING_MODES and n.subnet6 is not None
-               or sysctls.get(BR_NF_CALL6) == "1" and n.mode in ROUTING_MODES + ("bridge", "isolated")
-               for n in topo.networks)
+    """Whether any network needs an accept in the ip6tables FORWARD, should its policy be DROP."""
+    return any(_forward_accepts(n, topo.name, backend, sysctls, 6) for n in topo.networks)
 
 
-def _forward_accepts(net, topology: str, backend: str, observed: Observed, family: int = 4) -> list[list[str]]:
+def _forward_accepts(net, topology: str, backend: str, sysctls: dict, family: int = 4) -> list[list[str]]:
     """Accept rules a network needs in a DROP-policy filter FORWARD (of iptables or ip6tables):
     nat/routed: in and out of the bridge (kvmnet's own table still rejects what it must), for
     IPv6 only with a subnet6; the iptables backend needs none, its FWD chain is jumped to from
@@ -292,7 +298,7 @@ def _forward_accepts(net, topology: str, backend: str, observed: Observed, famil
         return [accept["in"], accept["out"]] if backend != "iptables" else []
     bridged = (net.mode == "bridge" or net.mode == "isolated" and (backend != "iptables" or v6 and net.subnet6 is None)
                or net.mode in ROUTING_MODES)  # (routing here: IPv6 without subnet6)
-    if bridged and observed.sysctls.get(BR_NF_CALL6 if v6 else BR_NF_CALL) == "1":
+    if bridged and sysctls.get(BR_NF_CALL6 if v6 else BR_NF_CALL) == "1":
         return [accept["between"]]
     return []
 
